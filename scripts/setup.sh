@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs every Debian package quietpatch needs (idempotent: a no-op when all are present)
+# and configures + builds one build tree.
+#
+#   scripts/setup.sh                 packages, then build/release
+#   scripts/setup.sh --packages-only packages only
+#   scripts/setup.sh --build DIR [--sanitize] [--fuzz]
+#
+# Works on a fresh Debian 12 machine as root; as a non-root user it uses sudo when the
+# packages are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config clang clang-14 libclang-rt-14-dev
+  libfuzzer-14-dev
+  # libraries
+  libssl-dev libzstd-dev liblzma-dev libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
+  libgtest-dev libgmock-dev
+  # tools the tests and benchmarks drive
+  bsdiff xdelta3 zstd time dpkg
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build_dir=build/release
+sanitize=OFF
+fuzz=OFF
+packages_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --packages-only) packages_only=1 ;;
+    --build) build_dir="$2"; shift ;;
+    --sanitize) sanitize=ON ;;
+    --fuzz) fuzz=ON ;;
+    *) echo "setup: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+install_packages
+[ "$packages_only" -eq 1 ] && exit 0
+
+export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/quietpatch-ccache}"
+compiler=()
+build_type=RelWithDebInfo
+if [ "$fuzz" = ON ]; then
+  compiler=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++)
+fi
+if [ "$sanitize" = ON ]; then build_type=Debug; fi
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
+  -DQP_SANITIZE="$sanitize" -DQP_FUZZ="$fuzz" "${compiler[@]}" >/dev/null
+cmake --build "$build_dir" -j "$(nproc)"
