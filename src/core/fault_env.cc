@@ -61,7 +61,7 @@ void FaultInjectionEnv::ClearCrash() {
   crash_at_ = fail_at_ = fail_from_ = -1;
 }
 
-std::optional<Error> FaultInjectionEnv::Gate(const std::string& what) {
+std::optional<Error> FaultInjectionEnv::Gate(const std::string& what, bool frees_space) {
   if (crashed_) return Error(ErrorCode::kCrashed, what + ": after simulated crash");
   ++count_;
   if (count_ == crash_at_) {
@@ -69,7 +69,7 @@ std::optional<Error> FaultInjectionEnv::Gate(const std::string& what) {
     return Error(ErrorCode::kCrashed, what + ": simulated crash at operation " +
                                           std::to_string(count_));
   }
-  if (count_ == fail_at_ || (fail_from_ > 0 && count_ >= fail_from_)) {
+  if (count_ == fail_at_ || (fail_from_ > 0 && count_ >= fail_from_ && !frees_space)) {
     return ErrnoError(fail_errno_, what + " (injected at operation " + std::to_string(count_) + ")");
   }
   return std::nullopt;
@@ -163,7 +163,7 @@ Result<std::string> FaultInjectionEnv::ReadLink(const std::string& path) {
 }
 
 Status FaultInjectionEnv::Unlink(const std::string& path) {
-  if (auto e = Gate("unlink " + path)) return *e;
+  if (auto e = Gate("unlink " + path, true)) return *e;
   std::string saved = SaveShadow(path);
   Status s = base_->Unlink(path);
   if (!s.ok()) {
@@ -184,7 +184,7 @@ Status FaultInjectionEnv::MakeDir(const std::string& path, mode_t permissions) {
 }
 
 Status FaultInjectionEnv::RemoveDir(const std::string& path) {
-  if (auto e = Gate("rmdir " + path)) return *e;
+  if (auto e = Gate("rmdir " + path, true)) return *e;
   auto info = base_->Stat(path);
   QP_RETURN_IF_ERROR(base_->RemoveDir(path));
   dir_ops_.push_back(DirOp{OpKind::kRmdir, path, {}, std::nullopt,

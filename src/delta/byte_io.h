@@ -1,0 +1,55 @@
+// Bounded little-endian / LEB128 encoding used by the patch formats. ByteReader never reads
+// past its span: every getter returns kCorrupt ("truncated ...") instead.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace qp::delta {
+
+class ByteWriter {
+ public:
+  void U8(std::uint8_t v) { buf_.push_back(v); }
+  void U32(std::uint32_t v);
+  void U64(std::uint64_t v);
+  void Varint(std::uint64_t v);
+  void SignedVarint(std::int64_t v);  // zigzag
+  void Bytes(std::span<const std::uint8_t> b) { buf_.insert(buf_.end(), b.begin(), b.end()); }
+  void String(const std::string& s);  // varint length + bytes
+
+  std::vector<std::uint8_t>& buffer() { return buf_; }
+  std::vector<std::uint8_t> Take() { return std::move(buf_); }
+
+ private:
+  std::vector<std::uint8_t> buf_;
+};
+
+class ByteReader {
+ public:
+  explicit ByteReader(std::span<const std::uint8_t> data) : data_(data) {}
+
+  Result<std::uint8_t> U8(const char* what);
+  Result<std::uint32_t> U32(const char* what);
+  Result<std::uint64_t> U64(const char* what);
+  // At most 10 bytes; kCorrupt on overflow.
+  Result<std::uint64_t> Varint(const char* what);
+  Result<std::int64_t> SignedVarint(const char* what);
+  // A varint that must be <= max (kTooLarge otherwise).
+  Result<std::uint64_t> BoundedVarint(const char* what, std::uint64_t max);
+  Result<std::span<const std::uint8_t>> Bytes(const char* what, std::uint64_t n);
+  // Varint length (<= max_len) then bytes.
+  Result<std::string> String(const char* what, std::uint64_t max_len);
+
+  std::size_t position() const { return pos_; }
+  std::size_t remaining() const { return data_.size() - pos_; }
+
+ private:
+  std::span<const std::uint8_t> data_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace qp::delta

@@ -1,0 +1,71 @@
+// File deltas in the bsdiff family: suffix-array matching (libdivsufsort) of the new file
+// against the old, approximate matches extended bsdiff-style, and three separately
+// compressed streams (controls, difference bytes, literal bytes). Applying streams: it
+// reads the old file at random offsets and the patch in order, and writes the new file
+// sequentially, in memory bounded by the codec windows, never the file size.
+//
+// The payload layout is specified in docs/patch-format.md ("File delta payload").
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/env.h"
+#include "core/hash.h"
+#include "core/result.h"
+#include "delta/codec.h"
+
+namespace qp::delta {
+
+// One step of a delta: `add` bytes of old (from old_pos) plus difference bytes, then
+// `copy` literal bytes, then the old position moves to the next step's old_pos.
+struct Control {
+  std::uint64_t add = 0;
+  std::uint64_t copy = 0;
+  std::int64_t old_pos = 0;
+};
+
+// Called with (done, total) bytes of the new file while diffing; may be empty.
+using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
+
+struct FileDiffOptions {
+  CompressOptions compress;
+  int threads = 2;               // matching threads for large files
+  bool executable_transform = true;  // x86-64 ELF address prediction, when it helps
+  ProgressFn progress;
+};
+
+// Largest old or new file the engine diffs or applies (suffix array indices are 32-bit).
+inline constexpr std::uint64_t kMaxFileSize = (std::uint64_t{1} << 31) - 1;
+
+// Returns the payload that turns `old_data` into `new_data`. kTooLarge past kMaxFileSize.
+Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
+                                           std::span<const std::uint8_t> new_data,
+                                           const FileDiffOptions& options);
+
+// The matching stage alone (exposed for tests and benchmarks).
+std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
+                                std::span<const std::uint8_t> new_data, int threads,
+                                const ProgressFn& progress);
+
+struct FileApplyResult {
+  std::uint64_t size = 0;
+  Sha256Digest sha256{};
+};
+
+// Applies the payload stored at [offset, offset + length) of `patch` to `old_file` and
+// appends the new file to `out` (which the caller syncs and closes). Returns the size and
+// SHA-256 of what was written; the caller compares them with what it expects. kCorrupt
+// (naming the stream or control) on malformed or truncated payloads; nothing but `out` is
+// written.
+Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
+                                       std::uint64_t offset, std::uint64_t length,
+                                       WritableFile& out);
+
+// In-memory convenience over ApplyFileDelta.
+Result<std::vector<std::uint8_t>> ApplyFileDeltaToMemory(std::span<const std::uint8_t> old_data,
+                                                         std::span<const std::uint8_t> payload);
+
+}  // namespace qp::delta

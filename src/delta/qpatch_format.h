@@ -1,0 +1,67 @@
+// The .qpatch container (format version 1; docs/patch-format.md is the specification):
+//
+//   fixed header   magic "QPATCH\r\n", u16 version, u8 kind, u8 reserved, u32 header length
+//   header         source digest, result digest, manifest, records
+//   header hash    SHA-256 of everything before it
+//   payloads       one per record that has one, at offsets the records give
+//
+// Decoding checks every length against the limits below before allocating, and checks
+// the manifest's canonical order and path safety.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/hash.h"
+#include "core/result.h"
+#include "delta/tree_manifest.h"
+
+namespace qp::delta {
+
+inline constexpr char kQpatchMagic[8] = {'Q', 'P', 'A', 'T', 'C', 'H', '\r', '\n'};
+inline constexpr std::uint16_t kQpatchVersion = 1;
+inline constexpr std::uint32_t kMaxHeaderLength = 64u << 20;
+
+enum class PatchKind : std::uint8_t { kTree = 1, kFile = 2 };
+
+enum class RecordOp : std::uint8_t {
+  kFull = 1,     // the file's whole content, compressed (payload: one encoded stream)
+  kDelta = 2,    // a file delta against `source` in the old tree (payload: delta)
+  kCopy = 3,     // identical to `source` in the old tree (renamed or duplicated; no payload)
+  kSymlink = 4,  // a symlink; payload: its target
+  kDelete = 5,   // `path` of the old tree is not in the new one (no payload)
+  kMode = 6,     // same content as the old file at `path`, new permission bits (no payload)
+};
+
+std::string_view RecordOpName(RecordOp op);
+
+struct PatchRecord {
+  RecordOp op = RecordOp::kFull;
+  std::string path;
+  std::string source;  // kDelta / kCopy: path in the old tree
+  std::uint64_t payload_offset = 0;  // relative to the start of the payload area
+  std::uint64_t payload_length = 0;
+};
+
+struct PatchHeader {
+  std::uint16_t version = kQpatchVersion;
+  PatchKind kind = PatchKind::kTree;
+  Sha256Digest source_digest{};
+  Sha256Digest result_digest{};
+  Manifest manifest;
+  std::vector<PatchRecord> records;
+  std::uint64_t payload_start = 0;  // absolute offset of the payload area (set by decoding)
+};
+
+// Serializes the header (fixed part, body and header hash). Payloads follow it.
+std::vector<std::uint8_t> EncodePatchHeader(const PatchHeader& header);
+
+// Reads and validates the header of a patch file: magic, version (kUnsupported for a
+// version this build does not know), lengths within limits, header hash, manifest sorted and
+// safe, every record naming a safe path and a payload inside the file. kCorrupt otherwise,
+// naming the record.
+Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch);
+
+}  // namespace qp::delta

@@ -1,0 +1,278 @@
+// Applying .qpatch files (see tree_patch.h).
+#include <unistd.h>
+
+#include <map>
+
+#include "core/durable_file.h"
+#include "delta/byte_io.h"
+#include "delta/codec.h"
+#include "delta/tree_patch.h"
+
+namespace qp::delta {
+namespace {
+
+constexpr std::size_t kCopyChunk = 256 * 1024;
+
+std::string Resolve(const std::string& root, const std::string& path) {
+  return path == "." ? root : JoinPath(root, path);
+}
+
+// Hashes what passes through to the destination file.
+class HashingSink final : public WritableFile {
+ public:
+  explicit HashingSink(WritableFile* out) : out_(out) {}
+  Status Append(std::span<const std::uint8_t> data) override {
+    hasher_.Update(data);
+    size_ += data.size();
+    return out_->Append(data);
+  }
+  Status Sync() override { return out_->Sync(); }
+  Status Close() override { return out_->Close(); }
+  std::uint64_t size() const { return size_; }
+  Sha256Digest Finish() { return hasher_.Finish(); }
+
+ private:
+  WritableFile* out_;
+  Sha256 hasher_;
+  std::uint64_t size_ = 0;
+};
+
+class Applier {
+ public:
+  Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const std::string& old_root,
+          const Manifest& old_m, const ApplyOptions& options)
+      : env_(env), patch_(patch), header_(header), old_root_(old_root), options_(options) {
+    for (const auto& e : old_m) old_by_path_[e.path] = &e;
+  }
+
+  Status IndexRecords() {
+    for (std::size_t i = 0; i < header_.records.size(); ++i) {
+      const PatchRecord& r = header_.records[i];
+      if (r.op == RecordOp::kDelete) continue;
+      if (!by_path_.emplace(r.path, i).second) {
+        return RecordError(i, Error(ErrorCode::kCorrupt, "second record for the same path"));
+      }
+    }
+    return OkStatus();
+  }
+
+  // Creates one manifest entry at `dest`.
+  Status Produce(const ManifestEntry& e, const std::string& dest) {
+    auto rec_it = by_path_.find(e.path);
+    std::size_t index = rec_it == by_path_.end() ? SIZE_MAX : rec_it->second;
+    const PatchRecord* rec = rec_it == by_path_.end() ? nullptr : &header_.records[index];
+    if (rec != nullptr && ((e.type == EntryType::kSymlink) != (rec->op == RecordOp::kSymlink) ||
+                           e.type == EntryType::kDirectory)) {
+      return RecordError(index, Error(ErrorCode::kCorrupt, "operation does not fit the entry type"));
+    }
+    Status s;
+    switch (e.type) {
+      case EntryType::kDirectory:
+        s = env_->MakeDir(dest, 0700);
+        break;
+      case EntryType::kSymlink:
+        s = MakeSymlink(e, rec, dest);
+        break;
+      case EntryType::kFile:
+        s = MakeFile(e, rec, dest);
+        break;
+    }
+    if (!s.ok()) {
+      if (rec != nullptr) return RecordError(index, s.error());
+      return s.error().WithContext(e.path);
+    }
+    return OkStatus();
+  }
+
+ private:
+  Error RecordError(std::size_t index, const Error& e) const {
+    const std::string& path = header_.records[index].path;
+    return e.WithContext("patch record " + std::to_string(index) + " (" + path + ")");
+  }
+
+  Result<const ManifestEntry*> OldFile(const std::string& path, const char* role) {
+    auto it = old_by_path_.find(path);
+    if (it == old_by_path_.end() || it->second->type != EntryType::kFile) {
+      return Error(ErrorCode::kCorrupt, std::string(role) + " '" + path +
+                                            "' is not a file of the old tree");
+    }
+    return it->second;
+  }
+
+  Status MakeSymlink(const ManifestEntry& e, const PatchRecord* rec, const std::string& dest) {
+    std::string target;
+    if (rec != nullptr) {
+      if (rec->payload_length > kMaxPathLength) return Error(ErrorCode::kCorrupt, "symlink target too long");
+      std::vector<std::uint8_t> buf(static_cast<std::size_t>(rec->payload_length));
+      QP_ASSIGN_OR_RETURN(std::size_t n, patch_->ReadAt(header_.payload_start + rec->payload_offset, buf));
+      if (n != buf.size()) return Error(ErrorCode::kCorrupt, "truncated symlink target");
+      target.assign(buf.begin(), buf.end());
+    } else {
+      auto it = old_by_path_.find(e.path);
+      if (it == old_by_path_.end() || it->second->type != EntryType::kSymlink) {
+        return Error(ErrorCode::kCorrupt, "unchanged symlink missing from the old tree");
+      }
+      QP_ASSIGN_OR_RETURN(target, env_->ReadLink(Resolve(old_root_, e.path)));
+    }
+    if (Sha256Of(target) != e.sha256 || target.size() != e.size) {
+      return Error(ErrorCode::kVerificationFailed, "symlink target does not match the manifest");
+    }
+    return env_->Symlink(target, dest);
+  }
+
+  Status CopyFrom(RandomAccessFile& src, WritableFile& out) {
+    std::vector<std::uint8_t> buf(kCopyChunk);
+    for (std::uint64_t off = 0;;) {
+      QP_ASSIGN_OR_RETURN(std::size_t n, src.ReadAt(off, buf));
+      if (n == 0) return OkStatus();
+      QP_RETURN_IF_ERROR(out.Append(std::span<const std::uint8_t>(buf.data(), n)));
+      off += n;
+    }
+  }
+
+  Status DecodeFull(const PatchRecord& rec, WritableFile& out) {
+    std::uint64_t start = header_.payload_start + rec.payload_offset;
+    std::uint8_t head[64];
+    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(rec.payload_length, sizeof head));
+    QP_ASSIGN_OR_RETURN(std::size_t n, patch_->ReadAt(start, std::span(head, want)));
+    ByteReader r(std::span<const std::uint8_t>(head, n));
+    QP_ASSIGN_OR_RETURN(std::uint8_t codec, r.U8("content codec"));
+    QP_ASSIGN_OR_RETURN(std::uint8_t nparams, r.U8("content codec parameters"));
+    QP_ASSIGN_OR_RETURN(auto params, r.Bytes("content codec parameters", nparams));
+    QP_ASSIGN_OR_RETURN(std::uint64_t raw, r.BoundedVarint("content length", kMaxFileSize));
+    std::uint64_t used = r.position();
+    QP_ASSIGN_OR_RETURN(auto dec, StreamDecoder::Open(static_cast<Codec>(codec), params, patch_,
+                                                      start + used, rec.payload_length - used, raw,
+                                                      "content"));
+    std::vector<std::uint8_t> buf(kCopyChunk);
+    for (std::uint64_t done = 0; done < raw;) {
+      std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), raw - done));
+      QP_RETURN_IF_ERROR(dec->Read(std::span(buf.data(), k)));
+      QP_RETURN_IF_ERROR(out.Append(std::span<const std::uint8_t>(buf.data(), k)));
+      done += k;
+    }
+    return dec->Finish();
+  }
+
+  Status MakeFile(const ManifestEntry& e, const PatchRecord* rec, const std::string& dest) {
+    // Unchanged content (no record, or only a mode change): link or copy from the old tree.
+    const ManifestEntry* copy_from = nullptr;
+    if (rec == nullptr || rec->op == RecordOp::kMode) {
+      QP_ASSIGN_OR_RETURN(copy_from, OldFile(e.path, "unchanged file"));
+    } else if (rec->op == RecordOp::kCopy) {
+      QP_ASSIGN_OR_RETURN(copy_from, OldFile(rec->source, "copy source"));
+    }
+    if (copy_from != nullptr && copy_from->sha256 != e.sha256) {
+      return Error(ErrorCode::kVerificationFailed, "old file differs from the manifest");
+    }
+    if (copy_from != nullptr && options_.link_unchanged && copy_from->mode == e.mode &&
+        env_->Link(Resolve(old_root_, copy_from->path), dest).ok()) {
+      return OkStatus();
+    }
+    QP_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(dest, CreateMode::kExclusive, 0600));
+    HashingSink sink(file.get());
+    Status s;
+    if (copy_from != nullptr) {
+      auto src = env_->NewRandomAccessFile(Resolve(old_root_, copy_from->path));
+      s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
+    } else if (rec->op == RecordOp::kFull) {
+      s = DecodeFull(*rec, sink);
+    } else if (rec->op == RecordOp::kDelta) {
+      auto source = OldFile(rec->source, "delta source");
+      if (!source.ok()) return source.error();
+      auto src = env_->NewRandomAccessFile(Resolve(old_root_, rec->source));
+      if (!src.ok()) {
+        s = src.error();
+      } else {
+        auto r = ApplyFileDelta(**src, *patch_, header_.payload_start + rec->payload_offset,
+                                rec->payload_length, sink);
+        if (!r.ok()) s = r.error();
+      }
+    } else {
+      s = Error(ErrorCode::kCorrupt, "operation does not produce a file");
+    }
+    if (s.ok() && sink.size() != e.size) {
+      s = Error(ErrorCode::kVerificationFailed,
+                "result is " + std::to_string(sink.size()) + " bytes, manifest says " +
+                    std::to_string(e.size));
+    }
+    if (s.ok() && sink.Finish() != e.sha256) {
+      s = Error(ErrorCode::kVerificationFailed, "result SHA-256 does not match the manifest");
+    }
+    if (s.ok()) s = file->Sync();
+    Status c = file->Close();
+    if (s.ok()) s = c;
+    if (s.ok()) s = env_->Chmod(dest, e.mode);
+    return s;
+  }
+
+  Env* env_;
+  RandomAccessFile* patch_;
+  const PatchHeader& header_;
+  std::string old_root_;
+  ApplyOptions options_;
+  std::map<std::string, const ManifestEntry*> old_by_path_;
+  std::map<std::string, std::size_t> by_path_;
+};
+
+}  // namespace
+
+Status RemoveTree(Env* env, const std::string& path) {
+  auto info = env->Stat(path);
+  if (!info.ok()) return info.error().code() == ErrorCode::kNotFound ? OkStatus() : Status(info.error());
+  if (info->type != FileType::kDirectory) return env->Unlink(path);
+  QP_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
+  for (const auto& n : names) QP_RETURN_IF_ERROR(RemoveTree(env, JoinPath(path, n)));
+  return env->RemoveDir(path);
+}
+
+Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,
+                  const std::string& new_path, const ApplyOptions& options) {
+  QP_ASSIGN_OR_RETURN(auto patch, env->NewRandomAccessFile(patch_path));
+  QP_ASSIGN_OR_RETURN(PatchHeader header, DecodePatchHeader(*patch));
+  bool file_kind = header.kind == PatchKind::kFile;
+  QP_ASSIGN_OR_RETURN(Manifest old_m,
+                      file_kind ? ScanSingleFile(env, old_path) : ScanTree(env, old_path));
+  Sha256Digest source = ManifestDigest(old_m);
+  if (source != header.source_digest) {
+    return Error(ErrorCode::kVerificationFailed,
+                 old_path + " is not the " + (file_kind ? "file" : "tree") +
+                     " this patch applies to (digest " + HexEncode(source).substr(0, 16) +
+                     "..., patch expects " + HexEncode(header.source_digest).substr(0, 16) + "...)");
+  }
+  if (ManifestDigest(header.manifest) != header.result_digest) {
+    return Error(ErrorCode::kCorrupt, "manifest does not match the result digest");
+  }
+  if (env->Stat(new_path).ok()) {
+    return Error(ErrorCode::kAlreadyExists, new_path + " exists; apply writes a new path only");
+  }
+  std::string tmp = new_path + ".qp-partial-" + std::to_string(::getpid());
+  Applier applier(env, patch.get(), header, old_path, old_m, options);
+  QP_RETURN_IF_ERROR(applier.IndexRecords());
+
+  auto build = [&]() -> Status {
+    if (file_kind) return applier.Produce(header.manifest[0], tmp);
+    QP_RETURN_IF_ERROR(env->MakeDir(tmp, 0700));
+    for (const auto& e : header.manifest) {
+      QP_RETURN_IF_ERROR(applier.Produce(e, JoinPath(tmp, e.path)));
+    }
+    // Directories: durable contents, then their final modes, deepest first.
+    for (auto it = header.manifest.rbegin(); it != header.manifest.rend(); ++it) {
+      if (it->type != EntryType::kDirectory) continue;
+      std::string dir = JoinPath(tmp, it->path);
+      QP_RETURN_IF_ERROR(env->SyncDir(dir));
+      QP_RETURN_IF_ERROR(env->Chmod(dir, it->mode));
+    }
+    QP_RETURN_IF_ERROR(env->SyncDir(tmp));
+    return OkStatus();
+  };
+  Status s = build();
+  if (s.ok()) s = RenameDurably(env, tmp, new_path);
+  if (!s.ok()) {
+    if (s.error().code() != ErrorCode::kCrashed) (void)RemoveTree(env, tmp);
+    return s;
+  }
+  return OkStatus();
+}
+
+}  // namespace qp::delta

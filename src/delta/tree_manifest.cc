@@ -1,0 +1,124 @@
+#include "delta/tree_manifest.h"
+
+#include <algorithm>
+
+#include "delta/byte_io.h"
+
+namespace qp::delta {
+
+Status ValidateRelativePath(const std::string& path) {
+  auto bad = [&](const std::string& why) {
+    std::string shown = path.size() > 200 ? path.substr(0, 200) + "..." : path;
+    return Error(ErrorCode::kCorrupt, "unsafe path '" + shown + "': " + why);
+  };
+  if (path.empty()) return bad("empty");
+  if (path.size() > kMaxPathLength) return bad("too long");
+  if (path.find('\0') != std::string::npos) return bad("contains NUL");
+  if (path.front() == '/') return bad("absolute");
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string_view part(path.data() + start, end - start);
+    if (part.empty()) return bad("empty component");
+    if (part == "." || part == "..") return bad("'.' or '..' component");
+    if (part.size() > 255) return bad("component longer than 255 bytes");
+    start = end + 1;
+  }
+  return OkStatus();
+}
+
+Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path) {
+  QP_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
+  Sha256 h;
+  std::vector<std::uint8_t> buf(256 * 1024);
+  std::uint64_t off = 0;
+  for (;;) {
+    QP_ASSIGN_OR_RETURN(std::size_t n, file->ReadAt(off, buf));
+    if (n == 0) break;
+    h.Update(std::span<const std::uint8_t>(buf.data(), n));
+    off += n;
+  }
+  return std::make_pair(off, h.Finish());
+}
+
+namespace {
+
+Status ScanInto(Env* env, const std::string& root, const std::string& rel, Manifest* out) {
+  std::string dir = rel.empty() ? root : JoinPath(root, rel);
+  QP_ASSIGN_OR_RETURN(auto names, env->ListDir(dir));
+  for (const auto& name : names) {
+    std::string child_rel = rel.empty() ? name : rel + "/" + name;
+    std::string child = JoinPath(root, child_rel);
+    QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(child));
+    ManifestEntry e;
+    e.path = child_rel;
+    e.mode = info.mode;
+    switch (info.type) {
+      case FileType::kRegular: {
+        e.type = EntryType::kFile;
+        QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, child));
+        e.size = hashed.first;
+        e.sha256 = hashed.second;
+        out->push_back(std::move(e));
+        break;
+      }
+      case FileType::kSymlink: {
+        e.type = EntryType::kSymlink;
+        e.mode = 0777;
+        QP_ASSIGN_OR_RETURN(std::string target, env->ReadLink(child));
+        e.size = target.size();
+        e.sha256 = Sha256Of(target);
+        out->push_back(std::move(e));
+        break;
+      }
+      case FileType::kDirectory:
+        e.type = EntryType::kDirectory;
+        out->push_back(std::move(e));
+        QP_RETURN_IF_ERROR(ScanInto(env, root, child_rel, out));
+        break;
+      case FileType::kOther:
+        return Error(ErrorCode::kUnsupported, child + ": not a file, directory or symlink");
+    }
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
+Result<Manifest> ScanTree(Env* env, const std::string& root) {
+  QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(root));
+  if (info.type != FileType::kDirectory) {
+    return Error(ErrorCode::kInvalidArgument, root + ": not a directory");
+  }
+  Manifest m;
+  QP_RETURN_IF_ERROR(ScanInto(env, root, "", &m));
+  std::sort(m.begin(), m.end(),
+            [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
+  return m;
+}
+
+Result<Manifest> ScanSingleFile(Env* env, const std::string& path) {
+  QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(path));
+  if (info.type != FileType::kRegular) {
+    return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
+  }
+  QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, path));
+  return Manifest{ManifestEntry{".", EntryType::kFile, info.mode, hashed.first, hashed.second}};
+}
+
+Sha256Digest ManifestDigest(const Manifest& manifest) {
+  ByteWriter w;
+  w.Bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("qp-tree-v1"), 10));
+  w.Varint(manifest.size());
+  for (const auto& e : manifest) {
+    w.String(e.path);
+    w.U8(static_cast<std::uint8_t>(e.type));
+    w.Varint(e.mode);
+    w.Varint(e.size);
+    w.Bytes(e.sha256);
+  }
+  return Sha256Of(w.buffer());
+}
+
+}  // namespace qp::delta

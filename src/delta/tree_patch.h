@@ -1,0 +1,62 @@
+// Building and applying .qpatch files for whole trees and for single files.
+//
+// Building pairs every new file with its best source in the old tree (the same path, an
+// identical file elsewhere, or a predecessor whose name differs only in version digits,
+// such as libfoo.so.1.2 -> libfoo.so.1.3) and keeps, per file, whichever is smaller: the
+// delta or the whole compressed content.
+//
+// Applying writes the new tree into a fresh directory beside the output path and renames
+// it into place only when every file matches the manifest; on any error nothing is left
+// behind. The old tree is only read, and must match the patch's source digest first.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "delta/file_delta.h"
+#include "delta/qpatch_format.h"
+
+namespace qp::delta {
+
+struct BuildOptions {
+  FileDiffOptions diff;
+  // Called before each file is encoded: (path, index, count).
+  std::function<void(const std::string&, std::size_t, std::size_t)> on_file;
+};
+
+struct BuildStats {
+  std::size_t files_changed = 0, files_unchanged = 0, files_added = 0, paths_deleted = 0;
+  std::uint64_t patch_bytes = 0;
+};
+
+// Builds a patch turning the tree at `old_root` into the tree at `new_root`, written
+// durably to `patch_path` (which must not exist yet).
+Result<BuildStats> BuildTreePatch(Env* env, const std::string& old_root,
+                                  const std::string& new_root, const std::string& patch_path,
+                                  const BuildOptions& options);
+// The same for two single files.
+Result<BuildStats> BuildFilePatch(Env* env, const std::string& old_file,
+                                  const std::string& new_file, const std::string& patch_path,
+                                  const BuildOptions& options);
+
+struct ApplyOptions {
+  // Unchanged files are hard-linked from the old tree instead of copied (same file system
+  // only; falls back to copying). The store uses this; the CLI copies.
+  bool link_unchanged = false;
+};
+
+// Applies the patch at `patch_path` to the tree (or file) at `old_path`, creating
+// `new_path`, which must not exist. kVerificationFailed if the old tree is not the one the
+// patch was made from; kCorrupt naming the record for a bad patch. On failure `new_path`
+// does not exist and no temporary file is left.
+Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,
+                  const std::string& new_path, const ApplyOptions& options);
+
+// Removes a tree through the env (files, symlinks, then directories). Ok if absent.
+Status RemoveTree(Env* env, const std::string& path);
+
+}  // namespace qp::delta

@@ -1,0 +1,244 @@
+#include "delta/tree_patch.h"
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <random>
+
+#include "core/fault_env.h"
+#include "core/memory_file.h"
+#include "core/test_dir.h"
+#include "delta/byte_io.h"
+
+namespace qp::delta {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string RandomText(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+BuildOptions Fast() {
+  BuildOptions o;
+  o.diff.compress.zstd_level = 3;
+  o.diff.compress.lzma_extreme = false;
+  return o;
+}
+
+// Old tree and new tree with every kind of change.
+void MakeTrees(const TestDir& d) {
+  fs::create_directories(d.Sub("old/lib/engines"));
+  fs::create_directories(d.Sub("old/gone"));
+  fs::create_directories(d.Sub("new/lib/engines"));
+  fs::create_directories(d.Sub("new/share"));
+  std::string lib = RandomText(100000, 1);
+  WriteTestFile(d.Sub("old/lib/libfoo.so.1.2"), lib);
+  std::string lib2 = lib;
+  lib2[5000] ^= 1;
+  lib2.insert(20000, "inserted bytes");
+  WriteTestFile(d.Sub("new/lib/libfoo.so.1.3"), lib2);  // renamed and changed
+  WriteTestFile(d.Sub("old/lib/engines/same.so"), RandomText(5000, 2));
+  WriteTestFile(d.Sub("new/lib/engines/same.so"), RandomText(5000, 2));  // unchanged
+  WriteTestFile(d.Sub("old/lib/moved"), RandomText(3000, 3));
+  WriteTestFile(d.Sub("new/share/moved-here"), RandomText(3000, 3));  // renamed only
+  WriteTestFile(d.Sub("old/gone/file"), "deleted");
+  WriteTestFile(d.Sub("new/share/added.txt"), "a new file\n");
+  WriteTestFile(d.Sub("old/empty"), "");
+  WriteTestFile(d.Sub("new/empty"), "");
+  WriteTestFile(d.Sub("old/script"), "#!/bin/sh\n");
+  WriteTestFile(d.Sub("new/script"), "#!/bin/sh\n");
+  fs::permissions(d.Sub("new/script"), fs::perms(0755));  // mode change only
+  fs::create_symlink("libfoo.so.1.2", d.Sub("old/lib/libfoo.so"));
+  fs::create_symlink("libfoo.so.1.3", d.Sub("new/lib/libfoo.so"));
+  fs::create_symlink("engines", d.Sub("old/lib/eng"));
+  fs::create_symlink("engines", d.Sub("new/lib/eng"));
+}
+
+TEST(TreePatchTest, RoundTripsEveryKindOfChange) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  auto stats = BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p.qpatch"), Fast());
+  ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+  EXPECT_EQ(stats->paths_deleted, 4u);  // gone/, gone/file, lib/moved, lib/libfoo.so.1.2
+  ASSERT_TRUE(ApplyPatch(env, d.Sub("old"), d.Sub("p.qpatch"), d.Sub("out"), {}).ok());
+  auto expected = ScanTree(env, d.Sub("new"));
+  auto got = ScanTree(env, d.Sub("out"));
+  ASSERT_TRUE(expected.ok() && got.ok());
+  EXPECT_EQ(ManifestDigest(*expected), ManifestDigest(*got));
+  EXPECT_EQ(ReadTestFile(d.Sub("out/lib/libfoo.so.1.3")), ReadTestFile(d.Sub("new/lib/libfoo.so.1.3")));
+  EXPECT_EQ(fs::read_symlink(d.Sub("out/lib/libfoo.so")).string(), "libfoo.so.1.3");
+
+  // The rename was paired with its predecessor: a delta, not the whole file.
+  auto patch = env->NewRandomAccessFile(d.Sub("p.qpatch"));
+  auto header = DecodePatchHeader(**patch);
+  ASSERT_TRUE(header.ok());
+  bool saw_delta = false, saw_copy = false, saw_mode = false;
+  for (const auto& r : header->records) {
+    if (r.op == RecordOp::kDelta && r.path == "lib/libfoo.so.1.3") {
+      EXPECT_EQ(r.source, "lib/libfoo.so.1.2");
+      EXPECT_LT(r.payload_length, 1000u);
+      saw_delta = true;
+    }
+    if (r.op == RecordOp::kCopy) saw_copy = r.source == "lib/moved";
+    if (r.op == RecordOp::kMode) saw_mode = r.path == "script";
+  }
+  EXPECT_TRUE(saw_delta && saw_copy && saw_mode);
+}
+
+TEST(TreePatchTest, LinkedUnchangedFilesShareInodes) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  ApplyOptions link;
+  link.link_unchanged = true;
+  ASSERT_TRUE(ApplyPatch(env, d.Sub("old"), d.Sub("p"), d.Sub("out"), link).ok());
+  EXPECT_EQ(env->Stat(d.Sub("out/lib/engines/same.so"))->inode,
+            env->Stat(d.Sub("old/lib/engines/same.so"))->inode);
+}
+
+TEST(TreePatchTest, FilePatchRoundTrip) {
+  TestDir d;
+  WriteTestFile(d.Sub("a"), RandomText(50000, 4));
+  std::string b = ReadTestFile(d.Sub("a"));
+  b.replace(100, 5, "XXXXX");
+  WriteTestFile(d.Sub("b"), b);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildFilePatch(env, d.Sub("a"), d.Sub("b"), d.Sub("p"), Fast()).ok());
+  ASSERT_TRUE(ApplyPatch(env, d.Sub("a"), d.Sub("p"), d.Sub("c"), {}).ok());
+  EXPECT_EQ(ReadTestFile(d.Sub("c")), b);
+}
+
+TEST(TreePatchTest, WrongSourceIsRefusedAndLeavesNothing) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  WriteTestFile(d.Sub("old/lib/engines/same.so"), "modified behind our back");
+  Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p"), d.Sub("out"), {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kVerificationFailed);
+  EXPECT_NE(s.error().message().find("is not the tree this patch applies to"), std::string::npos);
+  EXPECT_FALSE(TestPathExists(d.Sub("out")));
+}
+
+TEST(TreePatchTest, RefusesToOverwriteOutput) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  fs::create_directory(d.Sub("out"));
+  EXPECT_EQ(ApplyPatch(env, d.Sub("old"), d.Sub("p"), d.Sub("out"), {}).error().code(),
+            ErrorCode::kAlreadyExists);
+  EXPECT_EQ(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).error().code(),
+            ErrorCode::kAlreadyExists);
+}
+
+// Every single-byte corruption and every truncation point of a patch is an error or (for
+// payload bytes that happen not to matter) a verified result: never a wrong tree, and never
+// a partial output left behind.
+TEST(TreePatchTest, CorruptAndTruncatedPatchesNeverProduceAWrongTree) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  std::string good = ReadTestFile(d.Sub("p"));
+  auto want = ManifestDigest(*ScanTree(env, d.Sub("new")));
+  std::mt19937 rng(5);
+  int errors = 0;
+  for (int i = 0; i < 120; ++i) {
+    std::string bad = good;
+    if (i % 2 == 0) {
+      bad.resize(rng() % good.size());
+    } else {
+      bad[rng() % bad.size()] ^= static_cast<char>(1 + rng() % 255);
+    }
+    WriteTestFile(d.Sub("bad"), bad);
+    Status s = ApplyPatch(env, d.Sub("old"), d.Sub("bad"), d.Sub("out"), {});
+    if (s.ok()) {
+      EXPECT_EQ(ManifestDigest(*ScanTree(env, d.Sub("out"))), want);
+      fs::remove_all(d.Sub("out"));
+    } else {
+      ++errors;
+      EXPECT_FALSE(TestPathExists(d.Sub("out")));
+    }
+    auto names = *env->ListDir(d.path());
+    for (const auto& n : names) EXPECT_EQ(n.find("qp-partial"), std::string::npos) << n;
+  }
+  EXPECT_GT(errors, 100);
+}
+
+TEST(TreePatchTest, UnknownVersionIsUnsupported) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  std::string p = ReadTestFile(d.Sub("p"));
+  p[8] = 2;
+  WriteTestFile(d.Sub("p2"), p);
+  Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
+  EXPECT_EQ(s.error().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(s.error().message().find("version 2"), std::string::npos);
+}
+
+// Hand-made headers that try to escape the output directory.
+TEST(TreePatchTest, PathsThatEscapeTheTreeAreRejected) {
+  auto header_with = [](Manifest m) {
+    PatchHeader h;
+    h.manifest = std::move(m);
+    return EncodePatchHeader(h);
+  };
+  ManifestEntry file{"x", EntryType::kFile, 0644, 0, {}};
+  for (std::string bad : {"../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "./a", "", "a/."}) {
+    file.path = bad;
+    auto bytes = header_with({file});
+    MemoryFile f(bytes);
+    auto r = DecodePatchHeader(f);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+    EXPECT_NE(r.error().message().find("unsafe path"), std::string::npos) << r.error().message();
+  }
+  // A file under a symlink (or under anything that is not a directory of the manifest).
+  ManifestEntry link{"lib", EntryType::kSymlink, 0777, 4, {}};
+  ManifestEntry under{"lib/x", EntryType::kFile, 0644, 0, {}};
+  auto bytes = header_with({link, under});
+  MemoryFile f(bytes);
+  auto r = DecodePatchHeader(f);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("parent is not a directory"), std::string::npos);
+  // Unsorted manifests are not canonical.
+  ManifestEntry b{"b", EntryType::kFile, 0644, 0, {}}, a{"a", EntryType::kFile, 0644, 0, {}};
+  auto unsorted = header_with({b, a});
+  MemoryFile u(unsorted);
+  EXPECT_FALSE(DecodePatchHeader(u).ok());
+}
+
+TEST(TreePatchTest, ENoSpaceDuringApplyLeavesNothingBehind) {
+  TestDir d, shadow;
+  MakeTrees(d);
+  ASSERT_TRUE(BuildTreePatch(Env::Default(), d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  int failures = 0;
+  for (int op = 1;; op += 3) {
+    FaultInjectionEnv env(Env::Default(), shadow.path());
+    env.FailFromOperation(op, ENOSPC);
+    Status s = ApplyPatch(&env, d.Sub("old"), d.Sub("p"), d.Sub("out"), {});
+    if (s.ok()) break;
+    ++failures;
+    EXPECT_EQ(s.error().code(), ErrorCode::kNoSpace) << s.error().ToString();
+    EXPECT_FALSE(TestPathExists(d.Sub("out")));
+    std::vector<std::string> names = *Env::Default()->ListDir(d.path());
+    for (const auto& n : names) {
+      EXPECT_EQ(n.find("qp-partial"), std::string::npos) << "op " << op;
+    }
+  }
+  EXPECT_GT(failures, 5);
+}
+
+}  // namespace
+}  // namespace qp::delta
