@@ -159,7 +159,7 @@ std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
   // Progress is reported from this thread only, so the callback needs no locking.
   while (progress && running.load() > 0) {
     progress(done.load(), static_cast<std::uint64_t>(n));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   for (auto& w : workers) w.join();
   if (progress) progress(static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(n));

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Patch engine benchmark: quietpatch-delta against bsdiff, xdelta3 and zstd --patch-from
+# (all from Debian, run here side by side) on the real security updates in
+# ../shared/corpus. Prints, per pair: patch bytes, diff and apply wall seconds and peak
+# memory, every patch verified byte for byte; and quietpatch's size as a ratio of the best
+# public tool (the smallest of the tools run here and HDiffPatch's published figure from
+# the corpus README, which Debian does not package).
+#
+#   bench/delta_bench.sh [--quick]     --quick: skip the 47 MB libnode pair
+set -euo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+scripts/setup.sh >/dev/null
+qp=build/release/src/apps/quietpatch-delta
+corpus=../shared/corpus/debs
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for deb in "$corpus"/*.deb; do
+  dpkg-deb -x "$deb" "$work/$(basename "$deb" .deb)"
+done
+S=usr/lib/x86_64-linux-gnu
+L=lib/x86_64-linux-gnu
+# name | old file | new file | HDiffPatch best (bytes, corpus README)
+pairs=(
+  "libssl.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libssl.so.3|21033"
+  "libcrypto.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libcrypto.so.3|228359"
+  "libssl.so.3 20->22|libssl3_3.0.20-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libssl.so.3|29612"
+  "libcrypto.so.3 20->22|libssl3_3.0.20-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libcrypto.so.3|193171"
+  "libssl.so.3 17->22|libssl3_3.0.17-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libssl.so.3|34125"
+  "libcrypto.so.3 17->22|libssl3_3.0.17-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libcrypto.so.3|255666"
+  "libc.so.6 u7->u14|libc6_2.36-9+deb12u7_amd64/$L/libc.so.6|libc6_2.36-9+deb12u14_amd64/$L/libc.so.6|51073"
+  "libnode.so.108 u2->u3|libnode108_18.20.4+dfsg-1~deb12u2_amd64/$S/libnode.so.108|libnode108_18.20.4+dfsg-1~deb12u3_amd64/$S/libnode.so.108|694916"
+)
+
+# run OUT_VAR cmd...: wall seconds and peak MB of one command, "s MB"
+measure() {
+  local out
+  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err"; } 2>&1 ) || {
+    echo "command failed: $*" >&2; cat "$work/err" >&2; exit 1; }
+  tail -n 1 "$work/err" | awk '{printf "%.2f %d", $1, $2/1024}'
+}
+verify() { cmp -s "$1" "$2" || { echo "MISMATCH: $3 did not rebuild $2" >&2; exit 1; }; }
+
+printf "%-24s %-8s %10s %8s %8s %8s %8s\n" pair tool bytes diff_s diff_MB apply_s apply_MB
+sum_qp=0; sum_best=0; worst_ratio=0
+for p in "${pairs[@]}"; do
+  IFS='|' read -r name old new hdiff <<<"$p"
+  if [ $quick -eq 1 ] && [[ $name == libnode* ]]; then continue; fi
+  old="$work/$old"; new="$work/$new"; t="$work/t"; rm -rf "$t"; mkdir "$t"
+  declare -A bytes=()
+  # quietpatch
+  d=$(measure "$qp" diff "$old" "$new" "$t/qp.qpatch")
+  a=$(measure "$qp" apply "$old" "$t/qp.qpatch" "$t/qp.out"); verify "$t/qp.out" "$new" quietpatch
+  bytes[quietpatch]=$(stat -c %s "$t/qp.qpatch")
+  printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "$name" quietpatch "${bytes[quietpatch]}" $d $a
+  # bsdiff 4.3
+  d=$(measure bsdiff "$old" "$new" "$t/bs.patch")
+  a=$(measure bspatch "$old" "$t/bs.out" "$t/bs.patch"); verify "$t/bs.out" "$new" bsdiff
+  bytes[bsdiff]=$(stat -c %s "$t/bs.patch")
+  printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "" bsdiff "${bytes[bsdiff]}" $d $a
+  # xdelta3 -9 -S lzma
+  d=$(measure xdelta3 -e -9 -S lzma -f -s "$old" "$new" "$t/xd.patch")
+  a=$(measure xdelta3 -d -f -s "$old" "$t/xd.patch" "$t/xd.out"); verify "$t/xd.out" "$new" xdelta3
+  bytes[xdelta3]=$(stat -c %s "$t/xd.patch")
+  printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "" xdelta3 "${bytes[xdelta3]}" $d $a
+  # zstd -19 --long=31 --patch-from
+  d=$(measure zstd -q -f -19 --long=31 --patch-from="$old" "$new" -o "$t/zs.patch")
+  a=$(measure zstd -q -f -d --long=31 --memory=2048MB --patch-from="$old" "$t/zs.patch" -o "$t/zs.out")
+  verify "$t/zs.out" "$new" zstd
+  bytes[zstd]=$(stat -c %s "$t/zs.patch")
+  printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "" zstd "${bytes[zstd]}" $d $a
+  best=$hdiff; best_tool="HDiffPatch(ref)"
+  for tool in bsdiff xdelta3 zstd; do
+    if [ "${bytes[$tool]}" -lt "$best" ]; then best=${bytes[$tool]}; best_tool=$tool; fi
+  done
+  ratio=$(awk -v a="${bytes[quietpatch]}" -v b="$best" 'BEGIN{printf "%.3f", a/b}')
+  printf "%-24s %-8s %10d   best public: %s; quietpatch/best = %s\n" "" HDiffPatch "$hdiff" "$best_tool" "$ratio"
+  sum_qp=$((sum_qp + bytes[quietpatch])); sum_best=$((sum_best + best))
+  worst_ratio=$(awk -v a="$ratio" -v b="$worst_ratio" 'BEGIN{print (a>b)?a:b}')
+  unset bytes
+done
+echo
+printf "total: quietpatch %d bytes, best public %d bytes, ratio %.3f (target <= 0.85); worst pair ratio %s (target < 1)\n" \
+  "$sum_qp" "$sum_best" "$(awk -v a=$sum_qp -v b=$sum_best 'BEGIN{print a/b}')" "$worst_ratio"
