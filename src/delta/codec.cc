@@ -21,17 +21,32 @@ int WindowLogFor(std::size_t n) {
   return log;
 }
 
+// Output grows as it is produced: a buffer the size of the input, per candidate, would
+// cost more memory than the data itself on large files.
+constexpr std::size_t kOutChunk = 1 << 20;
+
 std::vector<std::uint8_t> CompressZstd(std::span<const std::uint8_t> data, int level) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, WindowLogFor(data.size()));
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
-  std::vector<std::uint8_t> out(ZSTD_compressBound(data.size()));
-  std::size_t n = ZSTD_compress2(cctx, out.data(), out.size(), data.data(), data.size());
+  std::vector<std::uint8_t> out;
+  ZSTD_inBuffer in{data.data(), data.size(), 0};
+  for (;;) {
+    std::size_t used = out.size();
+    out.resize(used + kOutChunk);
+    ZSTD_outBuffer ob{out.data() + used, kOutChunk, 0};
+    std::size_t rc = ZSTD_compressStream2(cctx, &ob, &in, ZSTD_e_end);
+    out.resize(used + ob.pos);
+    if (ZSTD_isError(rc)) {
+      out.clear();
+      break;
+    }
+    if (rc == 0) break;
+  }
   ZSTD_freeCCtx(cctx);
-  if (ZSTD_isError(n)) return {};
-  out.resize(n);
+  out.shrink_to_fit();
   return out;
 }
 
@@ -46,16 +61,21 @@ std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int 
   lzma_filter filters[] = {{LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
   lzma_stream strm = LZMA_STREAM_INIT;
   if (lzma_raw_encoder(&strm, filters) != LZMA_OK) return {};
-  std::vector<std::uint8_t> out(data.size() + data.size() / 16 + 1024);
+  std::vector<std::uint8_t> out;
   strm.next_in = data.data();
   strm.avail_in = data.size();
-  strm.next_out = out.data();
-  strm.avail_out = out.size();
-  lzma_ret ret = lzma_code(&strm, LZMA_FINISH);
-  std::size_t produced = out.size() - strm.avail_out;
+  lzma_ret ret;
+  do {
+    std::size_t used = out.size();
+    out.resize(used + kOutChunk);
+    strm.next_out = out.data() + used;
+    strm.avail_out = kOutChunk;
+    ret = lzma_code(&strm, LZMA_FINISH);
+    out.resize(used + kOutChunk - strm.avail_out);
+  } while (ret == LZMA_OK);
   lzma_end(&strm);
   if (ret != LZMA_STREAM_END) return {};
-  out.resize(produced);
+  out.shrink_to_fit();
   return out;
 }
 
@@ -64,8 +84,10 @@ std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int 
 EncodedStream CompressBest(std::span<const std::uint8_t> data, const CompressOptions& options) {
   EncodedStream best;
   best.codec = Codec::kRaw;
-  best.bytes.assign(data.begin(), data.end());
-  if (data.empty()) return best;
+  if (data.size() <= 64) {
+    best.bytes.assign(data.begin(), data.end());
+    return best;
+  }
 
   // Candidates run in parallel: zstd and the LZMA2 literal-context settings that suit
   // code-like data (lc=3) and sparse difference bytes (lc=0).
@@ -99,12 +121,18 @@ EncodedStream CompressBest(std::span<const std::uint8_t> data, const CompressOpt
   } else {
     for (auto& c : cands) run(c);
   }
+  // Raw is the candidate to beat; it is copied only if nothing beats it.
+  std::size_t best_size = data.size();
+  Candidate* winner = nullptr;
   for (auto& c : cands) {
-    if (!c.result.bytes.empty() &&
-        c.result.bytes.size() + c.result.params.size() < best.bytes.size() + best.params.size()) {
-      best = std::move(c.result);
+    std::size_t size = c.result.bytes.size() + c.result.params.size();
+    if (!c.result.bytes.empty() && size < best_size) {
+      best_size = size;
+      winner = &c;
     }
   }
+  if (winner != nullptr) return std::move(winner->result);
+  best.bytes.assign(data.begin(), data.end());
   return best;
 }
 

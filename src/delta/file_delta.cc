@@ -17,8 +17,37 @@ constexpr std::uint64_t kMaxControls = 1u << 24;
 constexpr std::uint8_t kTransformNone = 0;
 constexpr std::uint8_t kTransformX86 = 1;
 
-enum StreamIndex { kCtrl = 0, kDiff = 1, kExtra = 2 };
-const char* const kStreamNames[] = {"control", "difference", "literal"};
+// Difference bytes are stored either as one stream ("dense") or, since they are mostly
+// zero, as three: the lengths of the zero runs, the lengths of the non-zero runs, and the
+// non-zero bytes ("sparse"). Positions and values have different statistics, and the
+// sparse streams are far shorter to compress.
+constexpr std::uint8_t kLayoutDense = 0;
+constexpr std::uint8_t kLayoutSparse = 1;
+
+struct SparseDiff {
+  std::vector<std::uint8_t> gaps, runs, values;
+};
+
+SparseDiff SplitDiff(const std::vector<std::uint8_t>& diff) {
+  SparseDiff out;
+  ByteWriter gaps, runs;
+  std::size_t i = 0, n = diff.size();
+  while (i < n) {
+    std::size_t z = i;
+    while (z < n && diff[z] == 0) ++z;
+    if (z == n) break;  // trailing zeros are implied by the total length
+    std::size_t e = z;
+    while (e < n && diff[e] != 0) ++e;
+    gaps.Varint(z - i);
+    runs.Varint(e - z);
+    out.values.insert(out.values.end(), diff.begin() + static_cast<std::ptrdiff_t>(z),
+                      diff.begin() + static_cast<std::ptrdiff_t>(e));
+    i = e;
+  }
+  out.gaps = gaps.Take();
+  out.runs = runs.Take();
+  return out;
+}
 
 void WriteStreamHeader(ByteWriter& w, const EncodedStream& s, std::uint64_t raw_len) {
   w.U8(static_cast<std::uint8_t>(s.codec));
@@ -54,7 +83,6 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   // The predicted old bytes: the old file as the new one would be, were every address it
   // holds moved the way the matched blocks moved. Differences are taken against it.
   std::uint8_t transform = kTransformNone;
-  std::vector<std::uint8_t> predicted;
   if (options.executable_transform && X86Predictor::Applies(old_data)) transform = kTransformX86;
 
   std::vector<std::uint8_t> diff, extra;
@@ -83,18 +111,38 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
 
   std::vector<std::uint8_t> ctrl_raw = EncodeControls(controls);
-  EncodedStream streams[3] = {CompressBest(ctrl_raw, options.compress),
-                              CompressBest(diff, options.compress),
-                              CompressBest(extra, options.compress)};
-  std::uint64_t raw_lens[3] = {ctrl_raw.size(), diff.size(), extra.size()};
+  SparseDiff sparse = SplitDiff(diff);
+  std::vector<std::pair<EncodedStream, std::uint64_t>> diff_streams;
+  for (auto* part : {&sparse.gaps, &sparse.runs, &sparse.values}) {
+    diff_streams.emplace_back(CompressBest(*part, options.compress), part->size());
+  }
+  std::uint8_t layout = kLayoutSparse;
+  // The dense form is tried too where it is affordable; the smaller wins.
+  if (diff.size() <= (16u << 20)) {
+    std::size_t sparse_size = 0;
+    for (const auto& d : diff_streams) sparse_size += d.first.bytes.size() + 12;
+    EncodedStream dense = CompressBest(diff, options.compress);
+    if (dense.bytes.size() + 4 < sparse_size) {
+      layout = kLayoutDense;
+      diff_streams.clear();
+      diff_streams.emplace_back(std::move(dense), diff.size());
+    }
+  }
+
+  std::vector<std::pair<EncodedStream, std::uint64_t>> streams;
+  streams.emplace_back(CompressBest(ctrl_raw, options.compress), ctrl_raw.size());
+  for (auto& d : diff_streams) streams.push_back(std::move(d));
+  streams.emplace_back(CompressBest(extra, options.compress), extra.size());
 
   ByteWriter w;
   w.U8(transform);
   w.Varint(old_data.size());
   w.Varint(new_data.size());
   w.Varint(controls.size());
-  for (int i = 0; i < 3; ++i) WriteStreamHeader(w, streams[i], raw_lens[i]);
-  for (const auto& s : streams) w.Bytes(s.bytes);
+  w.U8(layout);
+  w.Varint(diff.size());
+  for (const auto& [stream, raw_len] : streams) WriteStreamHeader(w, stream, raw_len);
+  for (const auto& st : streams) w.Bytes(st.first.bytes);
   return w.Take();
 }
 
@@ -106,6 +154,104 @@ struct StreamInfo {
   std::uint64_t raw_len;
   std::uint64_t comp_len;
   std::uint64_t offset;
+};
+
+// Buffered byte access over a decoder, for the varint streams.
+class VarintStream {
+ public:
+  VarintStream(std::unique_ptr<StreamDecoder> dec, std::uint64_t raw_len)
+      : dec_(std::move(dec)), left_(raw_len) {}
+  bool exhausted() const { return pos_ == buf_.size() && left_ == 0; }
+  Result<std::uint64_t> Next(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ == buf_.size()) {
+        if (left_ == 0) return Error(ErrorCode::kCorrupt, std::string(what) + " stream ends early");
+        buf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left_, 4096)));
+        QP_RETURN_IF_ERROR(dec_->Read(buf_));
+        left_ -= buf_.size();
+        pos_ = 0;
+      }
+      std::uint8_t b = buf_[pos_++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return Error(ErrorCode::kCorrupt, std::string(what) + " stream: overlong varint");
+  }
+  Status Finish() { return dec_->Finish(); }
+
+ private:
+  std::unique_ptr<StreamDecoder> dec_;
+  std::uint64_t left_;
+  std::vector<std::uint8_t> buf_;
+  std::size_t pos_ = 0;
+};
+
+// The difference bytes, from one dense stream or rebuilt from the three sparse ones.
+class DiffReader {
+ public:
+  static Result<std::unique_ptr<DiffReader>> Dense(std::unique_ptr<StreamDecoder> dec) {
+    auto r = std::make_unique<DiffReader>();
+    r->dense_ = std::move(dec);
+    return r;
+  }
+  static Result<std::unique_ptr<DiffReader>> Sparse(std::unique_ptr<VarintStream> gaps,
+                                                    std::unique_ptr<VarintStream> runs,
+                                                    std::unique_ptr<StreamDecoder> values) {
+    auto r = std::make_unique<DiffReader>();
+    r->gaps_ = std::move(gaps);
+    r->runs_ = std::move(runs);
+    r->values_ = std::move(values);
+    return r;
+  }
+
+  Status Read(std::span<std::uint8_t> out) {
+    if (dense_) return dense_->Read(out);
+    std::size_t done = 0;
+    while (done < out.size()) {
+      if (zeros_ == 0 && nonzero_ == 0) {
+        if (gaps_->exhausted()) {
+          trailing_ = true;  // only zeros remain
+          zeros_ = UINT64_MAX;
+        } else {
+          QP_ASSIGN_OR_RETURN(zeros_, gaps_->Next("zero-run"));
+          QP_ASSIGN_OR_RETURN(nonzero_, runs_->Next("non-zero-run"));
+          if (nonzero_ == 0) return Error(ErrorCode::kCorrupt, "empty non-zero run");
+        }
+      }
+      std::size_t want = out.size() - done;
+      if (zeros_ > 0) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros_, want));
+        std::memset(out.data() + done, 0, n);
+        if (!trailing_) zeros_ -= n;
+        done += n;
+      } else {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(nonzero_, want));
+        QP_RETURN_IF_ERROR(values_->Read(out.subspan(done, n)));
+        nonzero_ -= n;
+        done += n;
+      }
+    }
+    return OkStatus();
+  }
+
+  Status Finish() {
+    if (dense_) return dense_->Finish();
+    if (nonzero_ != 0 || (!trailing_ && zeros_ != 0) || !gaps_->exhausted() ||
+        !runs_->exhausted()) {
+      return Error(ErrorCode::kCorrupt, "difference runs extend past the new file");
+    }
+    QP_RETURN_IF_ERROR(gaps_->Finish());
+    QP_RETURN_IF_ERROR(runs_->Finish());
+    return values_->Finish();
+  }
+
+ private:
+  std::unique_ptr<StreamDecoder> dense_;
+  std::unique_ptr<VarintStream> gaps_, runs_;
+  std::unique_ptr<StreamDecoder> values_;
+  std::uint64_t zeros_ = 0, nonzero_ = 0;
+  bool trailing_ = false;
 };
 
 Error ControlError(std::uint64_t index, const std::string& what) {
@@ -137,8 +283,19 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                  "delta expects a source of " + std::to_string(old_size) + " bytes, found " +
                      std::to_string(old_file.Size()));
   }
-  StreamInfo streams[3];
-  for (int i = 0; i < 3; ++i) {
+  QP_ASSIGN_OR_RETURN(std::uint8_t layout, r.U8("difference layout"));
+  if (layout != kLayoutDense && layout != kLayoutSparse) {
+    return Error(ErrorCode::kUnsupported, "unknown difference layout " + std::to_string(layout));
+  }
+  QP_ASSIGN_OR_RETURN(std::uint64_t diff_len, r.BoundedVarint("difference length", new_size));
+  // ctrl, then the difference stream(s), then literals.
+  const int nstreams = layout == kLayoutDense ? 3 : 5;
+  const char* const names[5] = {"control",
+                                layout == kLayoutDense ? "difference" : "zero-run",
+                                layout == kLayoutDense ? "literal" : "non-zero-run",
+                                "difference", "literal"};
+  StreamInfo streams[5];
+  for (int i = 0; i < nstreams; ++i) {
     QP_ASSIGN_OR_RETURN(std::uint8_t codec, r.U8("stream codec"));
     QP_ASSIGN_OR_RETURN(std::uint8_t nparams, r.U8("stream parameters"));
     QP_ASSIGN_OR_RETURN(auto params, r.Bytes("stream parameters", nparams));
@@ -147,28 +304,37 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     streams[i] = {static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp, 0};
   }
   std::uint64_t pos = offset + r.position();
-  for (auto& s : streams) {
-    s.offset = pos;
-    pos += s.comp_len;
+  for (int i = 0; i < nstreams; ++i) {
+    streams[i].offset = pos;
+    pos += streams[i].comp_len;
   }
   if (pos != offset + length) {
     return Error(ErrorCode::kCorrupt, "delta streams do not fill the payload exactly");
   }
-  if (streams[kCtrl].raw_len > count * 30) {
+  const StreamInfo& ctrl_info = streams[0];
+  const StreamInfo& extra_info = streams[nstreams - 1];
+  if (ctrl_info.raw_len > count * 30) {
     return Error(ErrorCode::kCorrupt, "control stream longer than its controls can be");
   }
-  if (streams[kDiff].raw_len + streams[kExtra].raw_len != new_size) {
+  if (diff_len + extra_info.raw_len != new_size) {
     return Error(ErrorCode::kCorrupt, "stream lengths do not add up to the new size");
   }
+  if (layout == kLayoutDense && streams[1].raw_len != diff_len) {
+    return Error(ErrorCode::kCorrupt, "difference stream length mismatch");
+  }
+  if (layout == kLayoutSparse && streams[3].raw_len > diff_len) {
+    return Error(ErrorCode::kCorrupt, "more difference bytes than the difference length");
+  }
+  auto open = [&](int i) {
+    return StreamDecoder::Open(streams[i].codec, streams[i].params, &patch, streams[i].offset,
+                               streams[i].comp_len, streams[i].raw_len, names[i]);
+  };
 
   // Controls, all of them, validated against the sizes before any output.
   std::vector<Control> controls;
   {
-    QP_ASSIGN_OR_RETURN(auto dec, StreamDecoder::Open(streams[kCtrl].codec, streams[kCtrl].params,
-                                                      &patch, streams[kCtrl].offset,
-                                                      streams[kCtrl].comp_len,
-                                                      streams[kCtrl].raw_len, kStreamNames[kCtrl]));
-    std::vector<std::uint8_t> raw(static_cast<std::size_t>(streams[kCtrl].raw_len));
+    QP_ASSIGN_OR_RETURN(auto dec, open(0));
+    std::vector<std::uint8_t> raw(static_cast<std::size_t>(ctrl_info.raw_len));
     QP_RETURN_IF_ERROR(dec->Read(raw));
     QP_RETURN_IF_ERROR(dec->Finish());
     ByteReader cr(raw);
@@ -186,28 +352,32 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       }
       add_total += *add;
       copy_total += *copy;
-      if (add_total > streams[kDiff].raw_len || copy_total > streams[kExtra].raw_len) {
+      if (add_total > diff_len || copy_total > extra_info.raw_len) {
         return ControlError(i, "runs past the end of the new file");
       }
       controls.push_back(Control{*add, *copy, old_pos});
       old_pos += static_cast<std::int64_t>(*add);
     }
     if (cr.remaining() != 0) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
-    if (add_total != streams[kDiff].raw_len || copy_total != streams[kExtra].raw_len) {
+    if (add_total != diff_len || copy_total != extra_info.raw_len) {
       return Error(ErrorCode::kCorrupt, "controls do not cover the new file");
     }
   }
 
-  QP_ASSIGN_OR_RETURN(auto diff, StreamDecoder::Open(streams[kDiff].codec, streams[kDiff].params,
-                                                     &patch, streams[kDiff].offset,
-                                                     streams[kDiff].comp_len,
-                                                     streams[kDiff].raw_len, kStreamNames[kDiff]));
-  QP_ASSIGN_OR_RETURN(auto extra, StreamDecoder::Open(streams[kExtra].codec,
-                                                      streams[kExtra].params, &patch,
-                                                      streams[kExtra].offset,
-                                                      streams[kExtra].comp_len,
-                                                      streams[kExtra].raw_len,
-                                                      kStreamNames[kExtra]));
+  std::unique_ptr<DiffReader> diff;
+  if (layout == kLayoutDense) {
+    QP_ASSIGN_OR_RETURN(auto dense, open(1));
+    QP_ASSIGN_OR_RETURN(diff, DiffReader::Dense(std::move(dense)));
+  } else {
+    QP_ASSIGN_OR_RETURN(auto gaps, open(1));
+    QP_ASSIGN_OR_RETURN(auto runs, open(2));
+    QP_ASSIGN_OR_RETURN(auto values, open(3));
+    QP_ASSIGN_OR_RETURN(
+        diff, DiffReader::Sparse(std::make_unique<VarintStream>(std::move(gaps), streams[1].raw_len),
+                                 std::make_unique<VarintStream>(std::move(runs), streams[2].raw_len),
+                                 std::move(values)));
+  }
+  QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
   std::unique_ptr<X86Predictor> predictor;
   if (transform == kTransformX86) {
     QP_ASSIGN_OR_RETURN(predictor, X86Predictor::ForApply(old_file, controls));
