@@ -13,10 +13,6 @@ namespace {
 
 constexpr std::size_t kCopyChunk = 256 * 1024;
 
-std::string Resolve(const std::string& root, const std::string& path) {
-  return path == "." ? root : JoinPath(root, path);
-}
-
 // Hashes what passes through to the destination file.
 class HashingSink final : public WritableFile {
  public:
@@ -112,7 +108,7 @@ class Applier {
       if (it == old_by_path_.end() || it->second->type != EntryType::kSymlink) {
         return Error(ErrorCode::kCorrupt, "unchanged symlink missing from the old tree");
       }
-      QP_ASSIGN_OR_RETURN(target, env_->ReadLink(Resolve(old_root_, e.path)));
+      QP_ASSIGN_OR_RETURN(target, env_->ReadLink(ResolveEntryPath(old_root_, e.path)));
     }
     if (Sha256Of(target) != e.sha256 || target.size() != e.size) {
       return Error(ErrorCode::kVerificationFailed, "symlink target does not match the manifest");
@@ -166,21 +162,21 @@ class Applier {
       return Error(ErrorCode::kVerificationFailed, "old file differs from the manifest");
     }
     if (copy_from != nullptr && options_.link_unchanged && copy_from->mode == e.mode &&
-        env_->Link(Resolve(old_root_, copy_from->path), dest).ok()) {
+        env_->Link(ResolveEntryPath(old_root_, copy_from->path), dest).ok()) {
       return OkStatus();
     }
     QP_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(dest, CreateMode::kExclusive, 0600));
     HashingSink sink(file.get());
     Status s;
     if (copy_from != nullptr) {
-      auto src = env_->NewRandomAccessFile(Resolve(old_root_, copy_from->path));
+      auto src = env_->NewRandomAccessFile(ResolveEntryPath(old_root_, copy_from->path));
       s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
     } else if (rec->op == RecordOp::kFull) {
       s = DecodeFull(*rec, sink);
     } else if (rec->op == RecordOp::kDelta) {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
-      auto src = env_->NewRandomAccessFile(Resolve(old_root_, rec->source));
+      auto src = env_->NewRandomAccessFile(ResolveEntryPath(old_root_, rec->source));
       if (!src.ok()) {
         s = src.error();
       } else {

@@ -10,10 +10,6 @@
 namespace qp::delta {
 namespace {
 
-std::string Resolve(const std::string& root, const std::string& path) {
-  return path == "." ? root : JoinPath(root, path);
-}
-
 // "usr/lib/libfoo.so.1.2" -> "usr/lib/libfoo.so.#.#": names that differ only in version
 // digits map to the same key.
 std::string VersionlessKey(const std::string& path) {
@@ -79,7 +75,7 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
         ++stats.files_unchanged;
         continue;
       }
-      QP_ASSIGN_OR_RETURN(std::string target, env->ReadLink(Resolve(new_root, e.path)));
+      QP_ASSIGN_OR_RETURN(std::string target, env->ReadLink(ResolveEntryPath(new_root, e.path)));
       add_record(RecordOp::kSymlink, e.path, "",
                  std::span(reinterpret_cast<const std::uint8_t*>(target.data()), target.size()));
       ++stats.files_changed;
@@ -109,11 +105,11 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
       }
     }
     QP_ASSIGN_OR_RETURN(auto new_data,
-                        ReadFileLimited(env, Resolve(new_root, e.path), kMaxFileSize));
+                        ReadFileLimited(env, ResolveEntryPath(new_root, e.path), kMaxFileSize));
     std::vector<std::uint8_t> delta;
     if (source != nullptr) {
       QP_ASSIGN_OR_RETURN(auto old_data,
-                          ReadFileLimited(env, Resolve(old_root, source->path), kMaxFileSize));
+                          ReadFileLimited(env, ResolveEntryPath(old_root, source->path), kMaxFileSize));
       QP_ASSIGN_OR_RETURN(delta, DiffFile(old_data, new_data, options.diff));
     }
     // Whole content: tried cheaply first; the thorough encoders run only if it could win.

@@ -107,6 +107,10 @@ Result<Manifest> ScanSingleFile(Env* env, const std::string& path) {
   return Manifest{ManifestEntry{".", EntryType::kFile, info.mode, hashed.first, hashed.second}};
 }
 
+std::string ResolveEntryPath(const std::string& root, const std::string& path) {
+  return path == "." ? root : JoinPath(root, path);
+}
+
 Sha256Digest ManifestDigest(const Manifest& manifest) {
   ByteWriter w;
   w.Bytes(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>("qp-tree-v1"), 10));

@@ -41,6 +41,9 @@ Result<Manifest> ScanTree(Env* env, const std::string& root);
 // A manifest for a single file (one entry with path ".").
 Result<Manifest> ScanSingleFile(Env* env, const std::string& path);
 
+// The file system path of manifest entry `path` under `root` ("." is the root itself).
+std::string ResolveEntryPath(const std::string& root, const std::string& path);
+
 // SHA-256 over the canonical encoding of the manifest (see docs/patch-format.md).
 Sha256Digest ManifestDigest(const Manifest& manifest);
 
