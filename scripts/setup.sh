@@ -17,9 +17,9 @@ PACKAGES=(
   libfuzzer-14-dev
   # libraries
   libssl-dev libzstd-dev liblzma-dev libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
   # tools the tests and benchmarks drive
-  bsdiff xdelta3 zstd time dpkg
+  bsdiff xdelta3 zstd time dpkg python3 faketime
 )
 
 install_packages() {
