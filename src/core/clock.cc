@@ -1,10 +1,19 @@
 #include "core/clock.h"
 
+#include <time.h>
+
 namespace qp {
 namespace {
 class RealClock final : public Clock {
  public:
-  WallTime Now() override { return std::chrono::system_clock::now(); }
+  // Through the C library's clock_gettime, so that LD_PRELOAD tools such as faketime
+  // (which conformance suites use to test expiry) move this clock.
+  WallTime Now() override {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return WallTime(std::chrono::duration_cast<WallTime::duration>(
+        std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+  }
   std::chrono::steady_clock::time_point Monotonic() override {
     return std::chrono::steady_clock::now();
   }

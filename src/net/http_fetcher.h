@@ -1,0 +1,48 @@
+// HTTP(S) downloads over libcurl: the network side of tuf::Fetcher. Every body is capped
+// (the transfer is cut as soon as it passes the cap, so endless data costs nothing),
+// connections time out, redirects are not followed, only http and https are spoken, and
+// HTTPS verifies the peer against the system CA store or a configured CA file.
+// One HttpFetcher reuses its connection; it is not thread-safe (one per thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tuf/fetcher.h"
+
+namespace qp::net {
+
+struct HttpOptions {
+  std::string ca_file;             // empty: the system CA store
+  long connect_timeout_seconds = 15;
+  // A transfer slower than low_speed_bytes per second for low_speed_seconds is abandoned
+  // (slow retrieval).
+  long low_speed_bytes = 64;
+  long low_speed_seconds = 30;
+  long total_timeout_seconds = 0;  // 0: no overall limit (the low-speed limit applies)
+  std::string user_agent = "quietpatch/0.1";
+};
+
+class HttpFetcher final : public tuf::Fetcher {
+ public:
+  explicit HttpFetcher(HttpOptions options = {});
+  ~HttpFetcher() override;
+  HttpFetcher(const HttpFetcher&) = delete;
+  HttpFetcher& operator=(const HttpFetcher&) = delete;
+
+  Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
+                                          std::uint64_t max_length) override;
+
+  // Requests made so far (for tests and benchmarks).
+  std::uint64_t request_count() const { return request_count_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  HttpOptions options_;
+  std::uint64_t request_count_ = 0;
+};
+
+}  // namespace qp::net
