@@ -2,7 +2,6 @@
 // RepositoryWriter and served over HTTP on loopback by python3's http.server.
 #include <gtest/gtest.h>
 
-#include <regex>
 
 #include "core/clock.h"
 #include "core/durable_file.h"
@@ -43,9 +42,11 @@ class TufClientE2eTest : public ::testing::Test {
         "python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
         repo_.Sub("www")});
     std::string banner = server_->WaitForOutput("port ", 10000);
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(banner, m, std::regex("port ([0-9]+)"))) << banner;
-    base_ = "http://127.0.0.1:" + m[1].str() + "/";
+    std::size_t at = banner.find("port ");
+    ASSERT_NE(at, std::string::npos) << "http.server did not start";
+    std::string port = banner.substr(at + 5, banner.find_first_not_of("0123456789", at + 5) - at - 5);
+    ASSERT_FALSE(port.empty()) << banner;
+    base_ = "http://127.0.0.1:" + port + "/";
   }
 
   void WriteRepo() {
