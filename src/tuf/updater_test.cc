@@ -191,6 +191,32 @@ TEST_F(ClientTest, RefusesExpiredMetadata) {
   EXPECT_NE(s.error().message().find("root version 1 expired"), std::string::npos);
 }
 
+TEST_F(ClientTest, ExpiredStoredTimestampStillGuardsAgainstRollbackAndIsReplaced) {
+  W().timestamp().expires = start_ + 7 * kDay;
+  ASSERT_TRUE(W().PublishTimestamp().ok());  // v2, expires day 7
+  ASSERT_TRUE(Refresh().ok());
+  W().snapshot().expires = start_ + 30 * kDay;
+  W().targets().expires = start_ + 30 * kDay;
+  ASSERT_TRUE(W().PublishTargets().ok());
+  ASSERT_TRUE(W().PublishSnapshot().ok());
+  W().timestamp().expires = start_ + 21 * kDay;
+  ASSERT_TRUE(W().PublishTimestamp().ok());  // v3
+  std::string v3 = Served("timestamp.json");
+  clock_.Advance(18 * kDay);  // the stored v2 has expired, v3 has not
+  auto s = Refresh();
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(StoredVersion("timestamp"), 3u);
+  EXPECT_EQ(StoredVersion("snapshot"), 2u);
+  EXPECT_EQ(StoredVersion("targets"), 2u);
+  // The expired v2 was still the reference: serving v1 now is a rollback.
+  W().timestamp().version = 0;
+  W().timestamp().expires = start_ + 40 * kDay;
+  ASSERT_TRUE(W().PublishTimestamp().ok());  // v1, fresh
+  s = Refresh();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(Stored("timestamp"), v3);
+}
+
 TEST_F(ClientTest, FastForwardRecoveryAfterTimestampKeyRotation) {
   ASSERT_TRUE(Refresh().ok());
   // An attacker with the timestamp key pushes version 1000.
