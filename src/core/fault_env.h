@@ -29,9 +29,10 @@ class FaultInjectionEnv final : public Env {
 
   // Operation number `n` (1-based, counted from now on) fails with errno `err`, once.
   void FailOperation(int n, int err);
-  // Every operation from number `n` on that can need space (create, append, fsync, close,
-  // mkdir, link, symlink, rename, chmod) fails with errno `err`: a disk that stays full.
-  // Removals still work, as they do on a full disk.
+  // Every operation from number `n` on that can need space (create, append, fsync of a
+  // file, close, mkdir, link, symlink, rename to a new name, chmod) fails with errno `err`:
+  // a disk that stays full. Removals, renames over an existing name, exchanges and
+  // directory fsyncs still work, as they do on a full ext4 (they allocate nothing).
   void FailFromOperation(int n, int err);
   // Operation number `n` does not happen and execution is considered stopped there.
   void CrashAtOperation(int n);
@@ -81,7 +82,7 @@ class FaultInjectionEnv final : public Env {
   };
 
   // Counts one operation; returns the error it must fail with, if any.
-  std::optional<Error> Gate(const std::string& what, bool frees_space = false);
+  std::optional<Error> Gate(const std::string& what, bool allocates_nothing = false);
   std::string SaveShadow(const std::string& path);
   void OnFileSynced(const std::string& path, std::uint64_t size);
   void MoveTracking(const std::string& from, const std::string& to);

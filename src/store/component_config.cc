@@ -1,0 +1,180 @@
+#include "store/component_config.h"
+
+#include <algorithm>
+#include <set>
+
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
+#include "core/durable_file.h"
+
+namespace qp::store {
+namespace {
+
+Error Bad(const std::string& file, const std::string& field, const std::string& problem) {
+  return Error(ErrorCode::kInvalidArgument, file + ": " + field + ": " + problem);
+}
+
+Result<std::vector<std::string>> StringArray(const toml::node* node, const std::string& file,
+                                             const std::string& field, bool allow_empty) {
+  const toml::array* arr = node != nullptr ? node->as_array() : nullptr;
+  if (arr == nullptr) return Bad(file, field, "expected an array of strings");
+  std::vector<std::string> out;
+  for (const auto& item : *arr) {
+    auto s = item.value<std::string>();
+    if (!s) return Bad(file, field, "expected an array of strings");
+    out.push_back(*s);
+  }
+  if (!allow_empty && out.empty()) return Bad(file, field, "must not be empty");
+  return out;
+}
+
+bool IsAbsoluteClean(const std::string& path) {
+  if (path.empty() || path[0] != '/' || path.size() > 4096) return false;
+  if (path.find("/../") != std::string::npos || path.find("/./") != std::string::npos ||
+      path.find("//") != std::string::npos) {
+    return false;
+  }
+  return !(path.size() > 1 && path.back() == '/') && path.find('\0') == std::string::npos &&
+         !path.ends_with("/..") && !path.ends_with("/.");
+}
+
+}  // namespace
+
+bool IsValidComponentName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9'))) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '+' ||
+           c == '-';
+  });
+}
+
+Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
+                                             const std::string& file_name) {
+  toml::table table;
+  try {
+    table = toml::parse(toml_text, file_name);
+  } catch (const toml::parse_error& e) {
+    return Error(ErrorCode::kInvalidArgument,
+                 file_name + ":" + std::to_string(e.source().begin.line) + ": " +
+                     std::string(e.description()));
+  }
+  const std::string& f = file_name;
+  ComponentConfig c;
+  c.source_file = file_name;
+  static const std::set<std::string> kKnown = {"name",         "platform",     "root", "files",
+                                               "base_version", "health_check", "restart"};
+  for (const auto& [key, value] : table) {
+    if (kKnown.count(std::string(key.str())) == 0) {
+      return Bad(f, std::string(key.str()), "unknown field");
+    }
+  }
+  auto name = table["name"].value<std::string>();
+  if (!name) return Bad(f, "name", "missing (a string)");
+  if (!IsValidComponentName(*name)) {
+    return Bad(f, "name", "\"" + *name + "\" is not [a-z0-9][a-z0-9._+-]* (at most 64)");
+  }
+  c.name = *name;
+  auto platform = table["platform"].value<std::string>();
+  if (!platform || platform->empty()) return Bad(f, "platform", "missing (e.g. \"linux-x86_64\")");
+  c.platform = *platform;
+
+  bool has_root = table.contains("root");
+  bool has_files = table.contains("files");
+  if (has_root == has_files) return Bad(f, "root/files", "exactly one of them must be set");
+  if (has_root) {
+    auto root = table["root"].value<std::string>();
+    if (!root || !IsAbsoluteClean(*root) || *root == "/") {
+      return Bad(f, "root", "must be an absolute directory path other than /");
+    }
+    c.kind = RootKind::kOwnedDirectory;
+    c.root = *root;
+  } else {
+    QP_ASSIGN_OR_RETURN(c.files, StringArray(table.get("files"), f, "files", false));
+    for (const auto& path : c.files) {
+      if (!IsAbsoluteClean(path)) return Bad(f, "files", "\"" + path + "\" is not an absolute path");
+    }
+    std::sort(c.files.begin(), c.files.end());
+    if (std::adjacent_find(c.files.begin(), c.files.end()) != c.files.end()) {
+      return Bad(f, "files", "a file is listed twice");
+    }
+    c.kind = RootKind::kSharedFiles;
+  }
+
+  const toml::table* base = table["base_version"].as_table();
+  if (base == nullptr) return Bad(f, "base_version", "missing table [base_version]");
+  int sources = static_cast<int>(base->contains("literal")) +
+                static_cast<int>(base->contains("file")) +
+                static_cast<int>(base->contains("command"));
+  if (sources != 1) {
+    return Bad(f, "base_version", "exactly one of literal, file, command must be set");
+  }
+  if (auto lit = (*base)["literal"].value<std::string>()) {
+    if (lit->empty()) return Bad(f, "base_version.literal", "must not be empty");
+    c.base_version.kind = BaseVersionSource::Kind::kLiteral;
+    c.base_version.literal = *lit;
+  } else if (base->contains("literal")) {
+    return Bad(f, "base_version.literal", "expected a string");
+  } else if (base->contains("file")) {
+    auto file = (*base)["file"].value<std::string>();
+    if (!file || !IsAbsoluteClean(*file)) {
+      return Bad(f, "base_version.file", "expected an absolute path");
+    }
+    c.base_version.kind = BaseVersionSource::Kind::kFile;
+    c.base_version.file = *file;
+  } else {
+    c.base_version.kind = BaseVersionSource::Kind::kCommand;
+    QP_ASSIGN_OR_RETURN(c.base_version.command,
+                        StringArray(base->get("command"), f, "base_version.command", false));
+  }
+
+  if (const toml::table* health = table["health_check"].as_table()) {
+    QP_ASSIGN_OR_RETURN(c.health_check,
+                        StringArray(health->get("command"), f, "health_check.command", false));
+    if (health->contains("timeout_seconds")) {
+      auto t = (*health)["timeout_seconds"].value<std::int64_t>();
+      if (!t || *t < 1 || *t > 3600) {
+        return Bad(f, "health_check.timeout_seconds", "expected an integer from 1 to 3600");
+      }
+      c.health_timeout = std::chrono::seconds(*t);
+    }
+  } else if (table.contains("health_check")) {
+    return Bad(f, "health_check", "expected a table");
+  }
+
+  if (const toml::table* restart = table["restart"].as_table()) {
+    const toml::array* hooks = (*restart)["hooks"].as_array();
+    if (hooks == nullptr) return Bad(f, "restart.hooks", "expected an array of commands");
+    for (const auto& hook : *hooks) {
+      QP_ASSIGN_OR_RETURN(auto argv, StringArray(&hook, f, "restart.hooks", false));
+      c.restart_hooks.push_back(std::move(argv));
+    }
+  } else if (table.contains("restart")) {
+    return Bad(f, "restart", "expected a table");
+  }
+  return c;
+}
+
+Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::string& dir) {
+  QP_ASSIGN_OR_RETURN(auto names, env->ListDir(dir));
+  std::vector<ComponentConfig> out;
+  std::set<std::string> seen;
+  for (const auto& name : names) {
+    if (!name.ends_with(".toml")) continue;
+    std::string path = JoinPath(dir, name);
+    QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 64 * 1024));
+    QP_ASSIGN_OR_RETURN(ComponentConfig c,
+                        ParseComponentConfig(std::string_view(reinterpret_cast<const char*>(
+                                                                  bytes.data()),
+                                                              bytes.size()),
+                                             path));
+    if (!seen.insert(c.name).second) {
+      return Bad(path, "name", "component \"" + c.name + "\" is configured twice");
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+}  // namespace qp::store

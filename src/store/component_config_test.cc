@@ -1,0 +1,111 @@
+#include "store/component_config.h"
+
+#include <gtest/gtest.h>
+
+#include "core/test_dir.h"
+
+namespace qp::store {
+namespace {
+
+constexpr const char* kOwned = R"(
+name = "openssl"
+platform = "linux-x86_64"
+root = "/opt/openssl"
+
+[base_version]
+command = ["dpkg-query", "-W", "-f=${Version}", "libssl3"]
+
+[health_check]
+command = ["/opt/openssl/bin/openssl", "version"]
+timeout_seconds = 10
+
+[restart]
+hooks = [["systemctl", "try-restart", "nginx"], ["true"]]
+)";
+
+TEST(ComponentConfigTest, ParsesAnOwnedDirectoryComponent) {
+  auto c = ParseComponentConfig(kOwned, "openssl.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->name, "openssl");
+  EXPECT_EQ(c->kind, RootKind::kOwnedDirectory);
+  EXPECT_EQ(c->root, "/opt/openssl");
+  EXPECT_EQ(c->base_version.kind, BaseVersionSource::Kind::kCommand);
+  EXPECT_EQ(c->base_version.command.size(), 4u);
+  EXPECT_EQ(c->health_timeout, std::chrono::seconds(10));
+  ASSERT_EQ(c->restart_hooks.size(), 2u);
+  EXPECT_EQ(c->restart_hooks[0][2], "nginx");
+}
+
+TEST(ComponentConfigTest, ParsesSharedFilesSorted) {
+  auto c = ParseComponentConfig(R"(
+name = "libssl3"
+platform = "linux-x86_64"
+files = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"]
+[base_version]
+literal = "3.0.17-1~deb12u2"
+)",
+                                "libssl3.toml");
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->kind, RootKind::kSharedFiles);
+  EXPECT_EQ(c->files[0], "/usr/lib/x86_64-linux-gnu/libcrypto.so.3");
+  EXPECT_TRUE(c->health_check.empty());
+}
+
+struct BadCase {
+  const char* toml;
+  const char* field;
+};
+
+TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
+  const BadCase cases[] = {
+      {"platform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n", "name"},
+      {"name = \"Bad Name\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n",
+       "name"},
+      {"name = \"a\"\nplatform = \"x\"\n[base_version]\nliteral = \"1\"\n", "root/files"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nfiles = [\"/b\"]\n[base_version]\nliteral = \"1\"\n",
+       "root/files"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"relative\"\n[base_version]\nliteral = \"1\"\n", "root"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a/../b\"\n[base_version]\nliteral = \"1\"\n", "root"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n", "base_version"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\nfile = \"/v\"\n",
+       "base_version"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n"
+       "[health_check]\ncommand = []\n",
+       "health_check.command"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n"
+       "[health_check]\ncommand = [\"x\"]\ntimeout_seconds = 0\n",
+       "health_check.timeout_seconds"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nsurprise = 1\n[base_version]\nliteral = \"1\"\n",
+       "surprise"},
+      {"name = \"a\"\nplatform = \"x\"\nfiles = [\"/b\", \"/b\"]\n[base_version]\nliteral = \"1\"\n",
+       "files"},
+  };
+  for (const auto& bad : cases) {
+    auto c = ParseComponentConfig(bad.toml, "/etc/quietpatch/components/a.toml");
+    ASSERT_FALSE(c.ok()) << bad.toml;
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(c.error().message().find("/etc/quietpatch/components/a.toml: " +
+                                       std::string(bad.field) + ":"),
+              std::string::npos)
+        << c.error().message();
+  }
+  auto syntax = ParseComponentConfig("name = \"a\n", "broken.toml");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_NE(syntax.error().message().find("broken.toml:1"), std::string::npos);
+}
+
+TEST(ComponentConfigTest, LoadsADirectoryAndRejectsDuplicates) {
+  TestDir dir;
+  WriteTestFile(dir.Sub("openssl.toml"), kOwned);
+  WriteTestFile(dir.Sub("README"), "not a component");
+  auto all = LoadComponentConfigs(Env::Default(), dir.path());
+  ASSERT_TRUE(all.ok()) << all.error().ToString();
+  ASSERT_EQ(all->size(), 1u);
+  WriteTestFile(dir.Sub("openssl-again.toml"), kOwned);
+  auto dup = LoadComponentConfigs(Env::Default(), dir.path());
+  ASSERT_FALSE(dup.ok());
+  EXPECT_NE(dup.error().message().find("configured twice"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qp::store

@@ -1,0 +1,416 @@
+#include "store/store.h"
+
+#include <spdlog/spdlog.h>
+
+#include "core/durable_file.h"
+#include "delta/qpatch_format.h"
+#include "delta/tree_manifest.h"
+#include "store/directory_activation.h"
+#include "store/files_activation.h"
+
+namespace qp::store {
+
+std::unique_ptr<Activation> NewActivation(Env* env, const ComponentConfig& config,
+                                          const std::string& work_dir) {
+  if (config.kind == RootKind::kOwnedDirectory) {
+    return std::make_unique<DirectoryActivation>(env, config.root);
+  }
+  return std::make_unique<FilesActivation>(env, config.files, work_dir);
+}
+
+struct Store::Component {
+  const ComponentConfig* config = nullptr;
+  std::string dir;
+  std::unique_ptr<Activation> activation;
+  std::optional<ComponentState> state;
+  bool loaded = false;
+  std::string StatePath() const { return JoinPath(dir, "state.json"); }
+  std::string HistoryPath() const { return JoinPath(dir, "history.json"); }
+};
+
+namespace {
+
+bool IsCrash(const Error& e) { return e.code() == ErrorCode::kCrashed; }
+
+std::string Label(const std::string& label) { return label.empty() ? "base" : "(" + label + ")"; }
+
+std::string FirstLineTrimmed(std::string text) {
+  std::size_t nl = text.find('\n');
+  if (nl != std::string::npos) text.resize(nl);
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r' || text.back() == '\t')) {
+    text.pop_back();
+  }
+  std::size_t start = text.find_first_not_of(" \t");
+  return start == std::string::npos ? "" : text.substr(start);
+}
+
+}  // namespace
+
+Store::Store(StoreOptions options, std::vector<ComponentConfig> components)
+    : options_(std::move(options)), components_(std::move(components)) {
+  if (options_.clock == nullptr) options_.clock = Clock::Real();
+  if (options_.env == nullptr) options_.env = Env::Default();
+  for (const auto& config : components_) {
+    auto c = std::make_unique<Component>();
+    c->config = &config;
+    c->dir = JoinPath(options_.state_dir, config.name);
+    c->activation = NewActivation(options_.env, config, c->dir);
+    state_.push_back(std::move(c));
+  }
+}
+
+Store::~Store() = default;
+
+const ComponentConfig* Store::Find(const std::string& name) const {
+  for (const auto& c : components_) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+Result<Store::Component*> Store::Get(const std::string& name) {
+  for (auto& c : state_) {
+    if (c->config->name != name) continue;
+    if (!c->loaded) {
+      auto exists = options_.env->Stat(c->dir);
+      if (!exists.ok()) {
+        QP_RETURN_IF_ERROR(MakeDirs(options_.env, c->dir, 0755));
+        QP_RETURN_IF_ERROR(options_.env->SyncDir(DirName(c->dir)));
+      }
+      auto s = LoadState(options_.env, c->StatePath());
+      if (s.ok()) {
+        c->state = std::move(s).value();
+      } else if (s.error().code() != ErrorCode::kNotFound) {
+        return s.error();
+      }
+      c->loaded = true;
+    }
+    return c.get();
+  }
+  return Error(ErrorCode::kNotFound, "no component named " + name);
+}
+
+Status Store::Save(Component& c) { return SaveState(options_.env, c.StatePath(), *c.state); }
+
+void Store::Record(Component& c, const std::string& op, const std::string& from,
+                   const std::string& to, const std::string& result, const std::string& reason) {
+  HistoryEntry entry{options_.clock->Now(), op, from, to, result, reason};
+  Status s = AppendHistory(options_.env, c.HistoryPath(), entry, options_.history_limit);
+  if (!s.ok()) spdlog::warn("store: {}: history not written: {}", c.config->name, s.error().ToString());
+  spdlog::info("store: {}: {} {} -> {}: {}{}", c.config->name, op, Label(from), Label(to), result,
+               reason.empty() ? "" : " (" + reason + ")");
+}
+
+Result<std::string> Store::ReadBaseVersion(const ComponentConfig& config) {
+  const BaseVersionSource& src = config.base_version;
+  std::string version;
+  switch (src.kind) {
+    case BaseVersionSource::Kind::kLiteral:
+      version = src.literal;
+      break;
+    case BaseVersionSource::Kind::kFile: {
+      auto bytes = ReadFileLimited(options_.env, src.file, 4096);
+      if (!bytes.ok()) return bytes.error().WithContext(config.name + ": base version file");
+      version = FirstLineTrimmed(std::string(bytes->begin(), bytes->end()));
+      break;
+    }
+    case BaseVersionSource::Kind::kCommand: {
+      auto out = options_.run_command(src.command, std::chrono::seconds(30), {});
+      if (!out.ok()) return out.error().WithContext(config.name + ": base version command");
+      if (!out->ok()) {
+        return Error(ErrorCode::kIo, config.name + ": base version command: " + out->Describe());
+      }
+      version = FirstLineTrimmed(out->output);
+      break;
+    }
+  }
+  if (version.empty()) return Error(ErrorCode::kCorrupt, config.name + ": empty base version");
+  return version;
+}
+
+Status Store::Recover(Component& c) {
+  if (!c.state || !c.state->journal) return OkStatus();
+  Journal j = *c.state->journal;
+  Activation& a = *c.activation;
+  if (j.op == "install") {
+    if (j.phase == "committing") {
+      // Committed already (the state says so); finish keeping the rollback copy.
+      QP_RETURN_IF_ERROR(a.Commit(j));
+      c.state->previous = j.from;
+      c.state->current = j.to;
+      c.state->journal.reset();
+      return Save(c);
+    }
+    QP_RETURN_IF_ERROR(a.Undo(j));
+    c.state->current = j.from;
+    c.state->journal.reset();
+    QP_RETURN_IF_ERROR(Save(c));
+    Record(c, "recover", j.from.label, j.to.label, "rolled_back",
+           "install interrupted while " + j.phase + "; the previous tree is live");
+    return OkStatus();
+  }
+  if (j.op == "remove") {
+    QP_RETURN_IF_ERROR(a.Restore(j));
+    c.state->current = j.to;
+    c.state->previous.reset();
+    c.state->journal.reset();
+    QP_RETURN_IF_ERROR(Save(c));
+    Record(c, "recover", j.from.label, j.to.label, "removed", "interrupted removal finished");
+    return OkStatus();
+  }
+  return Error(ErrorCode::kCorrupt, c.config->name + ": unknown journal operation " + j.op);
+}
+
+Status Store::RecoverAll() {
+  Status first = OkStatus();
+  for (const auto& config : components_) {
+    auto c = Get(config.name);
+    Status s = c.ok() ? Recover(**c) : Status(c.error());
+    if (!s.ok()) {
+      if (IsCrash(s.error())) return s;
+      spdlog::error("store: {}: recovery failed: {}", config.name, s.error().ToString());
+      if (first.ok()) first = s.error().WithContext(config.name);
+    }
+  }
+  return first;
+}
+
+Result<ComponentStatus> Store::Reconcile(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  QP_RETURN_IF_ERROR(Recover(*c));
+  QP_ASSIGN_OR_RETURN(std::string base, ReadBaseVersion(*c->config));
+  auto live = c->activation->LiveDigest();
+  if (!live.ok()) return live.error().WithContext(name + ": reading the live files");
+  std::string digest = HexEncode(*live);
+  if (!c->state) {
+    c->state = ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt};
+    QP_RETURN_IF_ERROR(Save(*c));
+  } else if (c->state->base_version != base) {
+    // The next full update installed the component anew: its improvements are history.
+    QP_RETURN_IF_ERROR(c->activation->DropPrevious());
+    std::string old_label = c->state->current.label;
+    std::string old_base = c->state->base_version;
+    c->state = ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt};
+    QP_RETURN_IF_ERROR(Save(*c));
+    Record(*c, "supersede", old_label, "", "superseded",
+           "base version " + old_base + " -> " + base);
+  }
+  return GetStatus(name);
+}
+
+Result<ComponentStatus> Store::GetStatus(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  if (!c->state) return Error(ErrorCode::kNotFound, name + ": not reconciled yet");
+  ComponentStatus st;
+  st.name = name;
+  st.platform = c->config->platform;
+  st.base_version = c->state->base_version;
+  st.current = c->state->current;
+  st.previous = c->state->previous;
+  auto live = c->activation->LiveDigest();
+  if (!live.ok()) {
+    st.modified = true;
+    st.modified_reason = "cannot read the live files: " + live.error().ToString();
+  } else if (HexEncode(*live) != c->state->current.digest) {
+    st.modified = true;
+    st.modified_reason = "the live files differ from " + Label(c->state->current.label) +
+                         " as the store left them (modified outside quietpatch)";
+  }
+  return st;
+}
+
+Result<std::vector<HistoryEntry>> Store::History(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  return LoadHistory(options_.env, c->HistoryPath());
+}
+
+Result<bool> Store::HealthCheck(Component& c, std::string* reason) {
+  const ComponentConfig& config = *c.config;
+  if (config.health_check.empty()) return true;
+  std::vector<std::string> env = {"QP_COMPONENT=" + config.name};
+  if (config.kind == RootKind::kOwnedDirectory) env.push_back("QP_COMPONENT_ROOT=" + config.root);
+  auto out = options_.run_command(config.health_check, config.health_timeout, env);
+  if (!out.ok()) {
+    *reason = "health check could not run: " + out.error().ToString();
+    return false;
+  }
+  if (!out->ok()) {
+    *reason = out->timed_out ? "health check timed out after " +
+                                   std::to_string(config.health_timeout.count()) + "s"
+                             : "health check failed: " + out->Describe();
+    return false;
+  }
+  return true;
+}
+
+Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequest& request) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  QP_RETURN_IF_ERROR(Recover(*c));
+  if (!c->state) QP_RETURN_IF_ERROR(Reconcile(name));
+  Activation& a = *c->activation;
+  ComponentState& state = *c->state;
+  if (request.from != state.current) {
+    return Error(ErrorCode::kInvalidArgument,
+                 name + " is at " + Label(state.current.label) + ", the patch applies to " +
+                     Label(request.from.label));
+  }
+  auto live = a.LiveDigest();
+  if (!live.ok()) return live.error().WithContext(name);
+  if (HexEncode(*live) != state.current.digest) {
+    return Error(ErrorCode::kVerificationFailed,
+                 name + ": live files were modified outside quietpatch; not patching them");
+  }
+
+  // The patch: it must produce what the signed metadata says, from what is live.
+  QP_ASSIGN_OR_RETURN(auto patch_file, options_.env->NewRandomAccessFile(request.patch_path));
+  auto header = delta::DecodePatchHeader(*patch_file);
+  if (!header.ok()) return header.error().WithContext("patch " + request.patch_path);
+  if (HexEncode(header->result_digest) != request.to.digest) {
+    return Error(ErrorCode::kVerificationFailed,
+                 "patch result digest differs from the improvement's signed digest");
+  }
+  if (HexEncode(header->source_digest) != state.current.digest) {
+    return Error(ErrorCode::kVerificationFailed,
+                 "patch does not apply to " + Label(state.current.label) + " of " + name);
+  }
+
+  // Fail early, with the numbers, when the staged files cannot fit.
+  std::map<std::string, std::uint64_t> sizes;
+  for (const auto& e : header->manifest) sizes[e.path] = e.size;
+  std::uint64_t needed = options_.space_margin_bytes;
+  for (const auto& r : header->records) {
+    if (r.op == delta::RecordOp::kFull || r.op == delta::RecordOp::kDelta ||
+        r.op == delta::RecordOp::kCopy) {
+      std::uint64_t size = sizes[r.path];
+      needed += c->config->kind == RootKind::kSharedFiles ? 2 * size : size;
+    }
+  }
+  QP_ASSIGN_OR_RETURN(std::uint64_t available, a.AvailableBytes());
+  if (available < needed) {
+    return Error(ErrorCode::kNoSpace, name + ": installing needs " + std::to_string(needed) +
+                                          " bytes free, " + std::to_string(available) +
+                                          " available");
+  }
+
+  Journal j;
+  j.op = "install";
+  j.phase = "staging";
+  j.from = state.current;
+  j.to = request.to;
+  const ComponentState before = state;
+  // Leftovers of an earlier attempt are removed before the journal says "staging".
+  QP_RETURN_IF_ERROR(a.CleanStaging());
+  state.journal = j;
+  QP_RETURN_IF_ERROR(Save(*c));
+
+  // A failure before the install is committed: undo, restore the state, say why. The
+  // device is then exactly as it was.
+  auto abandon = [&](const Error& e) -> Error {
+    if (IsCrash(e)) return e;
+    Status undo = a.Undo(j);
+    if (undo.ok()) {
+      state = before;
+      Status saved = Save(*c);
+      if (!saved.ok()) spdlog::error("store: {}: {}", name, saved.error().ToString());
+    } else {
+      spdlog::error("store: {}: undo failed, recovery will retry: {}", name,
+                    undo.error().ToString());
+    }
+    Record(*c, "install", j.from.label, j.to.label, "failed", e.ToString());
+    return e;
+  };
+  auto advance = [&](const char* phase) -> Status {
+    j.phase = phase;
+    state.journal = j;
+    return Save(*c);
+  };
+
+  if (Status s = a.Stage(request.patch_path, *header, &j); !s.ok()) return abandon(s.error());
+  if (Status s = advance("staged"); !s.ok()) return abandon(s.error());
+  if (Status s = a.Activate(j); !s.ok()) return abandon(s.error());
+  if (Status s = advance("activated"); !s.ok()) return abandon(s.error());
+
+  std::string reason;
+  QP_ASSIGN_OR_RETURN(bool healthy, HealthCheck(*c, &reason));
+  if (!healthy) {
+    j.reason = reason;
+    if (Status s = advance("rolling_back"); !s.ok()) return abandon(s.error());
+    Status undo = a.Undo(j);
+    if (!undo.ok()) return undo.error().WithContext(name + ": rolling back (recovery will retry)");
+    state = before;
+    QP_RETURN_IF_ERROR(Save(*c));
+    Record(*c, "rollback", j.from.label, j.to.label, "rolled_back", reason);
+    return InstallOutcome{false, true, reason};
+  }
+
+  // Committed the moment this state is durable; moving the replaced tree into the rollback
+  // copy is housekeeping that recovery finishes if it is interrupted.
+  state.previous = j.from;
+  state.current = j.to;
+  if (Status s = advance("committing"); !s.ok()) return abandon(s.error());
+  Record(*c, "install", j.from.label, j.to.label, "committed", "");
+  if (Status s = a.Commit(j); !s.ok()) {
+    if (IsCrash(s.error())) return s.error();
+    spdlog::warn("store: {}: installed; keeping the rollback copy failed, retried at next start: {}",
+                 name, s.error().ToString());
+    return InstallOutcome{true, false, ""};
+  }
+  state.journal.reset();
+  if (Status s = Save(*c); !s.ok()) {
+    if (IsCrash(s.error())) return s.error();
+    spdlog::warn("store: {}: installed; state not saved, finished at next start: {}", name,
+                 s.error().ToString());
+  }
+  return InstallOutcome{true, false, ""};
+}
+
+Status Store::Remove(const std::string& name, const std::string& reason) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  QP_RETURN_IF_ERROR(Recover(*c));
+  if (!c->state || !c->state->previous) {
+    return Error(ErrorCode::kNotFound, name + ": no previous state is kept to return to");
+  }
+  QP_ASSIGN_OR_RETURN(bool has_copy, c->activation->HasPreviousCopy());
+  if (!has_copy && c->config->kind == RootKind::kOwnedDirectory) {
+    return Error(ErrorCode::kNotFound, name + ": the rollback copy is missing");
+  }
+  Journal j;
+  j.op = "remove";
+  j.phase = "restoring";
+  j.from = c->state->current;
+  j.to = *c->state->previous;
+  j.reason = reason;
+  QP_RETURN_IF_ERROR(c->activation->PrepareRestore(&j));
+  c->state->journal = j;
+  QP_RETURN_IF_ERROR(Save(*c));
+  // A failure here leaves the journal: the next recovery finishes the removal.
+  QP_RETURN_IF_ERROR(c->activation->Restore(j));
+  c->state->current = j.to;
+  c->state->previous.reset();
+  c->state->journal.reset();
+  QP_RETURN_IF_ERROR(Save(*c));
+  Record(*c, "remove", j.from.label, j.to.label, "removed", reason);
+  return OkStatus();
+}
+
+Result<std::vector<ProcessRef>> Store::ProcessesNeedingRestart(const std::string& name,
+                                                               const std::string& proc_root) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  return FindStaleMappings(proc_root, c->activation->MappedPathAliases());
+}
+
+Status Store::RunRestartHooks(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  Status first = OkStatus();
+  for (const auto& hook : c->config->restart_hooks) {
+    auto out = options_.run_command(hook, std::chrono::seconds(120), {});
+    if (out.ok() && out->ok()) continue;
+    Error e = out.ok() ? Error(ErrorCode::kIo, "restart hook " + hook[0] + ": " + out->Describe())
+                       : out.error().WithContext("restart hook " + hook[0]);
+    spdlog::warn("store: {}: {}", name, e.ToString());
+    if (first.ok()) first = e;
+  }
+  return first;
+}
+
+}  // namespace qp::store

@@ -1,0 +1,108 @@
+// The store: the only code that touches a component's files on a device. It installs an
+// improvement's patch as a persisted state machine (state written durably before each
+// side effect; every step safe to repeat after a crash), health-checks it, commits or
+// rolls back, removes the current improvement on request, supersedes improvements when the
+// base version changes, and recovers whatever a crash interrupted.
+//
+// State lives under `state_dir/<component>/` (state.json with the journal, history.json,
+// and for shared files the staging area). Not thread-safe: one Store per process, used from
+// one thread (the agent's worker).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "store/activation.h"
+#include "store/command.h"
+#include "store/component_config.h"
+#include "store/process_maps.h"
+#include "store/store_state.h"
+
+namespace qp::store {
+
+struct StoreOptions {
+  std::string state_dir;
+  Env* env = nullptr;
+  Clock* clock = nullptr;
+  CommandRunner run_command = RunProcess;  // health checks, base versions, restart hooks
+  std::size_t history_limit = 500;
+  // Extra bytes required beyond what the staged files need.
+  std::uint64_t space_margin_bytes = 1 << 20;
+};
+
+struct ComponentStatus {
+  std::string name;
+  std::string platform;
+  std::string base_version;
+  TreeState current;                  // label "" = the base
+  std::optional<TreeState> previous;  // what "remove" returns to
+  bool modified = false;              // live files differ from what the store recorded
+  std::string modified_reason;
+};
+
+struct InstallRequest {
+  std::string patch_path;  // verified by the caller against signed metadata
+  TreeState from;          // the state the patch applies to (label "" = base)
+  TreeState to;            // the improvement: label and result digest
+};
+
+struct InstallOutcome {
+  bool committed = false;    // the new tree is live and healthy
+  bool rolled_back = false;  // it failed its health check and the old tree is live again
+  std::string reason;        // why it rolled back
+};
+
+class Store {
+ public:
+  Store(StoreOptions options, std::vector<ComponentConfig> components);
+  ~Store();
+
+  const std::vector<ComponentConfig>& components() const { return components_; }
+  const ComponentConfig* Find(const std::string& name) const;
+
+  // Finishes or undoes whatever the journals say was in flight. Run at start.
+  Status RecoverAll();
+
+  // Reads the base version; when it changed, drops the old base's improvements and their
+  // rollback copies and restarts from the new base (recorded as "superseded"). Detects
+  // live files modified behind the store's back. Creates the state on first sight.
+  Result<ComponentStatus> Reconcile(const std::string& name);
+
+  // Installs: checks free space (kNoSpace with the numbers), stages, verifies, activates,
+  // health-checks, then commits or rolls back. An error means nothing changed (the old
+  // tree is live, no staging left); a failed health check is an outcome, not an error.
+  Result<InstallOutcome> Install(const std::string& name, const InstallRequest& request);
+
+  // Makes the rollback copy live again (the previous improvement or the base) and deletes
+  // the current tree. kNotFound when there is no rollback copy.
+  Status Remove(const std::string& name, const std::string& reason);
+
+  Result<ComponentStatus> GetStatus(const std::string& name);
+  Result<std::vector<HistoryEntry>> History(const std::string& name);
+
+  // Processes still mapping replaced files of the component ("restart needed").
+  Result<std::vector<ProcessRef>> ProcessesNeedingRestart(const std::string& name,
+                                                          const std::string& proc_root = "/proc");
+  // Runs the component's restart hooks; the first failure is returned, all are attempted.
+  Status RunRestartHooks(const std::string& name);
+
+ private:
+  struct Component;
+  Result<Component*> Get(const std::string& name);
+  Result<std::string> ReadBaseVersion(const ComponentConfig& config);
+  Status Save(Component& c);
+  void Record(Component& c, const std::string& op, const std::string& from,
+              const std::string& to, const std::string& result, const std::string& reason);
+  Status Recover(Component& c);
+  Result<bool> HealthCheck(Component& c, std::string* reason);
+
+  StoreOptions options_;
+  std::vector<ComponentConfig> components_;
+  std::vector<std::unique_ptr<Component>> state_;
+};
+
+}  // namespace qp::store

@@ -1,0 +1,62 @@
+// The durable state of one component in the store, and its journal: what is live, what
+// the rollback copy holds, and which step of which operation was in flight. Written with
+// WriteFileDurably before every side effect, so that recovery knows what to finish or undo.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "core/hash.h"
+
+namespace qp::store {
+
+// A state of a component tree: the base ("" label) or an improvement, and its digest
+// (delta::ManifestDigest of the tree).
+struct TreeState {
+  std::string label;  // "" = the base as the last full update installed it
+  std::string digest;  // lowercase hex
+  bool operator==(const TreeState&) const = default;
+};
+
+struct Journal {
+  std::string op;     // "install" or "remove"
+  std::string phase;  // install: staging, staged, activated, rolling_back, committing
+                      // remove: restoring, cleaning
+  TreeState from;
+  TreeState to;
+  std::uint64_t marker_inode = 0;      // owned directory: the inode that becomes live
+  std::vector<std::string> changed;    // shared files: the files this operation replaces
+  std::string reason;                  // why a rollback happens
+};
+
+struct ComponentState {
+  std::string base_version;
+  TreeState current;
+  std::optional<TreeState> previous;  // what the rollback copy holds
+  std::optional<Journal> journal;
+};
+
+// kNotFound when the component has no state yet; kCorrupt names the file.
+Result<ComponentState> LoadState(Env* env, const std::string& path);
+Status SaveState(Env* env, const std::string& path, const ComponentState& state);
+
+// One line of a component's history.
+struct HistoryEntry {
+  WallTime time;
+  std::string op;      // install, rollback, remove, supersede, recover
+  std::string from;    // label ("" = base)
+  std::string to;
+  std::string result;  // committed, rolled_back, failed, removed, superseded, recovered
+  std::string reason;
+};
+
+// The history file holds at most `limit` entries (oldest dropped first).
+Result<std::vector<HistoryEntry>> LoadHistory(Env* env, const std::string& path);
+Status AppendHistory(Env* env, const std::string& path, const HistoryEntry& entry,
+                     std::size_t limit);
+
+}  // namespace qp::store

@@ -1,0 +1,182 @@
+// The store's behaviour, in both activation modes: install, health-check rollback,
+// removal, refusal of wrong patches, modified-component detection, supersession, history.
+#include "store/store.h"
+
+#include "store/store_test_util.h"
+
+namespace qp::store {
+namespace {
+
+class StoreTest : public ::testing::TestWithParam<RootKind> {
+ protected:
+  StoreFixture f_{GetParam()};
+};
+
+TEST_P(StoreTest, InstallsThenRemovesBackToTheBase) {
+  Store store(f_.Options(Env::Default()), {f_.config_});
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->base_version, "1.0");
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_EQ(st->current.digest, f_.old_digest_);
+
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_TRUE(r->committed);
+  EXPECT_EQ(f_.LiveDigest(), f_.new_digest_);
+  EXPECT_TRUE(f_.Leftovers().empty());
+  st = store.GetStatus("comp");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->current.label, "a");
+  ASSERT_TRUE(st->previous.has_value());
+  EXPECT_EQ(st->previous->label, "");
+  EXPECT_FALSE(st->modified);
+
+  ASSERT_TRUE(store.Remove("comp", "asked by the person at the device").ok());
+  EXPECT_EQ(f_.LiveDigest(), f_.old_digest_);
+  st = store.GetStatus("comp");
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_FALSE(st->previous.has_value());
+  EXPECT_EQ(store.Remove("comp", "again").error().code(), ErrorCode::kNotFound);
+
+  auto history = store.History("comp");
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].op, "install");
+  EXPECT_EQ((*history)[0].result, "committed");
+  EXPECT_EQ((*history)[0].to, "a");
+  EXPECT_EQ((*history)[1].op, "remove");
+  EXPECT_EQ((*history)[1].reason, "asked by the person at the device");
+}
+
+TEST_P(StoreTest, FailedHealthCheckRollsBackAndSaysWhy) {
+  Store store(f_.Options(Env::Default(), /*healthy=*/false), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_FALSE(r->committed);
+  EXPECT_TRUE(r->rolled_back);
+  EXPECT_EQ(r->reason, "health check failed: exit status 1: self-test failed: handshake error");
+  EXPECT_EQ(f_.LiveDigest(), f_.old_digest_);
+  EXPECT_TRUE(f_.Leftovers().empty());
+  auto st = store.GetStatus("comp");
+  EXPECT_EQ(st->current.label, "");
+  auto history = store.History("comp");
+  ASSERT_EQ(history->size(), 1u);
+  EXPECT_EQ((*history)[0].result, "rolled_back");
+  EXPECT_EQ((*history)[0].reason, r->reason);
+}
+
+TEST_P(StoreTest, RefusesPatchesForAnotherStateAndCorruptPatches) {
+  Store store(f_.Options(Env::Default()), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  InstallRequest wrong_from = f_.Request();
+  wrong_from.from.label = "a";
+  EXPECT_EQ(store.Install("comp", wrong_from).error().code(), ErrorCode::kInvalidArgument);
+  InstallRequest wrong_digest = f_.Request();
+  wrong_digest.to.digest = std::string(64, '0');
+  EXPECT_EQ(store.Install("comp", wrong_digest).error().code(), ErrorCode::kVerificationFailed);
+
+  std::string corrupt = f_.dir_.Sub("corrupt.qpatch");
+  std::string bytes = ReadTestFile(f_.patch_);
+  bytes[bytes.size() - 10] ^= 0x55;
+  WriteTestFile(corrupt, bytes);
+  InstallRequest bad = f_.Request();
+  bad.patch_path = corrupt;
+  auto r = store.Install("comp", bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(f_.LiveDigest(), f_.old_digest_);
+  EXPECT_TRUE(f_.Leftovers().empty());
+  EXPECT_EQ(store.GetStatus("comp")->current.label, "");
+}
+
+TEST_P(StoreTest, DetectsFilesModifiedBehindItsBackAndDoesNotPatchThem) {
+  Store store(f_.Options(Env::Default()), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  std::string victim = GetParam() == RootKind::kOwnedDirectory
+                           ? JoinPath(f_.config_.root, "bin/tool")
+                           : f_.config_.files[0];
+  WriteTestFile(victim, "locally patched by someone");
+  auto st = store.GetStatus("comp");
+  ASSERT_TRUE(st.ok());
+  EXPECT_TRUE(st->modified);
+  EXPECT_NE(st->modified_reason.find("modified outside quietpatch"), std::string::npos);
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kVerificationFailed);
+  EXPECT_EQ(ReadTestFile(victim), "locally patched by someone");
+}
+
+TEST_P(StoreTest, NewBaseVersionSupersedesImprovementsAndTheirRollbackCopies) {
+  {
+    Store store(f_.Options(Env::Default()), {f_.config_});
+    ASSERT_TRUE(store.Reconcile("comp").ok());
+    ASSERT_TRUE(store.Install("comp", f_.Request())->committed);
+  }
+  // The next full update installs version 2.0 of the component over it.
+  f_.config_.base_version.literal = "2.0";
+  std::string some_file = GetParam() == RootKind::kOwnedDirectory
+                              ? JoinPath(f_.config_.root, "bin/tool")
+                              : f_.config_.files[0];
+  WriteTestFile(some_file, "version 2.0 from the package manager");
+  Store store(f_.Options(Env::Default()), {f_.config_});
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->base_version, "2.0");
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_FALSE(st->previous.has_value());
+  EXPECT_FALSE(st->modified);
+  if (GetParam() == RootKind::kOwnedDirectory) {
+    EXPECT_FALSE(TestPathExists(f_.config_.root + ".qp-previous"));
+  } else {
+    for (const auto& file : f_.config_.files) {
+      EXPECT_FALSE(TestPathExists(JoinPath(DirName(file), "." + BaseName(file) + ".qp-previous")));
+    }
+  }
+  auto history = store.History("comp");
+  EXPECT_EQ(history->back().result, "superseded");
+  EXPECT_EQ(history->back().reason, "base version 1.0 -> 2.0");
+  // The old base's patch no longer applies.
+  EXPECT_FALSE(store.Install("comp", f_.Request()).ok());
+}
+
+TEST_P(StoreTest, HistoryIsBounded) {
+  StoreOptions o = f_.Options(Env::Default());
+  o.history_limit = 3;
+  Store store(o, {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(store.Install("comp", f_.Request())->committed);
+    ASSERT_TRUE(store.Remove("comp", "round " + std::to_string(i)).ok());
+  }
+  auto history = store.History("comp");
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ(history->back().reason, "round 2");
+}
+
+INSTANTIATE_TEST_SUITE_P(BothModes, StoreTest,
+                         ::testing::Values(RootKind::kOwnedDirectory, RootKind::kSharedFiles),
+                         [](const auto& param_info) {
+                           return param_info.param == RootKind::kOwnedDirectory ? "Owned" : "Files";
+                         });
+
+TEST(StoreBaseVersionTest, ReadsTheBaseVersionFromAFileOrACommand) {
+  StoreFixture f(RootKind::kOwnedDirectory);
+  WriteTestFile(f.dir_.Sub("VERSION"), "  3.0.17-1~deb12u2 \nrest ignored\n");
+  f.config_.base_version.kind = BaseVersionSource::Kind::kFile;
+  f.config_.base_version.file = f.dir_.Sub("VERSION");
+  {
+    Store store(f.Options(Env::Default()), {f.config_});
+    EXPECT_EQ(store.Reconcile("comp")->base_version, "3.0.17-1~deb12u2");
+  }
+  f.Reset();
+  f.config_.base_version.kind = BaseVersionSource::Kind::kCommand;
+  f.config_.base_version.command = {"sh", "-c", "printf '3.0.22-1~deb12u2'"};
+  StoreOptions o = f.Options(Env::Default());
+  o.run_command = RunProcess;
+  Store store(o, {f.config_});
+  EXPECT_EQ(store.Reconcile("comp")->base_version, "3.0.22-1~deb12u2");
+}
+
+}  // namespace
+}  // namespace qp::store
