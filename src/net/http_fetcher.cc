@@ -2,7 +2,10 @@
 
 #include <curl/curl.h>
 
+#include <cstdio>
 #include <mutex>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace qp::net {
 namespace {
@@ -17,9 +20,11 @@ struct Body {
 std::size_t OnData(char* data, std::size_t size, std::size_t count, void* user) {
   auto* body = static_cast<Body*>(user);
   std::size_t n = size * count;
-  long status = 0;
-  curl_easy_getinfo(body->curl, CURLINFO_RESPONSE_CODE, &status);
-  if (status >= 300) return n;  // an error page: dropped, the status says it all
+  if (body->curl != nullptr) {
+    long status = 0;
+    curl_easy_getinfo(body->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 300) return n;  // an error page: dropped, the status says it all
+  }
   if (body->bytes.size() + n > body->max_length) {
     body->too_large = true;
     return 0;  // aborts the transfer
@@ -31,6 +36,54 @@ std::size_t OnData(char* data, std::size_t size, std::size_t count, void* user) 
 void GlobalInit() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct FileSink {
+  CURL* curl = nullptr;
+  std::FILE* file = nullptr;
+  std::uint64_t written = 0;
+  std::uint64_t max_length = 0;
+  bool too_large = false;
+  bool write_failed = false;
+};
+
+std::size_t OnFileData(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* sink = static_cast<FileSink*>(user);
+  std::size_t n = size * count;
+  long status = 0;
+  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status >= 300) return n;
+  if (sink->written + n > sink->max_length) {
+    sink->too_large = true;
+    return 0;
+  }
+  if (std::fwrite(data, 1, n, sink->file) != n) {
+    sink->write_failed = true;
+    return 0;
+  }
+  sink->written += n;
+  return n;
+}
+
+struct HeaderSink {
+  std::string retry_after;
+};
+
+std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
+  auto* sink = static_cast<HeaderSink*>(user);
+  std::string line(data, size * count);
+  static constexpr std::string_view kRetry = "retry-after:";
+  if (line.size() > kRetry.size()) {
+    std::string lower = line.substr(0, kRetry.size());
+    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower == kRetry) {
+      std::string v = line.substr(kRetry.size());
+      while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
+      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
+      sink->retry_after = v;
+    }
+  }
+  return size * count;
 }
 
 }  // namespace
@@ -49,22 +102,15 @@ HttpFetcher::HttpFetcher(HttpOptions options)
 
 HttpFetcher::~HttpFetcher() = default;
 
-Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
-                                                     std::uint64_t max_length) {
+CURL* HttpFetcher::Prepare(const std::string& url, char* error_buffer) {
   if (impl_->curl == nullptr) impl_->curl = curl_easy_init();
   CURL* curl = impl_->curl;
-  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  if (curl == nullptr) return nullptr;
   curl_easy_reset(curl);
-  Body body;
-  body.curl = curl;
-  body.max_length = max_length;
-  char error_buffer[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_seconds);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_bytes);
@@ -77,6 +123,150 @@ Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
   curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
   ++request_count_;
+  return curl;
+}
+
+Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
+                                                  const std::string& partial_path,
+                                                  std::uint64_t max_length) {
+  struct stat st {};
+  std::uint64_t have = ::stat(partial_path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  if (have > max_length) {
+    ::unlink(partial_path.c_str());
+    have = 0;
+  }
+  if (have == max_length && have > 0) return have;
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  CURL* curl = Prepare(url, error_buffer);
+  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  std::FILE* file = std::fopen(partial_path.c_str(), have > 0 ? "ab" : "wb");
+  if (file == nullptr) return ErrnoError(errno, "open " + partial_path);
+  FileSink sink;
+  sink.curl = curl;
+  sink.file = file;
+  sink.written = have;
+  sink.max_length = max_length;
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnFileData);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+  if (have > 0) curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
+  CURLcode rc = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  bool flushed = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
+  std::fclose(file);
+  if (sink.too_large) {
+    ::unlink(partial_path.c_str());
+    return Error(ErrorCode::kTooLarge, url + ": more than the allowed " +
+                                           std::to_string(max_length) + " bytes");
+  }
+  if (sink.write_failed || !flushed) return ErrnoError(errno, "write " + partial_path);
+  if (rc == CURLE_RANGE_ERROR || status == 416) {
+    // The server cannot resume from there: start over next time.
+    ::unlink(partial_path.c_str());
+    return Error(ErrorCode::kIo, url + ": range not satisfiable; restarting the download");
+  }
+  if (have > 0 && status == 200) {
+    // The server ignored the range and sent everything after our partial bytes: the file
+    // is unusable; start over.
+    ::unlink(partial_path.c_str());
+    return Error(ErrorCode::kIo, url + ": server does not resume; restarting the download");
+  }
+  if (rc != CURLE_OK) {
+    return Error(ErrorCode::kIo, url + ": " +
+                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)) +
+                                     " (" + std::to_string(sink.written) + " bytes kept to resume)");
+  }
+  if (status == 403 || status == 404) {
+    return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(status));
+  }
+  if (status < 200 || status >= 300) {
+    return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(status));
+  }
+  return sink.written;
+}
+
+Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url,
+                                                    const std::string& body,
+                                                    std::size_t max_response) {
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  CURL* curl = Prepare(url, error_buffer);
+  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  Body response;
+  response.curl = nullptr;
+  response.max_length = max_response;
+  HeaderSink headers;
+  struct curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
+  if (options_.total_timeout_seconds == 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(list);
+  if (rc != CURLE_OK && !response.too_large) {
+    return Error(ErrorCode::kIo, url + ": " +
+                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
+  }
+  Response out;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
+  out.body.assign(response.bytes.begin(), response.bytes.end());
+  out.retry_after = headers.retry_after;
+  return out;
+}
+
+namespace {
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return cancel != nullptr && cancel->load() ? 1 : 0;
+}
+}  // namespace
+
+Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
+                                               std::size_t max_response,
+                                               const std::atomic<bool>* cancel) {
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  CURL* curl = Prepare(url, error_buffer);
+  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  Body response;
+  response.curl = nullptr;
+  response.max_length = max_response;
+  HeaderSink headers;
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_seconds);
+  if (cancel != nullptr) {
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
+  }
+  CURLcode rc = curl_easy_perform(curl);
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(ErrorCode::kIo, url + ": cancelled");
+  if (rc != CURLE_OK && !response.too_large) {
+    return Error(ErrorCode::kIo, url + ": " +
+                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
+  }
+  Response out;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
+  out.body.assign(response.bytes.begin(), response.bytes.end());
+  out.retry_after = headers.retry_after;
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
+                                                     std::uint64_t max_length) {
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  CURL* curl = Prepare(url, error_buffer);
+  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
+  Body body;
+  body.curl = curl;
+  body.max_length = max_length;
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
   CURLcode rc = curl_easy_perform(curl);
   if (body.too_large) {
     return Error(ErrorCode::kTooLarge,

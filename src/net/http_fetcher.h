@@ -5,6 +5,7 @@
 // One HttpFetcher reuses its connection; it is not thread-safe (one per thread).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -35,11 +36,35 @@ class HttpFetcher final : public tuf::Fetcher {
   Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
                                           std::uint64_t max_length) override;
 
+  // Downloads `url` into `partial_path`, resuming with an HTTP Range request from the bytes
+  // already there (a partial file survives restarts of the daemon; its content is never
+  // trusted: the caller verifies the whole file's hashes afterwards). Stops with kTooLarge
+  // past `max_length`. Returns the file's size when the server has sent everything.
+  Result<std::uint64_t> DownloadToFile(const std::string& url, const std::string& partial_path,
+                                       std::uint64_t max_length);
+
+  struct Response {
+    long status = 0;
+    std::string body;
+    std::string retry_after;  // Retry-After header, if any
+  };
+  // POSTs `body` (JSON) and returns the status and body (at most `max_response` bytes).
+  // kIo when no HTTP answer arrived.
+  Result<Response> PostJson(const std::string& url, const std::string& body,
+                            std::size_t max_response = 1 << 20);
+  // GET for small JSON answers (watch), with a per-request timeout in seconds. When
+  // `cancel` becomes true the request is abandoned (kIo "cancelled") within a second.
+  Result<Response> Get(const std::string& url, long timeout_seconds,
+                       std::size_t max_response = 1 << 20,
+                       const std::atomic<bool>* cancel = nullptr);
+
   // Requests made so far (for tests and benchmarks).
   std::uint64_t request_count() const { return request_count_; }
 
  private:
   struct Impl;
+  // The reused handle, reset and set up with the common options for `url`.
+  void* Prepare(const std::string& url, char* error_buffer);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;

@@ -195,6 +195,35 @@ Result<std::optional<TargetInfo>> Updater::GetTargetInfo(const std::string& targ
   return std::optional<TargetInfo>();
 }
 
+Result<std::vector<TargetInfo>> Updater::ListRoleTargets(const std::string& role) {
+  if (!trusted_ || trusted_->snapshot() == nullptr) QP_RETURN_IF_ERROR(Refresh());
+  std::vector<std::pair<std::string, std::string>> to_visit = {{"targets", "root"}};
+  std::set<std::string> visited;
+  const Targets* found = nullptr;
+  while (!to_visit.empty() && visited.size() < config_.max_delegations && found == nullptr) {
+    auto [name, delegator] = to_visit.back();
+    to_visit.pop_back();
+    if (!visited.insert(name).second) continue;
+    QP_ASSIGN_OR_RETURN(const Targets* targets, LoadTargets(name, delegator));
+    if (name == role) {
+      found = targets;
+      break;
+    }
+    if (!targets->delegations) continue;
+    const auto& roles = targets->delegations->roles;
+    for (auto it = roles.rbegin(); it != roles.rend(); ++it) to_visit.emplace_back(it->name, name);
+  }
+  std::vector<TargetInfo> out;
+  if (found == nullptr) return out;
+  std::vector<std::string> paths;
+  for (const auto& [path, file] : found->targets) paths.push_back(path);
+  for (const auto& path : paths) {
+    QP_ASSIGN_OR_RETURN(auto info, GetTargetInfo(path));
+    if (info && info->role == role) out.push_back(std::move(*info));
+  }
+  return out;
+}
+
 std::string Updater::TargetUrl(const TargetInfo& target) const {
   std::string path = target.path;
   if (trusted_ && trusted_->root().consistent_snapshot && !target.file.hashes.empty()) {
@@ -212,6 +241,14 @@ bool Updater::IsDownloaded(const TargetInfo& target, const std::string& file_pat
   auto bytes = ReadFileLimited(env_, file_path, target.file.length);
   if (!bytes.ok()) return false;
   return VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes, target.path).ok();
+}
+
+Result<std::vector<std::uint8_t>> Updater::FetchTarget(const TargetInfo& target) {
+  auto bytes = fetcher_->Fetch(TargetUrl(target), target.file.length);
+  if (!bytes.ok()) return bytes.error().WithContext("target " + target.path);
+  QP_RETURN_IF_ERROR(
+      VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes, "target " + target.path));
+  return bytes;
 }
 
 Status Updater::DownloadTarget(const TargetInfo& target, const std::string& file_path) {

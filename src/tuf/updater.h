@@ -49,12 +49,21 @@ class Updater {
   // Refresh() first if it has not run.
   Result<std::optional<TargetInfo>> GetTargetInfo(const std::string& target_path);
 
+  // Every target listed by the delegated role `role` that a lookup resolves to that role
+  // (its path is delegated to it, and no role searched before it claims the path). The
+  // role is found by searching the delegation graph from the top-level targets.
+  Result<std::vector<TargetInfo>> ListRoleTargets(const std::string& role);
+
   // Whether `file_path` already holds the target (length and every hash match).
   bool IsDownloaded(const TargetInfo& target, const std::string& file_path);
 
   // Downloads the target (at most its length), checks length and every hash, then
   // atomically writes `file_path`. Nothing is written when any check fails.
   Status DownloadTarget(const TargetInfo& target, const std::string& file_path);
+
+  // Downloads a small target into memory (at most its length) and checks length and
+  // every hash.
+  Result<std::vector<std::uint8_t>> FetchTarget(const TargetInfo& target);
 
   // The URL the target is fetched from (consistent snapshots: dir/HASH.name).
   std::string TargetUrl(const TargetInfo& target) const;

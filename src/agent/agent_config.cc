@@ -1,0 +1,140 @@
+#include "agent/agent_config.h"
+
+#include <nlohmann/json.hpp>
+
+#define TOML_EXCEPTIONS 1
+#include <toml++/toml.h>
+
+#include "core/durable_file.h"
+
+namespace qp::agent {
+namespace {
+
+Error Bad(const std::string& file, const std::string& field, const std::string& problem) {
+  return Error(ErrorCode::kInvalidArgument, file + ": " + field + ": " + problem);
+}
+
+Result<toml::table> ParseTomlFile(Env* env, const std::string& path) {
+  QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 64 * 1024));
+  try {
+    return toml::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                       path);
+  } catch (const toml::parse_error& e) {
+    return Error(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) +
+                                                  ": " + std::string(e.description()));
+  }
+}
+
+Result<std::chrono::seconds> Seconds(const toml::table& t, const char* key, const std::string& file,
+                                     std::int64_t min, std::int64_t max,
+                                     std::chrono::seconds fallback) {
+  if (!t.contains(key)) return fallback;
+  auto v = t[key].value<std::int64_t>();
+  if (!v || *v < min || *v > max) {
+    return Bad(file, key, "expected an integer from " + std::to_string(min) + " to " +
+                              std::to_string(max));
+  }
+  return std::chrono::seconds(*v);
+}
+
+Result<std::string> String(const toml::table& t, const char* key, const std::string& file,
+                           const std::string& fallback) {
+  if (!t.contains(key)) return fallback;
+  auto v = t[key].value<std::string>();
+  if (!v) return Bad(file, key, "expected a string");
+  return *v;
+}
+
+}  // namespace
+
+Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
+                                    const std::string& state_dir) {
+  std::string file = JoinPath(config_dir, "agent.toml");
+  QP_ASSIGN_OR_RETURN(toml::table t, ParseTomlFile(env, file));
+  static const char* kKnown[] = {"repository_url", "server_url",    "trusted_root",
+                                 "components_dir", "interval_seconds", "jitter_seconds",
+                                 "max_backoff_seconds", "watch",   "watch_timeout_seconds",
+                                 "ca_file",        "admin_group",   "control_socket"};
+  for (const auto& [key, value] : t) {
+    bool known = false;
+    for (const char* k : kKnown) known = known || key.str() == k;
+    if (!known) return Bad(file, std::string(key.str()), "unknown field");
+  }
+  AgentConfig c;
+  c.config_dir = config_dir;
+  c.state_dir = state_dir;
+  QP_ASSIGN_OR_RETURN(c.repository_url, String(t, "repository_url", file, ""));
+  if (c.repository_url.rfind("http://", 0) != 0 && c.repository_url.rfind("https://", 0) != 0) {
+    return Bad(file, "repository_url", "an http:// or https:// URL is required");
+  }
+  while (!c.repository_url.empty() && c.repository_url.back() == '/') c.repository_url.pop_back();
+  QP_ASSIGN_OR_RETURN(c.server_url, String(t, "server_url", file, ""));
+  while (!c.server_url.empty() && c.server_url.back() == '/') c.server_url.pop_back();
+  QP_ASSIGN_OR_RETURN(c.trusted_root,
+                      String(t, "trusted_root", file, JoinPath(config_dir, "root.json")));
+  QP_ASSIGN_OR_RETURN(c.components_dir,
+                      String(t, "components_dir", file, JoinPath(config_dir, "components")));
+  QP_ASSIGN_OR_RETURN(c.interval, Seconds(t, "interval_seconds", file, 1, 7 * 86400, c.interval));
+  QP_ASSIGN_OR_RETURN(c.jitter, Seconds(t, "jitter_seconds", file, 0, 86400, c.jitter));
+  QP_ASSIGN_OR_RETURN(c.max_backoff,
+                      Seconds(t, "max_backoff_seconds", file, 1, 7 * 86400, c.max_backoff));
+  QP_ASSIGN_OR_RETURN(c.watch_timeout,
+                      Seconds(t, "watch_timeout_seconds", file, 1, 3600, c.watch_timeout));
+  if (t.contains("watch")) {
+    auto w = t["watch"].value<bool>();
+    if (!w) return Bad(file, "watch", "expected true or false");
+    c.watch = *w;
+  }
+  QP_ASSIGN_OR_RETURN(c.ca_file, String(t, "ca_file", file, ""));
+  QP_ASSIGN_OR_RETURN(c.admin_group, String(t, "admin_group", file, ""));
+  QP_ASSIGN_OR_RETURN(c.control_socket, String(t, "control_socket", file, c.control_socket));
+  return c;
+}
+
+Result<Policy> LoadPolicy(Env* env, const std::string& config_dir) {
+  std::string file = JoinPath(config_dir, "policy.toml");
+  Policy p;
+  if (!env->Stat(file).ok()) return p;
+  QP_ASSIGN_OR_RETURN(toml::table t, ParseTomlFile(env, file));
+  p.present = true;
+  for (const auto& [key, value] : t) {
+    if (key.str() != "auto_install" && key.str() != "defer_hours") {
+      return Bad(file, std::string(key.str()), "unknown field");
+    }
+  }
+  if (t.contains("auto_install")) {
+    auto v = t["auto_install"].value<bool>();
+    if (!v) return Bad(file, "auto_install", "expected true or false");
+    p.auto_install = *v;
+  }
+  if (t.contains("defer_hours")) {
+    auto v = t["defer_hours"].value<std::int64_t>();
+    if (!v || *v < 0 || *v > 72) return Bad(file, "defer_hours", "expected 0 to 72");
+    p.defer = std::chrono::hours(*v);
+  }
+  return p;
+}
+
+Result<Settings> LoadSettings(Env* env, const std::string& state_dir) {
+  Settings s;
+  auto bytes = ReadFileLimited(env, JoinPath(state_dir, "settings.json"), 64 * 1024);
+  if (!bytes.ok()) {
+    if (bytes.error().code() == ErrorCode::kNotFound) return s;
+    return bytes.error();
+  }
+  auto j = nlohmann::json::parse(bytes->begin(), bytes->end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Error(ErrorCode::kCorrupt, JoinPath(state_dir, "settings.json") + ": not valid JSON");
+  }
+  if (j.contains("auto_install") && j["auto_install"].is_boolean()) {
+    s.auto_install = j["auto_install"].get<bool>();
+  }
+  return s;
+}
+
+Status SaveSettings(Env* env, const std::string& state_dir, const Settings& settings) {
+  nlohmann::json j{{"auto_install", settings.auto_install}};
+  return WriteFileDurably(env, JoinPath(state_dir, "settings.json"), j.dump(2) + "\n", 0644);
+}
+
+}  // namespace qp::agent

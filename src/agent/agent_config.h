@@ -1,0 +1,69 @@
+// The agent's configuration (agent.toml in the configuration directory), the managed
+// policy an administrator may lock (policy.toml), and the person's settings (settings.json
+// in the state directory).
+//
+//   # /etc/quietpatch/agent.toml
+//   repository_url = "https://updates.example.com/repo"  # metadata/ and targets/ below it
+//   server_url = "https://updates.example.com"           # optional: watch and reports (/v1)
+//   trusted_root = "/etc/quietpatch/root.json"           # default: <config>/root.json
+//   interval_seconds = 3600                              # polling interval
+//   jitter_seconds = 300                                 # random extra delay, 0..jitter
+//   max_backoff_seconds = 21600
+//   watch = true                                         # long-poll the server when offered
+//   watch_timeout_seconds = 300
+//   ca_file = ""                                         # default: the system CA store
+//   admin_group = "quietpatch"                           # besides root, may change things
+//   control_socket = "/run/quietpatch/control.sock"
+//
+//   # /etc/quietpatch/policy.toml (managed; optional)
+//   auto_install = true     # forces the setting on or off and locks it
+//   defer_hours = 24        # 0..72; an exploited-in-the-wild fix is not deferred
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "core/env.h"
+#include "core/result.h"
+
+namespace qp::agent {
+
+struct AgentConfig {
+  std::string config_dir;
+  std::string state_dir;
+  std::string repository_url;
+  std::string server_url;
+  std::string trusted_root;
+  std::string components_dir;
+  std::chrono::seconds interval{3600};
+  std::chrono::seconds jitter{300};
+  std::chrono::seconds max_backoff{6 * 3600};
+  bool watch = true;
+  std::chrono::seconds watch_timeout{300};
+  std::string ca_file;
+  std::string admin_group;
+  std::string control_socket = "/run/quietpatch/control.sock";
+};
+
+// Reads <config_dir>/agent.toml. kInvalidArgument "<file>: <field>: <problem>".
+Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
+                                    const std::string& state_dir);
+
+struct Policy {
+  bool present = false;
+  std::optional<bool> auto_install;  // set: forced, and the person's setting is locked
+  std::chrono::hours defer{0};
+};
+
+// Reads <config_dir>/policy.toml if it exists.
+Result<Policy> LoadPolicy(Env* env, const std::string& config_dir);
+
+struct Settings {
+  bool auto_install = true;  // "Automatically Install", on by default
+};
+
+Result<Settings> LoadSettings(Env* env, const std::string& state_dir);
+Status SaveSettings(Env* env, const std::string& state_dir, const Settings& settings);
+
+}  // namespace qp::agent

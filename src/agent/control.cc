@@ -1,0 +1,205 @@
+#include "agent/control.h"
+
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace qp::agent {
+
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxRequest = 64 * 1024;
+
+bool ReadAll(int fd, std::string* out, std::size_t limit, int timeout_ms) {
+  char buf[4096];
+  while (out->size() <= limit) {
+    if (!out->empty() && out->back() == '\n') return true;
+    pollfd p{fd, POLLIN, 0};
+    int n = ::poll(&p, 1, timeout_ms);
+    if (n <= 0) return false;
+    ssize_t got = ::read(fd, buf, sizeof(buf));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return !out->empty();
+    out->append(buf, static_cast<std::size_t>(got));
+  }
+  return false;
+}
+
+void WriteAll(int fd, const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+Json Fail(const std::string& code, const std::string& message) {
+  return Json{{"ok", false}, {"code", code}, {"error", message}};
+}
+
+Json FromStatus(const Status& s, Json result) {
+  if (!s.ok()) return Fail("failed", s.error().ToString());
+  return Json{{"ok", true}, {"result", std::move(result)}};
+}
+
+}  // namespace
+
+bool IsAdmin(unsigned uid, unsigned gid, const std::string& admin_group) {
+  if (uid == 0) return true;
+  if (admin_group.empty()) return false;
+  group* g = ::getgrnam(admin_group.c_str());
+  if (g == nullptr) return false;
+  if (g->gr_gid == gid) return true;
+  passwd* pw = ::getpwuid(uid);
+  if (pw == nullptr) return false;
+  int count = 64;
+  std::vector<gid_t> groups(static_cast<std::size_t>(count));
+  if (::getgrouplist(pw->pw_name, gid, groups.data(), &count) < 0) {
+    groups.resize(static_cast<std::size_t>(count));
+    if (::getgrouplist(pw->pw_name, gid, groups.data(), &count) < 0) return false;
+  }
+  for (int i = 0; i < count; ++i) {
+    if (groups[static_cast<std::size_t>(i)] == g->gr_gid) return true;
+  }
+  return false;
+}
+
+ControlServer::ControlServer(Agent* agent, std::string socket_path)
+    : agent_(agent), path_(std::move(socket_path)) {}
+
+ControlServer::~ControlServer() { Stop(); }
+
+Status ControlServer::Start() {
+  sockaddr_un addr{};
+  if (path_.size() >= sizeof(addr.sun_path)) {
+    return Error(ErrorCode::kInvalidArgument, "control socket path too long: " + path_);
+  }
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return ErrnoError(errno, "socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.c_str(), path_.size() + 1);
+  ::unlink(path_.c_str());  // a stale socket of an earlier run
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    return ErrnoError(errno, "bind " + path_);
+  }
+  ::chmod(path_.c_str(), 0666);
+  if (::listen(listen_fd_, 64) != 0) return ErrnoError(errno, "listen " + path_);
+  thread_ = std::thread([this] { Serve(); });
+  return OkStatus();
+}
+
+void ControlServer::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    ::unlink(path_.c_str());
+    listen_fd_ = -1;
+  }
+}
+
+void ControlServer::Serve() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    Handle(fd);
+    ::close(fd);
+  }
+}
+
+void ControlServer::Handle(int fd) {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
+  std::string request;
+  Json answer;
+  if (!ReadAll(fd, &request, kMaxRequest, 5000)) {
+    answer = Fail("bad_request", "request too large, incomplete or too slow");
+  } else {
+    Json j = Json::parse(request, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("cmd") || !j["cmd"].is_string()) {
+      answer = Fail("bad_request", "expected a JSON object with \"cmd\"");
+    } else {
+      std::string cmd = j["cmd"].get<std::string>();
+      bool admin = IsAdmin(cred.uid, cred.gid, agent_->config().admin_group);
+      bool changes = cmd == "settings" || cmd == "check" || cmd == "install" || cmd == "remove";
+      if (changes && !admin) {
+        answer = Fail("permission_denied",
+                      "only root" +
+                          (agent_->config().admin_group.empty()
+                               ? std::string()
+                               : " or members of group " + agent_->config().admin_group) +
+                          " may " + cmd);
+        spdlog::warn("control: uid {} denied {}", cred.uid, cmd);
+      } else if (cmd == "status") {
+        answer = Json{{"ok", true}, {"result", agent_->StatusJson()}};
+      } else if (cmd == "history") {
+        answer = Json{{"ok", true}, {"result", agent_->HistoryJson()}};
+      } else if (cmd == "settings") {
+        if (!j.contains("auto_install") || !j["auto_install"].is_boolean()) {
+          answer = Fail("bad_request", "settings needs \"auto_install\": true|false");
+        } else {
+          answer = FromStatus(agent_->SetAutoInstall(j["auto_install"].get<bool>()),
+                              agent_->StatusJson());
+        }
+      } else if (cmd == "check") {
+        answer = FromStatus(agent_->Check(), agent_->StatusJson());
+      } else if (cmd == "install") {
+        std::string what = j.value("what", std::string());
+        answer = what.empty() ? Fail("bad_request", "install needs \"what\"")
+                              : FromStatus(agent_->InstallNow(what), agent_->StatusJson());
+      } else if (cmd == "remove") {
+        std::string component = j.value("component", std::string());
+        answer = component.empty() ? Fail("bad_request", "remove needs \"component\"")
+                                   : FromStatus(agent_->RemoveNow(component), agent_->StatusJson());
+      } else {
+        answer = Fail("bad_request", "unknown command " + cmd);
+      }
+      if (changes && admin) spdlog::info("control: uid {}: {}", cred.uid, cmd);
+    }
+  }
+  WriteAll(fd, answer.dump() + "\n");
+}
+
+Result<Json> CallControl(const std::string& socket_path, const Json& request, int timeout_ms) {
+  sockaddr_un addr{};
+  if (socket_path.size() >= sizeof(addr.sun_path)) {
+    return Error(ErrorCode::kInvalidArgument, "socket path too long");
+  }
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError(errno, "socket");
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    ::close(fd);
+    if (err == ENOENT || err == ECONNREFUSED) {
+      return Error(ErrorCode::kNotFound, "quietpatchd is not running (no daemon on " + socket_path + ")");
+    }
+    return ErrnoError(err, "connect " + socket_path);
+  }
+  WriteAll(fd, request.dump() + "\n");
+  std::string answer;
+  bool ok = ReadAll(fd, &answer, 64 << 20, timeout_ms);
+  ::close(fd);
+  if (!ok) return Error(ErrorCode::kIo, "no answer from quietpatchd");
+  Json j = Json::parse(answer, nullptr, false);
+  if (j.is_discarded()) return Error(ErrorCode::kCorrupt, "unreadable answer from quietpatchd");
+  return j;
+}
+
+}  // namespace qp::agent
