@@ -31,6 +31,35 @@ RepositoryWriter::RepositoryWriter(WallTime now, bool consistent_snapshot) : now
   dirty_targets_.insert("targets");
 }
 
+Result<RepositoryWriter> RepositoryWriter::Load(
+    WallTime now,
+    const std::function<Result<std::vector<std::uint8_t>>(const std::string&)>& read) {
+  RepositoryWriter w(now);
+  w.dirty_targets_.clear();
+  w.targets_.clear();
+  QP_ASSIGN_OR_RETURN(auto root_bytes, read("root.json"));
+  QP_ASSIGN_OR_RETURN(auto root, ParseRoot(root_bytes));
+  w.root_ = root.signed_part;
+  QP_ASSIGN_OR_RETURN(auto ts_bytes, read("timestamp.json"));
+  QP_ASSIGN_OR_RETURN(auto ts, ParseTimestamp(ts_bytes));
+  w.timestamp_ = ts.signed_part;
+  std::uint64_t sv = w.timestamp_.snapshot_meta.version;
+  QP_ASSIGN_OR_RETURN(auto snap_bytes, read(w.MetadataFileName("snapshot", sv)));
+  QP_ASSIGN_OR_RETURN(auto snap, ParseSnapshot(snap_bytes));
+  w.snapshot_ = snap.signed_part;
+  for (const auto& [file, meta] : w.snapshot_.meta) {
+    if (file.size() < 6 || file.substr(file.size() - 5) != ".json") continue;
+    std::string role = file.substr(0, file.size() - 5);
+    QP_ASSIGN_OR_RETURN(auto bytes, read(w.MetadataFileName(role, meta.version)));
+    auto t = ParseTargets(bytes);
+    if (!t.ok()) return t.error().WithContext(role);
+    w.targets_.emplace(role, t->signed_part);
+    w.published_.insert(role);
+  }
+  for (const char* role : {"root", "timestamp", "snapshot"}) w.published_.insert(role);
+  return w;
+}
+
 std::vector<std::string> RepositoryWriter::TargetsRoles() const {
   std::vector<std::string> out;
   for (const auto& [name, t] : targets_) out.push_back(name);
@@ -46,6 +75,11 @@ void RepositoryWriter::RemoveSigner(const std::string& role, const std::string& 
 }
 
 void RepositoryWriter::ClearSigners(const std::string& role) { signers_[role].clear(); }
+
+bool RepositoryWriter::HasSigner(const std::string& role, const std::string& keyid) const {
+  auto it = signers_.find(role);
+  return it != signers_.end() && it->second.count(keyid) != 0;
+}
 
 std::string RepositoryWriter::AddRootRoleKey(const std::string& role,
                                              const crypto::PublicKeyDescription& key) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -30,6 +31,17 @@ class RepositoryWriter {
   // (root), 90 (targets), 7 (snapshot) and 1 (timestamp) after `now`.
   RepositoryWriter(WallTime now, bool consistent_snapshot = true);
 
+  // Continues an existing repository: `read` returns the content of a file under
+  // metadata/ ("root.json", "timestamp.json", "3.snapshot.json", ...). The newest root,
+  // timestamp, snapshot and every targets role the snapshot lists are loaded (and must
+  // parse); files() starts empty, so afterwards it holds only what changed.
+  static Result<RepositoryWriter> Load(
+      WallTime now,
+      const std::function<Result<std::vector<std::uint8_t>>(const std::string&)>& read);
+
+  void set_now(WallTime now) { now_ = now; }
+  WallTime now() const { return now_; }
+
   Root& root() { return root_; }
   Timestamp& timestamp() { return timestamp_; }
   Snapshot& snapshot() { return snapshot_; }
@@ -43,6 +55,7 @@ class RepositoryWriter {
   void AddSigner(const std::string& role, SigningKeyPtr key);
   void RemoveSigner(const std::string& role, const std::string& keyid);
   void ClearSigners(const std::string& role);
+  bool HasSigner(const std::string& role, const std::string& keyid) const;
 
   // Lists the key for top-level `role` in root; returns its keyid.
   std::string AddRootRoleKey(const std::string& role, const crypto::PublicKeyDescription& key);
