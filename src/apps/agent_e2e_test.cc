@@ -331,9 +331,13 @@ TEST_F(AgentE2eTest, CorruptPatchRollbackAndExpiredMetadataInstallNothingAndSayW
   ASSERT_TRUE(WaitFor(d, [](const Json& st) {
     return st["last_check_error"].get<std::string>().find("rollback") != std::string::npos;
   }, 30)) << Status(d).dump(2);
+  // The report follows the status (it is delivered after the check).
   bool reported = false;
-  for (const auto& r : Reports("failed")) {
-    reported = reported || r["error"].get<std::string>().find("rollback") != std::string::npos;
+  for (int i = 0; i < 200 && !reported; ++i) {
+    for (const auto& r : Reports("failed")) {
+      reported = reported || r["error"].get<std::string>().find("rollback") != std::string::npos;
+    }
+    if (!reported) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(reported);
 

@@ -1,0 +1,210 @@
+// The SQLite backend of ReportStore: one connection guarded by a mutex, WAL journal,
+// synchronous=FULL so that a report is on disk before it is acknowledged.
+#include <sqlite3.h>
+
+#include <mutex>
+
+#include "server/report_store.h"
+
+namespace qp::server {
+namespace {
+
+constexpr const char* kSchema = R"SQL(
+CREATE TABLE IF NOT EXISTS events (
+  install_id TEXT NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL,
+  component TEXT NOT NULL, platform TEXT NOT NULL, base TEXT NOT NULL,
+  improvement TEXT NOT NULL, state TEXT NOT NULL, error TEXT NOT NULL,
+  restart_needed TEXT NOT NULL, agent_version TEXT NOT NULL, received INTEGER NOT NULL,
+  PRIMARY KEY (install_id, seq));
+CREATE TABLE IF NOT EXISTS devices (
+  install_id TEXT NOT NULL, improvement_id TEXT NOT NULL, state TEXT NOT NULL,
+  error TEXT NOT NULL, seq INTEGER NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY (install_id, improvement_id));
+CREATE INDEX IF NOT EXISTS events_protected ON events (component, base, improvement, state);
+)SQL";
+
+class SqliteReportStore final : public ReportStore {
+ public:
+  explicit SqliteReportStore(sqlite3* db) : db_(db) {}
+  ~SqliteReportStore() override { sqlite3_close(db_); }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      return Error(ErrorCode::kIo, std::string("sqlite: ") + msg);
+    }
+    return OkStatus();
+  }
+
+  Error Fail(const std::string& what) {
+    return Error(ErrorCode::kIo, "sqlite: " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    int stored = 0;
+    Status s = [&]() -> Status {
+      sqlite3_stmt* insert = nullptr;
+      sqlite3_stmt* upsert = nullptr;
+      if (sqlite3_prepare_v2(db_,
+                             "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                             &insert, nullptr) != SQLITE_OK) {
+        return Fail("prepare insert");
+      }
+      if (sqlite3_prepare_v2(
+              db_,
+              "INSERT INTO devices VALUES (?,?,?,?,?,?) ON CONFLICT(install_id, improvement_id) "
+              "DO UPDATE SET state=excluded.state, error=excluded.error, seq=excluded.seq, "
+              "updated=excluded.updated WHERE excluded.seq > devices.seq",
+              -1, &upsert, nullptr) != SQLITE_OK) {
+        sqlite3_finalize(insert);
+        return Fail("prepare upsert");
+      }
+      Status result = OkStatus();
+      for (const auto& e : events) {
+        auto text = [&](sqlite3_stmt* st, int i, const std::string& v) {
+          sqlite3_bind_text(st, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+        };
+        sqlite3_reset(insert);
+        text(insert, 1, e.install_id);
+        sqlite3_bind_int64(insert, 2, e.seq);
+        sqlite3_bind_int64(insert, 3, e.time);
+        text(insert, 4, e.component);
+        text(insert, 5, e.platform);
+        text(insert, 6, e.base);
+        text(insert, 7, e.improvement);
+        text(insert, 8, e.state);
+        text(insert, 9, e.error);
+        text(insert, 10, e.restart_needed);
+        text(insert, 11, e.agent_version);
+        sqlite3_bind_int64(insert, 12, received);
+        if (sqlite3_step(insert) != SQLITE_DONE) {
+          result = Fail("insert");
+          break;
+        }
+        if (sqlite3_changes(db_) == 0) continue;  // seen before
+        ++stored;
+        std::string id = e.ImprovementId();
+        if (id.empty()) continue;
+        sqlite3_reset(upsert);
+        text(upsert, 1, e.install_id);
+        text(upsert, 2, id);
+        text(upsert, 3, e.state);
+        text(upsert, 4, e.error);
+        sqlite3_bind_int64(upsert, 5, e.seq);
+        sqlite3_bind_int64(upsert, 6, e.time);
+        if (sqlite3_step(upsert) != SQLITE_DONE) {
+          result = Fail("upsert");
+          break;
+        }
+      }
+      sqlite3_finalize(insert);
+      sqlite3_finalize(upsert);
+      return result;
+    }();
+    if (!s.ok()) {
+      (void)Exec("ROLLBACK");
+      return s.error();
+    }
+    QP_RETURN_IF_ERROR(Exec("COMMIT"));
+    return stored;
+  }
+
+  template <typename Row>
+  Status Query(const std::string& sql, const std::vector<std::string>& args, Row row) {
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return Fail("prepare");
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      sqlite3_bind_text(st, static_cast<int>(i + 1), args[i].data(), static_cast<int>(args[i].size()),
+                        SQLITE_TRANSIENT);
+    }
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) row(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return Fail("query");
+    return OkStatus();
+  }
+
+  static std::string Col(sqlite3_stmt* st, int i) {
+    const unsigned char* t = sqlite3_column_text(st, i);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+
+  Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
+    std::map<std::string, std::map<std::string, int>> out;
+    QP_RETURN_IF_ERROR(Query("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2", {},
+                             [&](sqlite3_stmt* st) {
+                               out[Col(st, 0)][Col(st, 1)] = sqlite3_column_int(st, 2);
+                             }));
+    return out;
+  }
+
+  Result<std::vector<std::pair<std::string, int>>> FailureReasons(const std::string& id,
+                                                                  int limit) override {
+    std::vector<std::pair<std::string, int>> out;
+    QP_RETURN_IF_ERROR(Query(
+        "SELECT error, COUNT(*) FROM devices WHERE improvement_id = ? AND state IN "
+        "('failed','rolled_back') GROUP BY error ORDER BY 2 DESC LIMIT " + std::to_string(limit),
+        {id}, [&](sqlite3_stmt* st) { out.emplace_back(Col(st, 0), sqlite3_column_int(st, 1)); }));
+    return out;
+  }
+
+  Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(const std::string& id) override {
+    std::vector<std::int64_t> times;
+    QP_RETURN_IF_ERROR(Query(
+        "SELECT MIN(time) FROM events WHERE component || '/' || base || '/' || improvement = ? "
+        "AND state = 'protected' GROUP BY install_id ORDER BY 1",
+        {id}, [&](sqlite3_stmt* st) { times.push_back(sqlite3_column_int64(st, 0)); }));
+    std::vector<std::pair<std::int64_t, int>> out;
+    for (std::size_t i = 0; i < times.size(); ++i) out.emplace_back(times[i], static_cast<int>(i + 1));
+    return out;
+  }
+
+  Result<std::int64_t> CountEvents() override {
+    std::int64_t n = 0;
+    QP_RETURN_IF_ERROR(Query("SELECT COUNT(*) FROM events", {},
+                             [&](sqlite3_stmt* st) { n = sqlite3_column_int64(st, 0); }));
+    return n;
+  }
+
+  Status Clear() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Exec("DELETE FROM events; DELETE FROM devices;");
+  }
+
+ private:
+  sqlite3* db_;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ReportStore>> OpenSqliteReportStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Error(ErrorCode::kIo, "sqlite: open " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteReportStore>(db);
+  QP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  QP_RETURN_IF_ERROR(store->Exec(kSchema));
+  return std::unique_ptr<ReportStore>(std::move(store));
+}
+
+Result<std::unique_ptr<ReportStore>> OpenReportStore(const std::string& url) {
+  if (url.rfind("sqlite:", 0) == 0) return OpenSqliteReportStore(url.substr(7));
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
+    return OpenPostgresReportStore(url);
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               "database must be sqlite:PATH or postgresql://... (got \"" + url + "\")");
+}
+
+}  // namespace qp::server
