@@ -364,6 +364,38 @@ Status RefreshExpiring(Env* env, Clock* clock, const RepoPaths& paths, int days)
   return CommitChanges(env, paths, w, clock);
 }
 
+Status ResignTimestamp(Env* env, Clock* clock, const RepoPaths& paths) {
+  QP_ASSIGN_OR_RETURN(auto w, LoadRepository(env, paths, clock->Now()));
+  QP_RETURN_IF_ERROR(RequireKeys(env, paths, &w, "timestamp", "re-signing the timestamp"));
+  w.timestamp().expires = clock->Now() + std::chrono::hours(24);
+  QP_RETURN_IF_ERROR(w.PublishTimestamp());
+  return CommitChanges(env, paths, w, clock);
+}
+
+Result<Json> ReadRollout(Env* env, Clock* clock, const RepoPaths& paths) {
+  QP_ASSIGN_OR_RETURN(auto w, LoadRepository(env, paths, clock->Now()));
+  return CurrentRollout(env, paths, w);
+}
+
+Result<Json> ListImprovements(Env* env, Clock* clock, const RepoPaths& paths) {
+  QP_ASSIGN_OR_RETURN(auto w, LoadRepository(env, paths, clock->Now()));
+  Json out = Json::object();
+  if (!w.HasTargetsRole("improvements")) return out;
+  for (const auto& [path, file] : w.targets("improvements").targets) {
+    const Json& q = Quietpatch(file);
+    std::string id = q.value("component", std::string()) + "/" + q.value("base", std::string()) + "/" +
+                     q.value("label", std::string());
+    if (!out.contains(id)) {
+      out[id] = q;
+      out[id]["patches"] = 0;
+      out[id]["bytes"] = file.length;
+    }
+    out[id]["patches"] = out[id]["patches"].get<int>() + 1;
+    out[id]["bytes"] = std::min(out[id]["bytes"].get<std::uint64_t>(), file.length);
+  }
+  return out;
+}
+
 Result<std::string> DescribeRepository(Env* env, Clock* clock, const RepoPaths& paths) {
   QP_ASSIGN_OR_RETURN(auto w, LoadRepository(env, paths, clock->Now()));
   std::ostringstream out;

@@ -13,6 +13,8 @@
 #include "core/clock.h"
 #include "core/env.h"
 #include "crypto/keys.h"
+#include <nlohmann/json.hpp>
+
 #include "publish/repo_dir.h"
 
 namespace qp::publish {
@@ -71,6 +73,17 @@ Status RotateKey(Env* env, Clock* clock, const RepoPaths& paths, const std::stri
 // Re-signs, with a new version and expiry, every role expiring within `days` (for which a
 // key is present), then snapshot and timestamp.
 Status RefreshExpiring(Env* env, Clock* clock, const RepoPaths& paths, int days);
+
+// Re-signs the timestamp alone (new version, expiry one day on), with the online
+// timestamp key. The server does this before the timestamp expires.
+Status ResignTimestamp(Env* env, Clock* clock, const RepoPaths& paths);
+
+// The published rollout.json ({"improvements": {id: {percent, halted, reason}}}).
+Result<nlohmann::json> ReadRollout(Env* env, Clock* clock, const RepoPaths& paths);
+
+// Every published improvement: id -> custom.quietpatch of its patches (the first one),
+// with "patches" (count) and "bytes" (smallest patch).
+Result<nlohmann::json> ListImprovements(Env* env, Clock* clock, const RepoPaths& paths);
 
 // A human-readable summary: improvements, rollout state, expiry dates.
 Result<std::string> DescribeRepository(Env* env, Clock* clock, const RepoPaths& paths);

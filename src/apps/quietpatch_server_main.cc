@@ -1,0 +1,89 @@
+// quietpatch-server: the fleet service (repository files, online signing, watch, reports,
+// auto-halt, dashboard, metrics).
+//
+//   quietpatch-server [--config server.toml] [--listen 127.0.0.1:8080] [--repo DIR]
+//                     [--keys DIR] [--database sqlite:FILE|postgresql://...]
+//                     [--admin-token-file FILE] [--audit-log FILE] [--dashboard-dir DIR]
+//
+// Prints "listening on HOST:PORT" once ready. SIGTERM stops it gracefully.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "core/log.h"
+#include "server/http_server.h"
+
+int main(int argc, char** argv) {
+  try {
+    CLI::App app{"quietpatch-server: the fleet service"};
+    std::string config_file, listen, repo, keys, database, token, audit, dashboard, log_level = "info";
+    int threads = 0;
+    app.add_option("--config", config_file, "TOML configuration");
+    app.add_option("--listen", listen, "host:port (port 0: any free port)");
+    app.add_option("--repo", repo, "repository directory");
+    app.add_option("--keys", keys, "online keys (rollout, snapshot, timestamp)");
+    app.add_option("--database", database, "sqlite:FILE or postgresql://...");
+    app.add_option("--admin-token-file", token, "bearer token for /v1/admin (0600)");
+    app.add_option("--audit-log", audit, "audit log of admin actions");
+    app.add_option("--dashboard-dir", dashboard, "dashboard files");
+    app.add_option("--threads", threads, "I/O threads");
+    app.add_option("--log-level", log_level);
+    CLI11_PARSE(app, argc, argv);
+    if (auto s = qp::InitLogging(log_level); !s.ok()) {
+      std::cerr << s.error().ToString() << "\n";
+      return 2;
+    }
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    qp::Env* env = qp::Env::Default();
+    auto config = qp::server::LoadServerConfig(env, config_file);
+    if (!config.ok()) {
+      spdlog::error("{}", config.error().ToString());
+      return 1;
+    }
+    if (!listen.empty()) {
+      if (auto s = qp::server::ParseListen(listen, &*config); !s.ok()) {
+        spdlog::error("{}", s.error().ToString());
+        return 2;
+      }
+    }
+    if (!repo.empty()) config->repo_dir = repo;
+    if (!keys.empty()) config->keys_dir = keys;
+    if (!database.empty()) config->database = database;
+    if (!token.empty()) config->admin_token_file = token;
+    if (!audit.empty()) config->audit_log = audit;
+    if (!dashboard.empty()) config->dashboard_dir = dashboard;
+    if (threads > 0) config->threads = threads;
+    if (config->repo_dir.empty() || config->database.empty()) {
+      spdlog::error("--repo and --database are required (or in --config)");
+      return 2;
+    }
+    auto store = qp::server::OpenReportStore(config->database);
+    if (!store.ok()) {
+      spdlog::error("{}", store.error().ToString());
+      return 1;
+    }
+    qp::server::FleetService service(*config, std::move(store).value(), env, qp::Clock::Real());
+    qp::server::RepositoryFiles files(config->repo_dir);
+    qp::server::HttpServer server(*config, &service, &files);
+    if (auto s = server.Start(); !s.ok()) {
+      spdlog::error("{}", s.error().ToString());
+      return 1;
+    }
+    std::cout << "listening on " << config->listen_address << ":" << server.port() << std::endl;
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: stopping", sig);
+    server.Stop();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "quietpatch-server: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,357 @@
+#include "server/fleet_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "core/durable_file.h"
+#include "core/hash.h"
+#include "publish/publisher.h"
+#include "server/report_parser.h"
+
+namespace qp::server {
+
+using Json = nlohmann::json;
+
+namespace {
+
+ApiResponse JsonResponse(int status, const Json& j) { return ApiResponse{status, j.dump(), 0}; }
+ApiResponse ErrorResponse(int status, const std::string& message) {
+  return JsonResponse(status, Json{{"error", message}});
+}
+
+constexpr double kLatencyBuckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300};
+
+std::int64_t Unix(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
+
+}  // namespace
+
+FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env,
+                           Clock* clock)
+    : config_(std::move(config)), store_(std::move(store)), env_(env), clock_(clock) {
+  paths_ = {config_.repo_dir, config_.keys_dir};
+  if (!config_.admin_token_file.empty()) {
+    auto info = env_->Stat(config_.admin_token_file);
+    if (info.ok() && (info->mode & 077) != 0) {
+      spdlog::error("admin token file {} is readable by others; admin API disabled", config_.admin_token_file);
+    } else if (auto bytes = ReadFileLimited(env_, config_.admin_token_file, 4096); bytes.ok()) {
+      admin_token_.assign(bytes->begin(), bytes->end());
+      while (!admin_token_.empty() && (admin_token_.back() == '\n' || admin_token_.back() == '\r')) {
+        admin_token_.pop_back();
+      }
+    } else {
+      spdlog::error("admin token: {}; admin API disabled", bytes.error().ToString());
+    }
+  }
+}
+
+bool FleetService::Authorized(std::string_view authorization) const {
+  static constexpr std::string_view kBearer = "Bearer ";
+  if (admin_token_.size() < 16 || authorization.rfind(kBearer, 0) != 0) return false;
+  std::string_view given = authorization.substr(kBearer.size());
+  // Compare digests so that the time depends on neither the token nor its length.
+  auto a = Sha256Of(given);
+  auto b = Sha256Of(std::string_view(admin_token_));
+  return ConstantTimeEquals(a, b);
+}
+
+bool FleetService::RateLimited(const std::string& install_id, long* retry_after) {
+  std::lock_guard<std::mutex> lock(rate_mu_);
+  auto now = std::chrono::steady_clock::now();
+  double rate = config_.report_rate_per_minute / 60.0;
+  double burst = config_.report_rate_per_minute;
+  auto it = buckets_.find(install_id);
+  if (it == buckets_.end()) {
+    if (buckets_.size() > 200000) buckets_.clear();  // bounded memory under a flood of ids
+    it = buckets_.emplace(install_id, Bucket{burst, now}).first;
+  }
+  Bucket& b = it->second;
+  b.tokens = std::min(burst, b.tokens + rate * std::chrono::duration<double>(now - b.at).count());
+  b.at = now;
+  if (b.tokens < 1) {
+    *retry_after = static_cast<long>(std::ceil((1 - b.tokens) / rate));
+    return true;
+  }
+  b.tokens -= 1;
+  return false;
+}
+
+ApiResponse FleetService::PostReports(std::string_view body) {
+  auto report = ParseReport(body);
+  if (!report.ok()) {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    ++reports_rejected_;
+    return ErrorResponse(report.error().code() == ErrorCode::kTooLarge ? 413 : 400,
+                         report.error().message());
+  }
+  long retry_after = 0;
+  if (RateLimited(report->install_id, &retry_after)) {
+    ApiResponse r = ErrorResponse(429, "too many reports from this install id");
+    r.retry_after = std::max(1L, retry_after);
+    return r;
+  }
+  auto stored = store_->Store(report->events, Unix(clock_->Now()));
+  if (!stored.ok()) {
+    spdlog::error("reports: {}", stored.error().ToString());
+    ApiResponse r = ErrorResponse(503, "reports are not being stored right now");
+    r.retry_after = 30;
+    return r;
+  }
+  std::set<std::string> touched;
+  {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    for (const auto& e : report->events) {
+      reports_by_state_[e.state]++;
+      if (!e.ImprovementId().empty() && (e.state == "failed" || e.state == "rolled_back")) {
+        touched.insert(e.ImprovementId());
+      }
+    }
+  }
+  if (!touched.empty()) CheckAutoHalt(touched);
+  return JsonResponse(200, Json{{"stored", *stored}});
+}
+
+void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
+  auto counts = store_->DeviceCounts();
+  if (!counts.ok()) return;
+  for (const auto& id : ids) {
+    auto it = counts->find(id);
+    if (it == counts->end()) continue;
+    int total = 0, bad = 0;
+    for (const auto& [state, n] : it->second) {
+      total += n;
+      if (state == "failed" || state == "rolled_back") bad += n;
+    }
+    if (total < config_.auto_halt_min_reports ||
+        bad * 100.0 <= config_.auto_halt_max_failure_percent * total) {
+      continue;
+    }
+    std::lock_guard<std::mutex> lock(sign_mu_);
+    auto rollout = publish::ReadRollout(env_, clock_, paths_);
+    if (!rollout.ok() || !(*rollout)["improvements"].contains(id)) continue;
+    if ((*rollout)["improvements"][id].value("halted", false)) continue;
+    std::string reason = "auto-halt: " + std::to_string(bad) + " of " + std::to_string(total) +
+                         " devices failed or rolled back (rule: at least " +
+                         std::to_string(config_.auto_halt_min_reports) + " reports, more than " +
+                         std::to_string(static_cast<int>(config_.auto_halt_max_failure_percent)) + "%)";
+    Status s = publish::SetRollout(env_, clock_, paths_, id, std::nullopt, true, reason);
+    Audit("auto-halt", "server", Json{{"id", id}, {"reason", reason}}, s.ok() ? "ok" : s.error().ToString());
+    if (s.ok()) {
+      spdlog::warn("{}: {}", id, reason);
+      {
+        std::lock_guard<std::mutex> mlock(metrics_mu_);
+        ++auto_halts_;
+      }
+      if (on_publish) on_publish();
+    } else {
+      spdlog::error("auto-halt of {} failed: {}", id, s.error().ToString());
+    }
+  }
+}
+
+void FleetService::Audit(const std::string& action, const std::string& peer, const Json& details,
+                         const std::string& result) {
+  if (config_.audit_log.empty()) return;
+  Json line{{"time", Unix(clock_->Now())}, {"action", action}, {"by", peer}, {"details", details},
+            {"result", result}};
+  std::lock_guard<std::mutex> lock(audit_mu_);
+  auto existing = ReadFileLimited(env_, config_.audit_log, 64 << 20);
+  std::string text = existing.ok() ? std::string(existing->begin(), existing->end()) : "";
+  text += line.dump() + "\n";
+  Status s = WriteFileDurably(env_, config_.audit_log, text, 0600);
+  if (!s.ok()) spdlog::error("audit log: {}", s.error().ToString());
+}
+
+ApiResponse FleetService::AdminRollout(std::string_view authorization, std::string_view body,
+                                       const std::string& peer) {
+  if (!Authorized(authorization)) {
+    Audit("rollout", peer, Json::object(), "refused: invalid token");
+    return ErrorResponse(401, "invalid or missing bearer token");
+  }
+  Json j = Json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) {
+    return ErrorResponse(400, "expected {\"id\": \"component/base/label\", \"percent\"?, \"halted\"?, \"reason\"?}");
+  }
+  std::optional<int> percent;
+  std::optional<bool> halted;
+  if (j.contains("percent")) {
+    if (!j["percent"].is_number_integer()) return ErrorResponse(400, "percent: expected 0..100");
+    percent = j["percent"].get<int>();
+  }
+  if (j.contains("halted")) {
+    if (!j["halted"].is_boolean()) return ErrorResponse(400, "halted: expected true or false");
+    halted = j["halted"].get<bool>();
+  }
+  std::string reason = j.value("reason", std::string(halted.value_or(false) ? "halted by an operator" : ""));
+  Status s;
+  {
+    std::lock_guard<std::mutex> lock(sign_mu_);
+    s = publish::SetRollout(env_, clock_, paths_, j["id"].get<std::string>(), percent, halted, reason);
+  }
+  Audit("rollout", peer, j, s.ok() ? "ok" : s.error().ToString());
+  if (!s.ok()) {
+    int status = s.error().code() == ErrorCode::kNotFound ? 404
+                 : s.error().code() == ErrorCode::kInvalidArgument ? 400 : 500;
+    return ErrorResponse(status, s.error().ToString());
+  }
+  if (on_publish) on_publish();
+  auto rollout = publish::ReadRollout(env_, clock_, paths_);
+  return JsonResponse(200, rollout.ok() ? *rollout : Json::object());
+}
+
+ApiResponse FleetService::AdminAudit(std::string_view authorization) {
+  if (!Authorized(authorization)) return ErrorResponse(401, "invalid or missing bearer token");
+  Json out = Json::array();
+  auto bytes = ReadFileLimited(env_, config_.audit_log, 64 << 20);
+  if (bytes.ok()) {
+    std::string text(bytes->begin(), bytes->end());
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t nl = text.find('\n', pos);
+      Json line = Json::parse(text.substr(pos, nl - pos), nullptr, false);
+      if (!line.is_discarded()) out.push_back(line);
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  }
+  return JsonResponse(200, out);
+}
+
+ApiResponse FleetService::FleetImprovements() {
+  auto improvements = publish::ListImprovements(env_, clock_, paths_);
+  auto rollout = publish::ReadRollout(env_, clock_, paths_);
+  auto counts = store_->DeviceCounts();
+  if (!improvements.ok() || !counts.ok()) {
+    return ErrorResponse(500, !improvements.ok() ? improvements.error().ToString() : counts.error().ToString());
+  }
+  // Rollout history and halts from the audit log.
+  std::map<std::string, Json> history;
+  if (auto audit = ReadFileLimited(env_, config_.audit_log, 64 << 20); audit.ok()) {
+    std::string text(audit->begin(), audit->end());
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      std::size_t nl = text.find('\n', pos);
+      Json line = Json::parse(text.substr(pos, nl - pos), nullptr, false);
+      if (!line.is_discarded() && line.contains("details") && line["details"].contains("id")) {
+        history[line["details"]["id"].get<std::string>()].push_back(line);
+      }
+      if (nl == std::string::npos) break;
+      pos = nl + 1;
+    }
+  }
+  Json list = Json::array();
+  for (auto it = improvements->begin(); it != improvements->end(); ++it) {
+    const std::string& id = it.key();
+    const Json& q = it.value();
+    Json devices = Json::object();
+    for (const char* state : {"available", "deferred", "downloading", "installed", "protected",
+                              "failed", "rolled_back", "removed", "superseded"}) {
+      devices[state] = 0;
+    }
+    if (auto c = counts->find(id); c != counts->end()) {
+      for (const auto& [state, n] : c->second) devices[state] = n;
+    }
+    // Auto-install off: the agent reports such a device as "available".
+    devices["opted_out"] = devices["available"];
+    Json reasons = Json::array();
+    if (auto r = store_->FailureReasons(id, 5); r.ok()) {
+      for (const auto& [error, n] : *r) reasons.push_back(Json{{"error", error}, {"devices", n}});
+    }
+    Json series = Json::array();
+    if (auto s = store_->ProtectedSeries(id); s.ok()) {
+      for (const auto& [t, n] : *s) series.push_back(Json::array({t, n}));
+    }
+    Json r = rollout.ok() && (*rollout)["improvements"].contains(id) ? (*rollout)["improvements"][id]
+                                                                     : Json{{"percent", 0}, {"halted", false}};
+    list.push_back(Json{{"id", id},
+                        {"component", q.value("component", "")},
+                        {"base", q.value("base", "")},
+                        {"label", q.value("label", "")},
+                        {"cves", q.value("cves", Json::array())},
+                        {"urgency", q.value("urgency", "")},
+                        {"exploited", q.value("exploited", false)},
+                        {"revoked", q.value("revoked", false)},
+                        {"patch_bytes", q.value("bytes", 0)},
+                        {"rollout", r},
+                        {"devices", devices},
+                        {"failure_reasons", reasons},
+                        {"protected_series", series},
+                        {"history", history.count(id) ? history[id] : Json::array()}});
+  }
+  return JsonResponse(200, Json{{"generated", Unix(clock_->Now())}, {"improvements", list}});
+}
+
+void FleetService::CountRequest(const std::string& route, int status, double seconds) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  requests_[route + "\",code=\"" + std::to_string(status)]++;
+  auto& buckets = latency_[route];
+  if (buckets.empty()) buckets.assign(std::size(kLatencyBuckets) + 2, 0);  // + inf, + count
+  for (std::size_t i = 0; i < std::size(kLatencyBuckets); ++i) {
+    if (seconds <= kLatencyBuckets[i]) buckets[i]++;
+  }
+  buckets[std::size(kLatencyBuckets)]++;
+}
+
+std::string FleetService::Metrics(std::size_t watchers) {
+  std::string out;
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  out += "# HELP qp_http_requests_total HTTP requests by route and status.\n# TYPE qp_http_requests_total counter\n";
+  for (const auto& [key, n] : requests_) {
+    out += "qp_http_requests_total{route=\"" + key + "\"} " + std::to_string(n) + "\n";
+  }
+  out += "# HELP qp_http_request_duration_seconds Request latency.\n# TYPE qp_http_request_duration_seconds histogram\n";
+  for (const auto& [route, b] : latency_) {
+    for (std::size_t i = 0; i < std::size(kLatencyBuckets); ++i) {
+      char le[32];
+      std::snprintf(le, sizeof(le), "%g", kLatencyBuckets[i]);
+      out += "qp_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"" + le + "\"} " +
+             std::to_string(b[i]) + "\n";
+    }
+    out += "qp_http_request_duration_seconds_bucket{route=\"" + route + "\",le=\"+Inf\"} " +
+           std::to_string(b[std::size(kLatencyBuckets)]) + "\n";
+    out += "qp_http_request_duration_seconds_count{route=\"" + route + "\"} " +
+           std::to_string(b[std::size(kLatencyBuckets)]) + "\n";
+  }
+  out += "# HELP qp_watchers Open watch (long-poll) requests.\n# TYPE qp_watchers gauge\nqp_watchers " +
+         std::to_string(watchers) + "\n";
+  out += "# HELP qp_reports_total Report events received by state.\n# TYPE qp_reports_total counter\n";
+  for (const auto& [state, n] : reports_by_state_) {
+    out += "qp_reports_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";
+  }
+  out += "# TYPE qp_reports_rejected_total counter\nqp_reports_rejected_total " + std::to_string(reports_rejected_) + "\n";
+  out += "# TYPE qp_auto_halts_total counter\nqp_auto_halts_total " + std::to_string(auto_halts_) + "\n";
+  if (auto rollout = publish::ReadRollout(env_, clock_, paths_); rollout.ok()) {
+    out += "# HELP qp_rollout_percent Rollout percentage per improvement.\n# TYPE qp_rollout_percent gauge\n";
+    for (auto it = (*rollout)["improvements"].begin(); it != (*rollout)["improvements"].end(); ++it) {
+      out += "qp_rollout_percent{improvement=\"" + it.key() + "\"} " +
+             std::to_string(it.value().value("percent", 0)) + "\n";
+      out += "qp_rollout_halted{improvement=\"" + it.key() + "\"} " +
+             std::string(it.value().value("halted", false) ? "1" : "0") + "\n";
+    }
+  }
+  return out;
+}
+
+bool FleetService::MaybeResignTimestamp() {
+  if (config_.keys_dir.empty()) return false;
+  std::lock_guard<std::mutex> lock(sign_mu_);
+  auto bytes = ReadFileLimited(env_, JoinPath(config_.repo_dir, "metadata/timestamp.json"), 16384);
+  if (!bytes.ok()) return false;
+  Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, false);
+  if (j.is_discarded()) return false;
+  auto expires = tuf::ParseExpiry(j["signed"].value("expires", std::string()));
+  if (!expires.ok()) return false;
+  if (*expires - clock_->Now() > std::chrono::hours(config_.timestamp_resign_hours)) return false;
+  Status s = publish::ResignTimestamp(env_, clock_, paths_);
+  if (!s.ok()) {
+    spdlog::error("re-signing the timestamp: {}", s.error().ToString());
+    return false;
+  }
+  spdlog::info("timestamp re-signed");
+  if (on_publish) on_publish();
+  return true;
+}
+
+}  // namespace qp::server

@@ -1,0 +1,86 @@
+// What quietpatch-server does, apart from speaking HTTP: stores device reports (validated,
+// rate-limited per install id, acknowledged once stored), halts a rollout by itself when
+// failures or rollbacks cross the rule, applies authenticated rollout changes with the
+// online rollout key, re-signs the timestamp before it expires, keeps the audit log, and
+// builds the fleet views and metrics. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <set>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/env.h"
+#include "publish/repo_dir.h"
+#include "server/report_store.h"
+#include "server/server_config.h"
+
+namespace qp::server {
+
+struct ApiResponse {
+  int status = 200;
+  std::string body;  // JSON
+  long retry_after = 0;
+};
+
+class FleetService {
+ public:
+  FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env, Clock* clock);
+
+  // POST /v1/reports. 200 {"stored": K} only after the events are committed.
+  ApiResponse PostReports(std::string_view body);
+  // POST /v1/admin/rollout {"id", "percent"?, "halted"?, "reason"?} with a valid token.
+  ApiResponse AdminRollout(std::string_view authorization, std::string_view body,
+                           const std::string& peer);
+  ApiResponse AdminAudit(std::string_view authorization);
+  // GET /v1/fleet/improvements.
+  ApiResponse FleetImprovements();
+  // GET /metrics (Prometheus text); `watchers` from the HTTP layer.
+  std::string Metrics(std::size_t watchers);
+
+  // Re-signs the timestamp when it expires within the configured margin (called every
+  // minute). Returns true when it published.
+  bool MaybeResignTimestamp();
+
+  // Constant-time check of a bearer token against the configured one.
+  bool Authorized(std::string_view authorization) const;
+
+  void CountRequest(const std::string& route, int status, double seconds);
+  std::function<void()> on_publish;  // the HTTP layer wakes watchers
+
+ private:
+  void Audit(const std::string& action, const std::string& peer, const nlohmann::json& details,
+             const std::string& result);
+  void CheckAutoHalt(const std::set<std::string>& improvement_ids);
+  bool RateLimited(const std::string& install_id, long* retry_after);
+
+  ServerConfig config_;
+  std::unique_ptr<ReportStore> store_;
+  Env* env_;
+  Clock* clock_;
+  publish::RepoPaths paths_;
+  std::string admin_token_;
+  std::mutex sign_mu_;   // one repository change at a time
+  std::mutex audit_mu_;
+  std::mutex rate_mu_;
+  struct Bucket {
+    double tokens = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::map<std::string, Bucket> buckets_;
+  std::mutex metrics_mu_;
+  std::map<std::string, std::uint64_t> requests_;         // "route,code" -> count
+  std::map<std::string, std::vector<std::uint64_t>> latency_;  // route -> bucket counts
+  std::map<std::string, std::uint64_t> reports_by_state_;
+  std::uint64_t reports_rejected_ = 0;
+  std::uint64_t auto_halts_ = 0;
+};
+
+}  // namespace qp::server

@@ -1,0 +1,473 @@
+#include "server/http_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <fstream>
+#include <list>
+#include <mutex>
+
+#include "server/report_parser.h"
+
+namespace qp::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kMaxConnections = 20000;
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+constexpr auto kIdleTimeout = std::chrono::seconds(30);
+
+std::string Query(std::string_view target, const std::string& key) {
+  std::size_t q = target.find('?');
+  if (q == std::string_view::npos) return "";
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    std::size_t amp = rest.find('&');
+    std::string_view pair = rest.substr(0, amp);
+    std::size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == key && eq != std::string_view::npos) return std::string(pair.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return "";
+}
+
+bool ParseU64(const std::string& s, std::uint64_t* out) {
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  *out = std::stoull(s);
+  return true;
+}
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+// Watchers waiting for a newer timestamp.
+class WatchHub {
+ public:
+  struct Waiter {
+    std::uint64_t known = 0;
+    std::function<void(std::uint64_t)> fire;  // called at most once, from any thread
+    std::atomic<bool> done{false};
+  };
+  std::shared_ptr<Waiter> Add(std::uint64_t known, std::function<void(std::uint64_t)> fire) {
+    auto w = std::make_shared<Waiter>();
+    w->known = known;
+    w->fire = std::move(fire);
+    std::lock_guard<std::mutex> lock(mu_);
+    waiters_.push_back(w);
+    return w;
+  }
+  void Notify(std::uint64_t version) {
+    std::list<std::shared_ptr<Waiter>> ready;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if ((*it)->done || (*it)->known < version) {
+          if (!(*it)->done) ready.push_back(*it);
+          it = waiters_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& w : ready) {
+      if (!w->done.exchange(true)) w->fire(version);
+    }
+  }
+  // Answers every watcher with "nothing new" (fire(0)).
+  void CloseAll() {
+    std::list<std::shared_ptr<Waiter>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      all.swap(waiters_);
+    }
+    for (auto& w : all) {
+      if (!w->done.exchange(true)) w->fire(0);
+    }
+  }
+  void Remove(const std::shared_ptr<Waiter>& w) {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiters_.remove(w);
+  }
+  std::size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiters_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  std::list<std::shared_ptr<Waiter>> waiters_;
+};
+
+struct HttpServer::Impl {
+  const ServerConfig& config;
+  FleetService* service;
+  RepositoryFiles* files;
+  asio::io_context ioc;
+  asio::thread_pool workers{2};
+  tcp::acceptor acceptor{ioc};
+  asio::steady_timer poll_timer{ioc};
+  asio::steady_timer resign_timer{ioc};
+  std::vector<std::thread> threads;
+  WatchHub hub;
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::uint64_t> published_version{0};
+  std::atomic<bool> stopping{false};
+  std::string chart_js, index_html, app_js;
+
+  Impl(const ServerConfig& c, FleetService* s, RepositoryFiles* f) : config(c), service(s), files(f) {}
+
+  void Accept();
+  void Poll();
+  void Resign();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+  ~Session() { server_->connections--; }
+
+  void Start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  }
+
+ private:
+  void Read() {
+    parser_.emplace();
+    parser_->header_limit(8192);
+    parser_->body_limit(kMaxReportBytes);
+    stream_.expires_after(first_ ? kRequestTimeout : kIdleTimeout);
+    first_ = false;
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      Close();
+      return;
+    }
+    started_ = std::chrono::steady_clock::now();
+    if (ec == http::error::body_limit) return SendError(413, "body too large", "other", false);
+    if (ec == http::error::header_limit) return SendError(431, "headers too large", "other", false);
+    if (ec) return SendError(400, "malformed request", "other", false);
+    req_ = parser_->release();
+    Handle();
+  }
+
+  void Handle() {
+    std::string_view target(req_.target().data(), req_.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    auto method = req_.method();
+    bool get = method == http::verb::get || method == http::verb::head;
+    if (path.rfind("/repo/", 0) == 0) {
+      if (!get) return SendError(405, "method not allowed", "repo", true);
+      return ServeFile(path.substr(6));
+    }
+    if (path == "/v1/watch") {
+      if (!get) return SendError(405, "method not allowed", "watch", true);
+      return Watch(target);
+    }
+    if (path == "/v1/reports") {
+      if (method != http::verb::post) return SendError(405, "method not allowed", "reports", true);
+      return Work("reports", [this]() { return server_->service->PostReports(req_.body()); });
+    }
+    if (path == "/v1/admin/rollout") {
+      if (method != http::verb::post) return SendError(405, "method not allowed", "admin", true);
+      std::string auth(req_[http::field::authorization]);
+      std::string peer = Peer();
+      return Work("admin", [this, auth, peer]() {
+        return server_->service->AdminRollout(auth, req_.body(), peer);
+      });
+    }
+    if (path == "/v1/admin/audit" && get) {
+      std::string auth(req_[http::field::authorization]);
+      return Work("admin", [this, auth]() { return server_->service->AdminAudit(auth); });
+    }
+    if (path == "/v1/fleet/improvements" && get) {
+      return Work("fleet", [this]() { return server_->service->FleetImprovements(); });
+    }
+    if (path == "/metrics" && get) {
+      return Send(200, server_->service->Metrics(server_->hub.size()), "text/plain; version=0.0.4",
+                  "metrics", "no-store");
+    }
+    if (get && (path == "/" || path == "/index.html")) {
+      return Send(200, server_->index_html, "text/html; charset=utf-8", "dashboard", "no-cache");
+    }
+    if (get && path == "/app.js") {
+      return Send(200, server_->app_js, "text/javascript", "dashboard", "no-cache");
+    }
+    if (get && path == "/assets/chart.umd.js" && !server_->chart_js.empty()) {
+      return Send(200, server_->chart_js, "text/javascript", "dashboard", "public, max-age=86400");
+    }
+    SendError(404, "not found", "other", true);
+  }
+
+  std::string Peer() {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    return ec ? "?" : ep.address().to_string();
+  }
+
+  void ServeFile(std::string_view rel) {
+    auto range = req_[http::field::range];
+    auto etag = req_[http::field::if_none_match];
+    FileResponse f = server_->files->Serve(rel, std::string_view(range.data(), range.size()),
+                                           std::string_view(etag.data(), etag.size()));
+    if (f.status == 404 || f.status == 400) return SendError(f.status, "not found", "repo", true);
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(f.status),
+                                                                   req_.version());
+    res->set(http::field::server, "quietpatch-server");
+    res->set(http::field::accept_ranges, "bytes");
+    if (!f.etag.empty()) res->set(http::field::etag, f.etag);
+    if (!f.cache_control.empty()) res->set(http::field::cache_control, f.cache_control);
+    if (!f.content_range.empty()) res->set(http::field::content_range, f.content_range);
+    if (!f.content_type.empty()) res->set(http::field::content_type, f.content_type);
+    if ((f.status == 200 || f.status == 206) && f.body) {
+      if (req_.method() == http::verb::head) {
+        res->content_length(f.length);
+      } else {
+        res->body().assign(f.body->data() + f.offset, f.length);
+        res->prepare_payload();
+      }
+    } else {
+      res->content_length(0);
+    }
+    Write(res, "repo");
+  }
+
+  void Watch(std::string_view target) {
+    std::uint64_t known = 0, timeout = 30;
+    if (!ParseU64(Query(target, "timestamp"), &known)) {
+      return SendError(400, "watch needs ?timestamp=N", "watch", true);
+    }
+    std::string t = Query(target, "timeout");
+    if (!t.empty() && (!ParseU64(t, &timeout) || timeout > 3600)) {
+      return SendError(400, "timeout must be 0..3600 seconds", "watch", true);
+    }
+    std::uint64_t now = server_->files->TimestampVersion();
+    if (now > known) return SendWatch(now);
+    stream_.expires_never();  // an idle watcher is expected to be idle
+    auto self = shared_from_this();
+    waiter_ = server_->hub.Add(known, [self](std::uint64_t v) {
+      asio::post(self->stream_.get_executor(), [self, v] {
+        self->timer_.cancel();
+        if (v == 0) {
+          self->waiter_.reset();
+          self->Send(204, "", "", "watch", "no-store");  // shutting down: nothing new
+        } else {
+          self->SendWatch(v);
+        }
+      });
+    });
+    timer_.expires_after(std::chrono::seconds(timeout));
+    timer_.async_wait([self](beast::error_code ec) {
+      if (ec || !self->waiter_ || self->waiter_->done.exchange(true)) return;
+      self->server_->hub.Remove(self->waiter_);
+      self->waiter_.reset();
+      self->Send(204, "", "", "watch", "no-store");
+    });
+    // A watcher that hangs up is noticed at the next notify or its timeout.
+  }
+
+  void SendWatch(std::uint64_t version) {
+    waiter_.reset();
+    Send(200, nlohmann::json{{"timestamp", version}}.dump(), "application/json", "watch", "no-store");
+  }
+
+  template <typename F>
+  void Work(const char* route, F f) {
+    auto self = shared_from_this();
+    asio::post(server_->workers, [self, f, route]() {
+      ApiResponse r = f();
+      asio::post(self->stream_.get_executor(), [self, r, route] {
+        auto res = self->MakeResponse(r.status, r.body, "application/json", "no-store");
+        if (r.retry_after > 0) res->set(http::field::retry_after, std::to_string(r.retry_after));
+        self->Write(res, route);
+      });
+    });
+  }
+
+  std::shared_ptr<http::response<http::string_body>> MakeResponse(int status, const std::string& body,
+                                                                   const std::string& type,
+                                                                   const std::string& cache) {
+    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status),
+                                                                   req_.version());
+    res->set(http::field::server, "quietpatch-server");
+    if (!type.empty()) res->set(http::field::content_type, type);
+    if (!cache.empty()) res->set(http::field::cache_control, cache);
+    res->body() = body;
+    res->prepare_payload();
+    return res;
+  }
+
+  void Send(int status, const std::string& body, const std::string& type, const char* route,
+            const std::string& cache) {
+    Write(MakeResponse(status, body, type, cache), route);
+  }
+
+  void SendError(int status, const std::string& message, const char* route, bool keep_alive) {
+    if (!keep_alive) req_ = {};
+    auto res = MakeResponse(status, nlohmann::json{{"error", message}}.dump(), "application/json", "no-store");
+    if (!keep_alive) res->keep_alive(false);
+    Write(res, route);
+  }
+
+  void Write(std::shared_ptr<http::response<http::string_body>> res, const char* route) {
+    bool keep = res->keep_alive() && req_.keep_alive() && !server_->stopping;
+    res->keep_alive(keep);
+    server_->service->CountRequest(route, res->result_int(),
+                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    stream_.expires_after(kRequestTimeout);
+    http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+      if (ec || !keep) return self->Close();
+      self->Read();
+    });
+  }
+
+  void Close() {
+    if (waiter_) {
+      waiter_->done = true;
+      server_->hub.Remove(waiter_);
+      waiter_.reset();
+    }
+    timer_.cancel();
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer::Impl* server_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::request<http::string_body> req_;
+  std::shared_ptr<WatchHub::Waiter> waiter_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  bool first_ = true;
+};
+
+}  // namespace
+
+void HttpServer::Impl::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping) return;
+    if (!ec) {
+      if (connections >= kMaxConnections) {
+        beast::error_code ignored;
+        socket.close(ignored);  // over the limit: refuse rather than fall over
+      } else {
+        connections++;
+        std::make_shared<Session>(std::move(socket), this)->Start();
+      }
+    }
+    Accept();
+  });
+}
+
+void HttpServer::Impl::Poll() {
+  // The repository may change under us (the publisher writes files): notice new timestamps.
+  std::uint64_t v = files->TimestampVersion();
+  if (v > published_version) {
+    published_version = v;
+    hub.Notify(v);
+  }
+  poll_timer.expires_after(std::chrono::milliseconds(100));
+  poll_timer.async_wait([this](beast::error_code ec) {
+    if (!ec && !stopping) Poll();
+  });
+}
+
+void HttpServer::Impl::Resign() {
+  asio::post(workers, [this] { service->MaybeResignTimestamp(); });
+  resign_timer.expires_after(std::chrono::seconds(60));
+  resign_timer.async_wait([this](beast::error_code ec) {
+    if (!ec && !stopping) Resign();
+  });
+}
+
+HttpServer::HttpServer(const ServerConfig& config, FleetService* service, RepositoryFiles* files)
+    : impl_(std::make_unique<Impl>(config, service, files)) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+Status HttpServer::Start() {
+  Impl& s = *impl_;
+  if (!s.config.dashboard_dir.empty()) {
+    s.index_html = ReadWhole(s.config.dashboard_dir + "/index.html");
+    s.app_js = ReadWhole(s.config.dashboard_dir + "/app.js");
+    s.chart_js = ReadWhole(s.config.dashboard_dir + "/node_modules/chart.js/dist/chart.umd.js");
+    if (s.chart_js.empty()) spdlog::warn("dashboard: chart.js not found (run scripts/setup.sh)");
+  }
+  beast::error_code ec;
+  auto address = asio::ip::make_address(s.config.listen_address, ec);
+  if (ec) return Error(ErrorCode::kInvalidArgument, "listen address " + s.config.listen_address);
+  tcp::endpoint endpoint(address, static_cast<unsigned short>(s.config.listen_port));
+  s.acceptor.open(endpoint.protocol(), ec);
+  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(endpoint, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return Error(ErrorCode::kIo, "listen on " + s.config.listen_address + ":" +
+                                     std::to_string(s.config.listen_port) + ": " + ec.message());
+  }
+  s.published_version = s.files->TimestampVersion();
+  s.service->on_publish = [this] { NotifyPublished(); };
+  s.Accept();
+  s.Poll();
+  s.Resign();
+  for (int i = 0; i < std::max(1, s.config.threads); ++i) {
+    s.threads.emplace_back([&s] { s.ioc.run(); });
+  }
+  return OkStatus();
+}
+
+void HttpServer::Stop() {
+  Impl& s = *impl_;
+  if (s.threads.empty()) return;
+  s.stopping = true;
+  asio::post(s.ioc, [&s] {
+    beast::error_code ec;
+    s.acceptor.close(ec);
+    s.poll_timer.cancel();
+    s.resign_timer.cancel();
+  });
+  // Watchers get their answer (nothing new) so they can come back to another instance.
+  s.hub.CloseAll();
+  s.workers.join();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (s.connections > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  s.ioc.stop();
+  for (auto& t : s.threads) t.join();
+  s.threads.clear();
+}
+
+int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+std::size_t HttpServer::watchers() const { return impl_->hub.size(); }
+
+void HttpServer::NotifyPublished() {
+  std::uint64_t v = impl_->files->TimestampVersion();
+  if (v > impl_->published_version) impl_->published_version = v;
+  impl_->hub.Notify(v);
+}
+
+}  // namespace qp::server

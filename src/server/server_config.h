@@ -1,0 +1,48 @@
+// quietpatch-server's configuration: a TOML file, every field overridable by a flag.
+//
+//   listen = "127.0.0.1:8080"
+//   repo_dir = "/srv/quietpatch/repo"
+//   keys_dir = "/etc/quietpatch-server/keys"      # online keys only: rollout, snapshot, timestamp
+//   admin_token_file = "/etc/quietpatch-server/admin.token"   # 0600, refused otherwise
+//   database = "sqlite:/var/lib/quietpatch-server/reports.db"  # or postgresql://...
+//   audit_log = "/var/lib/quietpatch-server/audit.log"
+//   dashboard_dir = "/usr/share/quietpatch/dashboard"
+//   tls_cert = ""  tls_key = ""                   # both set: HTTPS
+//   threads = 2
+//   report_rate_per_minute = 60                   # per install id
+//   timestamp_resign_hours = 6                    # re-sign when it expires sooner
+//   [auto_halt]
+//   min_reports = 20
+//   max_failure_percent = 5
+#pragma once
+
+#include <string>
+
+#include "core/env.h"
+#include "core/result.h"
+
+namespace qp::server {
+
+struct ServerConfig {
+  std::string listen_address = "127.0.0.1";
+  int listen_port = 8080;
+  std::string repo_dir;
+  std::string keys_dir;
+  std::string admin_token_file;
+  std::string database;
+  std::string audit_log;
+  std::string dashboard_dir;
+  std::string tls_cert, tls_key;
+  int threads = 2;
+  int report_rate_per_minute = 60;
+  int timestamp_resign_hours = 6;
+  int auto_halt_min_reports = 20;
+  double auto_halt_max_failure_percent = 5;
+};
+
+// Reads the file (an empty path: defaults only).
+Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path);
+// "host:port" -> fields.
+Status ParseListen(const std::string& listen, ServerConfig* config);
+
+}  // namespace qp::server
