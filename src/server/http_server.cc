@@ -22,8 +22,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kMaxConnections = 20000;
-constexpr auto kRequestTimeout = std::chrono::seconds(10);
-constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr auto kWriteTimeout = std::chrono::seconds(30);
 
 std::string Query(std::string_view target, const std::string& key) {
   std::size_t q = target.find('?');
@@ -151,8 +150,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(8192);
     parser_->body_limit(kMaxReportBytes);
-    stream_.expires_after(first_ ? kRequestTimeout : kIdleTimeout);
-    first_ = false;
+    // The whole next request (or the idle wait before it) must arrive within the limit.
+    stream_.expires_after(std::chrono::seconds(server_->config.request_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
@@ -334,7 +333,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep);
     server_->service->CountRequest(route, res->result_int(),
                                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
-    stream_.expires_after(kRequestTimeout);
+    stream_.expires_after(kWriteTimeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
       if (ec || !keep) return self->Close();
       self->Read();
@@ -360,7 +359,6 @@ class Session : public std::enable_shared_from_this<Session> {
   http::request<http::string_body> req_;
   std::shared_ptr<WatchHub::Waiter> waiter_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  bool first_ = true;
 };
 
 }  // namespace

@@ -41,8 +41,10 @@ class PostgresReportStore final : public ReportStore {
   Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& args = {}) {
     std::vector<const char*> values;
     for (const auto& a : args) values.push_back(a.c_str());
-    PgResult r(PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                            values.data(), nullptr, nullptr, 0));
+    // Without parameters PQexec, which also runs several statements (the schema).
+    PgResult r(values.empty() ? PQexec(conn_, sql.c_str())
+                              : PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()),
+                                             nullptr, values.data(), nullptr, nullptr, 0));
     ExecStatusType st = PQresultStatus(r.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
       if (PQstatus(conn_) == CONNECTION_BAD) PQreset(conn_);

@@ -36,6 +36,7 @@ struct ServerConfig {
   int threads = 2;
   int report_rate_per_minute = 60;
   int timestamp_resign_hours = 6;
+  int request_timeout_seconds = 10;  // to send a whole request (slow clients are cut)
   int auto_halt_min_reports = 20;
   double auto_halt_max_failure_percent = 5;
 };

@@ -1,0 +1,310 @@
+// quietpatch-server over real HTTP on loopback, against both report backends: repository
+// files (caching, ranges, escapes), watch, reports (validation, idempotence, rate limits),
+// admin rollout with token and audit log, auto-halt, slow clients, metrics.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/durable_file.h"
+#include "core/test_dir.h"
+#include "publish/publisher.h"
+#include "server/http_server.h"
+#include "server/test_postgres.h"
+
+namespace qp::server {
+namespace {
+
+using Json = nlohmann::json;
+
+struct Reply {
+  int status = 0;
+  std::string headers, body;
+  std::string Header(const std::string& name) const {
+    std::string lower = headers;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string key = "\n" + name + ": ";
+    std::size_t at = lower.find(key);
+    if (at == std::string::npos) return "";
+    std::size_t end = headers.find('\r', at + key.size());
+    return headers.substr(at + key.size(), end - at - key.size());
+  }
+};
+
+int Connect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// One request on its own connection ("Connection: close" is added).
+Reply Http(int port, const std::string& method, const std::string& target, const std::string& body = "",
+           const std::vector<std::string>& headers = {}) {
+  int fd = Connect(port);
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
+  if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  req += "\r\n" + body;
+  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  Reply r;
+  std::size_t split = out.find("\r\n\r\n");
+  r.headers = out.substr(0, split);
+  r.body = split == std::string::npos ? "" : out.substr(split + 4);
+  if (out.size() > 12) r.status = std::atoi(out.substr(9, 3).c_str());
+  return r;
+}
+
+std::string Report(const std::string& install, int seq, const std::string& state, const std::string& label = "a",
+                   const std::string& error = "") {
+  return Json{{"install_id", install},
+              {"agent_version", "0.1.0"},
+              {"events", Json::array({Json{{"seq", seq}, {"time", 1800000000 + seq}, {"component", "comp"},
+                                           {"platform", "linux-x86_64"}, {"base", "1.0"}, {"improvement", label},
+                                           {"state", state}, {"error", error},
+                                           {"restart_needed", Json::array()}}})}}
+      .dump();
+}
+
+std::string Install(int i) {
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%032x", i + 1);
+  return buf;
+}
+
+class ServerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    paths_ = {dir_.Sub("repo"), dir_.Sub("keys")};
+    ASSERT_TRUE(publish::InitRepository(Env::Default(), Clock::Real(), paths_, {}).ok());
+    // A small improvement to report about.
+    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v0")).ok());
+    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v1")).ok());
+    WriteTestFile(dir_.Sub("v0/file"), "zero");
+    WriteTestFile(dir_.Sub("v1/file"), "one!");
+    publish::BuildSpec s;
+    s.component = "comp";
+    s.platform = "linux-x86_64";
+    s.base = "1.0";
+    s.label = "a";
+    s.base_tree = dir_.Sub("v0");
+    s.new_tree = dir_.Sub("v1");
+    s.out_dir = dir_.Sub("imp-a");
+    ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths_, s).ok());
+    ASSERT_TRUE(publish::PublishImprovement(Env::Default(), Clock::Real(), paths_, s.out_dir, 100).ok());
+    WriteTestFile(dir_.Sub("token"), "0123456789abcdef0123456789abcdef\n");
+    ::chmod(dir_.Sub("token").c_str(), 0600);
+
+    config_.listen_address = "127.0.0.1";
+    config_.listen_port = 0;
+    config_.repo_dir = paths_.repo_dir;
+    config_.keys_dir = paths_.keys_dir;
+    config_.admin_token_file = dir_.Sub("token");
+    config_.audit_log = dir_.Sub("audit.log");
+    config_.report_rate_per_minute = 20;
+    config_.auto_halt_min_reports = 4;
+    config_.auto_halt_max_failure_percent = 25;
+    config_.request_timeout_seconds = 1;
+    if (GetParam() == "sqlite") {
+      config_.database = "sqlite:" + dir_.Sub("reports.db");
+    } else {
+      pg_ = std::make_unique<TestPostgres>();
+      ASSERT_FALSE(pg_->url().empty()) << pg_->error();
+      config_.database = pg_->url();
+    }
+    auto store = OpenReportStore(config_.database);
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    ASSERT_TRUE((*store)->Clear().ok());
+    service_ = std::make_unique<FleetService>(config_, std::move(store).value(), Env::Default(), Clock::Real());
+    files_ = std::make_unique<RepositoryFiles>(config_.repo_dir);
+    server_ = std::make_unique<HttpServer>(config_, service_.get(), files_.get());
+    ASSERT_TRUE(server_->Start().ok());
+    port_ = server_->port();
+  }
+  void TearDown() override {
+    if (server_) server_->Stop();
+  }
+
+  TestDir dir_;
+  publish::RepoPaths paths_;
+  ServerConfig config_;
+  std::unique_ptr<TestPostgres> pg_;
+  std::unique_ptr<FleetService> service_;
+  std::unique_ptr<RepositoryFiles> files_;
+  std::unique_ptr<HttpServer> server_;
+  int port_ = 0;
+};
+
+TEST_P(ServerTest, ServesRepositoryFilesWithCachingRangesAndNoEscapes) {
+  Reply ts = Http(port_, "GET", "/repo/metadata/timestamp.json");
+  ASSERT_EQ(ts.status, 200);
+  EXPECT_EQ(ts.Header("cache-control"), "public, max-age=1, must-revalidate");
+  EXPECT_EQ(ts.body, ReadTestFile(paths_.repo_dir + "/metadata/timestamp.json"));
+  std::string etag = ts.Header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/timestamp.json", "", {"If-None-Match: " + etag}).status, 304);
+  Reply root = Http(port_, "GET", "/repo/metadata/1.root.json", "", {"Range: bytes=5-14"});
+  EXPECT_EQ(root.status, 206);
+  EXPECT_EQ(root.body, ReadTestFile(paths_.repo_dir + "/metadata/1.root.json").substr(5, 10));
+  EXPECT_NE(root.Header("content-range").find("bytes 5-14/"), std::string::npos);
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/1.root.json").Header("cache-control"),
+            "public, max-age=31536000, immutable");
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/1.root.json", "", {"Range: bytes=999999-"}).status, 416);
+  Reply head = Http(port_, "HEAD", "/repo/metadata/1.root.json");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_TRUE(head.body.empty());
+  for (const char* escape : {"/repo/metadata/../../token", "/repo/metadata/%2e%2e/%2e%2e/token",
+                             "/repo/metadata/%252e%252e/token", "/repo/..%2F..%2Ftoken", "/repo/metadata//1.root.json",
+                             "/repo/metadata/%00", "/repo/keys/timestamp.key"}) {
+    EXPECT_EQ(Http(port_, "GET", escape).status / 100, 4) << escape;
+  }
+  EXPECT_EQ(Http(port_, "POST", "/repo/metadata/timestamp.json").status, 405);
+}
+
+TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
+  std::uint64_t v = files_->TimestampVersion();
+  Reply old = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v - 1) + "&timeout=5");
+  EXPECT_EQ(old.status, 200);
+  EXPECT_EQ(Json::parse(old.body)["timestamp"], v);
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=1").status, 204);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
+  Reply woke;
+  std::thread watcher([&] { woke = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=30"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(server_->watchers(), 1u);
+  auto published = std::chrono::steady_clock::now();
+  ASSERT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","percent":50})",
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 200);
+  watcher.join();
+  EXPECT_EQ(woke.status, 200);
+  EXPECT_GT(Json::parse(woke.body)["timestamp"].get<std::uint64_t>(), v);
+  EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(2));
+  EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=x").status, 400);
+}
+
+TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerInstall) {
+  Reply ok = Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected"));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Json::parse(ok.body)["stored"], 1);
+  EXPECT_EQ(Json::parse(Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected")).body)["stored"], 0);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", "{not json").status, 400);
+  Reply bad_state = Http(port_, "POST", "/v1/reports", Report(Install(2), 1, "exploded"));
+  EXPECT_EQ(bad_state.status, 400);
+  EXPECT_NE(bad_state.body.find("unknown state"), std::string::npos);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report("not-hex", 1, "protected")).status, 400);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", std::string(300 * 1024, ' ')).status, 413);
+  // A flood from one install id is cut; another device is still served.
+  int limited = 0;
+  for (int i = 0; i < 40; ++i) {
+    Reply r = Http(port_, "POST", "/v1/reports", Report(Install(3), i + 1, "downloading"));
+    if (r.status == 429) {
+      ++limited;
+      EXPECT_FALSE(r.Header("retry-after").empty());
+    }
+  }
+  EXPECT_GT(limited, 10);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(4), 1, "protected")).status, 200);
+  Json fleet = Json::parse(Http(port_, "GET", "/v1/fleet/improvements").body);
+  EXPECT_EQ(fleet["improvements"][0]["devices"]["protected"], 2);
+}
+
+TEST_P(ServerTest, AdminChangesNeedTheTokenAndAreAudited) {
+  Reply denied = Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true})",
+                      {"Authorization: Bearer wrong-token-wrong-token"});
+  EXPECT_EQ(denied.status, 401);
+  EXPECT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true})").status, 401);
+  Reply ok = Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true,"reason":"ops"})",
+                  {"Authorization: Bearer 0123456789abcdef0123456789abcdef"});
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
+  ASSERT_TRUE(rollout.ok());
+  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], true);
+  EXPECT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/zz","percent":5})",
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 404);
+  Reply audit = Http(port_, "GET", "/v1/admin/audit", "", {"Authorization: Bearer 0123456789abcdef0123456789abcdef"});
+  ASSERT_EQ(audit.status, 200);
+  Json entries = Json::parse(audit.body);
+  ASSERT_GE(entries.size(), 3u);
+  EXPECT_EQ(entries[0]["result"], "refused: invalid token");
+  EXPECT_EQ(entries[2]["result"], "ok");
+  EXPECT_EQ(entries[2]["details"]["reason"], "ops");
+  EXPECT_EQ(Http(port_, "GET", "/v1/admin/audit").status, 401);
+}
+
+TEST_P(ServerTest, HaltsARolloutByItselfWhenFailuresCrossTheRule) {
+  // Rule: at least 4 devices reporting, more than 25% failed or rolled back.
+  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(10), 1, "protected")).status, 200);
+  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(11), 1, "protected")).status, 200);
+  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(12), 1, "rolled_back", "a", "health check failed")).status, 200);
+  auto rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
+  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], false);  // 3 reports: below the minimum
+  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(13), 1, "failed", "a", "download failed")).status, 200);
+  rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
+  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], true);
+  EXPECT_NE((*rollout)["improvements"]["comp/1.0/a"]["reason"].get<std::string>().find("auto-halt: 2 of 4"),
+            std::string::npos);
+  Json fleet = Json::parse(Http(port_, "GET", "/v1/fleet/improvements").body);
+  const Json& imp = fleet["improvements"][0];
+  EXPECT_EQ(imp["rollout"]["halted"], true);
+  EXPECT_EQ(imp["devices"]["failed"], 1);
+  EXPECT_EQ(imp["devices"]["rolled_back"], 1);
+  EXPECT_EQ(imp["history"][0]["action"], "auto-halt");
+  EXPECT_EQ(imp["failure_reasons"].size(), 2u);
+  // An operator resumes it.
+  ASSERT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":false})",
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 200);
+  rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
+  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], false);
+  EXPECT_NE(Http(port_, "GET", "/metrics").body.find("qp_auto_halts_total 1"), std::string::npos);
+}
+
+TEST_P(ServerTest, SlowAndMalformedClientsAreCutWhileOthersAreServed) {
+  int slow = Connect(port_);
+  std::string partial = "GET /repo/metadata/timestamp.json HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+  ASSERT_GT(::send(slow, partial.data(), partial.size(), MSG_NOSIGNAL), 0);
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/timestamp.json").status, 200);
+  // The slow client is disconnected after the request timeout (1 s here).
+  timeval tv{5, 0};
+  ::setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[256];
+  auto start = std::chrono::steady_clock::now();
+  ssize_t n = ::recv(slow, buf, sizeof(buf), 0);
+  EXPECT_LE(n, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  ::close(slow);
+  Reply big = Http(port_, "GET", "/repo/metadata/timestamp.json", "", {"X-Big: " + std::string(10000, 'a')});
+  EXPECT_EQ(big.status, 431);
+  int garbage = Connect(port_);
+  std::string junk = "\x01\x02 nonsense\r\n\r\n";
+  (void)::send(garbage, junk.data(), junk.size(), MSG_NOSIGNAL);
+  n = ::recv(garbage, buf, sizeof(buf) - 1, 0);
+  ::close(garbage);
+  ASSERT_GT(n, 12);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 400");
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/timestamp.json").status, 200);
+  std::string metrics = Http(port_, "GET", "/metrics").body;
+  EXPECT_NE(metrics.find("qp_http_requests_total{route=\"repo\",code=\"200\"}"), std::string::npos);
+  EXPECT_NE(metrics.find("qp_rollout_percent{improvement=\"comp/1.0/a\"} 100"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ServerTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& param_info) { return param_info.param; });
+
+}  // namespace
+}  // namespace qp::server
