@@ -18,6 +18,9 @@ PACKAGES=(
   # libraries
   libssl-dev libzstd-dev liblzma-dev libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
+  libboost-dev libsqlite3-dev libpq-dev
+  # services and tools the tests and benchmarks drive
+  postgresql nginx-light wrk chromium util-linux
   # tools the tests and benchmarks drive
   bsdiff xdelta3 zstd time dpkg python3 faketime
 )
@@ -56,6 +59,16 @@ while [ $# -gt 0 ]; do
 done
 
 install_packages
+# Node.js for the dashboard's pinned front-end packages (Chart.js) and its browser test
+# (playwright-core driving Debian's Chromium). Debian's nodejs/npm only when none is there.
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGES=(nodejs npm)
+  install_packages
+fi
+if [ ! -f src/server/dashboard/node_modules/.package-lock.json ] ||
+   [ src/server/dashboard/package-lock.json -nt src/server/dashboard/node_modules/.package-lock.json ]; then
+  (cd src/server/dashboard && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 [ "$packages_only" -eq 1 ] && exit 0
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/quietpatch-ccache}"

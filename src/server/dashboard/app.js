@@ -4,7 +4,7 @@
 
 const STATES = [
   ["protected", "protected"], ["installed", "installed, restart needed"], ["downloading", "downloading"],
-  ["available", "available"], ["failed", "failed"], ["rolled_back", "rolled back"], ["opted_out", "opted out"],
+  ["available", "available, not installed"], ["failed", "failed"], ["rolled_back", "rolled back"], ["opted_out", "opted out"],
 ];
 const charts = new Map();
 

@@ -1,0 +1,88 @@
+// The dashboard in headless Chromium (playwright-core): the numbers it shows must match
+// the API. Also writes docs/dashboard.png, the screenshot the README shows.
+#include <gtest/gtest.h>
+
+#include "core/durable_file.h"
+#include "core/test_dir.h"
+#include "core/test_process.h"
+#include "publish/publisher.h"
+#include "server/http_server.h"
+
+namespace qp::server {
+namespace {
+
+using Json = nlohmann::json;
+
+TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
+  const char* src = std::getenv("QP_SOURCE_DIR");
+  std::string source = src ? src : ".";
+  std::string dashboard = source + "/src/server/dashboard";
+  ASSERT_TRUE(TestPathExists(dashboard + "/node_modules/playwright-core/package.json"))
+      << "run scripts/setup.sh (npm ci in src/server/dashboard)";
+  TestDir dir;
+  publish::RepoPaths paths{dir.Sub("repo"), dir.Sub("keys")};
+  ASSERT_TRUE(publish::InitRepository(Env::Default(), Clock::Real(), paths, {}).ok());
+  for (const char* label : {"a", "b"}) {
+    ASSERT_TRUE(MakeDirs(Env::Default(), dir.Sub(std::string("v-") + label)).ok());
+    WriteTestFile(dir.Sub(std::string("v-") + label + "/libssl.so.3"), std::string("fixed ") + label);
+  }
+  ASSERT_TRUE(MakeDirs(Env::Default(), dir.Sub("v0")).ok());
+  WriteTestFile(dir.Sub("v0/libssl.so.3"), "vulnerable");
+  for (const char* label : {"a", "b"}) {
+    publish::BuildSpec s;
+    s.component = "openssl";
+    s.platform = "linux-x86_64";
+    s.base = "3.0.17-1~deb12u2";
+    s.label = label;
+    s.base_tree = dir.Sub("v0");
+    s.new_tree = dir.Sub(std::string("v-") + label);
+    s.cves = {"CVE-2025-9230"};
+    s.urgency = "critical";
+    s.exploited = true;
+    s.out_dir = dir.Sub(std::string("imp-") + label);
+    ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths, s).ok());
+    ASSERT_TRUE(publish::PublishImprovement(Env::Default(), Clock::Real(), paths, s.out_dir,
+                                            std::string(label) == "a" ? 100 : 50).ok());
+  }
+  ServerConfig config;
+  config.listen_port = 0;
+  config.repo_dir = paths.repo_dir;
+  config.keys_dir = paths.keys_dir;
+  config.database = "sqlite:" + dir.Sub("reports.db");
+  config.audit_log = dir.Sub("audit.log");
+  config.dashboard_dir = dashboard;
+  config.auto_halt_min_reports = 1000;
+  auto store = OpenReportStore(config.database);
+  ASSERT_TRUE(store.ok());
+  FleetService service(config, std::move(store).value(), Env::Default(), Clock::Real());
+  RepositoryFiles files(config.repo_dir);
+  HttpServer server(config, &service, &files);
+  ASSERT_TRUE(server.Start().ok());
+  // A fleet's worth of reports: 20 devices on (a), a few on (b).
+  const char* states[] = {"protected", "protected", "protected", "installed", "failed", "available", "rolled_back"};
+  for (int i = 0; i < 20; ++i) {
+    char id[40];
+    std::snprintf(id, sizeof(id), "%032x", i + 100);
+    std::string label = i < 14 ? "a" : "b";
+    Json events = Json::array();
+    events.push_back(Json{{"seq", 1}, {"time", 1800000000 + i}, {"component", "openssl"}, {"platform", "linux-x86_64"},
+                          {"base", "3.0.17-1~deb12u2"}, {"improvement", label}, {"state", "downloading"},
+                          {"error", ""}, {"restart_needed", Json::array()}});
+    std::string state = states[i % 7];
+    events.push_back(Json{{"seq", 2}, {"time", 1800000005 + i * 3}, {"component", "openssl"},
+                          {"platform", "linux-x86_64"}, {"base", "3.0.17-1~deb12u2"}, {"improvement", label},
+                          {"state", state}, {"error", state == "failed" ? "health check failed" : ""},
+                          {"restart_needed", Json::array()}});
+    ApiResponse r = service.PostReports(Json{{"install_id", id}, {"agent_version", "0.1.0"}, {"events", events}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  std::string url = "http://127.0.0.1:" + std::to_string(server.port());
+  std::string shot = source + "/docs/dashboard.png";
+  auto run = RunCommand({"node", dashboard + "/dashboard_test.mjs", url, shot});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("2 improvement(s) checked, 0 mismatch(es)"), std::string::npos) << run.output;
+  server.Stop();
+}
+
+}  // namespace
+}  // namespace qp::server
