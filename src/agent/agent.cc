@@ -280,7 +280,7 @@ Status Agent::CheckLocked(const std::string& only_install) {
     if (!manual && d.kind == Decision::Kind::kInstall && declined_.count(c.name) != 0 &&
         declined_[c.name] == d.improvement->label) {
       d.kind = Decision::Kind::kAvailable;
-      d.reason = "removed on request; install it again with quietpatch install";
+      d.reason = "removed or rolled back here; install it again with quietpatch install";
     }
     if (manual && d.kind == Decision::Kind::kInstall && only_install != c.name &&
         only_install != d.improvement->Id()) {
@@ -378,6 +378,9 @@ Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::C
   if (outcome->rolled_back) {
     view.last_error = "(" + imp.label + ") rolled back: " + outcome->reason;
     Report(c, st.base_version, imp.label, "rolled_back", outcome->reason);
+    // Not retried automatically (it would fail the same way at every check); a newer
+    // improvement or a manual install is tried.
+    declined_[c.name] = imp.label;
     return OkStatus();
   }
   view.last_error.clear();
@@ -400,6 +403,13 @@ Status Agent::RemoveNow(const std::string& component) {
   QP_RETURN_IF_ERROR(store_->Remove(component, "removed on request"));
   auto after = store_->GetStatus(component);
   views_[component].installed_cves.clear();
+  if (after.ok()) {
+    for (const auto& imp : improvements_) {
+      if (imp.component == component && imp.base == after->base_version && imp.label == after->current.label) {
+        views_[component].installed_cves = imp.cves;
+      }
+    }
+  }
   Report(*c, after.ok() ? after->base_version : "", before.ok() ? before->current.label : "",
          "removed", "removed on request");
   // Keep it removed: not installed again automatically (a newer improvement or a manual
@@ -441,8 +451,17 @@ Json Agent::StatusJson() {
       }
       j["restart_needed"] = restart;
       bool installed = !st->current.label.empty();
-      j["cves_fixed_on_disk"] = installed ? v.installed_cves : std::vector<std::string>();
-      j["cves_mitigated"] = installed && restart.empty() ? v.installed_cves : std::vector<std::string>();
+      // The CVEs of the improvement installed now (from the signed metadata; what was
+      // recorded at install time when the metadata could not be read).
+      std::vector<std::string> cves = v.installed_cves;
+      for (const auto& imp : improvements_) {
+        if (imp.component == c.name && imp.base == st->base_version && imp.label == st->current.label) {
+          cves = imp.cves;
+        }
+      }
+      if (!installed) cves.clear();
+      j["cves_fixed_on_disk"] = cves;
+      j["cves_mitigated"] = restart.empty() ? cves : std::vector<std::string>();
       j["protected"] = installed && restart.empty();
     } else {
       j["error"] = st.error().ToString();

@@ -127,6 +127,7 @@ void ControlServer::Handle(int fd) {
   if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
   std::string request;
   Json answer;
+  bool flush = false;
   if (!ReadAll(fd, &request, kMaxRequest, 5000)) {
     answer = Fail("bad_request", "request too large, incomplete or too slow");
   } else {
@@ -169,10 +170,19 @@ void ControlServer::Handle(int fd) {
       } else {
         answer = Fail("bad_request", "unknown command " + cmd);
       }
-      if (changes && admin) spdlog::info("control: uid {}: {}", cred.uid, cmd);
+      if (changes && admin) {
+        spdlog::info("control: uid {}: {}", cred.uid, cmd);
+        flush = true;
+      }
     }
   }
   WriteAll(fd, answer.dump() + "\n");
+  if (flush) {
+    // What the person changed reaches the server now, not at the next check.
+    long retry_after = 0;
+    Status flushed = agent_->FlushReports(&retry_after);
+    if (!flushed.ok()) spdlog::warn("control: reports not delivered yet: {}", flushed.error().ToString());
+  }
 }
 
 Result<Json> CallControl(const std::string& socket_path, const Json& request, int timeout_ms) {

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 #include "core/hash.h"
 
 namespace qp::agent {
@@ -95,52 +97,61 @@ Decision Decide(const DecisionInput& in) {
     }
   }
   const std::string from = in.current_label.empty() ? "base" : in.current_label;
-  const Improvement* best = nullptr;
+  std::vector<const Improvement*> candidates;
   for (const auto& imp : all) {
     if (imp.component != in.component || imp.platform != in.platform || imp.base != in.base) continue;
     if (imp.revoked || imp.from != from) continue;
     if (!in.current_label.empty() && !LabelLess(in.current_label, imp.label)) continue;
-    if (best == nullptr || LabelLess(best->label, imp.label)) best = &imp;
+    candidates.push_back(&imp);
   }
-  if (best == nullptr) return d;
-  d.improvement = best;
-  RolloutEntry rollout;
-  if (in.rollout != nullptr) {
-    auto it = in.rollout->find(best->Id());
-    if (it != in.rollout->end()) rollout = it->second;
-  }
-  if (rollout.halted) {
-    d.kind = Decision::Kind::kHalted;
-    d.reason = rollout.reason.empty() ? "rollout halted" : "rollout halted: " + rollout.reason;
-    return d;
-  }
-  if (in.manual) {
+  // Newest first: an improvement whose rollout is halted or has not reached this device
+  // yet does not hold back an older one that has (improvements are cumulative).
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Improvement* a, const Improvement* b) { return LabelLess(b->label, a->label); });
+  Decision halted;
+  for (const Improvement* best : candidates) {
+    RolloutEntry rollout;
+    if (in.rollout != nullptr) {
+      auto it = in.rollout->find(best->Id());
+      if (it != in.rollout->end()) rollout = it->second;
+    }
+    if (rollout.halted) {
+      if (halted.improvement == nullptr) {
+        halted.kind = Decision::Kind::kHalted;
+        halted.improvement = best;
+        halted.reason = rollout.reason.empty() ? "rollout halted" : "rollout halted: " + rollout.reason;
+      }
+      continue;
+    }
+    d.improvement = best;
+    if (in.manual) {
+      d.kind = Decision::Kind::kInstall;
+      return d;
+    }
+    if (!InRollout(in.install_id, best->Id(), rollout.percent)) {
+      d.improvement = nullptr;
+      continue;  // not offered to this device yet
+    }
+    if (!in.auto_install) {
+      d.kind = Decision::Kind::kAvailable;
+      return d;
+    }
+    if (in.defer.count() > 0 && !best->exploited) {
+      WallTime seen = in.now;
+      if (in.first_seen != nullptr) {
+        auto it = in.first_seen->find(best->Id());
+        if (it != in.first_seen->end()) seen = it->second;
+      }
+      if (in.now < seen + in.defer) {
+        d.kind = Decision::Kind::kDeferred;
+        d.until = seen + in.defer;
+        return d;
+      }
+    }
     d.kind = Decision::Kind::kInstall;
     return d;
   }
-  if (!InRollout(in.install_id, best->Id(), rollout.percent)) {
-    d.kind = Decision::Kind::kNothing;  // not offered to this device yet
-    d.improvement = nullptr;
-    return d;
-  }
-  if (!in.auto_install) {
-    d.kind = Decision::Kind::kAvailable;
-    return d;
-  }
-  if (in.defer.count() > 0 && !best->exploited) {
-    WallTime seen = in.now;
-    if (in.first_seen != nullptr) {
-      auto it = in.first_seen->find(best->Id());
-      if (it != in.first_seen->end()) seen = it->second;
-    }
-    if (in.now < seen + in.defer) {
-      d.kind = Decision::Kind::kDeferred;
-      d.until = seen + in.defer;
-      return d;
-    }
-  }
-  d.kind = Decision::Kind::kInstall;
-  return d;
+  return halted.improvement != nullptr ? halted : d;
 }
 
 }  // namespace qp::agent

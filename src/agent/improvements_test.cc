@@ -83,6 +83,21 @@ TEST_F(DecideTest, RespectsRolloutPercentageAndHalt) {
   EXPECT_EQ(Cohort("x", "y"), Cohort("x", "y"));
 }
 
+TEST_F(DecideTest, AHaltedOrNotYetOfferedNewerImprovementDoesNotHoldBackAnOlderOne) {
+  imps = {Imp("a", "base"), Imp("b", "base")};
+  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
+  rollout["openssl/3.0.17-1~deb12u2/b"] = {0, false, ""};
+  Decision d = Decide(Input());
+  ASSERT_EQ(d.kind, Decision::Kind::kInstall);
+  EXPECT_EQ(d.improvement->label, "a");
+  rollout["openssl/3.0.17-1~deb12u2/b"] = {100, true, "halted"};
+  d = Decide(Input());
+  ASSERT_EQ(d.kind, Decision::Kind::kInstall);
+  EXPECT_EQ(d.improvement->label, "a");
+  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, true, "also halted"};
+  EXPECT_EQ(Decide(Input()).kind, Decision::Kind::kHalted);
+}
+
 TEST_F(DecideTest, AutoInstallOffMakesItAvailableAndManualInstallsAnyway) {
   imps = {Imp("a", "base")};
   rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
