@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Agent benchmark: resident memory of an idle quietpatchd, CPU time and HTTP requests of one
+# check when nothing changed (against quietpatch-tuf-client refreshing the same repository
+# as the baseline), and the delay from publication to installation with watch and with
+# polling (interval 10 s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+B=$PWD/build/release/src/apps
+work=$(mktemp -d); chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$work"; }
+trap cleanup EXIT
+R="$B/quietpatch-repo --repo $work/repo --keys $work/keys"
+$R init >/dev/null
+mkdir -p "$work/v0" "$work/v1" "$work/v2"
+head -c 300000 /dev/urandom > "$work/v0/lib.so"; cp "$work/v0/lib.so" "$work/v1/lib.so"; cp "$work/v0/lib.so" "$work/v2/lib.so"
+echo fix1 >> "$work/v1/lib.so"; echo fix2 >> "$work/v2/lib.so"
+"$B/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/keys" \
+  --database "sqlite:$work/reports.db" --log-level warn > "$work/server.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$work/server.out" && break; sleep 0.05; done
+PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
+URL=http://127.0.0.1:$PORT
+requests() { curl -s "$URL/metrics" | awk '/^qp_http_requests_total/ {s += $2} END {print s}'; }
+
+device() {  # $1 name, $2 watch(true|false), $3 interval
+  local d="$work/$1"; mkdir -p "$d/etc/components" "$d/state"; cp -a "$work/v0" "$d/comp"
+  cp "$work/repo/metadata/1.root.json" "$d/etc/root.json"
+  printf 'repository_url = "%s/repo"\nserver_url = "%s"\ninterval_seconds = %s\njitter_seconds = 0\nwatch = %s\ncontrol_socket = "%s/sock"\n' \
+    "$URL" "$URL" "$3" "$2" "$d" > "$d/etc/agent.toml"
+  printf 'name = "comp"\nplatform = "linux-x86_64"\nroot = "%s/comp"\n[base_version]\nliteral = "1.0"\n' "$d" > "$d/etc/components/comp.toml"
+}
+
+# 1. One check when nothing changed, and the baseline: the TUF client's refresh.
+device once true 3600
+$B/quietpatchd --config-dir "$work/once/etc" --state-dir "$work/once/state" --once --log-level warn
+r0=$(requests)
+/usr/bin/time -f "%U %S" -o "$work/t.agent" $B/quietpatchd --config-dir "$work/once/etc" --state-dir "$work/once/state" --once --log-level warn
+r1=$(requests)
+mkdir -p "$work/tuf"
+$B/quietpatch-tuf-client --metadata-dir "$work/tuf" init "$work/repo/metadata/1.root.json"
+$B/quietpatch-tuf-client --metadata-url "$URL/repo/metadata/" --metadata-dir "$work/tuf" refresh 2>/dev/null
+r2=$(requests)
+/usr/bin/time -f "%U %S" -o "$work/t.tuf" $B/quietpatch-tuf-client --metadata-url "$URL/repo/metadata/" --metadata-dir "$work/tuf" refresh 2>/dev/null
+r3=$(requests)
+read -r au as < "$work/t.agent"; read -r tu ts < "$work/t.tuf"
+agent_ms=$(awk -v u="$au" -v s="$as" 'BEGIN {printf "%.0f", (u + s) * 1000}')
+tuf_ms=$(awk -v u="$tu" -v s="$ts" 'BEGIN {printf "%.0f", (u + s) * 1000}')
+echo "one check with nothing new: quietpatchd $agent_ms ms CPU, $((r1 - r0)) HTTP requests; baseline quietpatch-tuf-client refresh $tuf_ms ms CPU, $((r3 - r2)) requests (process start included in both)"
+
+# 2. Idle memory.
+device idle true 3600
+$B/quietpatchd --config-dir "$work/idle/etc" --state-dir "$work/idle/state" --log-level warn &
+pids+=($!); idle_pid=$!
+sleep 3
+echo "idle quietpatchd (after its first check, watch open): RSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$idle_pid/status)"
+
+# 3. Publication to installation, with watch and with polling every 10 s.
+device watching true 3600
+device polling false 10
+for d in watching polling; do
+  $B/quietpatchd --config-dir "$work/$d/etc" --state-dir "$work/$d/state" --log-level warn &
+  pids+=($!)
+done
+sleep 2
+measure() {  # $1 label, $2 tree
+  $R build --component comp --platform linux-x86_64 --base 1.0 --label "$1" --base-tree "$work/v0" \
+    --new-tree "$work/$2" $( [ "$1" = b ] && echo "--from a=$work/v1" ) --urgency critical --exploited --out "$work/imp-$1" >/dev/null
+  local t0; t0=$(date +%s.%N)
+  $R publish "$work/imp-$1" --percent 100
+  local done_w="" done_p=""
+  while [ -z "$done_w" ] || [ -z "$done_p" ]; do
+    now=$(date +%s.%N)
+    [ -z "$done_w" ] && cmp -s "$work/watching/comp/lib.so" "$work/$2/lib.so" && done_w=$(awk -v a="$now" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
+    [ -z "$done_p" ] && cmp -s "$work/polling/comp/lib.so" "$work/$2/lib.so" && done_p=$(awk -v a="$now" -v b="$t0" 'BEGIN{printf "%.2f", a-b}')
+    awk -v a="$now" -v b="$t0" 'BEGIN{exit !(a-b > 60)}' && break
+    sleep 0.05
+  done
+  echo "publication to installation of ($1): watch ${done_w:-timeout}s, polling every 10s ${done_p:-timeout}s"
+}
+measure a v1
+measure b v2
