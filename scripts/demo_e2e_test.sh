@@ -35,8 +35,7 @@ on_a=0; on_b=0
 for i in $(seq 1 $N); do
   [ "$i" -eq "$opted" ] || [ "$i" -eq "$failing" ] && continue
   d=$(digest "$work/devices/$i/opt/openssl")
-  [ "$d" = "$A_D" ] && on_a=$((on_a + 1))
-  [ "$d" = "$B_D" ] && on_b=$((on_b + 1))
+  if [ "$d" = "$A_D" ]; then on_a=$((on_a + 1)); elif [ "$d" = "$B_D" ]; then on_b=$((on_b + 1)); fi
 done
 check "every auto-install device holds 3.0.20's or 3.0.22's files byte for byte" "[ $((on_a + on_b)) -eq $((N - 2)) ]"
 check "server: (a) protected on all $((N - 2)) auto-install devices" "[ $(dev "$A" protected) -eq $((N - 2)) ]"

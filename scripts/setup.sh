@@ -4,7 +4,7 @@
 #
 #   scripts/setup.sh                 packages, then build/release
 #   scripts/setup.sh --packages-only packages only
-#   scripts/setup.sh --build DIR [--sanitize] [--fuzz]
+#   scripts/setup.sh --build DIR [--sanitize] [--fuzz] [--target T]
 #
 # Works on a fresh Debian 12 machine as root; as a non-root user it uses sudo when the
 # packages are missing.
@@ -47,12 +47,14 @@ build_dir=build/release
 sanitize=OFF
 fuzz=OFF
 packages_only=0
+target=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --packages-only) packages_only=1 ;;
     --build) build_dir="$2"; shift ;;
     --sanitize) sanitize=ON ;;
     --fuzz) fuzz=ON ;;
+    --target) target=(--target "$2"); shift ;;
     *) echo "setup: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -81,4 +83,4 @@ fi
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
   -DQP_SANITIZE="$sanitize" -DQP_FUZZ="$fuzz" "${compiler[@]}" >/dev/null
-cmake --build "$build_dir" -j "$(nproc)"
+cmake --build "$build_dir" -j "$(nproc)" "${target[@]}"

@@ -25,7 +25,7 @@ ctest --test-dir build/asan --output-on-failure -j "$jobs" --timeout 900 >"$logs
 tail -n 4 "$logs/asan.log"
 
 echo "== fuzz build (clang, libFuzzer) =="
-scripts/setup.sh --build build/fuzz --fuzz
+scripts/setup.sh --build build/fuzz --fuzz --target fuzzers
 found=0
 for target in build/fuzz/src/*/*_fuzzer; do
   [ -x "$target" ] || continue
