@@ -65,6 +65,11 @@ std::size_t OnFileData(char* data, std::size_t size, std::size_t count, void* us
   return n;
 }
 
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
+  return cancel != nullptr && cancel->load() ? 1 : 0;
+}
+
 struct HeaderSink {
   std::string retry_after;
 };
@@ -185,9 +190,9 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
   return sink.written;
 }
 
-Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url,
-                                                    const std::string& body,
-                                                    std::size_t max_response) {
+Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url, const std::string* post_body,
+                                                   long timeout_seconds, std::size_t max_response,
+                                                   const std::atomic<bool>* cancel) {
   char error_buffer[CURL_ERROR_SIZE] = {0};
   CURL* curl = Prepare(url, error_buffer);
   if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
@@ -195,45 +200,13 @@ Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url,
   response.curl = nullptr;
   response.max_length = max_response;
   HeaderSink headers;
-  struct curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
-  if (options_.total_timeout_seconds == 0) curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-  CURLcode rc = curl_easy_perform(curl);
-  curl_slist_free_all(list);
-  if (rc != CURLE_OK && !response.too_large) {
-    return Error(ErrorCode::kIo, url + ": " +
-                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
+  struct curl_slist* list = nullptr;
+  if (post_body != nullptr) {
+    list = curl_slist_append(nullptr, "Content-Type: application/json");
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
   }
-  Response out;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-  out.body.assign(response.bytes.begin(), response.bytes.end());
-  out.retry_after = headers.retry_after;
-  return out;
-}
-
-namespace {
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
-  return cancel != nullptr && cancel->load() ? 1 : 0;
-}
-}  // namespace
-
-Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
-                                               std::size_t max_response,
-                                               const std::atomic<bool>* cancel) {
-  char error_buffer[CURL_ERROR_SIZE] = {0};
-  CURL* curl = Prepare(url, error_buffer);
-  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
-  Body response;
-  response.curl = nullptr;
-  response.max_length = max_response;
-  HeaderSink headers;
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
@@ -245,6 +218,7 @@ Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long time
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
   }
   CURLcode rc = curl_easy_perform(curl);
+  if (list != nullptr) curl_slist_free_all(list);
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(ErrorCode::kIo, url + ": cancelled");
   if (rc != CURLE_OK && !response.too_large) {
     return Error(ErrorCode::kIo, url + ": " +
@@ -255,6 +229,18 @@ Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long time
   out.body.assign(response.bytes.begin(), response.bytes.end());
   out.retry_after = headers.retry_after;
   return out;
+}
+
+Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url, const std::string& body,
+                                                    std::size_t max_response) {
+  long timeout = options_.total_timeout_seconds > 0 ? options_.total_timeout_seconds : 60;
+  return Request(url, &body, timeout, max_response, nullptr);
+}
+
+Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
+                                               std::size_t max_response,
+                                               const std::atomic<bool>* cancel) {
+  return Request(url, nullptr, timeout_seconds, max_response, cancel);
 }
 
 Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,

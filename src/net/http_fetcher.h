@@ -65,6 +65,9 @@ class HttpFetcher final : public tuf::Fetcher {
   struct Impl;
   // The reused handle, reset and set up with the common options for `url`.
   void* Prepare(const std::string& url, char* error_buffer);
+  // GET (post_body null) or POST of JSON, with the answer in memory.
+  Result<Response> Request(const std::string& url, const std::string* post_body, long timeout_seconds,
+                           std::size_t max_response, const std::atomic<bool>* cancel);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;
