@@ -3,8 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <fstream>
 #include <list>
@@ -115,6 +117,7 @@ struct HttpServer::Impl {
   FleetService* service;
   RepositoryFiles* files;
   asio::io_context ioc;
+  std::optional<asio::ssl::context> tls;  // set when a certificate and key are configured
   asio::thread_pool workers{2};
   tcp::acceptor acceptor{ioc};
   asio::steady_timer poll_timer{ioc};
@@ -135,23 +138,45 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// One connection, plain (Stream = beast::tcp_stream) or TLS (beast::ssl_stream<...>).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
   Session(tcp::socket socket, HttpServer::Impl* server)
+    requires(!kTls)
       : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
+  Session(tcp::socket socket, asio::ssl::context& tls, HttpServer::Impl* server)
+    requires(kTls)
+      : stream_(std::move(socket), tls), server_(server), timer_(stream_.get_executor()) {}
   ~Session() { server_->connections--; }
 
   void Start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+      if constexpr (kTls) {
+        beast::get_lowest_layer(self->stream_).expires_after(
+            std::chrono::seconds(self->server_->config.request_timeout_seconds));
+        self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+          if (ec) return self->Close();
+          self->Read();
+        });
+      } else {
+        self->Read();
+      }
+    });
   }
 
  private:
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
   void Read() {
     parser_.emplace();
     parser_->header_limit(8192);
     parser_->body_limit(kMaxReportBytes);
     // The whole next request (or the idle wait before it) must arrive within the limit.
-    stream_.expires_after(std::chrono::seconds(server_->config.request_timeout_seconds));
+    Lowest().expires_after(std::chrono::seconds(server_->config.request_timeout_seconds));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
@@ -220,7 +245,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   std::string Peer() {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = Lowest().socket().remote_endpoint(ec);
     return ec ? "?" : ep.address().to_string();
   }
 
@@ -262,7 +287,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     std::uint64_t now = server_->files->TimestampVersion();
     if (now > known) return SendWatch(now);
-    stream_.expires_never();  // an idle watcher is expected to be idle
+    Lowest().expires_never();  // an idle watcher is expected to be idle
     auto self = shared_from_this();
     waiter_ = server_->hub.Add(known, [self](std::uint64_t v) {
       asio::post(self->stream_.get_executor(), [self, v] {
@@ -333,7 +358,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res->keep_alive(keep);
     server_->service->CountRequest(route, res->result_int(),
                                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
-    stream_.expires_after(kWriteTimeout);
+    Lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
       if (ec || !keep) return self->Close();
       self->Read();
@@ -347,11 +372,19 @@ class Session : public std::enable_shared_from_this<Session> {
       waiter_.reset();
     }
     timer_.cancel();
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if constexpr (kTls) {
+      Lowest().expires_after(std::chrono::seconds(2));
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+        beast::error_code ignored;
+        self->Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+      });
+    } else {
+      beast::error_code ec;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    }
   }
 
-  beast::tcp_stream stream_;
+  Stream stream_;
   HttpServer::Impl* server_;
   asio::steady_timer timer_;
   beast::flat_buffer buffer_;
@@ -372,7 +405,11 @@ void HttpServer::Impl::Accept() {
         socket.close(ignored);  // over the limit: refuse rather than fall over
       } else {
         connections++;
-        std::make_shared<Session>(std::move(socket), this)->Start();
+        if (tls) {
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *tls, this)->Start();
+        } else {
+          std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+        }
       }
     }
     Accept();
@@ -412,6 +449,21 @@ Status HttpServer::Start() {
     s.app_js = ReadWhole(s.config.dashboard_dir + "/app.js");
     s.chart_js = ReadWhole(s.config.dashboard_dir + "/node_modules/chart.js/dist/chart.umd.js");
     if (s.chart_js.empty()) spdlog::warn("dashboard: chart.js not found (run scripts/setup.sh)");
+  }
+  if (!s.config.tls_cert.empty() || !s.config.tls_key.empty()) {
+    if (s.config.tls_cert.empty() || s.config.tls_key.empty()) {
+      return Error(ErrorCode::kInvalidArgument, "TLS needs both a certificate and a key");
+    }
+    s.tls.emplace(asio::ssl::context::tls_server);
+    s.tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code tls_ec;
+    s.tls->use_certificate_chain_file(s.config.tls_cert, tls_ec);
+    if (!tls_ec) s.tls->use_private_key_file(s.config.tls_key, asio::ssl::context::pem, tls_ec);
+    if (tls_ec) {
+      return Error(ErrorCode::kInvalidArgument, "TLS certificate or key: " + tls_ec.message());
+    }
   }
   beast::error_code ec;
   auto address = asio::ip::make_address(s.config.listen_address, ec);
