@@ -8,6 +8,7 @@
 
 #include "core/durable_file.h"
 #include "core/hash.h"
+#include "tuf/bundle.h"
 
 namespace qp::agent {
 
@@ -197,14 +198,26 @@ Status Agent::InstallNow(const std::string& what) {
   return CheckLocked(what);
 }
 
+Status Agent::InstallBundle(const std::string& path) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env_, path, std::uint64_t{2} << 30));
+  auto files = tuf::ParseBundle(bytes);
+  if (!files.ok()) return files.error().WithContext("bundle " + path);
+  tuf::BundleFetcher fetcher(std::move(files).value());
+  bundle_ = &fetcher;
+  Status s = CheckLocked("*");
+  bundle_ = nullptr;
+  return s;
+}
+
 Status Agent::CheckLocked(const std::string& only_install) {
   WallTime now = clock_->Now();
   if (auto p = LoadPolicy(env_, config_.config_dir); p.ok()) policy_ = *p;
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
-  uc.metadata_url = config_.repository_url + "/metadata/";
-  uc.target_base_url = config_.repository_url + "/targets/";
-  tuf::Updater updater(uc, env_, http_.get(), clock_);
+  uc.metadata_url = bundle_ ? tuf::BundleFetcher::kMetadataUrl : config_.repository_url + "/metadata/";
+  uc.target_base_url = bundle_ ? tuf::BundleFetcher::kTargetsUrl : config_.repository_url + "/targets/";
+  tuf::Updater updater(uc, env_, bundle_ ? bundle_ : http_.get(), clock_);
   auto fail_all = [&](const Error& e) -> Status {
     last_check_error_ = e.ToString();
     for (const auto& c : components_) {
@@ -273,8 +286,9 @@ Status Agent::CheckLocked(const std::string& only_install) {
     in.defer = policy_.defer;
     in.first_seen = &first_seen_;
     in.now = now;
-    bool manual = !only_install.empty() &&
-                  (only_install == c.name || only_install.rfind(c.name + "/", 0) == 0);
+    bool manual = only_install == "*" ||
+                  (!only_install.empty() &&
+                   (only_install == c.name || only_install.rfind(c.name + "/", 0) == 0));
     in.manual = manual;
     Decision d = Decide(in);
     if (!manual && d.kind == Decision::Kind::kInstall && declined_.count(c.name) != 0 &&
@@ -283,7 +297,7 @@ Status Agent::CheckLocked(const std::string& only_install) {
       d.reason = "removed or rolled back here; install it again with quietpatch install";
     }
     if (manual && d.kind == Decision::Kind::kInstall && only_install != c.name &&
-        only_install != d.improvement->Id()) {
+        only_install != "*" && only_install != d.improvement->Id()) {
       d.kind = Decision::Kind::kNothing;  // asked for another improvement than the newest
     }
     view.offered.reset();
@@ -327,7 +341,7 @@ Status Agent::CheckLocked(const std::string& only_install) {
       }
     }
   }
-  if (!only_install.empty()) {
+  if (!only_install.empty() && only_install != "*") {
     bool known = false;
     for (const auto& c : components_) {
       known = known || only_install == c.name || only_install.rfind(c.name + "/", 0) == 0;
@@ -348,6 +362,12 @@ Result<std::string> Agent::DownloadPatch(const Improvement& imp, tuf::Updater& u
   if (env_->Stat(done).ok() && VerifyFile(env_, done, imp.file).ok()) return done;
   std::string partial = JoinPath(dir, sha + ".partial");
   tuf::TargetInfo info{imp.target_path, imp.file, "improvements"};
+  if (bundle_ != nullptr) {
+    // From the bundle: checked against the signed length and hashes in memory.
+    QP_ASSIGN_OR_RETURN(auto bytes, updater.FetchTarget(info));
+    QP_RETURN_IF_ERROR(WriteFileDurably(env_, done, bytes, 0600));
+    return done;
+  }
   auto got = http_->DownloadToFile(updater.TargetUrl(info), partial, imp.file.length);
   if (!got.ok()) return got.error();
   if (Status s = VerifyFile(env_, partial, imp.file); !s.ok()) {

@@ -44,6 +44,10 @@ class Agent {
   // Installs now, whatever the setting, deferral or rollout percentage (not a halted or
   // revoked one): `what` is a component name or an improvement id "comp/base/label".
   Status InstallNow(const std::string& what);
+  // Installs from an offline bundle (quietpatch-repo bundle): its metadata is verified
+  // from this device's trusted root exactly as online, then what it offers is installed
+  // as if asked by the person (rollout percentage, setting and deferral aside).
+  Status InstallBundle(const std::string& path);
   // Returns the component to its previous state and keeps it there (until a newer
   // improvement or the next full update).
   Status RemoveNow(const std::string& component);
@@ -118,6 +122,7 @@ class Agent {
   std::condition_variable wake_;
   bool check_requested_ = false;
   std::atomic<bool> cancel_watch_{false};
+  tuf::Fetcher* bundle_ = nullptr;  // set while installing from a bundle
 };
 
 }  // namespace qp::agent

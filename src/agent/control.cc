@@ -137,7 +137,8 @@ void ControlServer::Handle(int fd) {
     } else {
       std::string cmd = j["cmd"].get<std::string>();
       bool admin = IsAdmin(cred.uid, cred.gid, agent_->config().admin_group);
-      bool changes = cmd == "settings" || cmd == "check" || cmd == "install" || cmd == "remove";
+      bool changes = cmd == "settings" || cmd == "check" || cmd == "install" || cmd == "remove" ||
+                     cmd == "install_bundle";
       if (changes && !admin) {
         answer = Fail("permission_denied",
                       "only root" +
@@ -163,6 +164,11 @@ void ControlServer::Handle(int fd) {
         std::string what = j.value("what", std::string());
         answer = what.empty() ? Fail("bad_request", "install needs \"what\"")
                               : FromStatus(agent_->InstallNow(what), agent_->StatusJson());
+      } else if (cmd == "install_bundle") {
+        std::string path = j.value("path", std::string());
+        answer = path.empty() || path[0] != '/'
+                     ? Fail("bad_request", "install_bundle needs an absolute \"path\"")
+                     : FromStatus(agent_->InstallBundle(path), agent_->StatusJson());
       } else if (cmd == "remove") {
         std::string component = j.value("component", std::string());
         answer = component.empty() ? Fail("bad_request", "remove needs \"component\"")

@@ -134,12 +134,16 @@ class AgentE2eTest : public ::testing::Test {
     return d;
   }
 
-  void Start(Device& d, std::vector<std::string> prefix = {}) {
-    std::vector<std::string> argv = prefix;
-    argv.insert(argv.end(), {QP_QUIETPATCHD, "--config-dir", d.config, "--state-dir", d.state,
-                             "--log-level", "debug"});
+  // `fake_offset` (e.g. "+3h") moves the daemon's clock with libfaketime, preloaded into
+  // the daemon itself (the faketime wrapper would stand between the test and the daemon).
+  void Start(Device& d, const std::string& fake_offset = "") {
+    std::vector<std::string> argv = {QP_QUIETPATCHD, "--config-dir", d.config, "--state-dir", d.state,
+                                     "--log-level", "debug"};
     std::vector<std::string> env;
-    if (!prefix.empty()) env.push_back("ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0");
+    if (!fake_offset.empty()) {
+      env = {"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "FAKETIME=" + fake_offset,
+             "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"};
+    }
     d.daemon = std::make_unique<BackgroundProcess>(argv, env);
     ASSERT_TRUE(WaitFor(d, [](const Json&) { return true; }, 20)) << "quietpatchd did not answer";
   }
@@ -271,7 +275,7 @@ TEST_F(AgentE2eTest, ManagedPolicyLocksTheSettingAndDefersOrdinaryFixesOnly) {
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   // Three hours later (the daemon's clock moved with faketime) the deferral is over.
   d.daemon->Stop(SIGTERM);
-  Start(d, {"faketime", "-f", "+3h"});
+  Start(d, "+3h");
   ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 30))
       << d.daemon->Output();
   d.daemon->Stop(SIGTERM);
@@ -344,7 +348,7 @@ TEST_F(AgentE2eTest, CorruptPatchRollbackAndExpiredMetadataInstallNothingAndSayW
   // Expired metadata: the current files served ten days later are no longer trusted.
   WriteTestFile(paths_.repo_dir + "/metadata/timestamp.json", good_timestamp);
   d.daemon->Stop(SIGTERM);
-  Start(d, {"faketime", "-f", "+10d"});
+  Start(d, "+10d");
   ASSERT_TRUE(WaitFor(d, [](const Json& st) {
     return st["last_check_error"].get<std::string>().find("expired") != std::string::npos;
   }, 30)) << Status(d).dump(2);
@@ -372,6 +376,33 @@ TEST_F(AgentE2eTest, DownloadResumesAfterTheServerGoesAwayAndReportsArrive) {
   // Every event the device queued reached the server once, in order, with no gaps.
   auto all = Reports();
   for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i]["seq"], i + 1);
+}
+
+TEST_F(AgentE2eTest, AnOfflineDeviceInstallsFromABundleVerifiedAsOnline) {
+  StartServer(/*watch=*/false);
+  Publish("a", 1, 100, /*exploited=*/true);
+  std::string bundle = dir_.Sub("a.qpbundle");
+  ASSERT_TRUE(publish::MakeBundle(Env::Default(), paths_, "comp/1.0/a", bundle).ok());
+  Device d = MakeDevice("d8", /*watch=*/false);
+  // The device has no network: its repository URL leads nowhere.
+  std::string toml = ReadTestFile(d.config + "/agent.toml");
+  std::string url = "http://127.0.0.1:" + std::to_string(port_);
+  for (std::size_t at; (at = toml.find(url)) != std::string::npos;) toml.replace(at, url.size(), "http://127.0.0.1:9");
+  WriteTestFile(d.config + "/agent.toml", toml);
+  Start(d);
+  EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
+  auto install = Cli(d, {"install", "--bundle", bundle});
+  ASSERT_EQ(install.exit_code, 0) << install.output;
+  EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v1")));
+  EXPECT_EQ(Comp(Status(d))["improvement"], "a");
+  // A tampered bundle is refused and changes nothing.
+  std::string bytes = ReadTestFile(bundle);
+  bytes[bytes.size() - 100] ^= 0x01;
+  WriteTestFile(bundle, bytes);
+  ASSERT_EQ(Cli(d, {"remove", "comp"}).exit_code, 0);
+  auto tampered = Cli(d, {"install", "--bundle", bundle});
+  EXPECT_EQ(tampered.exit_code, 1) << tampered.output;
+  EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
 }
 
 TEST_F(AgentE2eTest, ANonAdminUserCanReadStatusButChangeNothing) {

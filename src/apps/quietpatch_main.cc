@@ -2,10 +2,14 @@
 // control socket.
 //
 //   quietpatch status | history | check | settings auto-install on|off |
-//              install [IMPROVEMENT|COMPONENT] | remove COMPONENT     [--json] [--socket P]
+//              install [IMPROVEMENT|COMPONENT] | install --bundle FILE | remove COMPONENT
+//              [--json] [--socket P]
 //
 // Exit status: 0 done; 1 the daemon refused or failed (the reason is printed); 2 bad
 // usage; 3 the daemon is not running; 4 permission denied.
+#include <climits>
+#include <cstdlib>
+
 #include <CLI/CLI.hpp>
 #include <ctime>
 #include <iostream>
@@ -106,6 +110,8 @@ int Run(int argc, char** argv) {
   auto* install = app.add_subcommand("install", "install an available improvement now");
   std::string what;
   install->add_option("IMPROVEMENT", what, "component or component/base/label (default: all)");
+  std::string bundle;
+  install->add_option("--bundle", bundle, "install from an offline bundle file (quietpatch-repo bundle)");
   auto* remove = app.add_subcommand("remove", "remove the current improvement of a component");
   std::string component;
   remove->add_option("COMPONENT", component)->required();
@@ -121,7 +127,14 @@ int Run(int argc, char** argv) {
   if (check->parsed()) requests.push_back({{"cmd", "check"}});
   if (settings->parsed()) requests.push_back({{"cmd", "settings"}, {"auto_install", onoff == "on"}});
   if (remove->parsed()) requests.push_back({{"cmd", "remove"}, {"component", component}});
-  if (install->parsed()) {
+  if (install->parsed() && !bundle.empty()) {
+    char resolved[PATH_MAX];
+    if (::realpath(bundle.c_str(), resolved) == nullptr) {
+      std::cerr << "quietpatch: " << bundle << ": no such file\n";
+      return 2;
+    }
+    requests.push_back({{"cmd", "install_bundle"}, {"path", std::string(resolved)}});
+  } else if (install->parsed()) {
     if (!what.empty()) {
       requests.push_back({{"cmd", "install"}, {"what", what}});
     } else {
