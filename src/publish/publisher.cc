@@ -191,6 +191,8 @@ Status PublishImprovement(Env* env, Clock* clock, const RepoPaths& paths,
                   {"urgency", imp["urgency"]},
                   {"exploited", imp["exploited"]},
                   {"restart", imp["restart"]},
+                  {"published", std::chrono::duration_cast<std::chrono::seconds>(
+                                    clock->Now().time_since_epoch()).count()},
                   {"revoked", false}}}};
     w.AddTarget("improvements", TargetDir(component, base) + file, patch, custom);
   }

@@ -274,6 +274,7 @@ ApiResponse FleetService::FleetImprovements() {
                         {"exploited", q.value("exploited", false)},
                         {"revoked", q.value("revoked", false)},
                         {"patch_bytes", q.value("bytes", 0)},
+                        {"published", q.value("published", 0)},
                         {"rollout", r},
                         {"devices", devices},
                         {"failure_reasons", reasons},

@@ -69,9 +69,10 @@ function card(imp) {
 }
 
 function drawChart(id, imp) {
-  const points = (imp.protected_series || []).map(([t, n]) => ({ x: t * 1000, y: n }));
-  const start = points.length ? points[0].x : Date.now();
-  const data = points.map(p => ({ x: (p.x - start) / 1000, y: p.y }));
+  // Seconds since publication (the signed "published" time; the first protection otherwise).
+  const series = imp.protected_series || [];
+  const start = imp.published || (series.length ? series[0][0] : 0);
+  const data = [{ x: 0, y: 0 }].concat(series.map(([t, n]) => ({ x: Math.max(0, t - start), y: n })));
   const canvas = document.getElementById("chart-" + id);
   if (typeof Chart === "undefined") return;
   const old = charts.get(id);
@@ -80,7 +81,7 @@ function drawChart(id, imp) {
     type: "line",
     data: { datasets: [{ label: "devices protected", data, stepped: true, borderColor: "#1a7f4b", fill: false }] },
     options: { animation: false, parsing: true,
-               scales: { x: { type: "linear", title: { display: true, text: "seconds since the first device was protected" } },
+               scales: { x: { type: "linear", title: { display: true, text: "seconds since publication" } },
                          y: { beginAtZero: true, ticks: { precision: 0 } } } },
   }));
 }
