@@ -5,6 +5,7 @@
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
 
+#include "core/ascii.h"
 #include "core/durable_file.h"
 
 namespace qp::agent {
@@ -16,6 +17,8 @@ Error Bad(const std::string& file, const std::string& field, const std::string& 
 
 Result<toml::table> ParseTomlFile(Env* env, const std::string& path) {
   QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 64 * 1024));
+  QP_RETURN_IF_ERROR(CheckAsciiText(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path));
   try {
     return toml::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
                        path);

@@ -3,6 +3,7 @@
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
 
+#include "core/ascii.h"
 #include "core/durable_file.h"
 
 namespace qp::server {
@@ -25,6 +26,8 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   ServerConfig c;
   if (path.empty()) return c;
   QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 64 * 1024));
+  QP_RETURN_IF_ERROR(CheckAsciiText(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path));
   toml::table t;
   try {
     t = toml::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);

@@ -6,6 +6,7 @@
 #define TOML_EXCEPTIONS 1
 #include <toml++/toml.h>
 
+#include "core/ascii.h"
 #include "core/durable_file.h"
 
 namespace qp::store {
@@ -52,6 +53,7 @@ bool IsValidComponentName(std::string_view name) {
 
 Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
                                              const std::string& file_name) {
+  QP_RETURN_IF_ERROR(CheckAsciiText(toml_text, file_name));
   toml::table table;
   try {
     table = toml::parse(toml_text, file_name);

@@ -89,6 +89,9 @@ TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
               std::string::npos)
         << c.error().message();
   }
+  auto non_ascii = ParseComponentConfig("\xcb\x8d\n\r", "odd.toml");
+  ASSERT_FALSE(non_ascii.ok());
+  EXPECT_NE(non_ascii.error().message().find("odd.toml:1: byte 0xCB is not ASCII"), std::string::npos);
   auto syntax = ParseComponentConfig("name = \"a\n", "broken.toml");
   ASSERT_FALSE(syntax.ok());
   EXPECT_NE(syntax.error().message().find("broken.toml:1"), std::string::npos);

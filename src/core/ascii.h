@@ -1,0 +1,18 @@
+// A guard for configuration text handed to toml++: Debian's toml++ 3.3 reaches a
+// __builtin_unreachable on some non-ASCII whitespace code points (found by
+// component_config_fuzzer), so quietpatch's TOML files are ASCII, which paths, names,
+// versions and commands are in practice.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace qp {
+
+// kInvalidArgument "<file>:<line>: non-ASCII byte 0xCB (configuration files are ASCII)" for
+// the first byte >= 0x80 or a NUL.
+Status CheckAsciiText(std::string_view text, const std::string& file);
+
+}  // namespace qp
