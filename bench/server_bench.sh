@@ -73,7 +73,7 @@ stop_server
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
 
 # 3. 10,000 idle watchers: memory, and time from a publish to all of them answered.
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # 10,000 sockets on each side
 start_server "sqlite:$work/reports.db"
 rss0=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
 python3 bench/watch_load.py "$PORT" 10000 "$SERVER_PID" "$rss0" "$B/src/apps/quietpatch-repo" "$work/repo" "$work/keys"
