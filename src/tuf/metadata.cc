@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <ctime>
 #include <set>
 
@@ -325,7 +326,12 @@ Result<WallTime> ParseExpiry(const std::string& text) {
       tm.tm_sec > 60) {
     return Error(ErrorCode::kCorrupt, "\"" + text + "\" is not a valid date");
   }
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // The clock counts nanoseconds in 64 bits (years 1678..2262): dates beyond are clamped,
+  // which keeps their meaning ("expires after anything we can check") without overflow.
+  constexpr std::int64_t kLimit = 9'000'000'000;  // seconds, about year 2255
+  std::int64_t seconds = static_cast<std::int64_t>(timegm(&tm));
+  seconds = std::clamp<std::int64_t>(seconds, -kLimit, kLimit);
+  return WallTime(std::chrono::seconds(seconds));
 }
 
 std::string FormatExpiry(WallTime time) {

@@ -53,6 +53,15 @@ TEST(MetadataTest, RejectsWrongTypeAndBadFields) {
   EXPECT_FALSE(ParseTimestamp(Bytes(with_float)).ok());
 }
 
+TEST(MetadataTest, FarFutureAndFarPastExpiriesDoNotOverflow) {
+  auto far = ParseExpiry("9999-12-31T23:59:59Z");
+  ASSERT_TRUE(far.ok());
+  EXPECT_GT(*far, std::chrono::system_clock::from_time_t(4000000000));
+  auto past = ParseExpiry("0001-01-01T00:00:00Z");
+  ASSERT_TRUE(past.ok());
+  EXPECT_LT(*past, std::chrono::system_clock::from_time_t(0));
+}
+
 TEST(MetadataTest, RejectsRepeatedSignatureKeyIds) {
   std::string twice = kTimestamp;
   twice.replace(twice.find("[]"), 2,
