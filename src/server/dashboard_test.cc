@@ -2,6 +2,8 @@
 // the API. Also writes docs/dashboard.png, the screenshot the README shows.
 #include <gtest/gtest.h>
 
+#include <ctime>
+
 #include "core/durable_file.h"
 #include "core/test_dir.h"
 #include "core/test_process.h"
@@ -59,17 +61,19 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
   HttpServer server(config, &service, &files);
   ASSERT_TRUE(server.Start().ok());
   // A fleet's worth of reports: 20 devices on (a), a few on (b).
+  // Reports a few seconds after publication, as a fleet would send them.
+  const long t0 = static_cast<long>(std::time(nullptr));
   const char* states[] = {"protected", "protected", "protected", "installed", "failed", "available", "rolled_back"};
   for (int i = 0; i < 20; ++i) {
     char id[40];
     std::snprintf(id, sizeof(id), "%032x", i + 100);
     std::string label = i < 14 ? "a" : "b";
     Json events = Json::array();
-    events.push_back(Json{{"seq", 1}, {"time", 1800000000 + i}, {"component", "openssl"}, {"platform", "linux-x86_64"},
+    events.push_back(Json{{"seq", 1}, {"time", t0 + 1 + i / 4}, {"component", "openssl"}, {"platform", "linux-x86_64"},
                           {"base", "3.0.17-1~deb12u2"}, {"improvement", label}, {"state", "downloading"},
                           {"error", ""}, {"restart_needed", Json::array()}});
     std::string state = states[i % 7];
-    events.push_back(Json{{"seq", 2}, {"time", 1800000005 + i * 3}, {"component", "openssl"},
+    events.push_back(Json{{"seq", 2}, {"time", t0 + 2 + i / 2}, {"component", "openssl"},
                           {"platform", "linux-x86_64"}, {"base", "3.0.17-1~deb12u2"}, {"improvement", label},
                           {"state", state}, {"error", state == "failed" ? "health check failed" : ""},
                           {"restart_needed", Json::array()}});
