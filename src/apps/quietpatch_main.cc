@@ -14,6 +14,7 @@
 #include <ctime>
 #include <iostream>
 
+#include "apps/main_guard.h"
 #include "agent/control.h"
 
 namespace {
@@ -186,11 +187,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "quietpatch: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch", Run, argc, argv); }

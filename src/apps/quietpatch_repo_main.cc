@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "apps/main_guard.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "publish/publisher.h"
@@ -152,11 +153,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "quietpatch-repo: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch-repo", Run, argc, argv); }

@@ -13,6 +13,7 @@
 #include <exception>
 #include <iostream>
 
+#include "apps/main_guard.h"
 #include "core/clock.h"
 #include "core/durable_file.h"
 #include "core/env.h"
@@ -115,13 +116,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "quietpatch-tuf-client: " << e.what() << "\n";
-  } catch (...) {
-    std::cerr << "quietpatch-tuf-client: unknown error\n";
-  }
-  return 1;
-}
+int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch-tuf-client", Run, argc, argv); }

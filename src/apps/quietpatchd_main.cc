@@ -16,6 +16,7 @@
 #include <iostream>
 #include <thread>
 
+#include "apps/main_guard.h"
 #include "agent/agent.h"
 #include "agent/control.h"
 #include "core/clock.h"
@@ -113,7 +114,7 @@ int Run(int argc, char** argv) {
   Notify("STOPPING=1");
   control.Stop();
   // The signal thread waits in sigwait: wake it.
-  if (!stop.exchange(true)) {}
+  stop = true;
   ::kill(::getpid(), SIGTERM);
   signal_thread.join();
   spdlog::info("stopped");
@@ -122,11 +123,4 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return Run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "quietpatchd: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatchd", Run, argc, argv); }
