@@ -14,8 +14,10 @@ namespace {
 constexpr std::size_t kChunk = kPredictChunk;
 // Controls are decoded up front (the address predictor needs the whole map); this bounds it.
 constexpr std::uint64_t kMaxControls = 1u << 24;
+// The transform byte: none, or the X86Predictor level (1: branches, format 1; 2: learned).
 constexpr std::uint8_t kTransformNone = 0;
-constexpr std::uint8_t kTransformX86 = 1;
+constexpr std::uint8_t kTransformX86Branches = static_cast<std::uint8_t>(X86Predictor::Level::kBranches);
+constexpr std::uint8_t kTransformX86Learned = static_cast<std::uint8_t>(X86Predictor::Level::kLearned);
 
 // Difference bytes are stored either as one stream ("dense") or, since they are mostly
 // zero, as three: the lengths of the zero runs, the lengths of the non-zero runs, and the
@@ -83,7 +85,12 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   // The predicted old bytes: the old file as the new one would be, were every address it
   // holds moved the way the matched blocks moved. Differences are taken against it.
   std::uint8_t transform = kTransformNone;
-  if (options.executable_transform && X86Predictor::Applies(old_data)) transform = kTransformX86;
+  if (options.executable_transform && X86Predictor::Applies(old_data)) {
+    if (options.x86_level != kTransformX86Branches && options.x86_level != kTransformX86Learned) {
+      return Error(ErrorCode::kInvalidArgument, "unknown x86 prediction level");
+    }
+    transform = options.x86_level;
+  }
 
   std::vector<std::uint8_t> diff, extra;
   std::uint64_t add_total = 0, copy_total = 0;
@@ -94,15 +101,26 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   diff.reserve(add_total);
   extra.reserve(copy_total);
   std::unique_ptr<X86Predictor> predictor;
-  if (transform == kTransformX86) predictor = std::make_unique<X86Predictor>(old_data.size(), controls);
+  if (transform != kTransformNone) {
+    predictor = std::make_unique<X86Predictor>(static_cast<X86Predictor::Level>(transform),
+                                               old_data.size(), old_data, controls);
+  }
   std::vector<std::uint8_t> region;
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
-    const std::uint8_t* o = old_data.data() + c.old_pos;
-    region.assign(o, o + c.add);
-    if (predictor) predictor->Predict(static_cast<std::uint64_t>(c.old_pos), new_pos, region);
-    for (std::uint64_t i = 0; i < c.add; ++i) {
-      diff.push_back(static_cast<std::uint8_t>(new_data[new_pos + i] - region[i]));
+    // Chunked exactly as the applier chunks, so that both predict (and learn) alike.
+    for (std::uint64_t off = 0; off < c.add; off += kChunk) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, c.add - off));
+      const std::uint8_t* o = old_data.data() + c.old_pos + off;
+      region.assign(o, o + n);
+      auto new_bytes = new_data.subspan(static_cast<std::size_t>(new_pos + off), n);
+      if (predictor) {
+        QP_RETURN_IF_ERROR(predictor->PredictForDiff(static_cast<std::uint64_t>(c.old_pos) + off,
+                                                     new_pos + off, region, new_bytes));
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        diff.push_back(static_cast<std::uint8_t>(new_bytes[i] - region[i]));
+      }
     }
     new_pos += c.add;
     extra.insert(extra.end(), new_data.begin() + static_cast<std::ptrdiff_t>(new_pos),
@@ -272,7 +290,8 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   if (got != head.size()) return Error(ErrorCode::kCorrupt, "truncated delta header");
   ByteReader r(head);
   QP_ASSIGN_OR_RETURN(std::uint8_t transform, r.U8("delta transform"));
-  if (transform != kTransformNone && transform != kTransformX86) {
+  if (transform != kTransformNone && transform != kTransformX86Branches &&
+      transform != kTransformX86Learned) {
     return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(transform));
   }
   QP_ASSIGN_OR_RETURN(std::uint64_t old_size, r.BoundedVarint("old size", kMaxFileSize));
@@ -379,8 +398,9 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   }
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
   std::unique_ptr<X86Predictor> predictor;
-  if (transform == kTransformX86) {
-    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::ForApply(old_file, controls));
+  if (transform != kTransformNone) {
+    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::ForApply(static_cast<X86Predictor::Level>(transform),
+                                                          old_file, controls));
   }
 
   Sha256 hasher;
@@ -395,10 +415,13 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       std::span<std::uint8_t> ob(old_buf.data(), n);
       QP_ASSIGN_OR_RETURN(std::size_t read, old_file.ReadAt(at, ob));
       if (read != n) return ControlError(i, "source file shorter than expected");
-      if (predictor) QP_RETURN_IF_ERROR(predictor->PredictChunk(at, new_pos + done, ob));
       std::span<std::uint8_t> db(diff_buf.data(), n);
       QP_RETURN_IF_ERROR(diff->Read(db));
-      for (std::size_t k = 0; k < n; ++k) ob[k] = static_cast<std::uint8_t>(ob[k] + db[k]);
+      if (predictor) {
+        QP_RETURN_IF_ERROR(predictor->Reconstruct(at, new_pos + done, ob, db));
+      } else {
+        for (std::size_t k = 0; k < n; ++k) ob[k] = static_cast<std::uint8_t>(ob[k] + db[k]);
+      }
       hasher.Update(ob);
       QP_RETURN_IF_ERROR(out.Append(ob));
       done += n;

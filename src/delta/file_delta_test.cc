@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstring>
 #include <random>
 
@@ -123,11 +124,144 @@ TEST(FileDeltaTest, X86PredictionRemovesMovedCallDisplacements) {
   auto p1 = DiffFile(old_data, new_data, with);
   auto p0 = DiffFile(old_data, new_data, without);
   ASSERT_TRUE(p1.ok() && p0.ok());
-  EXPECT_EQ((*p1)[0], 1);  // transform in use
+  EXPECT_EQ((*p1)[0], 2);  // transform in use: learned x86 prediction
   auto rebuilt = ApplyFileDeltaToMemory(old_data, *p1);
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().ToString();
   EXPECT_TRUE(*rebuilt == new_data);
   EXPECT_LT(p1->size(), p0->size());
+
+  // Format 1's branch-only prediction is still made on request and still applies.
+  FileDiffOptions branches = FastOptions();
+  branches.x86_level = 1;
+  auto pb = DiffFile(old_data, new_data, branches);
+  ASSERT_TRUE(pb.ok());
+  EXPECT_EQ((*pb)[0], 1);
+  auto rebuilt1 = ApplyFileDeltaToMemory(old_data, *pb);
+  ASSERT_TRUE(rebuilt1.ok()) << rebuilt1.error().ToString();
+  EXPECT_TRUE(*rebuilt1 == new_data);
+  EXPECT_LT(pb->size(), p0->size());
+}
+
+// Minimal x86-64 ELF header with the given PT_LOAD segments (offset, vaddr, size).
+void WriteElfHeader(Bytes& data, const std::vector<std::array<std::uint64_t, 3>>& loads) {
+  const std::uint8_t ident[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0};
+  std::copy(std::begin(ident), std::end(ident), data.begin());
+  data[18] = 62;
+  data[19] = 0;
+  auto put = [&](std::size_t at, std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) data[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
+  };
+  put(0x20, 64, 8);  // e_phoff
+  put(0x36, 56, 2);  // e_phentsize
+  put(0x38, loads.size(), 2);
+  for (std::size_t k = 0; k < loads.size(); ++k) {
+    std::size_t ph = 64 + 56 * k;
+    put(ph, 1, 4);  // PT_LOAD
+    put(ph + 8, loads[k][0], 8);
+    put(ph + 16, loads[k][1], 8);
+    put(ph + 32, loads[k][2], 8);
+    put(ph + 40, loads[k][2], 8);
+  }
+}
+
+// Counts the difference bytes a predictor leaves, and checks that the applier's side of
+// the same predictor rebuilds `new_data` from them.
+std::size_t PredictedDifferences(X86Predictor::Level level, const Bytes& old_data,
+                                 const Bytes& new_data, const std::vector<Control>& controls) {
+  X86Predictor differ(level, old_data.size(), old_data, controls);
+  X86Predictor applier(level, old_data.size(), old_data, controls);
+  std::size_t nonzero = 0;
+  std::uint64_t new_pos = 0;
+  for (const Control& c : controls) {
+    for (std::uint64_t off = 0; off < c.add; off += kPredictChunk) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kPredictChunk, c.add - off));
+      std::uint64_t old_at = static_cast<std::uint64_t>(c.old_pos) + off;
+      Bytes chunk(old_data.begin() + static_cast<std::ptrdiff_t>(old_at),
+                  old_data.begin() + static_cast<std::ptrdiff_t>(old_at + n));
+      std::span<const std::uint8_t> want(new_data.data() + new_pos + off, n);
+      EXPECT_TRUE(differ.PredictForDiff(old_at, new_pos + off, chunk, want).ok());
+      Bytes diff(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        diff[i] = static_cast<std::uint8_t>(want[i] - chunk[i]);
+        nonzero += diff[i] != 0;
+      }
+      Bytes rebuilt(old_data.begin() + static_cast<std::ptrdiff_t>(old_at),
+                    old_data.begin() + static_cast<std::ptrdiff_t>(old_at + n));
+      EXPECT_TRUE(applier.Reconstruct(old_at, new_pos + off, rebuilt, diff).ok());
+      EXPECT_TRUE(std::equal(rebuilt.begin(), rebuilt.end(), want.begin()));
+    }
+    new_pos += c.add + c.copy;
+  }
+  return nonzero;
+}
+
+TEST(X86PredictorTest, LearnsTargetsTheBlocksMispredict) {
+  // A PLT-like table whose entries were reordered: the blocks map every old entry to the
+  // same place, but each call now goes to the next entry. Only the first call to each
+  // entry can be wrong once the predictor learns.
+  Bytes old_data(300000, 0x90);
+  WriteElfHeader(old_data, {{0, 0, 300000}});
+  const std::size_t plt = 200000;
+  std::mt19937 rng(5);
+  std::size_t calls = 0;
+  Bytes new_data = old_data;
+  for (std::size_t i = 4096; i + 5 < plt; i += 11 + rng() % 7) {
+    std::size_t entry = rng() % 40;
+    auto put = [&](Bytes& d, std::size_t e) {
+      d[i] = 0xE8;
+      std::uint32_t disp = static_cast<std::uint32_t>(plt + 16 * e - (i + 5));
+      for (int k = 0; k < 4; ++k) d[i + 1 + k] = static_cast<std::uint8_t>(disp >> (8 * k));
+    };
+    put(old_data, entry);
+    put(new_data, entry + 1);
+    ++calls;
+  }
+  std::vector<Control> identity = {Control{old_data.size(), 0, 0}};
+  std::size_t branches = PredictedDifferences(X86Predictor::Level::kBranches, old_data, new_data, identity);
+  std::size_t learned = PredictedDifferences(X86Predictor::Level::kLearned, old_data, new_data, identity);
+  EXPECT_GE(branches, calls);       // every call's displacement differs
+  EXPECT_LE(learned, 40u * 4 * 2);  // at most the first call per entry (and per chunk seam)
+}
+
+TEST(X86PredictorTest, RipRelativeOperandsFollowMovedData) {
+  // Text in the first segment refers to data in a second one (vaddr = offset + 0x1000);
+  // the new version inserts 4 KiB before the data, so every [rip+d32] operand changes.
+  const std::size_t data_off = 0x30000, size = 0x40000;
+  Bytes old_data(size, 0);
+  std::mt19937 rng(9);
+  for (std::size_t i = 0x1000; i < size; ++i) old_data[i] = static_cast<std::uint8_t>(rng() % 7);
+  WriteElfHeader(old_data, {{0, 0, data_off}, {data_off, data_off + 0x1000, size - data_off}});
+  std::vector<std::size_t> sites;
+  const std::uint8_t forms[][3] = {{0x48, 0x8D, 0x05}, {0x48, 0x8B, 0x15}, {0x4C, 0x8D, 0x3D}};
+  for (std::size_t i = 0x1000; i + 7 < 0x20000; i += 40 + rng() % 30) {
+    std::copy(std::begin(forms[sites.size() % 3]), std::end(forms[sites.size() % 3]),
+              old_data.begin() + static_cast<std::ptrdiff_t>(i));
+    std::uint64_t target = data_off + 0x1000 + (rng() % 0x8000);
+    std::uint32_t disp = static_cast<std::uint32_t>(target - (i + 7));
+    for (int k = 0; k < 4; ++k) old_data[i + 3 + k] = static_cast<std::uint8_t>(disp >> (8 * k));
+    sites.push_back(i);
+  }
+  Bytes new_data(old_data.begin(), old_data.begin() + 0x28000);
+  Bytes pad(0x1000, 0xCC);  // cheap to send: the operands are what costs
+  new_data.insert(new_data.end(), pad.begin(), pad.end());
+  new_data.insert(new_data.end(), old_data.begin() + 0x28000, old_data.end());
+  WriteElfHeader(new_data, {{0, 0, data_off + 0x1000}, {data_off + 0x1000, data_off + 0x2000, size - data_off}});
+  for (std::size_t i : sites) {
+    std::uint32_t disp = 0;
+    for (int k = 0; k < 4; ++k) disp |= static_cast<std::uint32_t>(new_data[i + 3 + k]) << (8 * k);
+    disp += 0x1000;
+    for (int k = 0; k < 4; ++k) new_data[i + 3 + k] = static_cast<std::uint8_t>(disp >> (8 * k));
+  }
+  FileDiffOptions branches = FastOptions(), learned = FastOptions();
+  branches.x86_level = 1;
+  auto p1 = DiffFile(old_data, new_data, branches);
+  auto p2 = DiffFile(old_data, new_data, learned);
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  auto rebuilt = ApplyFileDeltaToMemory(old_data, *p2);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().ToString();
+  EXPECT_TRUE(*rebuilt == new_data);
+  // The operands are predicted: the patch is far smaller than with branches alone.
+  EXPECT_LT(p2->size() * 2, p1->size()) << p2->size() << " vs " << p1->size();
 }
 
 TEST(FileDeltaTest, RejectsWrongSourceAndCorruptPayloads) {

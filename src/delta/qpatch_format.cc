@@ -70,9 +70,10 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
   if (n < 16) return Error(ErrorCode::kCorrupt, "truncated patch header");
   PatchHeader h;
   h.version = static_cast<std::uint16_t>(fixed[8] | fixed[9] << 8);
-  if (h.version != kQpatchVersion) {
+  if (h.version < kQpatchOldestVersion || h.version > kQpatchVersion) {
     return Error(ErrorCode::kUnsupported, "patch format version " + std::to_string(h.version) +
-                                              " is not supported (this build reads version " +
+                                              " is not supported (this build reads versions " +
+                                              std::to_string(kQpatchOldestVersion) + " to " +
                                               std::to_string(kQpatchVersion) + ")");
   }
   if (fixed[10] != static_cast<std::uint8_t>(PatchKind::kTree) &&

@@ -1,4 +1,4 @@
-// The .qpatch container (format version 1; docs/patch-format.md is the specification):
+// The .qpatch container (format version 2; docs/patch-format.md is the specification):
 //
 //   fixed header   magic "QPATCH\r\n", u16 version, u8 kind, u8 reserved, u32 header length
 //   header         source digest, result digest, manifest, records
@@ -21,7 +21,10 @@
 namespace qp::delta {
 
 inline constexpr char kQpatchMagic[8] = {'Q', 'P', 'A', 'T', 'C', 'H', '\r', '\n'};
-inline constexpr std::uint16_t kQpatchVersion = 1;
+// Version 2 added file-delta transform 2 (learned x86 prediction); version 1 patches,
+// which differ in nothing else, are still read.
+inline constexpr std::uint16_t kQpatchVersion = 2;
+inline constexpr std::uint16_t kQpatchOldestVersion = 1;
 inline constexpr std::uint32_t kMaxHeaderLength = 64u << 20;
 
 enum class PatchKind : std::uint8_t { kTree = 1, kFile = 2 };

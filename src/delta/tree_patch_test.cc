@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/fault_env.h"
+#include "core/hash.h"
 #include "core/memory_file.h"
 #include "core/test_dir.h"
 #include "delta/byte_io.h"
@@ -180,11 +181,30 @@ TEST(TreePatchTest, UnknownVersionIsUnsupported) {
   Env* env = Env::Default();
   ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
   std::string p = ReadTestFile(d.Sub("p"));
-  p[8] = 2;
+  p[8] = 3;
   WriteTestFile(d.Sub("p2"), p);
   Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
   EXPECT_EQ(s.error().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(s.error().message().find("version 2"), std::string::npos);
+  EXPECT_NE(s.error().message().find("version 3"), std::string::npos);
+}
+
+TEST(TreePatchTest, VersionOnePatchesStillApply) {
+  // Version 2 only added a file-delta transform; a version 1 header (rehashed) still reads.
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  std::string p = ReadTestFile(d.Sub("p"));
+  ASSERT_EQ(p[8], 2);
+  p[8] = 1;
+  std::uint32_t body = static_cast<std::uint8_t>(p[12]) | static_cast<std::uint8_t>(p[13]) << 8 |
+                       static_cast<std::uint8_t>(p[14]) << 16 |
+                       static_cast<std::uint32_t>(static_cast<std::uint8_t>(p[15])) << 24;
+  Sha256Digest h = Sha256Of(std::string_view(p).substr(0, 16 + body));
+  p.replace(16 + body, 32, std::string(h.begin(), h.end()));
+  WriteTestFile(d.Sub("p1"), p);
+  Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p1"), d.Sub("out"), {});
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
 }
 
 // Hand-made headers that try to escape the output directory.
