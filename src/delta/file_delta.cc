@@ -71,6 +71,37 @@ std::vector<std::uint8_t> EncodeControls(const std::vector<Control>& controls) {
   return w.Take();
 }
 
+// The difference bytes of every control's `add` run against the (predicted) old bytes,
+// appended to `diff`; chunked exactly as the applier chunks, so that both predict (and
+// learn) alike.
+Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::uint8_t> new_data,
+                   const std::vector<Control>& controls, std::uint8_t transform,
+                   std::uint8_t tables, std::vector<std::uint8_t>* diff) {
+  std::unique_ptr<X86Predictor> predictor;
+  if (transform != kTransformNone) {
+    MemoryFile old_file(old_data);
+    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
+                                                        old_file, controls, tables));
+  }
+  std::vector<std::uint8_t> region;
+  std::uint64_t new_pos = 0;
+  for (const Control& c : controls) {
+    for (std::uint64_t off = 0; off < c.add; off += kChunk) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, c.add - off));
+      const std::uint64_t old_at = static_cast<std::uint64_t>(c.old_pos) + off;
+      const std::uint8_t* o = old_data.data() + old_at;
+      region.assign(o, o + n);
+      auto new_bytes = new_data.subspan(static_cast<std::size_t>(new_pos + off), n);
+      if (predictor) QP_RETURN_IF_ERROR(predictor->PredictForDiff(old_at, new_pos + off, region, new_bytes));
+      for (std::size_t i = 0; i < n; ++i) {
+        diff->push_back(static_cast<std::uint8_t>(new_bytes[i] - region[i]));
+      }
+    }
+    new_pos += c.add + c.copy;
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
@@ -100,28 +131,15 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
   diff.reserve(add_total);
   extra.reserve(copy_total);
-  std::unique_ptr<X86Predictor> predictor;
-  if (transform != kTransformNone) {
-    predictor = std::make_unique<X86Predictor>(static_cast<X86Predictor::Level>(transform),
-                                               old_data.size(), old_data, controls);
+  // Transform 2 also predicts the fields of the ELF's address tables, of the kinds the
+  // patch's table mask names.
+  const std::uint8_t tables = transform == kTransformX86Learned ? options.x86_tables : 0;
+  if ((tables & ~ElfLayout::kAllTables) != 0) {
+    return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
   }
-  std::vector<std::uint8_t> region;
+  QP_RETURN_IF_ERROR(Differences(old_data, new_data, controls, transform, tables, &diff));
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
-    // Chunked exactly as the applier chunks, so that both predict (and learn) alike.
-    for (std::uint64_t off = 0; off < c.add; off += kChunk) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, c.add - off));
-      const std::uint8_t* o = old_data.data() + c.old_pos + off;
-      region.assign(o, o + n);
-      auto new_bytes = new_data.subspan(static_cast<std::size_t>(new_pos + off), n);
-      if (predictor) {
-        QP_RETURN_IF_ERROR(predictor->PredictForDiff(static_cast<std::uint64_t>(c.old_pos) + off,
-                                                     new_pos + off, region, new_bytes));
-      }
-      for (std::size_t i = 0; i < n; ++i) {
-        diff.push_back(static_cast<std::uint8_t>(new_bytes[i] - region[i]));
-      }
-    }
     new_pos += c.add;
     extra.insert(extra.end(), new_data.begin() + static_cast<std::ptrdiff_t>(new_pos),
                  new_data.begin() + static_cast<std::ptrdiff_t>(new_pos + c.copy));
@@ -154,6 +172,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
 
   ByteWriter w;
   w.U8(transform);
+  if (transform == kTransformX86Learned) w.U8(tables);
   w.Varint(old_data.size());
   w.Varint(new_data.size());
   w.Varint(controls.size());
@@ -294,6 +313,13 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       transform != kTransformX86Learned) {
     return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(transform));
   }
+  std::uint8_t tables = 0;
+  if (transform == kTransformX86Learned) {
+    QP_ASSIGN_OR_RETURN(tables, r.U8("address table mask"));
+    if ((tables & ~ElfLayout::kAllTables) != 0) {
+      return Error(ErrorCode::kUnsupported, "unknown address table kinds " + std::to_string(tables));
+    }
+  }
   QP_ASSIGN_OR_RETURN(std::uint64_t old_size, r.BoundedVarint("old size", kMaxFileSize));
   QP_ASSIGN_OR_RETURN(std::uint64_t new_size, r.BoundedVarint("new size", kMaxFileSize));
   QP_ASSIGN_OR_RETURN(std::uint64_t count, r.BoundedVarint("control count", kMaxControls));
@@ -399,8 +425,8 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
   std::unique_ptr<X86Predictor> predictor;
   if (transform != kTransformNone) {
-    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::ForApply(static_cast<X86Predictor::Level>(transform),
-                                                          old_file, controls));
+    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
+                                                          old_file, controls, tables));
   }
 
   Sha256 hasher;

@@ -37,6 +37,9 @@ struct FileDiffOptions {
   // Which prediction: 2 (learned targets and RIP-relative operands, patch format 2) or 1
   // (branches only, what format 1 patches carry; kept so that such patches can be made).
   std::uint8_t x86_level = 2;
+  // Level 2: which kinds of ELF address table have their fields predicted (a mask of
+  // 1 << ElfLayout::TableKind; all five by default).
+  std::uint8_t x86_tables = 0x1f;
   ProgressFn progress;
 };
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 
+#include "core/memory_file.h"
 #include "delta/x86_predictor.h"
 
 namespace qp::delta {
@@ -168,8 +169,12 @@ void WriteElfHeader(Bytes& data, const std::vector<std::array<std::uint64_t, 3>>
 // the same predictor rebuilds `new_data` from them.
 std::size_t PredictedDifferences(X86Predictor::Level level, const Bytes& old_data,
                                  const Bytes& new_data, const std::vector<Control>& controls) {
-  X86Predictor differ(level, old_data.size(), old_data, controls);
-  X86Predictor applier(level, old_data.size(), old_data, controls);
+  MemoryFile old_file(old_data);
+  auto differ_or = X86Predictor::Create(level, old_file, controls, ElfLayout::kAllTables);
+  auto applier_or = X86Predictor::Create(level, old_file, controls, ElfLayout::kAllTables);
+  EXPECT_TRUE(differ_or.ok() && applier_or.ok());
+  X86Predictor& differ = **differ_or;
+  X86Predictor& applier = **applier_or;
   std::size_t nonzero = 0;
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {

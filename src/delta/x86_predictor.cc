@@ -8,12 +8,6 @@
 namespace qp::delta {
 namespace {
 
-// The ELF and program headers are looked for in the first 64 KiB of the old file; both
-// sides read the same span, so a file whose headers lie further simply gets no RIP-relative
-// prediction.
-constexpr std::size_t kElfHeadBytes = 64 * 1024;
-constexpr std::uint16_t kMaxSegments = 256;
-
 std::int32_t LoadI32(const std::uint8_t* p) {
   std::uint32_t v = static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
                     static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
@@ -29,6 +23,15 @@ std::uint64_t LoadU64(const std::uint8_t* p) {
   for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
   return v;
 }
+
+void StoreU64(std::uint8_t* p, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
+// Addresses in table fields at or above this are not taken for addresses.
+constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 40;
+// How many blocks, by nearest start, Map looks at for the longest one holding an offset.
+constexpr std::size_t kMapCandidates = 64;
 
 // Immediate bytes after the displacement of a one-byte-opcode instruction with a ModRM
 // operand, or -1 for opcodes not predicted. `reg` is the ModRM reg field (groups F6/F7).
@@ -140,10 +143,9 @@ class X86Predictor::TargetTable {
   std::size_t mask_ = 0, limit_ = 0, used_ = 0;
 };
 
-X86Predictor::X86Predictor(Level level, std::uint64_t old_size,
-                           std::span<const std::uint8_t> elf_head,
+X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout,
                            const std::vector<Control>& controls)
-    : level_(level), old_size_(old_size) {
+    : level_(level), old_size_(old_size), layout_(std::move(layout)) {
   std::uint64_t new_pos = 0;
   blocks_.reserve(controls.size());
   for (const Control& c : controls) {
@@ -156,31 +158,11 @@ X86Predictor::X86Predictor(Level level, std::uint64_t old_size,
   }
   std::stable_sort(blocks_.begin(), blocks_.end(),
                    [](const Block& a, const Block& b) { return a.old_begin < b.old_begin; });
-  if (level_ != Level::kLearned) return;
-  learned_ = std::make_unique<TargetTable>(old_size);
-  // PT_LOAD segments of the old file, for RIP-relative targets (virtual addresses).
-  elf_head = elf_head.first(std::min(elf_head.size(), kElfHeadBytes));
-  if (elf_head.size() < 64) return;
-  std::uint64_t phoff = LoadU64(&elf_head[0x20]);
-  std::uint16_t phentsize = static_cast<std::uint16_t>(elf_head[0x36] | elf_head[0x37] << 8);
-  std::uint16_t phnum = static_cast<std::uint16_t>(elf_head[0x38] | elf_head[0x39] << 8);
-  if (phentsize != 56 || phnum > kMaxSegments || phoff > elf_head.size() ||
-      phnum * std::uint64_t{56} > elf_head.size() - phoff) {
-    return;
-  }
-  for (std::uint16_t k = 0; k < phnum; ++k) {
-    const std::uint8_t* ph = &elf_head[phoff + k * std::uint64_t{56}];
-    if ((ph[0] | ph[1] << 8 | ph[2] << 16 | static_cast<std::uint32_t>(ph[3]) << 24) != 1) continue;
-    Segment s{LoadU64(ph + 8), LoadU64(ph + 32), LoadU64(ph + 16)};
-    std::uint64_t memsz = LoadU64(ph + 40);
-    // Addresses are kept below 2^40 so that the arithmetic below cannot overflow.
-    if (s.offset >= (std::uint64_t{1} << 40) || s.vaddr >= (std::uint64_t{1} << 40) ||
-        s.filesz >= (std::uint64_t{1} << 40) || memsz >= (std::uint64_t{1} << 40) ||
-        s.filesz > memsz) {
-      continue;
-    }
-    segments_.push_back(s);
-    memsz_.push_back(memsz);
+  if (level_ == Level::kLearned) {
+    learned_ = std::make_unique<TargetTable>(old_size);
+    max_end_.resize(blocks_.size());
+    std::uint64_t m = 0;
+    for (std::size_t k = 0; k < blocks_.size(); ++k) max_end_[k] = m = std::max(m, blocks_[k].old_end);
   }
 }
 
@@ -192,56 +174,79 @@ bool X86Predictor::Applies(std::span<const std::uint8_t> old_data) {
          old_data[18] == 62 && old_data[19] == 0;  // e_machine EM_X86_64
 }
 
-Result<std::unique_ptr<X86Predictor>> X86Predictor::ForApply(Level level, RandomAccessFile& old_file,
-                                                             const std::vector<Control>& controls) {
-  std::vector<std::uint8_t> head;
+Result<std::unique_ptr<X86Predictor>> X86Predictor::Create(Level level, RandomAccessFile& old_file,
+                                                           const std::vector<Control>& controls,
+                                                           std::uint8_t tables) {
+  ElfLayout layout;
   if (level == Level::kLearned) {
-    head.resize(static_cast<std::size_t>(std::min<std::uint64_t>(old_file.Size(), kElfHeadBytes)));
-    QP_ASSIGN_OR_RETURN(std::size_t got, old_file.ReadAt(0, head));
-    head.resize(got);
+    QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables));
   }
-  return std::make_unique<X86Predictor>(level, old_file.Size(), head, controls);
+  return std::make_unique<X86Predictor>(level, old_file.Size(), std::move(layout), controls);
 }
 
-bool X86Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset) const {
+bool X86Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset,
+                       std::size_t* index) const {
   auto it = std::upper_bound(blocks_.begin(), blocks_.end(), old_offset,
                              [](std::uint64_t v, const Block& b) { return v < b.old_begin; });
   if (it == blocks_.begin()) return false;
-  --it;
-  if (old_offset >= it->old_end) return false;
-  *new_offset = it->new_begin + (old_offset - it->old_begin);
+  std::size_t found = static_cast<std::size_t>(it - blocks_.begin()) - 1;
+  if (level_ == Level::kLearned) {
+    // Blocks overlap in the old file (a region can be copied twice, and short accidental
+    // matches sit inside long ones): take the longest block that holds the offset, among
+    // the kMapCandidates nearest starts before it.
+    std::size_t best = SIZE_MAX;
+    std::uint64_t best_len = 0;
+    for (std::size_t k = found, seen = 0; seen < kMapCandidates; --k, ++seen) {
+      if (max_end_[k] <= old_offset) break;  // no earlier block reaches the offset
+      const Block& b = blocks_[k];
+      if (old_offset < b.old_end && b.old_end - b.old_begin > best_len) {
+        best = k;
+        best_len = b.old_end - b.old_begin;
+      }
+      if (k == 0) break;
+    }
+    if (best == SIZE_MAX) return false;
+    found = best;
+  } else if (old_offset >= blocks_[found].old_end) {
+    return false;
+  }
+  const Block& b = blocks_[found];
+  *new_offset = b.new_begin + (old_offset - b.old_begin);
+  if (index != nullptr) *index = found;
   return true;
 }
 
-bool X86Predictor::OffsetToVaddr(std::uint64_t offset, std::int64_t* vaddr) const {
-  for (const Segment& s : segments_) {
-    if (offset >= s.offset && offset - s.offset < s.filesz) {
-      *vaddr = static_cast<std::int64_t>(s.vaddr + (offset - s.offset));
-      return true;
-    }
-  }
-  return false;
+bool X86Predictor::MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const {
+  std::uint64_t offset = 0, new_offset = 0;
+  if (!layout_.VaddrToOffset(target, &offset) || !Map(offset, &new_offset, index)) return false;
+  *mapped = static_cast<std::int64_t>(new_offset) + (target - static_cast<std::int64_t>(offset));
+  return true;
 }
 
-bool X86Predictor::VaddrToOffset(std::int64_t vaddr, std::uint64_t* offset) const {
-  if (vaddr < 0) return false;
-  auto v = static_cast<std::uint64_t>(vaddr);
-  for (const Segment& s : segments_) {
-    if (v >= s.vaddr && v - s.vaddr < s.filesz) {
-      *offset = s.offset + (v - s.vaddr);
-      return true;
-    }
+bool X86Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block,
+                          std::int64_t block, std::size_t index, Choice* choice) const {
+  choice->predicted = have_block;
+  choice->block = have_block ? index : SIZE_MAX;
+  choice->raw_block = block;
+  choice->prediction = have_block ? block + blocks_[index].correction : 0;
+  choice->keyed = TargetTable::Key(target, vaddr_space, &choice->key);
+  std::uint32_t remembered = 0;
+  if (choice->keyed && learned_->Find(choice->key, &remembered)) {
+    choice->predicted = true;
+    choice->prediction = remembered;
   }
-  return false;
+  return choice->predicted;
 }
 
-bool X86Predictor::InImage(std::int64_t vaddr) const {
-  if (vaddr < 0) return false;
-  auto v = static_cast<std::uint64_t>(vaddr);
-  for (std::size_t k = 0; k < segments_.size(); ++k) {
-    if (v >= segments_[k].vaddr && v - segments_[k].vaddr < memsz_[k]) return true;
+void X86Predictor::Learn(const Choice& choice, std::uint32_t actual_target, bool remember) {
+  if (remember && choice.keyed &&
+      (!choice.predicted || actual_target != static_cast<std::uint32_t>(choice.prediction))) {
+    learned_->Put(choice.key, actual_target);
   }
-  return false;
+  if (choice.block != SIZE_MAX) {
+    blocks_[choice.block].correction =
+        static_cast<std::int32_t>(actual_target - static_cast<std::uint32_t>(choice.raw_block));
+  }
 }
 
 template <typename Actual>
@@ -250,19 +255,41 @@ Status X86Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<
   if (chunk.size() > kPredictChunk) {
     return Error(ErrorCode::kInternal, "prediction chunk larger than kPredictChunk");
   }
-  const bool learn = level_ == Level::kLearned;
   const std::size_t n = chunk.size();
+  if (level_ == Level::kBranches) {
+    WalkCode(old_at, new_at, chunk, 0, n, actual);
+    return OkStatus();
+  }
+  // Address tables get their fields predicted; everything else is scanned as code.
+  for (std::size_t pos = 0; pos < n;) {
+    std::uint64_t bound = 0;
+    bool table = layout_.TableAt(old_at + pos, &bound) >= 0;
+    std::size_t stop = bound - old_at >= n ? n : static_cast<std::size_t>(bound - old_at);
+    if (table) {
+      WalkFields(old_at, new_at, chunk, pos, stop, actual);
+    } else {
+      WalkCode(old_at, new_at, chunk, pos, stop, actual);
+    }
+    pos = stop;
+  }
+  return OkStatus();
+}
+
+template <typename Actual>
+void X86Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                            std::size_t from, std::size_t to, Actual& actual) {
+  const bool learn = level_ == Level::kLearned;
   std::uint8_t* d = chunk.data();
-  for (std::size_t i = 0; i + 5 <= n;) {
+  for (std::size_t i = from; i + 5 <= to;) {
     std::size_t disp_at = 0, end = 0;
     bool rip = false;
     if (d[i] == 0xE8 || d[i] == 0xE9) {
       disp_at = i + 1;
       end = i + 5;
-    } else if (d[i] == 0x0F && i + 6 <= n && (d[i + 1] & 0xF0) == 0x80) {
+    } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
       disp_at = i + 2;
       end = i + 6;
-    } else if (learn && !segments_.empty() && MatchRipRelative(d, i, n, &disp_at, &end)) {
+    } else if (learn && !layout_.segments().empty() && MatchRipRelative(d, i, to, &disp_at, &end)) {
       rip = true;
     } else {
       ++i;
@@ -274,78 +301,128 @@ Status X86Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<
     // addresses for RIP-relative operands.
     std::int64_t old_end = static_cast<std::int64_t>(old_at + end);
     std::int64_t new_end = static_cast<std::int64_t>(new_at + end);
-    std::int64_t target = 0;
-    bool plausible;
-    bool predicted = false;
-    std::uint32_t prediction = 0;
-    std::uint64_t mapped = 0;
+    std::int64_t target = 0, block = 0;
+    bool plausible = false, have_block = false;
+    std::size_t index = 0;
     if (!rip) {
       target = old_end + disp;
       plausible = target >= 0 && static_cast<std::uint64_t>(target) < old_size_;
-      if (plausible && Map(static_cast<std::uint64_t>(target), &mapped)) {
-        predicted = true;
-        prediction = static_cast<std::uint32_t>(mapped);
+      std::uint64_t mapped = 0;
+      if (plausible && Map(static_cast<std::uint64_t>(target), &mapped, &index)) {
+        have_block = true;
+        block = static_cast<std::int64_t>(mapped);
       }
     } else {
       std::int64_t end_vaddr = 0;
-      plausible = OffsetToVaddr(static_cast<std::uint64_t>(old_end), &end_vaddr);
-      if (plausible) {
-        const std::int64_t shift = end_vaddr - old_end;  // the instruction's segment
+      if (layout_.OffsetToVaddr(static_cast<std::uint64_t>(old_end), &end_vaddr)) {
+        new_end += end_vaddr - old_end;  // the instruction's segment keeps its placement
         target = end_vaddr + disp;
-        new_end += shift;
-        plausible = InImage(target);
-        std::uint64_t target_offset = 0;
-        if (plausible && VaddrToOffset(target, &target_offset) && Map(target_offset, &mapped)) {
-          predicted = true;
-          prediction = static_cast<std::uint32_t>(
-              static_cast<std::int64_t>(mapped) + (target - static_cast<std::int64_t>(target_offset)));
-        }
+        plausible = layout_.InImage(target);
+        have_block = plausible && MapVaddr(target, &block, &index);
       }
     }
-    if (!plausible) {
-      // kBranches treats a branch as an instruction only where its target maps.
+    if (!plausible || (!learn && !have_block)) {
+      // Not taken for an instruction (format 1: only where the target maps).
       ++i;
       continue;
     }
-    if (!learn && !predicted) {
-      ++i;
+    if (!learn) {
+      std::int64_t new_disp = block - new_end;
+      if (new_disp >= INT32_MIN && new_disp <= INT32_MAX) {
+        StoreI32(d + disp_at, static_cast<std::uint32_t>(new_disp));
+      }
+      i = end;
       continue;
     }
-    std::uint32_t key = 0;
-    const bool keyed = learn && TargetTable::Key(target, rip, &key);
-    std::uint32_t remembered = 0;
-    if (keyed && learned_->Find(key, &remembered)) {
-      predicted = true;
-      prediction = remembered;
+    Choice choice;
+    if (Choose(target, rip, have_block, block, index, &choice)) {
+      StoreI32(d + disp_at, static_cast<std::uint32_t>(choice.prediction - new_end));
     }
-    if (predicted) {
-      std::uint32_t new_disp = prediction - static_cast<std::uint32_t>(new_end);
-      if (learn || static_cast<std::int64_t>(mapped) - new_end == static_cast<std::int32_t>(new_disp)) {
-        StoreI32(d + disp_at, new_disp);
-      }
-    }
-    if (keyed) {
-      std::uint32_t actual_target = static_cast<std::uint32_t>(actual(disp_at)) +
-                                    static_cast<std::uint32_t>(new_end);
-      if (!predicted || actual_target != prediction) learned_->Put(key, actual_target);
-    }
+    Learn(choice, static_cast<std::uint32_t>(actual(disp_at, 4)) + static_cast<std::uint32_t>(new_end),
+          /*remember=*/true);
     i = end;
   }
-  return OkStatus();
+}
+
+template <typename Actual>
+void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
+                              std::span<std::uint8_t> chunk, std::size_t from, std::size_t to,
+                              Actual& actual) {
+  std::uint8_t* d = chunk.data();
+  std::uint64_t next_free = old_at + from;
+  layout_.ForEachField(old_at + from, old_at + to, [&](const ElfLayout::Field& f) {
+    if (f.offset < next_free) return;  // overlaps the previous field
+    next_free = f.offset + f.width;
+    const std::size_t k = static_cast<std::size_t>(f.offset - old_at);
+    std::int64_t field_vaddr = 0;
+    if (!layout_.OffsetToVaddr(f.offset, &field_vaddr)) return;
+    // The field's new address, if its section kept its placement.
+    const std::int64_t new_field =
+        static_cast<std::int64_t>(new_at + k) + (field_vaddr - static_cast<std::int64_t>(f.offset));
+    std::int64_t target = 0, base = 0;  // base: what the stored value is relative to, new
+    switch (f.base) {
+      case ElfLayout::FieldBase::kAbsolute: {
+        std::uint64_t v = LoadU64(d + k);
+        if (v == 0 || v >= kAddressLimit) return;
+        target = static_cast<std::int64_t>(v);
+        break;
+      }
+      case ElfLayout::FieldBase::kSelf:
+        target = field_vaddr + LoadI32(d + k);
+        base = new_field;
+        break;
+      case ElfLayout::FieldBase::kSelfBackward:
+        target = field_vaddr - static_cast<std::int64_t>(static_cast<std::uint32_t>(LoadI32(d + k)));
+        base = new_field;
+        break;
+      case ElfLayout::FieldBase::kSection: {
+        std::int64_t section_vaddr = 0;
+        if (!layout_.OffsetToVaddr(f.section_offset, &section_vaddr)) return;
+        target = section_vaddr + LoadI32(d + k);
+        base = new_field - static_cast<std::int64_t>(f.offset - f.section_offset);
+        break;
+      }
+    }
+    if (!layout_.InImage(target)) return;
+    std::int64_t block = 0;
+    std::size_t index = 0;
+    bool have_block = MapVaddr(target, &block, &index);
+    Choice choice;
+    const bool backward = f.base == ElfLayout::FieldBase::kSelfBackward;
+    if (Choose(target, true, have_block, block, index, &choice)) {
+      if (f.width == 8) {
+        StoreU64(d + k, static_cast<std::uint64_t>(choice.prediction));
+      } else {
+        std::int64_t stored = backward ? base - choice.prediction : choice.prediction - base;
+        StoreI32(d + k, static_cast<std::uint32_t>(stored));
+      }
+    }
+    std::uint64_t a = actual(k, f.width);
+    std::uint32_t actual_target =
+        f.width == 8 ? static_cast<std::uint32_t>(a)
+        : backward   ? static_cast<std::uint32_t>(base) - static_cast<std::uint32_t>(a)
+                     : static_cast<std::uint32_t>(base) + static_cast<std::uint32_t>(a);
+    // Table entries teach the blocks' corrections but not the learned targets: where a
+    // table's entries were matched one entry off, each field shows a neighbour's target,
+    // which would mislead every later reference to its own.
+    Learn(choice, actual_target, /*remember=*/false);
+  });
 }
 
 Status X86Predictor::PredictForDiff(std::uint64_t old_at, std::uint64_t new_at,
                                     std::span<std::uint8_t> chunk,
                                     std::span<const std::uint8_t> new_bytes) {
-  return Walk(old_at, new_at, chunk, [&](std::size_t k) { return LoadI32(&new_bytes[k]); });
+  return Walk(old_at, new_at, chunk, [&](std::size_t k, int width) {
+    return width == 8 ? LoadU64(&new_bytes[k]) : static_cast<std::uint32_t>(LoadI32(&new_bytes[k]));
+  });
 }
 
 Status X86Predictor::Reconstruct(std::uint64_t old_at, std::uint64_t new_at,
                                  std::span<std::uint8_t> chunk, std::span<const std::uint8_t> diff) {
-  QP_RETURN_IF_ERROR(Walk(old_at, new_at, chunk, [&](std::size_t k) {
-    std::uint8_t b[4];
-    for (int j = 0; j < 4; ++j) b[j] = static_cast<std::uint8_t>(chunk[k + j] + diff[k + j]);
-    return LoadI32(b);
+  QP_RETURN_IF_ERROR(Walk(old_at, new_at, chunk, [&](std::size_t k, int width) {
+    std::uint8_t b[8] = {};
+    for (int j = 0; j < width; ++j) b[j] = static_cast<std::uint8_t>(chunk[k + j] + diff[k + j]);
+    return LoadU64(b);
   }));
   for (std::size_t k = 0; k < chunk.size(); ++k) chunk[k] = static_cast<std::uint8_t>(chunk[k] + diff[k]);
   return OkStatus();
