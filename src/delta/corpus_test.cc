@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/memory_file.h"
 #include "core/test_dir.h"
+#include "delta/elf_layout.h"
+#include "delta/file_delta.h"
 #include "delta/tree_patch.h"
 
 namespace qp::delta {
@@ -87,6 +90,67 @@ INSTANTIATE_TEST_SUITE_P(
       for (auto& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
       return n;
     });
+
+std::vector<std::uint8_t> ReadBytes(const std::string& path) {
+  std::string s = ReadTestFile(path);
+  return std::vector<std::uint8_t>(s.begin(), s.end());
+}
+
+// The address tables ElfLayout finds in a real library agree with the library's own
+// bookkeeping: one .eh_frame_hdr entry per FDE, relocation fields in pairs.
+TEST(CorpusElfLayoutTest, TablesOfLibcAgreeWithItsSearchTable) {
+  TestDir dir;
+  std::string tree = Unpack(dir, "libc6_2.36-9+deb12u14_amd64");
+  ASSERT_FALSE(tree.empty()) << "dpkg-deb failed";
+  std::vector<std::uint8_t> libc = ReadBytes(tree + "/lib/x86_64-linux-gnu/libc.so.6");
+  MemoryFile file(libc);
+  auto layout = ElfLayout::Read(file, ElfLayout::kAllTables);
+  ASSERT_TRUE(layout.ok()) << layout.error().ToString();
+  EXPECT_GE(layout->segments().size(), 3u);
+  std::size_t count[ElfLayout::kTableKinds] = {};
+  std::size_t hdr_entries = 0, cie_pointers = 0, eh_self = 0;
+  for (std::uint64_t pos = 0; pos < libc.size();) {
+    std::uint64_t end = 0;
+    int kind = layout->TableAt(pos, &end);
+    if (kind >= 0) {
+      layout->ForEachField(pos, end, [&](const ElfLayout::Field& f) {
+        ++count[kind];
+        std::int64_t vaddr = 0;
+        EXPECT_TRUE(layout->OffsetToVaddr(f.offset, &vaddr) || kind == 1) << f.offset;
+        if (f.base == ElfLayout::FieldBase::kSection) ++hdr_entries;
+        if (f.base == ElfLayout::FieldBase::kSelfBackward) ++cie_pointers;
+        if (kind == 4 && f.base == ElfLayout::FieldBase::kSelf) ++eh_self;
+      });
+    }
+    pos = end;
+  }
+  for (int k = 0; k < ElfLayout::kTableKinds; ++k) EXPECT_GT(count[k], 0u) << "table kind " << k;
+  EXPECT_EQ(count[0] % 2, 0u);              // r_offset and r_addend of every relocation
+  EXPECT_EQ(hdr_entries, 2 * cie_pointers);  // (location, FDE) per FDE
+  EXPECT_GE(eh_self, cie_pointers);          // every FDE's initial location (+ personality)
+  EXPECT_GT(cie_pointers, 1000u);
+}
+
+// Predicting the tables is what makes the patch small: the same pair without them.
+TEST(CorpusElfLayoutTest, TablePredictionShrinksARealPatch) {
+  TestDir dir;
+  std::string a = Unpack(dir, "libssl3_3.0.17-1~deb12u2_amd64");
+  std::string b = Unpack(dir, "libssl3_3.0.20-1~deb12u2_amd64");
+  ASSERT_FALSE(a.empty() || b.empty()) << "dpkg-deb failed";
+  auto old_data = ReadBytes(a + "/usr/lib/x86_64-linux-gnu/libssl.so.3");
+  auto new_data = ReadBytes(b + "/usr/lib/x86_64-linux-gnu/libssl.so.3");
+  FileDiffOptions with = TestOptions().diff, without = TestOptions().diff;
+  without.x86_tables = 0;
+  auto p1 = DiffFile(old_data, new_data, with);
+  auto p0 = DiffFile(old_data, new_data, without);
+  ASSERT_TRUE(p1.ok() && p0.ok());
+  for (const auto* p : {&*p1, &*p0}) {
+    auto rebuilt = ApplyFileDeltaToMemory(old_data, *p);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().ToString();
+    EXPECT_TRUE(*rebuilt == new_data);
+  }
+  EXPECT_LT(p1->size() * 10, p0->size() * 9) << p1->size() << " vs " << p0->size();
+}
 
 }  // namespace
 }  // namespace qp::delta

@@ -159,7 +159,8 @@ void ElfLayout::AddSections(RandomAccessFile& file, const std::vector<std::uint8
     if ((tables & (1 << static_cast<int>(t.kind))) == 0) continue;
     found.push_back(t);
   }
-  std::sort(found.begin(), found.end(), [](const Table& a, const Table& b) { return a.begin < b.begin; });
+  std::stable_sort(found.begin(), found.end(),
+                   [](const Table& a, const Table& b) { return a.begin < b.begin; });
   for (const Table& t : found) {
     if (!tables_.empty() && t.begin < tables_.back().end) continue;  // overlapping: first wins
     if (t.kind == TableKind::kEhFrameHdr) {
