@@ -310,7 +310,11 @@ void ElfLayout::ForEachField(std::uint64_t begin, std::uint64_t end,
     for (; entry < end; entry += stride) {
       for (int a : at) {
         std::uint64_t o = entry + static_cast<std::uint64_t>(a);
-        if (o >= begin && o + width <= end) fn(Field{o, width, base, t.begin});
+        // Relocation addends and pointer arrays are the arrays worth realigning.
+        std::uint8_t array = t.kind == TableKind::kPointers            ? 8
+                             : t.kind == TableKind::kRela && a == 16 ? 24
+                                                                     : 0;
+        if (o >= begin && o + width <= end) fn(Field{o, width, base, t.begin, array, t.end});
       }
     }
   };

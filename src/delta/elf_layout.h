@@ -34,7 +34,11 @@ class ElfLayout {
     std::uint64_t offset;          // in the old file
     std::uint8_t width;            // 4 or 8
     FieldBase base;
-    std::uint64_t section_offset;  // kSection: where the section starts
+    std::uint64_t section_offset;  // where the field's section starts
+    // Arrays whose entries may have shifted (an entry inserted or removed where the
+    // matcher kept the old alignment): the entry size, 0 for other fields.
+    std::uint8_t array_stride = 0;
+    std::uint64_t section_end = 0;
   };
 
   // The kinds of address table, as bits of a mask (a patch says which ones it predicts).

@@ -30,6 +30,8 @@ void StoreU64(std::uint8_t* p, std::uint64_t v) {
 
 // Addresses in table fields at or above this are not taken for addresses.
 constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 40;
+// How far (in entries) Realign looks for the old entry an array field now holds.
+constexpr std::int64_t kMaxArrayShift = 3;
 // How many blocks, by nearest start, Map looks at for the longest one holding an offset.
 constexpr std::size_t kMapCandidates = 64;
 
@@ -256,6 +258,7 @@ Status X86Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<
     return Error(ErrorCode::kInternal, "prediction chunk larger than kPredictChunk");
   }
   const std::size_t n = chunk.size();
+  if (level_ == Level::kLearned) original_.assign(chunk.begin(), chunk.end());
   if (level_ == Level::kBranches) {
     WalkCode(old_at, new_at, chunk, 0, n, actual);
     return OkStatus();
@@ -363,6 +366,11 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
     switch (f.base) {
       case ElfLayout::FieldBase::kAbsolute: {
         std::uint64_t v = LoadU64(d + k);
+        std::uint64_t shifted = 0;
+        if (f.array_stride != 0 && ArrayShift(f) != 0 &&
+            OriginalEntry(f, old_at, ArrayShift(f), &shifted)) {
+          v = shifted;  // the array's entries moved by ArrayShift(f) since the match
+        }
         if (v == 0 || v >= kAddressLimit) return;
         target = static_cast<std::int64_t>(v);
         break;
@@ -402,11 +410,51 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
         f.width == 8 ? static_cast<std::uint32_t>(a)
         : backward   ? static_cast<std::uint32_t>(base) - static_cast<std::uint32_t>(a)
                      : static_cast<std::uint32_t>(base) + static_cast<std::uint32_t>(a);
+    if (f.array_stride != 0 &&
+        (!choice.predicted || actual_target != static_cast<std::uint32_t>(choice.prediction))) {
+      Realign(f, old_at, actual_target);
+    }
     // Table entries teach the blocks' corrections but not the learned targets: where a
     // table's entries were matched one entry off, each field shows a neighbour's target,
     // which would mislead every later reference to its own.
     Learn(choice, actual_target, /*remember=*/false);
   });
+}
+
+std::int64_t& X86Predictor::ArrayShift(const ElfLayout::Field& f) {
+  return f.array_stride == 8 ? pointer_shift_ : addend_shift_;
+}
+
+bool X86Predictor::OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at,
+                                 std::int64_t entries, std::uint64_t* value) const {
+  const std::int64_t o = static_cast<std::int64_t>(f.offset) + entries * f.array_stride;
+  if (o < static_cast<std::int64_t>(f.section_offset) ||
+      o + 8 > static_cast<std::int64_t>(f.section_end) || o < static_cast<std::int64_t>(old_at) ||
+      o + 8 > static_cast<std::int64_t>(old_at + original_.size())) {
+    return false;
+  }
+  *value = LoadU64(&original_[static_cast<std::size_t>(o - static_cast<std::int64_t>(old_at))]);
+  return true;
+}
+
+void X86Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at, std::uint32_t actual_target) {
+  std::int64_t& shift = ArrayShift(f);
+  for (std::int64_t step = 0; step <= 2 * kMaxArrayShift; ++step) {
+    const std::int64_t j = (step % 2 == 0) ? -(step / 2) : (step + 1) / 2;  // 0, 1, -1, 2, -2 ...
+    std::uint64_t v = 0;
+    if (j == shift || !OriginalEntry(f, old_at, j, &v) || v == 0 || v >= kAddressLimit) continue;
+    const auto target = static_cast<std::int64_t>(v);
+    if (!layout_.InImage(target)) continue;
+    std::int64_t block = 0;
+    std::size_t index = 0;
+    bool have_block = MapVaddr(target, &block, &index);
+    Choice choice;
+    if (Choose(target, true, have_block, block, index, &choice) &&
+        static_cast<std::uint32_t>(choice.prediction) == actual_target) {
+      shift = j;
+      return;
+    }
+  }
 }
 
 Status X86Predictor::PredictForDiff(std::uint64_t old_at, std::uint64_t new_at,

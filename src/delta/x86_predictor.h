@@ -116,6 +116,14 @@ class X86Predictor {
   std::vector<Block> blocks_;  // sorted by old_begin
   std::vector<std::uint64_t> max_end_;  // kLearned: the greatest old_end of blocks_[0..k]
   std::unique_ptr<TargetTable> learned_;
+  // Arrays (relocation addends, pointer arrays) whose entries shifted: each field is
+  // predicted from the old entry this many entries away, re-found after every miss.
+  std::int64_t& ArrayShift(const ElfLayout::Field& f);
+  bool OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at, std::int64_t entries,
+                     std::uint64_t* value) const;
+  void Realign(const ElfLayout::Field& f, std::uint64_t old_at, std::uint32_t actual_target);
+  std::int64_t addend_shift_ = 0, pointer_shift_ = 0;
+  std::vector<std::uint8_t> original_;  // the current chunk's old bytes, unpredicted
 };
 
 }  // namespace qp::delta
