@@ -16,7 +16,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config clang clang-14 libclang-rt-14-dev
   libfuzzer-14-dev
   # libraries
-  libssl-dev libzstd-dev liblzma-dev libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
+  libssl-dev libzstd-dev liblzma-dev zlib1g-dev gzip libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
   libboost-dev libsqlite3-dev libpq-dev
   # services and tools the tests and benchmarks drive

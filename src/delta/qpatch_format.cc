@@ -15,6 +15,7 @@ std::string_view RecordOpName(RecordOp op) {
     case RecordOp::kSymlink: return "symlink";
     case RecordOp::kDelete: return "delete";
     case RecordOp::kMode: return "mode";
+    case RecordOp::kGzipDelta: return "gzip-delta";
   }
   return "unknown";
 }
@@ -152,19 +153,20 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
     QP_ASSIGN_OR_RETURN(rec.payload_offset, r.Varint("record payload offset"));
     QP_ASSIGN_OR_RETURN(rec.payload_length, r.Varint("record payload length"));
     auto idx = static_cast<std::size_t>(i);
-    if (op < 1 || op > 6) {
+    if (op < 1 || op > 7) {
       return RecordError(idx, rec.path, Error(ErrorCode::kCorrupt, "unknown operation " + std::to_string(op)));
     }
     rec.op = static_cast<RecordOp>(op);
     if (h.kind == PatchKind::kTree) {
       Status ok = ValidateRelativePath(rec.path);
       if (!ok.ok()) return RecordError(idx, rec.path, ok.error());
-      if (rec.op == RecordOp::kDelta || rec.op == RecordOp::kCopy) {
+      if (rec.op == RecordOp::kDelta || rec.op == RecordOp::kCopy || rec.op == RecordOp::kGzipDelta) {
         Status s = ValidateRelativePath(rec.source);
         if (!s.ok()) return RecordError(idx, rec.path, s.error().WithContext("source"));
       }
     } else if (rec.path != "." || (rec.op != RecordOp::kFull && rec.op != RecordOp::kDelta &&
-                                   rec.op != RecordOp::kCopy && rec.op != RecordOp::kMode)) {
+                                   rec.op != RecordOp::kCopy && rec.op != RecordOp::kMode &&
+                                   rec.op != RecordOp::kGzipDelta)) {
       return RecordError(idx, rec.path, Error(ErrorCode::kCorrupt, "not valid in a file patch"));
     }
     if (rec.payload_offset > payload_size || rec.payload_length > payload_size - rec.payload_offset) {

@@ -36,6 +36,8 @@ enum class RecordOp : std::uint8_t {
   kSymlink = 4,  // a symlink; payload: its target
   kDelete = 5,   // `path` of the old tree is not in the new one (no payload)
   kMode = 6,     // same content as the old file at `path`, new permission bits (no payload)
+  kGzipDelta = 7,  // a gzip file: a file delta of the decompressed contents against the
+                   // decompressed `source`, recompressed with `gzip -9n` (version 2)
 };
 
 std::string_view RecordOpName(RecordOp op);

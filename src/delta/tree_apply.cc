@@ -5,6 +5,7 @@
 
 #include "core/durable_file.h"
 #include "delta/byte_io.h"
+#include "delta/gzip_member.h"
 #include "delta/codec.h"
 #include "delta/tree_patch.h"
 
@@ -173,15 +174,17 @@ class Applier {
       s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
     } else if (rec->op == RecordOp::kFull) {
       s = DecodeFull(*rec, sink);
-    } else if (rec->op == RecordOp::kDelta) {
+    } else if (rec->op == RecordOp::kDelta || rec->op == RecordOp::kGzipDelta) {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
       auto src = env_->NewRandomAccessFile(ResolveEntryPath(old_root_, rec->source));
+      const std::uint64_t at = header_.payload_start + rec->payload_offset;
       if (!src.ok()) {
         s = src.error();
+      } else if (rec->op == RecordOp::kGzipDelta) {
+        s = ApplyGzipDelta(**src, *patch_, at, rec->payload_length, sink);
       } else {
-        auto r = ApplyFileDelta(**src, *patch_, header_.payload_start + rec->payload_offset,
-                                rec->payload_length, sink);
+        auto r = ApplyFileDelta(**src, *patch_, at, rec->payload_length, sink);
         if (!r.ok()) s = r.error();
       }
     } else {

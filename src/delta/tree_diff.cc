@@ -5,6 +5,7 @@
 #include "core/durable_file.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
+#include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
 namespace qp::delta {
@@ -107,10 +108,16 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
     QP_ASSIGN_OR_RETURN(auto new_data,
                         ReadFileLimited(env, ResolveEntryPath(new_root, e.path), kMaxFileSize));
     std::vector<std::uint8_t> delta;
+    RecordOp delta_op = RecordOp::kDelta;
     if (source != nullptr) {
       QP_ASSIGN_OR_RETURN(auto old_data,
                           ReadFileLimited(env, ResolveEntryPath(old_root, source->path), kMaxFileSize));
       QP_ASSIGN_OR_RETURN(delta, DiffFile(old_data, new_data, options.diff));
+      // Gzip files: a delta of the contents, when gzip -9n rebuilds the file exactly.
+      if (auto gz = DiffGzipped(old_data, new_data, options.diff); gz.ok() && gz->size() < delta.size()) {
+        delta = std::move(*gz);
+        delta_op = RecordOp::kGzipDelta;
+      }
     }
     // Whole content: tried cheaply first; the thorough encoders run only if it could win.
     CompressOptions fast{true, false, 3, false};
@@ -120,7 +127,7 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
       if (best.size() < full.size()) full = std::move(best);
     }
     if (source != nullptr && delta.size() < full.size()) {
-      add_record(RecordOp::kDelta, e.path, source->path, delta);
+      add_record(delta_op, e.path, source->path, delta);
       ++stats.files_changed;
     } else {
       add_record(RecordOp::kFull, e.path, "", full);

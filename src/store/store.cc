@@ -276,7 +276,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   std::uint64_t needed = options_.space_margin_bytes;
   for (const auto& r : header->records) {
     if (r.op == delta::RecordOp::kFull || r.op == delta::RecordOp::kDelta ||
-        r.op == delta::RecordOp::kCopy) {
+        r.op == delta::RecordOp::kCopy || r.op == delta::RecordOp::kGzipDelta) {
       std::uint64_t size = sizes[r.path];
       needed += c->config->kind == RootKind::kSharedFiles ? 2 * size : size;
     }
