@@ -4,7 +4,8 @@
 # ../shared/corpus. Prints, per pair: patch bytes, diff and apply wall seconds and peak
 # memory, every patch verified byte for byte; and quietpatch's size as a ratio of the best
 # public tool (the smallest of the tools run here and HDiffPatch's published figure from
-# the corpus README, which Debian does not package).
+# the corpus README, which Debian does not package). Then whole package trees against
+# debdelta, Debian's package delta tool (its figures from the corpus README).
 #
 #   bench/delta_bench.sh [--quick]     --quick: skip the 47 MB libnode pair
 set -euo pipefail
@@ -85,3 +86,28 @@ done
 echo
 printf "total: quietpatch %d bytes, best public %d bytes, ratio %.3f (target <= 0.85); worst pair ratio %s (target < 1)\n" \
   "$sum_qp" "$sum_best" "$(awk -v a=$sum_qp -v b=$sum_best 'BEGIN{print a/b}')" "$worst_ratio"
+
+# Whole package trees (every file of the package, as the demo ships them) against Debian's
+# own package delta tool: debdelta's figures are from the corpus README (debdelta -n 9
+# --delta-algo bsdiff; its runs take minutes, so they are not repeated here).
+echo
+printf "%-32s %12s %8s %8s %14s %12s %8s\n" "package tree" quietpatch diff_s apply_s "debdelta(ref)" "full .deb" ratio
+# name | old deb | new deb | debdelta bytes
+trees=(
+  "libssl3 3.0.17 -> 3.0.20|libssl3_3.0.17-1~deb12u2_amd64|libssl3_3.0.20-1~deb12u2_amd64|297946"
+  "libssl3 3.0.20 -> 3.0.22|libssl3_3.0.20-1~deb12u2_amd64|libssl3_3.0.22-1~deb12u2_amd64|267998"
+  "libssl3 3.0.17 -> 3.0.22|libssl3_3.0.17-1~deb12u2_amd64|libssl3_3.0.22-1~deb12u2_amd64|359444"
+  "libc6 deb12u7 -> deb12u14|libc6_2.36-9+deb12u7_amd64|libc6_2.36-9+deb12u14_amd64|168888"
+  "libnode108 deb12u2 -> deb12u3|libnode108_18.20.4+dfsg-1~deb12u2_amd64|libnode108_18.20.4+dfsg-1~deb12u3_amd64|669912"
+)
+for p in "${trees[@]}"; do
+  IFS='|' read -r name old new debdelta <<<"$p"
+  if [ $quick -eq 1 ] && [[ $name == libnode* ]]; then continue; fi
+  t="$work/t"; rm -rf "$t"; mkdir "$t"
+  d=$(measure "$qp" diff "$work/$old" "$work/$new" "$t/tree.qpatch")
+  a=$(measure "$qp" apply "$work/$old" "$t/tree.qpatch" "$t/out")
+  diff -r --no-dereference "$t/out" "$work/$new" >/dev/null || { echo "MISMATCH: tree $name" >&2; exit 1; }
+  b=$(stat -c %s "$t/tree.qpatch"); full=$(stat -c %s "$corpus/$new.deb")
+  printf "%-32s %12d %8s %8s %14d %12d %8s\n" "$name" "$b" "${d%% *}" "${a%% *}" "$debdelta" "$full" \
+    "$(awk -v a="$b" -v b="$debdelta" 'BEGIN{printf "%.3f", a/b}')"
+done
