@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "delta/file_delta.h"
+#include "delta/x86_instructions.h"
 
 namespace qp::delta {
 namespace {
@@ -35,115 +36,7 @@ constexpr std::int64_t kMaxArrayShift = 3;
 // How many blocks, by nearest start, Map looks at for the longest one holding an offset.
 constexpr std::size_t kMapCandidates = 64;
 
-// Immediate bytes after the displacement of a one-byte-opcode instruction with a ModRM
-// operand, or -1 for opcodes not predicted. `reg` is the ModRM reg field (groups F6/F7).
-int OneByteImmediate(std::uint8_t op, int reg) {
-  if (op < 0x40 && (op & 7) < 4) return 0;  // ALU r/m,r and r,r/m forms (add ... cmp)
-  switch (op) {
-    case 0x63: case 0x84: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8A:
-    case 0x8B: case 0x8D: case 0xD1: case 0xD3: case 0xFF:
-      return 0;
-    case 0x80: case 0x83: case 0xC6: case 0x6B: case 0xC0: case 0xC1:
-      return 1;
-    case 0x81: case 0xC7: case 0x69:
-      return 4;
-    case 0xF6:
-      return reg < 2 ? 1 : 0;
-    case 0xF7:
-      return reg < 2 ? 4 : 0;
-    default:
-      return -1;
-  }
-}
-
-// The same for two-byte opcodes 0F xx (SSE moves and arithmetic, cmov, movzx/movsx, imul).
-int TwoByteImmediate(std::uint8_t op) {
-  if ((op >= 0x10 && op <= 0x17) || op == 0x28 || op == 0x29 || op == 0x2A ||
-      (op >= 0x2C && op <= 0x2F) || (op >= 0x40 && op <= 0x4F) || (op >= 0x51 && op <= 0x6F) ||
-      (op >= 0x74 && op <= 0x76) || op == 0x7E || op == 0x7F || op == 0xAF || op == 0xB6 ||
-      op == 0xB7 || op == 0xBE || op == 0xBF || (op >= 0xD0 && op <= 0xFE)) {
-    return 0;
-  }
-  if (op == 0x70 || op == 0xC2 || op == 0xC4 || op == 0xC5 || op == 0xC6) return 1;
-  return -1;
-}
-
-// Recognises an instruction with a RIP-relative operand starting at d[i]: an optional
-// 66/F2/F3 prefix, an optional REX prefix, a one- or two-byte opcode from the tables above,
-// ModRM with mod=00 rm=101, disp32, immediate. Sets the displacement's position and the
-// instruction's end; false if none, or if it does not end inside [0, n).
-bool MatchRipRelative(const std::uint8_t* d, std::size_t i, std::size_t n, std::size_t* disp_at,
-                      std::size_t* end) {
-  std::size_t j = i;
-  if (j < n && (d[j] == 0x66 || d[j] == 0xF2 || d[j] == 0xF3)) ++j;
-  if (j < n && (d[j] & 0xF0) == 0x40) ++j;
-  if (j + 2 > n) return false;
-  int imm;
-  if (d[j] == 0x0F) {
-    imm = TwoByteImmediate(d[j + 1]);
-    j += 2;
-  } else {
-    if (j + 1 >= n) return false;
-    imm = OneByteImmediate(d[j], (d[j + 1] >> 3) & 7);
-    j += 1;
-  }
-  if (imm < 0 || j >= n || (d[j] & 0xC7) != 0x05) return false;
-  std::size_t e = j + 5 + static_cast<std::size_t>(imm);
-  if (e > n) return false;
-  *disp_at = j + 1;
-  *end = e;
-  return true;
-}
-
 }  // namespace
-
-// Old target -> new target (mod 2^32) for the references the blocks mispredicted. Open
-// addressing in a fixed array sized from the old file; once three quarters full it takes no
-// new keys (both sides fill it identically, so they stop identically).
-class X86Predictor::TargetTable {
- public:
-  explicit TargetTable(std::uint64_t old_size) {
-    std::size_t cap = 4096;
-    while (cap < (1u << 19) && cap < old_size / 128) cap <<= 1;
-    slots_.assign(cap, 0);
-    mask_ = cap - 1;
-    limit_ = cap / 4 * 3;
-  }
-  // Keys are 1 + (target << 1 | space), so 0 marks an empty slot; false if unrepresentable.
-  static bool Key(std::int64_t target, bool rip, std::uint32_t* key) {
-    if (target < 0 || target >= (std::int64_t{1} << 31) - 1) return false;
-    *key = static_cast<std::uint32_t>((target << 1 | (rip ? 1 : 0)) + 1);
-    return true;
-  }
-  bool Find(std::uint32_t key, std::uint32_t* value) const {
-    for (std::size_t s = Hash(key);; s = (s + 1) & mask_) {
-      std::uint32_t k = static_cast<std::uint32_t>(slots_[s] >> 32);
-      if (k == 0) return false;
-      if (k == key) {
-        *value = static_cast<std::uint32_t>(slots_[s]);
-        return true;
-      }
-    }
-  }
-  void Put(std::uint32_t key, std::uint32_t value) {
-    for (std::size_t s = Hash(key);; s = (s + 1) & mask_) {
-      std::uint32_t k = static_cast<std::uint32_t>(slots_[s] >> 32);
-      if (k == key || (k == 0 && used_ < limit_)) {
-        if (k == 0) ++used_;
-        slots_[s] = static_cast<std::uint64_t>(key) << 32 | value;
-        return;
-      }
-      if (k == 0) return;  // full: new keys are not learned
-    }
-  }
-
- private:
-  std::size_t Hash(std::uint32_t key) const {
-    return static_cast<std::size_t>((key * std::uint64_t{0x9E3779B97F4A7C15}) >> 32) & mask_;
-  }
-  std::vector<std::uint64_t> slots_;
-  std::size_t mask_ = 0, limit_ = 0, used_ = 0;
-};
 
 X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout,
                            const std::vector<Control>& controls)

@@ -34,6 +34,7 @@
 #include "core/env.h"
 #include "core/result.h"
 #include "delta/elf_layout.h"
+#include "delta/target_table.h"
 
 namespace qp::delta {
 
@@ -80,7 +81,6 @@ class X86Predictor {
     // the block was matched to the wrong place, its next references are set right.
     std::int32_t correction = 0;
   };
-  class TargetTable;
   struct Choice {
     bool predicted = false, keyed = false;
     std::int64_t prediction = 0;

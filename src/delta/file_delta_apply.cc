@@ -1,0 +1,308 @@
+// File deltas, the applier's side (see file_delta.h): streams the new file from the old
+// one and the payload in bounded memory.
+#include <algorithm>
+#include <cstring>
+
+#include "core/memory_file.h"
+#include "delta/byte_io.h"
+#include "delta/file_delta.h"
+#include "delta/file_delta_format.h"
+#include "delta/x86_predictor.h"
+
+namespace qp::delta {
+namespace {
+
+struct StreamInfo {
+  Codec codec;
+  std::vector<std::uint8_t> params;
+  std::uint64_t raw_len;
+  std::uint64_t comp_len;
+  std::uint64_t offset;
+};
+
+// Buffered byte access over a decoder, for the varint streams.
+class VarintStream {
+ public:
+  VarintStream(std::unique_ptr<StreamDecoder> dec, std::uint64_t raw_len)
+      : dec_(std::move(dec)), left_(raw_len) {}
+  bool exhausted() const { return pos_ == buf_.size() && left_ == 0; }
+  Result<std::uint64_t> Next(const char* what) {
+    std::uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos_ == buf_.size()) {
+        if (left_ == 0) return Error(ErrorCode::kCorrupt, std::string(what) + " stream ends early");
+        buf_.resize(static_cast<std::size_t>(std::min<std::uint64_t>(left_, 4096)));
+        QP_RETURN_IF_ERROR(dec_->Read(buf_));
+        left_ -= buf_.size();
+        pos_ = 0;
+      }
+      std::uint8_t b = buf_[pos_++];
+      v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return Error(ErrorCode::kCorrupt, std::string(what) + " stream: overlong varint");
+  }
+  Status Finish() { return dec_->Finish(); }
+
+ private:
+  std::unique_ptr<StreamDecoder> dec_;
+  std::uint64_t left_;
+  std::vector<std::uint8_t> buf_;
+  std::size_t pos_ = 0;
+};
+
+// The difference bytes, from one dense stream or rebuilt from the three sparse ones.
+class DiffReader {
+ public:
+  static Result<std::unique_ptr<DiffReader>> Dense(std::unique_ptr<StreamDecoder> dec) {
+    auto r = std::make_unique<DiffReader>();
+    r->dense_ = std::move(dec);
+    return r;
+  }
+  static Result<std::unique_ptr<DiffReader>> Sparse(std::unique_ptr<VarintStream> gaps,
+                                                    std::unique_ptr<VarintStream> runs,
+                                                    std::unique_ptr<StreamDecoder> values) {
+    auto r = std::make_unique<DiffReader>();
+    r->gaps_ = std::move(gaps);
+    r->runs_ = std::move(runs);
+    r->values_ = std::move(values);
+    return r;
+  }
+
+  Status Read(std::span<std::uint8_t> out) {
+    if (dense_) return dense_->Read(out);
+    std::size_t done = 0;
+    while (done < out.size()) {
+      if (zeros_ == 0 && nonzero_ == 0) {
+        if (gaps_->exhausted()) {
+          trailing_ = true;  // only zeros remain
+          zeros_ = UINT64_MAX;
+        } else {
+          QP_ASSIGN_OR_RETURN(zeros_, gaps_->Next("zero-run"));
+          QP_ASSIGN_OR_RETURN(nonzero_, runs_->Next("non-zero-run"));
+          if (nonzero_ == 0) return Error(ErrorCode::kCorrupt, "empty non-zero run");
+        }
+      }
+      std::size_t want = out.size() - done;
+      if (zeros_ > 0) {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(zeros_, want));
+        std::memset(out.data() + done, 0, n);
+        if (!trailing_) zeros_ -= n;
+        done += n;
+      } else {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(nonzero_, want));
+        QP_RETURN_IF_ERROR(values_->Read(out.subspan(done, n)));
+        nonzero_ -= n;
+        done += n;
+      }
+    }
+    return OkStatus();
+  }
+
+  Status Finish() {
+    if (dense_) return dense_->Finish();
+    if (nonzero_ != 0 || (!trailing_ && zeros_ != 0) || !gaps_->exhausted() ||
+        !runs_->exhausted()) {
+      return Error(ErrorCode::kCorrupt, "difference runs extend past the new file");
+    }
+    QP_RETURN_IF_ERROR(gaps_->Finish());
+    QP_RETURN_IF_ERROR(runs_->Finish());
+    return values_->Finish();
+  }
+
+ private:
+  std::unique_ptr<StreamDecoder> dense_;
+  std::unique_ptr<VarintStream> gaps_, runs_;
+  std::unique_ptr<StreamDecoder> values_;
+  std::uint64_t zeros_ = 0, nonzero_ = 0;
+  bool trailing_ = false;
+};
+
+Error ControlError(std::uint64_t index, const std::string& what) {
+  return Error(ErrorCode::kCorrupt, "control " + std::to_string(index) + ": " + what);
+}
+
+}  // namespace
+
+Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
+                                       std::uint64_t offset, std::uint64_t length,
+                                       WritableFile& out) {
+  if (offset + length < offset || offset + length > patch.Size()) {
+    return Error(ErrorCode::kCorrupt, "delta payload lies outside the patch file");
+  }
+  // The fixed header is small; read at most 256 bytes of it.
+  std::vector<std::uint8_t> head(static_cast<std::size_t>(std::min<std::uint64_t>(length, 256)));
+  QP_ASSIGN_OR_RETURN(std::size_t got, patch.ReadAt(offset, head));
+  if (got != head.size()) return Error(ErrorCode::kCorrupt, "truncated delta header");
+  ByteReader r(head);
+  QP_ASSIGN_OR_RETURN(std::uint8_t transform, r.U8("delta transform"));
+  if (transform != kTransformNone && transform != kTransformX86Branches &&
+      transform != kTransformX86Learned) {
+    return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(transform));
+  }
+  std::uint8_t tables = 0;
+  if (transform == kTransformX86Learned) {
+    QP_ASSIGN_OR_RETURN(tables, r.U8("address table mask"));
+    if ((tables & ~ElfLayout::kAllTables) != 0) {
+      return Error(ErrorCode::kUnsupported, "unknown address table kinds " + std::to_string(tables));
+    }
+  }
+  QP_ASSIGN_OR_RETURN(std::uint64_t old_size, r.BoundedVarint("old size", kMaxFileSize));
+  QP_ASSIGN_OR_RETURN(std::uint64_t new_size, r.BoundedVarint("new size", kMaxFileSize));
+  QP_ASSIGN_OR_RETURN(std::uint64_t count, r.BoundedVarint("control count", kMaxControls));
+  if (old_size != old_file.Size()) {
+    return Error(ErrorCode::kVerificationFailed,
+                 "delta expects a source of " + std::to_string(old_size) + " bytes, found " +
+                     std::to_string(old_file.Size()));
+  }
+  QP_ASSIGN_OR_RETURN(std::uint8_t layout, r.U8("difference layout"));
+  if (layout != kLayoutDense && layout != kLayoutSparse) {
+    return Error(ErrorCode::kUnsupported, "unknown difference layout " + std::to_string(layout));
+  }
+  QP_ASSIGN_OR_RETURN(std::uint64_t diff_len, r.BoundedVarint("difference length", new_size));
+  // ctrl, then the difference stream(s), then literals.
+  const int nstreams = layout == kLayoutDense ? 3 : 5;
+  const char* const names[5] = {"control",
+                                layout == kLayoutDense ? "difference" : "zero-run",
+                                layout == kLayoutDense ? "literal" : "non-zero-run",
+                                "difference", "literal"};
+  StreamInfo streams[5];
+  for (int i = 0; i < nstreams; ++i) {
+    QP_ASSIGN_OR_RETURN(std::uint8_t codec, r.U8("stream codec"));
+    QP_ASSIGN_OR_RETURN(std::uint8_t nparams, r.U8("stream parameters"));
+    QP_ASSIGN_OR_RETURN(auto params, r.Bytes("stream parameters", nparams));
+    QP_ASSIGN_OR_RETURN(std::uint64_t raw, r.BoundedVarint("stream length", kMaxFileSize));
+    QP_ASSIGN_OR_RETURN(std::uint64_t comp, r.BoundedVarint("stream length", length));
+    streams[i] = {static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp, 0};
+  }
+  std::uint64_t pos = offset + r.position();
+  for (int i = 0; i < nstreams; ++i) {
+    streams[i].offset = pos;
+    pos += streams[i].comp_len;
+  }
+  if (pos != offset + length) {
+    return Error(ErrorCode::kCorrupt, "delta streams do not fill the payload exactly");
+  }
+  const StreamInfo& ctrl_info = streams[0];
+  const StreamInfo& extra_info = streams[nstreams - 1];
+  if (ctrl_info.raw_len > count * 30) {
+    return Error(ErrorCode::kCorrupt, "control stream longer than its controls can be");
+  }
+  if (diff_len + extra_info.raw_len != new_size) {
+    return Error(ErrorCode::kCorrupt, "stream lengths do not add up to the new size");
+  }
+  if (layout == kLayoutDense && streams[1].raw_len != diff_len) {
+    return Error(ErrorCode::kCorrupt, "difference stream length mismatch");
+  }
+  if (layout == kLayoutSparse && streams[3].raw_len > diff_len) {
+    return Error(ErrorCode::kCorrupt, "more difference bytes than the difference length");
+  }
+  auto open = [&](int i) {
+    return StreamDecoder::Open(streams[i].codec, streams[i].params, &patch, streams[i].offset,
+                               streams[i].comp_len, streams[i].raw_len, names[i]);
+  };
+
+  // Controls, all of them, validated against the sizes before any output.
+  std::vector<Control> controls;
+  {
+    QP_ASSIGN_OR_RETURN(auto dec, open(0));
+    std::vector<std::uint8_t> raw(static_cast<std::size_t>(ctrl_info.raw_len));
+    QP_RETURN_IF_ERROR(dec->Read(raw));
+    QP_RETURN_IF_ERROR(dec->Finish());
+    ByteReader cr(raw);
+    controls.reserve(static_cast<std::size_t>(count));
+    std::int64_t old_pos = 0;
+    std::uint64_t add_total = 0, copy_total = 0;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      auto seek = cr.SignedVarint("control");
+      auto add = cr.BoundedVarint("control", new_size);
+      auto copy = cr.BoundedVarint("control", new_size);
+      if (!seek.ok() || !add.ok() || !copy.ok()) return ControlError(i, "truncated or malformed");
+      old_pos += *seek;
+      if (*add > 0 && (old_pos < 0 || static_cast<std::uint64_t>(old_pos) + *add > old_size)) {
+        return ControlError(i, "reads outside the source file");
+      }
+      add_total += *add;
+      copy_total += *copy;
+      if (add_total > diff_len || copy_total > extra_info.raw_len) {
+        return ControlError(i, "runs past the end of the new file");
+      }
+      controls.push_back(Control{*add, *copy, old_pos});
+      old_pos += static_cast<std::int64_t>(*add);
+    }
+    if (cr.remaining() != 0) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
+    if (add_total != diff_len || copy_total != extra_info.raw_len) {
+      return Error(ErrorCode::kCorrupt, "controls do not cover the new file");
+    }
+  }
+
+  std::unique_ptr<DiffReader> diff;
+  if (layout == kLayoutDense) {
+    QP_ASSIGN_OR_RETURN(auto dense, open(1));
+    QP_ASSIGN_OR_RETURN(diff, DiffReader::Dense(std::move(dense)));
+  } else {
+    QP_ASSIGN_OR_RETURN(auto gaps, open(1));
+    QP_ASSIGN_OR_RETURN(auto runs, open(2));
+    QP_ASSIGN_OR_RETURN(auto values, open(3));
+    QP_ASSIGN_OR_RETURN(
+        diff, DiffReader::Sparse(std::make_unique<VarintStream>(std::move(gaps), streams[1].raw_len),
+                                 std::make_unique<VarintStream>(std::move(runs), streams[2].raw_len),
+                                 std::move(values)));
+  }
+  QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
+  std::unique_ptr<X86Predictor> predictor;
+  if (transform != kTransformNone) {
+    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
+                                                          old_file, controls, tables));
+  }
+
+  Sha256 hasher;
+  std::vector<std::uint8_t> old_buf(kDeltaChunk), diff_buf(kDeltaChunk);
+  std::uint64_t new_pos = 0;
+  for (std::size_t i = 0; i < controls.size(); ++i) {
+    const Control& c = controls[i];
+    std::uint64_t done = 0;
+    while (done < c.add) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.add - done));
+      std::uint64_t at = static_cast<std::uint64_t>(c.old_pos) + done;
+      std::span<std::uint8_t> ob(old_buf.data(), n);
+      QP_ASSIGN_OR_RETURN(std::size_t read, old_file.ReadAt(at, ob));
+      if (read != n) return ControlError(i, "source file shorter than expected");
+      std::span<std::uint8_t> db(diff_buf.data(), n);
+      QP_RETURN_IF_ERROR(diff->Read(db));
+      if (predictor) {
+        QP_RETURN_IF_ERROR(predictor->Reconstruct(at, new_pos + done, ob, db));
+      } else {
+        for (std::size_t k = 0; k < n; ++k) ob[k] = static_cast<std::uint8_t>(ob[k] + db[k]);
+      }
+      hasher.Update(ob);
+      QP_RETURN_IF_ERROR(out.Append(ob));
+      done += n;
+    }
+    new_pos += c.add;
+    done = 0;
+    while (done < c.copy) {
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.copy - done));
+      std::span<std::uint8_t> eb(diff_buf.data(), n);
+      QP_RETURN_IF_ERROR(extra->Read(eb));
+      hasher.Update(eb);
+      QP_RETURN_IF_ERROR(out.Append(eb));
+      done += n;
+    }
+    new_pos += c.copy;
+  }
+  QP_RETURN_IF_ERROR(diff->Finish());
+  QP_RETURN_IF_ERROR(extra->Finish());
+  return FileApplyResult{new_pos, hasher.Finish()};
+}
+
+Result<std::vector<std::uint8_t>> ApplyFileDeltaToMemory(std::span<const std::uint8_t> old_data,
+                                                         std::span<const std::uint8_t> payload) {
+  MemoryFile old_file(old_data), patch(payload);
+  std::vector<std::uint8_t> out;
+  VectorSink sink(&out);
+  QP_RETURN_IF_ERROR(ApplyFileDelta(old_file, patch, 0, payload.size(), sink));
+  return out;
+}
+
+}  // namespace qp::delta

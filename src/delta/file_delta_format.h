@@ -1,0 +1,28 @@
+// The file delta payload's constants, shared by the differ (file_delta.cc) and the applier
+// (file_delta_apply.cc). The layout is specified in docs/patch-format.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "delta/x86_predictor.h"
+
+namespace qp::delta {
+
+// Must equal the predictor's chunk: both sides predict over the same spans.
+inline constexpr std::size_t kDeltaChunk = kPredictChunk;
+// Controls are decoded up front (the address predictor needs the whole map); this bounds it.
+inline constexpr std::uint64_t kMaxControls = 1u << 24;
+// The transform byte: none, or the X86Predictor level (1: branches, format 1; 2: learned).
+inline constexpr std::uint8_t kTransformNone = 0;
+inline constexpr std::uint8_t kTransformX86Branches = static_cast<std::uint8_t>(X86Predictor::Level::kBranches);
+inline constexpr std::uint8_t kTransformX86Learned = static_cast<std::uint8_t>(X86Predictor::Level::kLearned);
+
+// Difference bytes are stored either as one stream ("dense") or, since they are mostly
+// zero, as three: the lengths of the zero runs, the lengths of the non-zero runs, and the
+// non-zero bytes ("sparse"). Positions and values have different statistics, and the
+// sparse streams are far shorter to compress.
+inline constexpr std::uint8_t kLayoutDense = 0;
+inline constexpr std::uint8_t kLayoutSparse = 1;
+
+}  // namespace qp::delta
