@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "core/env.h"
@@ -27,8 +28,13 @@ class MemoryFile final : public RandomAccessFile {
 
 class VectorSink final : public WritableFile {
  public:
-  explicit VectorSink(std::vector<std::uint8_t>* out) : out_(out) {}
+  // Appends to `out`; an append that would take it past `limit` bytes fails (kTooLarge).
+  explicit VectorSink(std::vector<std::uint8_t>* out, std::uint64_t limit = UINT64_MAX)
+      : out_(out), limit_(limit) {}
   Status Append(std::span<const std::uint8_t> data) override {
+    if (data.size() > limit_ - std::min<std::uint64_t>(limit_, out_->size())) {
+      return Error(ErrorCode::kTooLarge, "more than " + std::to_string(limit_) + " bytes");
+    }
     out_->insert(out_->end(), data.begin(), data.end());
     return OkStatus();
   }
@@ -37,6 +43,7 @@ class VectorSink final : public WritableFile {
 
  private:
   std::vector<std::uint8_t>* out_;
+  std::uint64_t limit_;
 };
 
 }  // namespace qp

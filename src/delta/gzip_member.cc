@@ -157,29 +157,6 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   return out;
 }
 
-namespace {
-
-// Collects a file in memory, refusing to grow past a limit.
-class LimitedSink final : public WritableFile {
- public:
-  LimitedSink(std::vector<std::uint8_t>* out, std::uint64_t limit) : out_(out), limit_(limit) {}
-  Status Append(std::span<const std::uint8_t> data) override {
-    if (data.size() > limit_ - out_->size()) {
-      return Error(ErrorCode::kTooLarge, "gzip content larger than " + std::to_string(limit_) + " bytes");
-    }
-    out_->insert(out_->end(), data.begin(), data.end());
-    return OkStatus();
-  }
-  Status Sync() override { return OkStatus(); }
-  Status Close() override { return OkStatus(); }
-
- private:
-  std::vector<std::uint8_t>* out_;
-  std::uint64_t limit_;
-};
-
-}  // namespace
-
 Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_gz,
                                               std::span<const std::uint8_t> new_gz,
                                               const FileDiffOptions& options) {
@@ -209,7 +186,7 @@ Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::ui
   if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
   std::vector<std::uint8_t> new_raw;
   MemoryFile old_file(*old_raw);
-  LimitedSink sink(&new_raw, kMaxGzipContent);
+  VectorSink sink(&new_raw, kMaxGzipContent);
   QP_ASSIGN_OR_RETURN(FileApplyResult applied, ApplyFileDelta(old_file, patch, offset, length, sink));
   (void)applied;  // the recompressed file is what the manifest checks
   QP_ASSIGN_OR_RETURN(auto gz, GzipBest(new_raw));
