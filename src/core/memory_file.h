@@ -17,7 +17,7 @@ class MemoryFile final : public RandomAccessFile {
   Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buf) override {
     if (offset >= data_.size()) return std::size_t{0};
     std::size_t n = std::min<std::uint64_t>(buf.size(), data_.size() - offset);
-    std::memcpy(buf.data(), data_.data() + offset, n);
+    if (n > 0) std::memcpy(buf.data(), data_.data() + offset, n);  // buf may be empty (null)
     return n;
   }
   std::uint64_t Size() const override { return data_.size(); }

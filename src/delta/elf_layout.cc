@@ -28,6 +28,7 @@ bool ReadRange(RandomAccessFile& file, std::uint64_t offset, std::uint64_t n,
                std::vector<std::uint8_t>* out, Status* io) {
   if (offset > file.Size() || n > file.Size() - offset) return false;
   out->resize(static_cast<std::size_t>(n));
+  if (n == 0) return true;
   auto got = file.ReadAt(offset, *out);
   if (!got.ok()) {
     *io = got.error();
