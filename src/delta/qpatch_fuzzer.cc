@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -11,6 +12,7 @@
 #include "core/env.h"
 #include "core/memory_file.h"
 #include "delta/file_delta.h"
+#include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
 namespace {
@@ -36,6 +38,38 @@ void Setup() {
   WriteFile(g_root + "/old/lib/libfoo.so.1", lib);
   WriteFile(g_root + "/old/README", "hello\n");
   (void)env->Symlink("libfoo.so.1", g_root + "/old/lib/libfoo.so");
+  // An x86-64 ELF (header, one PT_LOAD, calls and RIP-relative loads) for transform 2, and
+  // a gzip -9n file for gzip-delta records. src/delta/fuzz_corpus/make_qpatch_seeds.py
+  // builds the same tree to make the seeds.
+  std::string bar(8192, '\0');
+  for (std::size_t i = 0; i < bar.size(); ++i) bar[i] = static_cast<char>(i * 13 + i / 7);
+  std::fill(bar.begin(), bar.begin() + 120, '\0');
+  auto put = [&](std::size_t at, std::uint64_t v, int bytes) {
+    for (int k = 0; k < bytes; ++k) bar[at + static_cast<std::size_t>(k)] = static_cast<char>(v >> (8 * k));
+  };
+  put(0, 0x464c457f, 4);
+  put(4, 0x010102, 3);
+  put(18, 62, 2);
+  put(0x20, 64, 8);
+  put(0x36, 56, 2);
+  put(0x38, 1, 2);
+  put(64, 1, 4);
+  put(68, 5, 4);
+  put(96, bar.size(), 8);
+  put(104, bar.size(), 8);
+  for (std::size_t k = 0; k < 60; ++k) {
+    std::size_t at = 256 + k * 97;
+    put(at, 0xE8, 1);
+    put(at + 1, static_cast<std::uint32_t>(4096 + k * 61 - (at + 5)), 4);
+    put(at + 40, 0x058d48, 3);
+    put(at + 43, static_cast<std::uint32_t>(6000 + k * 8 - (at + 47)), 4);
+  }
+  WriteFile(g_root + "/old/lib/libbar.so", bar);
+  (void)env->MakeDir(g_root + "/old/doc", 0755);
+  std::string text;
+  for (int k = 0; k < 200; ++k) text += "entry " + std::to_string(k) + ": fixed a bug in the parser\n";
+  auto gz = qp::delta::GzipBest(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  if (gz.ok()) WriteFile(g_root + "/old/doc/changelog.gz", std::string(gz->begin(), gz->end()));
 }
 
 }  // namespace
