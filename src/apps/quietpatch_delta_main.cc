@@ -107,6 +107,25 @@ int Info(const std::string& patch_path) {
     std::string from = r.source.empty() ? "" : " <- " + r.source;
     std::printf("  %-8s %10llu  %s%s\n", std::string(qp::delta::RecordOpName(r.op)).c_str(),
                 static_cast<unsigned long long>(r.payload_length), r.path.c_str(), from.c_str());
+    if (r.op != qp::delta::RecordOp::kDelta && r.op != qp::delta::RecordOp::kGzipDelta) continue;
+    // How the delta is made: its transform and its streams (compressed / raw bytes).
+    auto d = qp::delta::ReadFileDeltaHeader(**file, h->payload_start + r.payload_offset, r.payload_length);
+    if (!d.ok()) {
+      std::printf("      unreadable delta: %s\n", d.error().ToString().c_str());
+      continue;
+    }
+    static const char* kTransforms[] = {"none", "x86 branches", "x86 learned"};
+    static const char* kCodecs[] = {"raw", "zstd", "lzma2"};
+    std::printf("      transform %s", kTransforms[d->transform]);
+    if (d->transform == 2) std::printf(" (tables %#x)", d->tables);
+    std::printf(", %llu controls, %s differences\n", static_cast<unsigned long long>(d->controls),
+                d->layout == 0 ? "dense" : "sparse");
+    for (const auto& st : d->streams) {
+      auto codec = static_cast<unsigned>(st.codec);
+      std::printf("      %-13s %10llu of %10llu bytes (%s)\n", st.name,
+                  static_cast<unsigned long long>(st.comp_len),
+                  static_cast<unsigned long long>(st.raw_len), codec < 3 ? kCodecs[codec] : "?");
+    }
   }
   return 0;
 }

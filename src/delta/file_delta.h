@@ -70,6 +70,23 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                                        std::uint64_t offset, std::uint64_t length,
                                        WritableFile& out);
 
+// The payload's header, checked for consistency (streams fill the payload, lengths add
+// up): what ApplyFileDelta reads first, and what `quietpatch-delta info` shows.
+struct FileDeltaHeader {
+  struct Stream {
+    const char* name;  // control, difference / zero-run, non-zero-run, difference, literal
+    Codec codec;
+    std::vector<std::uint8_t> params;
+    std::uint64_t raw_len, comp_len;
+    std::uint64_t offset;  // in the patch file
+  };
+  std::uint8_t transform = 0, tables = 0, layout = 0;
+  std::uint64_t old_size = 0, new_size = 0, controls = 0, diff_len = 0;
+  std::vector<Stream> streams;
+};
+Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64_t offset,
+                                            std::uint64_t length);
+
 // In-memory convenience over ApplyFileDelta.
 Result<std::vector<std::uint8_t>> ApplyFileDeltaToMemory(std::span<const std::uint8_t> old_data,
                                                          std::span<const std::uint8_t> payload);

@@ -12,13 +12,6 @@
 namespace qp::delta {
 namespace {
 
-struct StreamInfo {
-  Codec codec;
-  std::vector<std::uint8_t> params;
-  std::uint64_t raw_len;
-  std::uint64_t comp_len;
-  std::uint64_t offset;
-};
 
 // Buffered byte access over a decoder, for the varint streams.
 class VarintStream {
@@ -124,9 +117,8 @@ Error ControlError(std::uint64_t index, const std::string& what) {
 
 }  // namespace
 
-Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
-                                       std::uint64_t offset, std::uint64_t length,
-                                       WritableFile& out) {
+Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64_t offset,
+                                            std::uint64_t length) {
   if (offset + length < offset || offset + length > patch.Size()) {
     return Error(ErrorCode::kCorrupt, "delta payload lies outside the patch file");
   }
@@ -135,71 +127,81 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   QP_ASSIGN_OR_RETURN(std::size_t got, patch.ReadAt(offset, head));
   if (got != head.size()) return Error(ErrorCode::kCorrupt, "truncated delta header");
   ByteReader r(head);
-  QP_ASSIGN_OR_RETURN(std::uint8_t transform, r.U8("delta transform"));
-  if (transform != kTransformNone && transform != kTransformX86Branches &&
-      transform != kTransformX86Learned) {
-    return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(transform));
+  FileDeltaHeader h;
+  QP_ASSIGN_OR_RETURN(h.transform, r.U8("delta transform"));
+  if (h.transform != kTransformNone && h.transform != kTransformX86Branches &&
+      h.transform != kTransformX86Learned) {
+    return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(h.transform));
   }
-  std::uint8_t tables = 0;
-  if (transform == kTransformX86Learned) {
-    QP_ASSIGN_OR_RETURN(tables, r.U8("address table mask"));
-    if ((tables & ~ElfLayout::kAllTables) != 0) {
-      return Error(ErrorCode::kUnsupported, "unknown address table kinds " + std::to_string(tables));
+  if (h.transform == kTransformX86Learned) {
+    QP_ASSIGN_OR_RETURN(h.tables, r.U8("address table mask"));
+    if ((h.tables & ~ElfLayout::kAllTables) != 0) {
+      return Error(ErrorCode::kUnsupported, "unknown address table kinds " + std::to_string(h.tables));
     }
   }
-  QP_ASSIGN_OR_RETURN(std::uint64_t old_size, r.BoundedVarint("old size", kMaxFileSize));
-  QP_ASSIGN_OR_RETURN(std::uint64_t new_size, r.BoundedVarint("new size", kMaxFileSize));
-  QP_ASSIGN_OR_RETURN(std::uint64_t count, r.BoundedVarint("control count", kMaxControls));
-  if (old_size != old_file.Size()) {
-    return Error(ErrorCode::kVerificationFailed,
-                 "delta expects a source of " + std::to_string(old_size) + " bytes, found " +
-                     std::to_string(old_file.Size()));
+  QP_ASSIGN_OR_RETURN(h.old_size, r.BoundedVarint("old size", kMaxFileSize));
+  QP_ASSIGN_OR_RETURN(h.new_size, r.BoundedVarint("new size", kMaxFileSize));
+  QP_ASSIGN_OR_RETURN(h.controls, r.BoundedVarint("control count", kMaxControls));
+  QP_ASSIGN_OR_RETURN(h.layout, r.U8("difference layout"));
+  if (h.layout != kLayoutDense && h.layout != kLayoutSparse) {
+    return Error(ErrorCode::kUnsupported, "unknown difference layout " + std::to_string(h.layout));
   }
-  QP_ASSIGN_OR_RETURN(std::uint8_t layout, r.U8("difference layout"));
-  if (layout != kLayoutDense && layout != kLayoutSparse) {
-    return Error(ErrorCode::kUnsupported, "unknown difference layout " + std::to_string(layout));
-  }
-  QP_ASSIGN_OR_RETURN(std::uint64_t diff_len, r.BoundedVarint("difference length", new_size));
+  QP_ASSIGN_OR_RETURN(h.diff_len, r.BoundedVarint("difference length", h.new_size));
   // ctrl, then the difference stream(s), then literals.
-  const int nstreams = layout == kLayoutDense ? 3 : 5;
-  const char* const names[5] = {"control",
-                                layout == kLayoutDense ? "difference" : "zero-run",
-                                layout == kLayoutDense ? "literal" : "non-zero-run",
-                                "difference", "literal"};
-  StreamInfo streams[5];
-  for (int i = 0; i < nstreams; ++i) {
+  const bool dense = h.layout == kLayoutDense;
+  const char* const names[5] = {"control", dense ? "difference" : "zero-run",
+                                dense ? "literal" : "non-zero-run", "difference", "literal"};
+  h.streams.resize(dense ? 3 : 5);
+  for (std::size_t i = 0; i < h.streams.size(); ++i) {
     QP_ASSIGN_OR_RETURN(std::uint8_t codec, r.U8("stream codec"));
     QP_ASSIGN_OR_RETURN(std::uint8_t nparams, r.U8("stream parameters"));
     QP_ASSIGN_OR_RETURN(auto params, r.Bytes("stream parameters", nparams));
     QP_ASSIGN_OR_RETURN(std::uint64_t raw, r.BoundedVarint("stream length", kMaxFileSize));
     QP_ASSIGN_OR_RETURN(std::uint64_t comp, r.BoundedVarint("stream length", length));
-    streams[i] = {static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp, 0};
+    h.streams[i] = {names[i], static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp, 0};
   }
   std::uint64_t pos = offset + r.position();
-  for (int i = 0; i < nstreams; ++i) {
-    streams[i].offset = pos;
-    pos += streams[i].comp_len;
+  for (auto& st : h.streams) {
+    st.offset = pos;
+    pos += st.comp_len;
   }
   if (pos != offset + length) {
     return Error(ErrorCode::kCorrupt, "delta streams do not fill the payload exactly");
   }
-  const StreamInfo& ctrl_info = streams[0];
-  const StreamInfo& extra_info = streams[nstreams - 1];
-  if (ctrl_info.raw_len > count * 30) {
+  if (h.streams.front().raw_len > h.controls * 30) {
     return Error(ErrorCode::kCorrupt, "control stream longer than its controls can be");
   }
-  if (diff_len + extra_info.raw_len != new_size) {
+  if (h.diff_len + h.streams.back().raw_len != h.new_size) {
     return Error(ErrorCode::kCorrupt, "stream lengths do not add up to the new size");
   }
-  if (layout == kLayoutDense && streams[1].raw_len != diff_len) {
+  if (dense && h.streams[1].raw_len != h.diff_len) {
     return Error(ErrorCode::kCorrupt, "difference stream length mismatch");
   }
-  if (layout == kLayoutSparse && streams[3].raw_len > diff_len) {
+  if (!dense && h.streams[3].raw_len > h.diff_len) {
     return Error(ErrorCode::kCorrupt, "more difference bytes than the difference length");
   }
+  return h;
+}
+
+Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
+                                       std::uint64_t offset, std::uint64_t length,
+                                       WritableFile& out) {
+  QP_ASSIGN_OR_RETURN(FileDeltaHeader h, ReadFileDeltaHeader(patch, offset, length));
+  if (h.old_size != old_file.Size()) {
+    return Error(ErrorCode::kVerificationFailed,
+                 "delta expects a source of " + std::to_string(h.old_size) + " bytes, found " +
+                     std::to_string(old_file.Size()));
+  }
+  const std::uint8_t transform = h.transform, tables = h.tables, layout = h.layout;
+  const std::uint64_t count = h.controls, new_size = h.new_size, diff_len = h.diff_len;
+  const int nstreams = static_cast<int>(h.streams.size());
+  const auto& streams = h.streams;
+  const FileDeltaHeader::Stream& ctrl_info = streams[0];
+  const FileDeltaHeader::Stream& extra_info = streams[static_cast<std::size_t>(nstreams - 1)];
+  const std::uint64_t old_size = h.old_size;
   auto open = [&](int i) {
-    return StreamDecoder::Open(streams[i].codec, streams[i].params, &patch, streams[i].offset,
-                               streams[i].comp_len, streams[i].raw_len, names[i]);
+    const FileDeltaHeader::Stream& st = streams[static_cast<std::size_t>(i)];
+    return StreamDecoder::Open(st.codec, st.params, &patch, st.offset, st.comp_len, st.raw_len, st.name);
   };
 
   // Controls, all of them, validated against the sizes before any output.
