@@ -12,7 +12,7 @@
 #include <iostream>
 
 #include "core/log.h"
-#include "server/http_server.h"
+#include "server/server.h"
 
 int main(int argc, char** argv) {
   try {
@@ -64,23 +64,20 @@ int main(int argc, char** argv) {
       spdlog::error("--repo and --database are required (or in --config)");
       return 2;
     }
-    auto store = qp::server::OpenReportStore(config->database);
-    if (!store.ok()) {
-      spdlog::error("{}", store.error().ToString());
+    auto server = qp::server::Server::Open(*config, env, qp::Clock::Real());
+    if (!server.ok()) {
+      spdlog::error("{}", server.error().ToString());
       return 1;
     }
-    qp::server::FleetService service(*config, std::move(store).value(), env, qp::Clock::Real());
-    qp::server::RepositoryFiles files(config->repo_dir);
-    qp::server::HttpServer server(*config, &service, &files);
-    if (auto s = server.Start(); !s.ok()) {
+    if (auto s = (*server)->Start(); !s.ok()) {
       spdlog::error("{}", s.error().ToString());
       return 1;
     }
-    std::cout << "listening on " << config->listen_address << ":" << server.port() << std::endl;
+    std::cout << "listening on " << config->listen_address << ":" << (*server)->port() << std::endl;
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: stopping", sig);
-    server.Stop();
+    (*server)->Stop();
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "quietpatch-server: " << e.what() << "\n";

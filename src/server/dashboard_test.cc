@@ -8,7 +8,7 @@
 #include "core/test_dir.h"
 #include "core/test_process.h"
 #include "publish/publisher.h"
-#include "server/http_server.h"
+#include "server/server.h"
 
 namespace qp::server {
 namespace {
@@ -54,11 +54,9 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
   config.audit_log = dir.Sub("audit.log");
   config.dashboard_dir = dashboard;
   config.auto_halt_min_reports = 1000;
-  auto store = OpenReportStore(config.database);
-  ASSERT_TRUE(store.ok());
-  FleetService service(config, std::move(store).value(), Env::Default(), Clock::Real());
-  RepositoryFiles files(config.repo_dir);
-  HttpServer server(config, &service, &files);
+  auto opened = Server::Open(config, Env::Default(), Clock::Real());
+  ASSERT_TRUE(opened.ok()) << opened.error().ToString();
+  Server& server = **opened;
   ASSERT_TRUE(server.Start().ok());
   // A fleet's worth of reports: 20 devices on (a), a few on (b).
   // Reports a few seconds after publication, as a fleet would send them.
@@ -77,7 +75,7 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
                           {"platform", "linux-x86_64"}, {"base", "3.0.17-1~deb12u2"}, {"improvement", label},
                           {"state", state}, {"error", state == "failed" ? "health check failed" : ""},
                           {"restart_needed", Json::array()}});
-    ApiResponse r = service.PostReports(Json{{"install_id", id}, {"agent_version", "0.1.0"}, {"events", events}}.dump());
+    ApiResponse r = server.service().PostReports(Json{{"install_id", id}, {"agent_version", "0.1.0"}, {"events", events}}.dump());
     ASSERT_EQ(r.status, 200) << r.body;
   }
   std::string url = "http://127.0.0.1:" + std::to_string(server.port());

@@ -13,7 +13,7 @@
 #include "core/durable_file.h"
 #include "core/test_dir.h"
 #include "publish/publisher.h"
-#include "server/http_server.h"
+#include "server/server.h"
 #include "server/test_postgres.h"
 
 namespace qp::server {
@@ -127,12 +127,16 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
       ASSERT_FALSE(pg_->url().empty()) << pg_->error();
       config_.database = pg_->url();
     }
-    auto store = OpenReportStore(config_.database);
-    ASSERT_TRUE(store.ok()) << store.error().ToString();
-    ASSERT_TRUE((*store)->Clear().ok());
-    service_ = std::make_unique<FleetService>(config_, std::move(store).value(), Env::Default(), Clock::Real());
-    files_ = std::make_unique<RepositoryFiles>(config_.repo_dir);
-    server_ = std::make_unique<HttpServer>(config_, service_.get(), files_.get());
+    {
+      auto store = OpenReportStore(config_.database);  // a clean database for each test
+      ASSERT_TRUE(store.ok()) << store.error().ToString();
+      ASSERT_TRUE((*store)->Clear().ok());
+    }
+    auto server = Server::Open(config_, Env::Default(), Clock::Real());
+    ASSERT_TRUE(server.ok()) << server.error().ToString();
+    server_ = std::move(server).value();
+    service_ = &server_->service();
+    files_ = &server_->files();
     ASSERT_TRUE(server_->Start().ok());
     port_ = server_->port();
   }
@@ -144,9 +148,9 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
   publish::RepoPaths paths_;
   ServerConfig config_;
   std::unique_ptr<TestPostgres> pg_;
-  std::unique_ptr<FleetService> service_;
-  std::unique_ptr<RepositoryFiles> files_;
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<Server> server_;
+  FleetService* service_ = nullptr;
+  RepositoryFiles* files_ = nullptr;
   int port_ = 0;
 };
 
@@ -187,7 +191,7 @@ TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
   Reply woke;
   std::thread watcher([&] { woke = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=30"); });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  EXPECT_EQ(server_->watchers(), 1u);
+  EXPECT_EQ(server_->http().watchers(), 1u);
   auto published = std::chrono::steady_clock::now();
   ASSERT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","percent":50})",
                  {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 200);

@@ -7,7 +7,7 @@
 #include "core/test_process.h"
 #include "net/http_fetcher.h"
 #include "publish/publisher.h"
-#include "server/http_server.h"
+#include "server/server.h"
 
 namespace qp::server {
 namespace {
@@ -26,13 +26,10 @@ TEST(TlsTest, ServesTheRepositoryOverHttps) {
   config.database = "sqlite:" + dir.Sub("reports.db");
   config.tls_cert = dir.Sub("cert.pem");
   config.tls_key = dir.Sub("key.pem");
-  auto store = OpenReportStore(config.database);
-  ASSERT_TRUE(store.ok());
-  FleetService service(config, std::move(store).value(), Env::Default(), Clock::Real());
-  RepositoryFiles files(config.repo_dir);
-  HttpServer server(config, &service, &files);
-  ASSERT_TRUE(server.Start().ok());
-  std::string base = "127.0.0.1:" + std::to_string(server.port()) + "/repo/metadata/timestamp.json";
+  auto server = Server::Open(config, Env::Default(), Clock::Real());
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  ASSERT_TRUE((*server)->Start().ok());
+  std::string base = "127.0.0.1:" + std::to_string((*server)->port()) + "/repo/metadata/timestamp.json";
 
   net::HttpOptions trusting;
   trusting.ca_file = dir.Sub("cert.pem");
@@ -44,7 +41,7 @@ TEST(TlsTest, ServesTheRepositoryOverHttps) {
   net::HttpFetcher strict;
   EXPECT_FALSE(strict.Fetch("https://" + base, 16384).ok());
   EXPECT_FALSE(strict.Fetch("http://" + base, 16384).ok());
-  server.Stop();
+  (*server)->Stop();
 }
 
 TEST(TlsTest, RefusesAHalfConfiguration) {
@@ -52,12 +49,10 @@ TEST(TlsTest, RefusesAHalfConfiguration) {
   config.listen_port = 0;
   config.tls_cert = "/nonexistent/cert.pem";
   config.database = "sqlite::memory:";
-  auto store = OpenReportStore(config.database);
-  ASSERT_TRUE(store.ok());
-  FleetService service(config, std::move(store).value(), Env::Default(), Clock::Real());
-  RepositoryFiles files("/nonexistent");
-  HttpServer server(config, &service, &files);
-  auto s = server.Start();
+  config.repo_dir = "/nonexistent";
+  auto server = Server::Open(config, Env::Default(), Clock::Real());
+  ASSERT_TRUE(server.ok()) << server.error().ToString();
+  auto s = (*server)->Start();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("both a certificate and a key"), std::string::npos);
 }
