@@ -175,12 +175,18 @@ TEST(TreePatchTest, CorruptAndTruncatedPatchesNeverProduceAWrongTree) {
   EXPECT_GT(errors, 100);
 }
 
+// MakeTrees' patch, built at d/p; its bytes.
+std::string BuildTestPatch(const TestDir& d) {
+  MakeTrees(d);
+  auto built = BuildTreePatch(Env::Default(), d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast());
+  EXPECT_TRUE(built.ok()) << built.error().ToString();
+  return ReadTestFile(d.Sub("p"));
+}
+
 TEST(TreePatchTest, UnknownVersionIsUnsupported) {
   TestDir d;
-  MakeTrees(d);
   Env* env = Env::Default();
-  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
-  std::string p = ReadTestFile(d.Sub("p"));
+  std::string p = BuildTestPatch(d);
   p[8] = 3;
   WriteTestFile(d.Sub("p2"), p);
   Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
@@ -189,12 +195,10 @@ TEST(TreePatchTest, UnknownVersionIsUnsupported) {
 }
 
 TEST(TreePatchTest, VersionOnePatchesStillApply) {
-  // Version 2 only added a file-delta transform; a version 1 header (rehashed) still reads.
+  // Version 2 only added a transform and a record op; a version 1 header (rehashed) still reads.
   TestDir d;
-  MakeTrees(d);
   Env* env = Env::Default();
-  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
-  std::string p = ReadTestFile(d.Sub("p"));
+  std::string p = BuildTestPatch(d);
   ASSERT_EQ(p[8], 2);
   p[8] = 1;
   std::uint32_t body = static_cast<std::uint8_t>(p[12]) | static_cast<std::uint8_t>(p[13]) << 8 |
