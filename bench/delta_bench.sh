@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Patch engine benchmark: quietpatch-delta against bsdiff, xdelta3 and zstd --patch-from
 # (all from Debian, run here side by side) on the real security updates in
-# ../shared/corpus. Prints, per pair: patch bytes, diff and apply wall seconds and peak
+# testdata/debs. Prints, per pair: patch bytes, diff and apply wall seconds and peak
 # memory, every patch verified byte for byte; and quietpatch's size as a ratio of the best
 # public tool (the smallest of the tools run here and HDiffPatch's published figure from
-# the corpus README, which Debian does not package). Then whole package trees against
-# debdelta, Debian's package delta tool (its figures from the corpus README).
+# testdata/README.md, which Debian does not package). Then whole package trees against
+# debdelta, Debian's package delta tool (its figures from testdata/README.md).
 #
 #   bench/delta_bench.sh [--quick]     --quick: skip the 47 MB libnode pair
 set -euo pipefail
@@ -15,7 +15,7 @@ quick=0
 
 scripts/setup.sh >/dev/null
 qp=build/release/src/apps/quietpatch-delta
-corpus=../shared/corpus/debs
+corpus=testdata/debs
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -24,7 +24,7 @@ for deb in "$corpus"/*.deb; do
 done
 S=usr/lib/x86_64-linux-gnu
 L=lib/x86_64-linux-gnu
-# name | old file | new file | HDiffPatch best (bytes, corpus README)
+# name | old file | new file | HDiffPatch best (bytes, testdata/README.md)
 pairs=(
   "libssl.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libssl.so.3|21033"
   "libcrypto.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libcrypto.so.3|228359"
@@ -88,7 +88,7 @@ printf "total: quietpatch %d bytes, best public %d bytes, ratio %.3f (target <= 
   "$sum_qp" "$sum_best" "$(awk -v a=$sum_qp -v b=$sum_best 'BEGIN{print a/b}')" "$worst_ratio"
 
 # Whole package trees (every file of the package, as the demo ships them) against Debian's
-# own package delta tool: debdelta's figures are from the corpus README (debdelta -n 9
+# own package delta tool: debdelta's figures are from testdata/README.md (debdelta -n 9
 # --delta-algo bsdiff; its runs take minutes, so they are not repeated here).
 echo
 printf "%-32s %12s %8s %8s %14s %12s %8s\n" "package tree" quietpatch diff_s apply_s "debdelta(ref)" "full .deb" ratio

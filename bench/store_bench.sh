@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Store benchmark: installing the libnode108 improvement (47 MB library) and the whole
-# libssl3 3.0.17 -> 3.0.22 package tree from ../shared/corpus through the store, time and
+# libssl3 3.0.17 -> 3.0.22 package tree from testdata/debs through the store, time and
 # extra disk space, against a plain copy of the new files in the same run as the baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
 qp=build/release/src/apps/quietpatch-delta
 bench=build/release/bench/store_bench
-corpus=../shared/corpus/debs
+corpus=testdata/debs
 work=$(mktemp -d -p "${TMPDIR:-/var/tmp}")
 trap 'rm -rf "$work"' EXIT
 

@@ -44,29 +44,14 @@ for tool in quietpatch-repo quietpatch-server quietpatchd quietpatch; do
   [ -x "$BIN/$tool" ] || { echo "demo: $BIN/$tool is missing" >&2; exit 1; }
 done
 
-# --- the real Debian packages, pinned, cached --------------------------------------------
+# --- the real Debian packages, pinned (testdata/debs, verified against SHA256SUMS) --------
 BASE=3.0.17-1~deb12u2
 A_VER=3.0.20-1~deb12u2
 B_VER=3.0.22-1~deb12u2
-cache=${XDG_CACHE_HOME:-$HOME/.cache}/quietpatch/debs
-mkdir -p "$cache"
-fetch() {  # $1 version -> path of the .deb in the cache, or nothing
-  local v=$1 f="$cache/libssl3_${1}_amd64.deb"
-  if [ ! -s "$f" ] && [ -s "$ROOT/../shared/corpus/debs/libssl3_${v}_amd64.deb" ]; then
-    cp "$ROOT/../shared/corpus/debs/libssl3_${v}_amd64.deb" "$f"
-  fi
-  if [ ! -s "$f" ]; then
-    (cd "$cache" && apt-get download "libssl3=$v" >/dev/null 2>&1) || true
-  fi
-  [ -s "$f" ] && echo "$f"
-}
-deb_base=$(fetch "$BASE" || true); deb_a=$(fetch "$A_VER" || true); deb_b=$(fetch "$B_VER" || true)
-if [ -z "$deb_base" ] || [ -z "$deb_a" ]; then
-  echo "demo: Debian no longer serves libssl3 $BASE / $A_VER; using the newest versions apt can get" >&2
-  mapfile -t versions < <(apt-cache madison libssl3 | awk '{print $3}' | sort -V | tail -3)
-  BASE=${versions[0]}; A_VER=${versions[1]}; B_VER=${versions[2]:-${versions[1]}}
-  deb_base=$(fetch "$BASE"); deb_a=$(fetch "$A_VER"); deb_b=$(fetch "$B_VER" || echo "$deb_a")
-fi
+scripts/testdata.sh >/dev/null
+deb_base=$ROOT/testdata/debs/libssl3_${BASE}_amd64.deb
+deb_a=$ROOT/testdata/debs/libssl3_${A_VER}_amd64.deb
+deb_b=$ROOT/testdata/debs/libssl3_${B_VER}_amd64.deb
 
 # --- a clean stage ------------------------------------------------------------------------
 if [ -f "$work/pids" ]; then xargs -r kill < "$work/pids" 2>/dev/null || true; sleep 0.5; fi

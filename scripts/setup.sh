@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package quietpatch needs (idempotent: a no-op when all are present)
-# and configures + builds one build tree.
+# Installs every Debian package quietpatch needs (idempotent: a no-op when all are present),
+# verifies the real-data corpus (scripts/testdata.sh) and configures + builds one build tree.
 #
 #   scripts/setup.sh                 packages, then build/release
 #   scripts/setup.sh --packages-only packages only
@@ -71,6 +71,7 @@ if [ ! -f src/server/dashboard/node_modules/.package-lock.json ] ||
    [ src/server/dashboard/package-lock.json -nt src/server/dashboard/node_modules/.package-lock.json ]; then
   (cd src/server/dashboard && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
+scripts/testdata.sh >/dev/null
 [ "$packages_only" -eq 1 ] && exit 0
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/quietpatch-ccache}"

@@ -1,31 +1,72 @@
 #!/usr/bin/env bash
 # Installs what is needed, then builds and runs the whole test suite twice: an optimized
 # build and an ASan+UBSan build; then builds the fuzz targets with clang and runs each
-# briefly over its seed corpus. Any failure, warning (-Werror) or sanitizer report fails.
+# briefly over its seed corpus. Any failure, warning (-Werror), sanitizer report or skipped
+# test fails. Prints each phase's wall time, and closes with "tests: N passed, M failed"
+# counting the tests that ran in both suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 fuzz_seconds="${QP_FUZZ_SECONDS:-5}"
-
-echo "== optimized build (g++) =="
-scripts/setup.sh --build build/release
 logs=$(mktemp -d)
-ctest --test-dir build/release --output-on-failure -j "$jobs" --timeout 600 >"$logs/release.log" 2>&1 \
-  || { tail -n 80 "$logs/release.log"; exit 1; }
-tail -n 4 "$logs/release.log"
+trap 'rm -rf "$logs"' EXIT
 
-echo "== ASan+UBSan build (g++) =="
+phases=()
+phase_start=0
+begin() { echo "== $1 =="; phase_name=$1; phase_start=$(date +%s); }
+end() {
+  local s=$(( $(date +%s) - phase_start ))
+  phases+=("$(printf '%-34s %5d s' "$phase_name" "$s")")
+  echo "phase: $phase_name took $s s"
+}
+
+passed=0
+failed=0
+# run_ctest NAME BUILD_DIR TIMEOUT: one ctest run; a failure or a test that did not run
+# (skipped, not built) ends the script.
+run_ctest() {
+  local name=$1 dir=$2 timeout=$3 log="$logs/$1.log" rc=0
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout "$timeout" >"$log" 2>&1 || rc=$?
+  local total fail
+  total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log")
+  fail=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log")
+  if [ "$rc" -ne 0 ] || [ -z "$total" ] || grep -q 'The following tests did not run' "$log"; then
+    tail -n 80 "$log"
+    echo "tests: $(( passed + ${total:-0} - ${fail:-0} )) passed, $(( failed + ${fail:-1} )) failed"
+    exit 1
+  fi
+  [ "$total" -gt 0 ] || { echo "$name: ctest found no tests" >&2; exit 1; }
+  tail -n 3 "$log"
+  passed=$(( passed + total - fail ))
+  failed=$(( failed + fail ))
+}
+
+begin "packages and test data"
+scripts/setup.sh --packages-only
+end
+
+begin "optimized build (g++)"
+scripts/setup.sh --build build/release
+end
+begin "optimized tests"
+run_ctest release build/release 600
+end
+
+begin "ASan+UBSan build (g++)"
 scripts/setup.sh --build build/asan --sanitize
+end
+begin "ASan+UBSan tests"
 # strict_memcmp=0: the matcher memcmp()s long suffixes that differ early; checking whole
 # ranges makes its binary search quadratic under ASan.
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:strict_memcmp=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-ctest --test-dir build/asan --output-on-failure -j "$jobs" --timeout 900 >"$logs/asan.log" 2>&1 \
-  || { tail -n 80 "$logs/asan.log"; exit 1; }
-tail -n 4 "$logs/asan.log"
+run_ctest asan build/asan 900
+end
 
-echo "== fuzz build (clang, libFuzzer) =="
+begin "fuzz build (clang, libFuzzer)"
 scripts/setup.sh --build build/fuzz --fuzz --target fuzzers
+end
+begin "fuzz run (${fuzz_seconds} s per target)"
 found=0
 for target in build/fuzz/src/*/*_fuzzer; do
   [ -x "$target" ] || continue
@@ -39,13 +80,10 @@ for target in build/fuzz/src/*/*_fuzzer; do
     "$work" 2>"$work.log" || { tail -n 40 "$work.log"; exit 1; }
   rm -rf "$work" "$work.log"
 done
+[ "$found" -gt 0 ] || { echo "fuzz: no fuzz target was built" >&2; exit 1; }
 echo "fuzz: $found target(s) ran clean"
+end
 
-# One closing line over both suites: "tests: N passed, M failed".
-total=0
-for log in "$logs"/*.log; do
-  n=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log")
-  total=$((total + n))
-done
-rm -rf "$logs"
-echo "tests: $total passed, 0 failed"
+echo "== phase times =="
+printf '%s\n' "${phases[@]}"
+echo "tests: $passed passed, $failed failed"

@@ -5,9 +5,10 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
+#include <cstdio>
 
 #include "core/hash.h"
+#include "core/test_data.h"
 #include "core/test_dir.h"
 #include "delta/tree_manifest.h"
 #include "delta/tree_patch.h"
@@ -19,11 +20,6 @@ namespace {
 using Json = nlohmann::json;
 const std::string kBase = "3.0.17-1~deb12u2";
 
-std::string CorpusDir() {
-  const char* src = std::getenv("QP_SOURCE_DIR");
-  return std::string(src ? src : ".") + "/../shared/corpus/debs";
-}
-
 std::string Digest(const std::string& tree) {
   auto m = delta::ScanTree(Env::Default(), tree);
   return m.ok() ? HexEncode(delta::ManifestDigest(*m)) : "";
@@ -34,9 +30,8 @@ class PublisherTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TestDir();
     for (const char* v : {"17", "20", "22"}) {
-      std::string cmd = "dpkg-deb -x '" + CorpusDir() + "/libssl3_3.0." + v + "-1~deb12u2_amd64.deb' '" +
-                        dir_->Sub(std::string("t") + v) + "'";
-      ASSERT_EQ(std::system(cmd.c_str()), 0);
+      std::string tree = UnpackTestDeb(*dir_, std::string("libssl3_3.0.") + v + "-1~deb12u2_amd64");
+      ASSERT_EQ(std::rename(tree.c_str(), dir_->Sub(std::string("t") + v).c_str()), 0);
     }
     // Built once for the suite: (a) = 3.0.20's files, (b) = 3.0.22's, from base and from (a).
     RepoPaths none{"", ""};
