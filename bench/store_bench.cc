@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
   auto r = store.Install("comp", {patch, status->current, {"a", new_digest}});
   double install_s = Since(t0);
   if (!r.ok() || !r->committed) {
-    std::fprintf(stderr, "install failed: %s\n", r.ok() ? r->reason.c_str() : r.error().ToString().c_str());
+    std::fprintf(stderr, "install failed: %s\n",
+                 r.ok() ? r->reason.c_str() : r.error().ToString().c_str());
     return 1;
   }
   ::sync();
@@ -81,8 +82,9 @@ int main(int argc, char** argv) {
 
   double install_mb = static_cast<double>(used1 - used0) / 1e6;
   double copy_mb = static_cast<double>(used2 - used1) / 1e6;
-  std::printf("install (stage, verify, swap, keep rollback copy, fsync): %.2f s, %.1f MB extra disk\n",
-              install_s, install_mb);
+  std::printf(
+      "install (stage, verify, swap, keep rollback copy, fsync): %.2f s, %.1f MB extra disk\n",
+      install_s, install_mb);
   std::printf("baseline plain copy of the new files (+ sync): %.2f s, %.1f MB\n", copy_s, copy_mb);
   std::printf("ratio install/copy: time %.2f, disk %.2f\n", install_s / copy_s,
               copy_mb > 0 ? install_mb / copy_mb : 0.0);

@@ -48,11 +48,11 @@ int main() {
   for (int t = 0; t < kTargets; ++t) {
     int r = t % kRoles;
     std::string content = "target " + std::to_string(t);
-    repo.writer().AddTarget("role-" + std::to_string(r),
-                            "r" + std::to_string(r) + "/file-" + std::to_string(t) + ".bin",
-                            std::span<const std::uint8_t>(
-                                reinterpret_cast<const std::uint8_t*>(content.data()),
-                                content.size()));
+    repo.writer().AddTarget(
+        "role-" + std::to_string(r),
+        "r" + std::to_string(r) + "/file-" + std::to_string(t) + ".bin",
+        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(content.data()),
+                                      content.size()));
   }
   if (!repo.writer().PublishAll().ok()) return 1;
   std::uint64_t metadata_bytes = 0;
@@ -76,8 +76,8 @@ int main() {
     Updater updater(config, Env::Default(), &repo, &clock);
     if (!updater.Refresh().ok()) return 1;
     for (int r = 0; r < kRoles; ++r) {
-      auto info = updater.GetTargetInfo("r" + std::to_string(r) + "/file-" + std::to_string(r) +
-                                        ".bin");
+      auto info =
+          updater.GetTargetInfo("r" + std::to_string(r) + "/file-" + std::to_string(r) + ".bin");
       if (!info.ok() || !info->has_value()) return 1;
     }
     auto t1 = Stopwatch::now();
@@ -106,8 +106,8 @@ int main() {
   const std::string message(400, 'm');
   std::span<const std::uint8_t> msg(reinterpret_cast<const std::uint8_t*>(message.data()),
                                     message.size());
-  for (auto scheme : {crypto::Scheme::kEd25519, crypto::Scheme::kEcdsaP256,
-                      crypto::Scheme::kRsaPss}) {
+  for (auto scheme :
+       {crypto::Scheme::kEd25519, crypto::Scheme::kEcdsaP256, crypto::Scheme::kRsaPss}) {
     auto key = crypto::SigningKey::Generate(scheme);
     auto verifier = crypto::VerifyingKey::Parse(key->Public());
     auto sig = key->Sign(msg);

@@ -1,11 +1,11 @@
 #include "agent/agent.h"
 
-#include <grp.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <random>
 
+#include "contract/timestamp_peek.h"
 #include "core/durable_file.h"
 #include "core/hash.h"
 #include "tuf/bundle.h"
@@ -49,17 +49,28 @@ Status VerifyFile(Env* env, const std::string& path, const tuf::TargetFile& file
   std::string d256 = HexEncode(sha256.Finish());
   std::string d512 = HexEncode(sha512.Finish());
   for (const auto& [algorithm, expected] : file.hashes) {
-    const std::string* actual = algorithm == "sha256" ? &d256 : algorithm == "sha512" ? &d512 : nullptr;
+    const std::string* actual = algorithm == "sha256"   ? &d256
+                                : algorithm == "sha512" ? &d512
+                                                        : nullptr;
     if (actual == nullptr) {
       return Error(ErrorCode::kUnsupported, "unsupported hash algorithm " + algorithm);
     }
     auto a = HexDecode(*actual);
     auto e = HexDecode(expected);
     if (!e.ok() || !ConstantTimeEquals(*a, *e)) {
-      return Error(ErrorCode::kVerificationFailed, "patch " + algorithm + " does not match the signed hash");
+      return Error(ErrorCode::kVerificationFailed,
+                   "patch " + algorithm + " does not match the signed hash");
     }
   }
   return OkStatus();
+}
+
+// Whether `what` (a component name or an improvement id, as the person typed it) names
+// `component`.
+bool NamesComponent(const std::string& what, const std::string& component) {
+  if (what == component) return true;
+  auto id = contract::ImprovementId::Parse(what);
+  return id.ok() && id->component == component;
 }
 
 std::string PatchLevel(const std::string& base, const std::string& label) {
@@ -98,12 +109,13 @@ Status Agent::Start() {
   // The trusted root: copied from the configuration on first start, then TUF keeps it.
   std::string root = JoinPath(MetadataDir(), "root.json");
   if (!env_->Stat(root).ok()) {
-    auto bytes = ReadFileLimited(env_, config_.trusted_root, 512000);
+    auto bytes = ReadFileLimited(env_, config_.trusted_root, tuf::kMaxRootBytes);
     if (!bytes.ok()) return bytes.error().WithContext("trusted root");
     QP_RETURN_IF_ERROR(WriteFileDurably(env_, root, *bytes, 0644));
   }
   QP_ASSIGN_OR_RETURN(settings_, LoadSettings(env_, config_.state_dir));
-  reports_ = std::make_unique<ReportQueue>(env_, clock_, JoinPath(config_.state_dir, "reports.json"));
+  reports_ =
+      std::make_unique<ReportQueue>(env_, clock_, JoinPath(config_.state_dir, "reports.json"));
   QP_RETURN_IF_ERROR(reports_->Load());
   LoadAgentState();
   QP_RETURN_IF_ERROR(Reload());
@@ -137,12 +149,6 @@ bool Agent::EffectiveAutoInstall() const {
   return policy_.auto_install.has_value() ? *policy_.auto_install : settings_.auto_install;
 }
 
-bool Agent::IsAdminGroup(unsigned gid) const {
-  if (config_.admin_group.empty()) return false;
-  group* g = ::getgrnam(config_.admin_group.c_str());
-  return g != nullptr && g->gr_gid == gid;
-}
-
 void Agent::LoadAgentState() {
   auto bytes = ReadFileLimited(env_, JoinPath(config_.state_dir, "agent.json"), 16 << 20);
   if (!bytes.ok()) return;
@@ -160,7 +166,8 @@ void Agent::LoadAgentState() {
     }
   }
   if (j.contains("declined")) declined_ = j["declined"].get<std::map<std::string, std::string>>();
-  if (j.contains("last_check")) last_check_ = WallTime(std::chrono::seconds(j["last_check"].get<std::int64_t>()));
+  if (j.contains("last_check"))
+    last_check_ = WallTime(std::chrono::seconds(j["last_check"].get<std::int64_t>()));
 }
 
 Status Agent::SaveAgentState() {
@@ -215,8 +222,10 @@ Status Agent::CheckLocked(const std::string& only_install) {
   if (auto p = LoadPolicy(env_, config_.config_dir); p.ok()) policy_ = *p;
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
-  uc.metadata_url = bundle_ ? tuf::BundleFetcher::kMetadataUrl : config_.repository_url + "/metadata/";
-  uc.target_base_url = bundle_ ? tuf::BundleFetcher::kTargetsUrl : config_.repository_url + "/targets/";
+  uc.metadata_url =
+      bundle_ ? tuf::BundleFetcher::kMetadataUrl : config_.repository_url + "/metadata/";
+  uc.target_base_url =
+      bundle_ ? tuf::BundleFetcher::kTargetsUrl : config_.repository_url + "/targets/";
   tuf::Updater updater(uc, env_, bundle_ ? bundle_ : http_.get(), clock_);
   auto fail_all = [&](const Error& e) -> Status {
     last_check_error_ = e.ToString();
@@ -241,13 +250,13 @@ Status Agent::CheckLocked(const std::string& only_install) {
       spdlog::warn("agent: {}", imp.error().ToString());
     }
   }
-  rollout_.clear();
+  rollout_ = contract::Rollout{};
   auto rollout_info = updater.GetTargetInfo("rollout.json");
   if (!rollout_info.ok()) return fail_all(rollout_info.error());
   if (rollout_info->has_value()) {
     auto bytes = updater.FetchTarget(**rollout_info);
     if (!bytes.ok()) return fail_all(bytes.error());
-    auto parsed = ParseRollout(*bytes);
+    auto parsed = contract::Rollout::Parse(*bytes);
     if (!parsed.ok()) return fail_all(parsed.error());
     rollout_ = std::move(parsed).value();
   }
@@ -270,7 +279,8 @@ Status Agent::CheckLocked(const std::string& only_install) {
       continue;
     }
     for (const auto& imp : improvements_) {
-      if (imp.component == c.name && imp.base == st->base_version && !first_seen_.count(imp.Id())) {
+      if (imp.id.component == c.name && imp.id.base == st->base_version &&
+          !first_seen_.count(imp.Id())) {
         first_seen_[imp.Id()] = now;
       }
     }
@@ -286,13 +296,11 @@ Status Agent::CheckLocked(const std::string& only_install) {
     in.defer = policy_.defer;
     in.first_seen = &first_seen_;
     in.now = now;
-    bool manual = only_install == "*" ||
-                  (!only_install.empty() &&
-                   (only_install == c.name || only_install.rfind(c.name + "/", 0) == 0));
+    bool manual = only_install == "*" || NamesComponent(only_install, c.name);
     in.manual = manual;
     Decision d = Decide(in);
     if (!manual && d.kind == Decision::Kind::kInstall && declined_.count(c.name) != 0 &&
-        declined_[c.name] == d.improvement->label) {
+        declined_[c.name] == d.improvement->id.label) {
       d.kind = Decision::Kind::kAvailable;
       d.reason = "removed or rolled back here; install it again with quietpatch install";
     }
@@ -306,7 +314,7 @@ Status Agent::CheckLocked(const std::string& only_install) {
       case Decision::Kind::kRemoveRevoked: {
         Status s = store_->Remove(c.name, d.reason);
         view.last_error = s.ok() ? "" : s.error().ToString();
-        Report(c, st->base_version, d.improvement->label, s.ok() ? "rolled_back" : "failed",
+        Report(c, st->base_version, d.improvement->id.label, s.ok() ? "rolled_back" : "failed",
                s.ok() ? d.reason : s.error().ToString());
         if (s.ok()) view.installed_cves.clear();
         break;
@@ -320,12 +328,12 @@ Status Agent::CheckLocked(const std::string& only_install) {
       case Decision::Kind::kDeferred:
       case Decision::Kind::kHalted:
         view.offered = *d.improvement;
-        view.offered_state = d.kind == Decision::Kind::kAvailable ? "available"
+        view.offered_state = d.kind == Decision::Kind::kAvailable  ? "available"
                              : d.kind == Decision::Kind::kDeferred ? "deferred"
                                                                    : "halted";
         view.deferred_until = d.until;
         if (d.kind != Decision::Kind::kHalted) {
-          Report(c, st->base_version, d.improvement->label, view.offered_state, d.reason);
+          Report(c, st->base_version, d.improvement->id.label, view.offered_state, d.reason);
         }
         break;
       case Decision::Kind::kNothing:
@@ -344,7 +352,7 @@ Status Agent::CheckLocked(const std::string& only_install) {
   if (!only_install.empty() && only_install != "*") {
     bool known = false;
     for (const auto& c : components_) {
-      known = known || only_install == c.name || only_install.rfind(c.name + "/", 0) == 0;
+      known = known || NamesComponent(only_install, c.name);
     }
     if (!known) {
       first_error = Error(ErrorCode::kNotFound, "no component or improvement " + only_install);
@@ -381,26 +389,27 @@ Result<std::string> Agent::DownloadPatch(const Improvement& imp, tuf::Updater& u
 Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::ComponentStatus& st,
                                  const Improvement& imp, tuf::Updater& updater) {
   ComponentView& view = views_[c.name];
-  Report(c, st.base_version, imp.label, "downloading", "");
+  Report(c, st.base_version, imp.id.label, "downloading", "");
   auto patch = DownloadPatch(imp, updater);
   if (!patch.ok()) {
-    view.last_error = "download of (" + imp.label + ") failed: " + patch.error().ToString();
-    Report(c, st.base_version, imp.label, "failed", view.last_error);
+    view.last_error = "download of (" + imp.id.label + ") failed: " + patch.error().ToString();
+    Report(c, st.base_version, imp.id.label, "failed", view.last_error);
     return patch.error();
   }
-  store::InstallRequest request{*patch, st.current, store::TreeState{imp.label, imp.result_digest}};
+  store::InstallRequest request{*patch, st.current,
+                                store::TreeState{imp.id.label, imp.result_digest}};
   auto outcome = store_->Install(c.name, request);
   if (!outcome.ok()) {
-    view.last_error = "install of (" + imp.label + ") failed: " + outcome.error().ToString();
-    Report(c, st.base_version, imp.label, "failed", view.last_error);
+    view.last_error = "install of (" + imp.id.label + ") failed: " + outcome.error().ToString();
+    Report(c, st.base_version, imp.id.label, "failed", view.last_error);
     return outcome.error();
   }
   if (outcome->rolled_back) {
-    view.last_error = "(" + imp.label + ") rolled back: " + outcome->reason;
-    Report(c, st.base_version, imp.label, "rolled_back", outcome->reason);
+    view.last_error = "(" + imp.id.label + ") rolled back: " + outcome->reason;
+    Report(c, st.base_version, imp.id.label, "rolled_back", outcome->reason);
     // Not retried automatically (it would fail the same way at every check); a newer
     // improvement or a manual install is tried.
-    declined_[c.name] = imp.label;
+    declined_[c.name] = imp.id.label;
     return OkStatus();
   }
   view.last_error.clear();
@@ -411,7 +420,8 @@ Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::C
   if (Status s = store_->RunRestartHooks(c.name); !s.ok()) view.last_error = s.error().ToString();
   auto stale = store_->ProcessesNeedingRestart(c.name);
   std::vector<store::ProcessRef> restart = stale.ok() ? *stale : std::vector<store::ProcessRef>();
-  Report(c, st.base_version, imp.label, restart.empty() ? "protected" : "installed", "", restart);
+  Report(c, st.base_version, imp.id.label, restart.empty() ? "protected" : "installed", "",
+         restart);
   return OkStatus();
 }
 
@@ -425,7 +435,8 @@ Status Agent::RemoveNow(const std::string& component) {
   views_[component].installed_cves.clear();
   if (after.ok()) {
     for (const auto& imp : improvements_) {
-      if (imp.component == component && imp.base == after->base_version && imp.label == after->current.label) {
+      if (imp.id.component == component && imp.id.base == after->base_version &&
+          imp.id.label == after->current.label) {
         views_[component].installed_cves = imp.cves;
       }
     }
@@ -475,7 +486,8 @@ Json Agent::StatusJson() {
       // recorded at install time when the metadata could not be read).
       std::vector<std::string> cves = v.installed_cves;
       for (const auto& imp : improvements_) {
-        if (imp.component == c.name && imp.base == st->base_version && imp.label == st->current.label) {
+        if (imp.id.component == c.name && imp.id.base == st->base_version &&
+            imp.id.label == st->current.label) {
           cves = imp.cves;
         }
       }
@@ -488,13 +500,14 @@ Json Agent::StatusJson() {
     }
     if (v.offered) {
       j["available"] = Json{{"id", v.offered->Id()},
-                            {"label", v.offered->label},
+                            {"label", v.offered->id.label},
                             {"state", v.offered_state},
                             {"cves", v.offered->cves},
                             {"urgency", v.offered->urgency},
                             {"exploited", v.offered->exploited},
                             {"patch_bytes", v.offered->file.length}};
-      if (v.offered_state == "deferred") j["available"]["deferred_until"] = Seconds(v.deferred_until);
+      if (v.offered_state == "deferred")
+        j["available"]["deferred_until"] = Seconds(v.deferred_until);
     } else {
       j["available"] = nullptr;
     }
@@ -538,22 +551,20 @@ Status Agent::FlushReports(long* retry_after) {
   if (config_.server_url.empty()) return OkStatus();
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (reports_->pending() == 0) return OkStatus();
-  auto sent = reports_->Flush(*http_, config_.server_url + "/v1/reports", install_id_, kAgentVersion,
-                              retry_after);
+  auto sent = reports_->Flush(*http_, config_.server_url + "/v1/reports", install_id_,
+                              kAgentVersion, retry_after);
   if (!sent.ok()) return sent.error();
   return OkStatus();
 }
 
 std::uint64_t Agent::TrustedTimestampVersion() {
-  auto bytes = ReadFileLimited(env_, JoinPath(MetadataDir(), "timestamp.json"), 16384);
+  // The version this device verified last (0 before its first check): the watch asks the
+  // server to answer once a newer one is published.
+  auto bytes = ReadFileLimited(env_, JoinPath(MetadataDir(), "timestamp.json"),
+                               contract::kMaxTimestampBytes);
   if (!bytes.ok()) return 0;
-  Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, false);
-  if (j.is_discarded()) return 0;
-  try {
-    return j.at("signed").at("version").get<std::uint64_t>();
-  } catch (...) {
-    return 0;
-  }
+  auto peek = contract::PeekTimestamp(*bytes);
+  return peek.ok() ? peek->version : 0;
 }
 
 Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
@@ -575,7 +586,8 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
   if (!r.ok()) return r.error();
   if (r->status == 204) return false;
   if (r->status == 200) return true;
-  if (r->status == 404) return Error(ErrorCode::kUnsupported, "the server offers no watch endpoint");
+  if (r->status == 404)
+    return Error(ErrorCode::kUnsupported, "the server offers no watch endpoint");
   return Error(ErrorCode::kIo, "watch: HTTP " + std::to_string(r->status));
 }
 
@@ -630,20 +642,22 @@ void Agent::Run(const std::atomic<bool>& stop) {
         continue;
       }
       if (woke.error().code() == ErrorCode::kUnsupported) {
-        spdlog::info("agent: {}; polling every {}s", woke.error().ToString(), config_.interval.count());
+        spdlog::info("agent: {}; polling every {}s", woke.error().ToString(),
+                     config_.interval.count());
         watch_supported = false;
-      } else if (!stop && !check_requested_) {
+      } else if (!stop) {
         // Server unreachable: retry the watch a little later, reports too.
         long ra = 0;
         (void)FlushReports(&ra);
         std::unique_lock<std::mutex> lock(wake_mu_);
-        wake_.wait_for(lock, std::chrono::seconds(2), [&] { return stop.load() || check_requested_; });
+        wake_.wait_for(lock, std::chrono::seconds(2),
+                       [&] { return stop.load() || check_requested_; });
       }
       continue;
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
-    auto wait = std::min<std::chrono::steady_clock::duration>(next_check - std::chrono::steady_clock::now(),
-                                                               std::chrono::seconds(5));
+    auto wait = std::min<std::chrono::steady_clock::duration>(
+        next_check - std::chrono::steady_clock::now(), std::chrono::seconds(5));
     if (wait.count() > 0) {
       wake_.wait_for(lock, wait, [&] { return stop.load() || check_requested_; });
     }

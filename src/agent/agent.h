@@ -72,7 +72,6 @@ class Agent {
   void RequestCheck();
 
   const AgentConfig& config() const { return config_; }
-  bool IsAdminGroup(unsigned gid) const;
 
  private:
   struct ComponentView {
@@ -110,7 +109,7 @@ class Agent {
   std::unique_ptr<ReportQueue> reports_;
   std::unique_ptr<net::HttpFetcher> http_;
   std::vector<Improvement> improvements_;
-  std::map<std::string, RolloutEntry> rollout_;
+  contract::Rollout rollout_;
   std::map<std::string, WallTime> first_seen_;
   // Improvements the person removed: not installed again automatically (component -> label).
   std::map<std::string, std::string> declined_;

@@ -34,8 +34,8 @@ Result<std::chrono::seconds> Seconds(const toml::table& t, const char* key, cons
   if (!t.contains(key)) return fallback;
   auto v = t[key].value<std::int64_t>();
   if (!v || *v < min || *v > max) {
-    return Bad(file, key, "expected an integer from " + std::to_string(min) + " to " +
-                              std::to_string(max));
+    return Bad(file, key,
+               "expected an integer from " + std::to_string(min) + " to " + std::to_string(max));
   }
   return std::chrono::seconds(*v);
 }
@@ -54,10 +54,10 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
                                     const std::string& state_dir) {
   std::string file = JoinPath(config_dir, "agent.toml");
   QP_ASSIGN_OR_RETURN(toml::table t, ParseTomlFile(env, file));
-  static const char* kKnown[] = {"repository_url", "server_url",    "trusted_root",
-                                 "components_dir", "interval_seconds", "jitter_seconds",
-                                 "max_backoff_seconds", "watch",   "watch_timeout_seconds",
-                                 "ca_file",        "admin_group",   "control_socket"};
+  static const char* kKnown[] = {
+      "repository_url",        "server_url",     "trusted_root",        "components_dir",
+      "interval_seconds",      "jitter_seconds", "max_backoff_seconds", "watch",
+      "watch_timeout_seconds", "ca_file",        "admin_group",         "control_socket"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;

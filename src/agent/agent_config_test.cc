@@ -9,9 +9,10 @@ namespace {
 
 TEST(AgentConfigTest, ReadsConfigPolicyAndSettings) {
   TestDir dir;
-  WriteTestFile(dir.Sub("agent.toml"),
-                "repository_url = \"http://127.0.0.1:8080/repo/\"\nserver_url = \"http://127.0.0.1:8080\"\n"
-                "interval_seconds = 60\nadmin_group = \"quietpatch\"\n");
+  WriteTestFile(
+      dir.Sub("agent.toml"),
+      "repository_url = \"http://127.0.0.1:8080/repo/\"\nserver_url = \"http://127.0.0.1:8080\"\n"
+      "interval_seconds = 60\nadmin_group = \"quietpatch\"\n");
   auto c = LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state"));
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   EXPECT_EQ(c->repository_url, "http://127.0.0.1:8080/repo");

@@ -187,7 +187,8 @@ void ControlServer::Handle(int fd) {
     // What the person changed reaches the server now, not at the next check.
     long retry_after = 0;
     Status flushed = agent_->FlushReports(&retry_after);
-    if (!flushed.ok()) spdlog::warn("control: reports not delivered yet: {}", flushed.error().ToString());
+    if (!flushed.ok())
+      spdlog::warn("control: reports not delivered yet: {}", flushed.error().ToString());
   }
 }
 
@@ -204,7 +205,8 @@ Result<Json> CallControl(const std::string& socket_path, const Json& request, in
     int err = errno;
     ::close(fd);
     if (err == ENOENT || err == ECONNREFUSED) {
-      return Error(ErrorCode::kNotFound, "quietpatchd is not running (no daemon on " + socket_path + ")");
+      return Error(ErrorCode::kNotFound,
+                   "quietpatchd is not running (no daemon on " + socket_path + ")");
     }
     return ErrnoError(err, "connect " + socket_path);
   }

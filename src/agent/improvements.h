@@ -13,53 +13,32 @@
 #include <string>
 #include <vector>
 
+#include "contract/improvement_target.h"
+#include "contract/rollout.h"
 #include "core/clock.h"
 #include "core/result.h"
 #include "tuf/updater.h"
 
 namespace qp::agent {
 
-struct Improvement {
+// One patch of an improvement, as the signed targets metadata lists it.
+struct Improvement : contract::ImprovementTarget {
   std::string target_path;
   tuf::TargetFile file;
-  std::string component, platform, base, label;
-  std::string from;  // "base" or the label it patches from
-  std::string result_digest;
-  std::vector<std::string> cves;
-  std::string urgency = "normal";  // critical, high, normal
-  bool exploited = false;
-  std::vector<std::string> restart;
-  bool revoked = false;
 
   // "<component>/<base>/<label>", the key of rollout.json.
-  std::string Id() const { return component + "/" + base + "/" + label; }
+  std::string Id() const { return id.ToString(); }
 };
 
-// Reads custom.quietpatch of a target. kCorrupt naming the target when it is malformed.
+// Reads custom.quietpatch of a target (contract::ImprovementTarget). kCorrupt naming the
+// target when it is malformed.
 Result<Improvement> ParseImprovement(const tuf::TargetInfo& target);
-
-struct RolloutEntry {
-  int percent = 0;
-  bool halted = false;
-  std::string reason;
-};
-
-// Parses rollout.json ({"improvements": {"<id>": {"percent", "halted", "reason"}}}).
-Result<std::map<std::string, RolloutEntry>> ParseRollout(std::span<const std::uint8_t> bytes);
-
-// The device's cohort for an improvement: the first 8 bytes of
-// SHA-256(install_id + "/" + improvement_id) as a big-endian integer, mod 10000.
-int Cohort(const std::string& install_id, const std::string& improvement_id);
-bool InRollout(const std::string& install_id, const std::string& improvement_id, int percent);
-
-// Labels order by length, then alphabetically: a < b < ... < z < aa.
-bool LabelLess(const std::string& a, const std::string& b);
 
 struct DecisionInput {
   std::string component, platform, base;
   std::string current_label;  // "" = base
   const std::vector<Improvement>* improvements = nullptr;
-  const std::map<std::string, RolloutEntry>* rollout = nullptr;
+  const contract::Rollout* rollout = nullptr;
   std::string install_id;
   bool auto_install = true;
   std::chrono::hours defer{0};
@@ -71,7 +50,7 @@ struct DecisionInput {
 
 struct Decision {
   enum class Kind {
-    kNothing,        // up to date, or nothing offered to this device yet
+    kNothing,  // up to date, or nothing offered to this device yet
     kInstall,
     kAvailable,      // automatic installation is off
     kDeferred,       // held by the managed deferral until `until`

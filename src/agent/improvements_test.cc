@@ -8,10 +8,10 @@ namespace {
 Improvement Imp(const std::string& label, const std::string& from, bool exploited = false,
                 bool revoked = false) {
   Improvement i;
-  i.component = "openssl";
+  i.id.component = "openssl";
   i.platform = "linux-x86_64";
-  i.base = "3.0.17-1~deb12u2";
-  i.label = label;
+  i.id.base = "3.0.17-1~deb12u2";
+  i.id.label = label;
   i.from = from;
   i.exploited = exploited;
   i.revoked = revoked;
@@ -35,17 +35,17 @@ class DecideTest : public ::testing::Test {
     return in;
   }
   std::vector<Improvement> imps;
-  std::map<std::string, RolloutEntry> rollout;
+  contract::Rollout rollout;
   std::map<std::string, WallTime> first_seen;
   WallTime now = std::chrono::system_clock::from_time_t(1800000000);
 };
 
 TEST_F(DecideTest, PicksTheNewestImprovementThatPatchesFromTheCurrentState) {
   imps = {Imp("a", "base"), Imp("b", "base"), Imp("b", "a")};
-  rollout["openssl/3.0.17-1~deb12u2/b"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/b"] = {100, false, ""};
   Decision d = Decide(Input());
   ASSERT_EQ(d.kind, Decision::Kind::kInstall);
-  EXPECT_EQ(d.improvement->label, "b");
+  EXPECT_EQ(d.improvement->id.label, "b");
   EXPECT_EQ(d.improvement->from, "base");
   d = Decide(Input("a"));
   ASSERT_EQ(d.kind, Decision::Kind::kInstall);
@@ -55,52 +55,54 @@ TEST_F(DecideTest, PicksTheNewestImprovementThatPatchesFromTheCurrentState) {
 
 TEST_F(DecideTest, IgnoresOtherBasesPlatformsAndComponents) {
   Improvement other_base = Imp("a", "base");
-  other_base.base = "3.0.20-1~deb12u2";
+  other_base.id.base = "3.0.20-1~deb12u2";
   Improvement other_platform = Imp("a", "base");
   other_platform.platform = "linux-aarch64";
   imps = {other_base, other_platform};
-  rollout["openssl/3.0.20-1~deb12u2/a"] = {100, false, ""};
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.20-1~deb12u2/a"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
   EXPECT_EQ(Decide(Input()).kind, Decision::Kind::kNothing);
 }
 
 TEST_F(DecideTest, RespectsRolloutPercentageAndHalt) {
   imps = {Imp("a", "base")};
   EXPECT_EQ(Decide(Input()).kind, Decision::Kind::kNothing);  // not in rollout.json: 0%
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {0, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {0, false, ""};
   EXPECT_EQ(Decide(Input()).kind, Decision::Kind::kNothing);
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, true, "too many failures"};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, true, "too many failures"};
   Decision d = Decide(Input());
   EXPECT_EQ(d.kind, Decision::Kind::kHalted);
   EXPECT_EQ(d.reason, "rollout halted: too many failures");
   // About half of many devices are inside a 50% rollout, and a device's answer is stable.
   int inside = 0;
   for (int i = 0; i < 2000; ++i) {
-    inside += InRollout("device-" + std::to_string(i), "openssl/3.0.17-1~deb12u2/a", 50) ? 1 : 0;
+    inside += contract::InRollout("device-" + std::to_string(i), "openssl/3.0.17-1~deb12u2/a", 50)
+                  ? 1
+                  : 0;
   }
   EXPECT_GT(inside, 900);
   EXPECT_LT(inside, 1100);
-  EXPECT_EQ(Cohort("x", "y"), Cohort("x", "y"));
+  EXPECT_EQ(contract::Cohort("x", "y"), contract::Cohort("x", "y"));
 }
 
 TEST_F(DecideTest, AHaltedOrNotYetOfferedNewerImprovementDoesNotHoldBackAnOlderOne) {
   imps = {Imp("a", "base"), Imp("b", "base")};
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
-  rollout["openssl/3.0.17-1~deb12u2/b"] = {0, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/b"] = {0, false, ""};
   Decision d = Decide(Input());
   ASSERT_EQ(d.kind, Decision::Kind::kInstall);
-  EXPECT_EQ(d.improvement->label, "a");
-  rollout["openssl/3.0.17-1~deb12u2/b"] = {100, true, "halted"};
+  EXPECT_EQ(d.improvement->id.label, "a");
+  rollout.improvements["openssl/3.0.17-1~deb12u2/b"] = {100, true, "halted"};
   d = Decide(Input());
   ASSERT_EQ(d.kind, Decision::Kind::kInstall);
-  EXPECT_EQ(d.improvement->label, "a");
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, true, "also halted"};
+  EXPECT_EQ(d.improvement->id.label, "a");
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, true, "also halted"};
   EXPECT_EQ(Decide(Input()).kind, Decision::Kind::kHalted);
 }
 
 TEST_F(DecideTest, AutoInstallOffMakesItAvailableAndManualInstallsAnyway) {
   imps = {Imp("a", "base")};
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
   DecisionInput in = Input();
   in.auto_install = false;
   EXPECT_EQ(Decide(in).kind, Decision::Kind::kAvailable);
@@ -110,7 +112,7 @@ TEST_F(DecideTest, AutoInstallOffMakesItAvailableAndManualInstallsAnyway) {
 
 TEST_F(DecideTest, DeferralHoldsOrdinaryFixesButNotExploitedOnes) {
   imps = {Imp("a", "base")};
-  rollout["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
+  rollout.improvements["openssl/3.0.17-1~deb12u2/a"] = {100, false, ""};
   first_seen["openssl/3.0.17-1~deb12u2/a"] = now;
   DecisionInput in = Input();
   in.defer = std::chrono::hours(24);
@@ -136,7 +138,8 @@ TEST(ImprovementTest, ParsesCustomMetadataAndRollout) {
   t.path = "improvements/openssl/3.0.17-1~deb12u2/openssl-3.0.17-1~deb12u2-a.linux-x86_64.qpatch";
   t.file.custom = nlohmann::json::parse(R"({"quietpatch": {"component": "openssl",
       "platform": "linux-x86_64", "base": "3.0.17-1~deb12u2", "label": "a", "from": "base",
-      "result_digest": ")" + std::string(64, 'f') + R"(", "cves": ["CVE-2025-9230"],
+      "result_digest": ")" + std::string(64, 'f') +
+                                        R"(", "cves": ["CVE-2025-9230"],
       "urgency": "critical", "exploited": true, "restart": ["nginx"], "revoked": false}})");
   auto imp = ParseImprovement(t);
   ASSERT_TRUE(imp.ok()) << imp.error().ToString();
@@ -147,12 +150,12 @@ TEST(ImprovementTest, ParsesCustomMetadataAndRollout) {
 
   std::string rollout = R"({"improvements": {"openssl/3.0.17-1~deb12u2/a": {"percent": 50,
       "halted": true, "reason": "auto-halt"}}})";
-  auto r = ParseRollout(std::span<const std::uint8_t>(
+  auto r = contract::Rollout::Parse(std::span<const std::uint8_t>(
       reinterpret_cast<const std::uint8_t*>(rollout.data()), rollout.size()));
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->at("openssl/3.0.17-1~deb12u2/a").percent, 50);
-  EXPECT_TRUE(r->at("openssl/3.0.17-1~deb12u2/a").halted);
-  EXPECT_TRUE(LabelLess("z", "aa"));
+  EXPECT_EQ(r->improvements.at("openssl/3.0.17-1~deb12u2/a").percent, 50);
+  EXPECT_TRUE(r->improvements.at("openssl/3.0.17-1~deb12u2/a").halted);
+  EXPECT_TRUE(contract::LabelLess("z", "aa"));
 }
 
 }  // namespace

@@ -3,9 +3,9 @@
 // the fleet server: files with ranges, reports, watch). Each test asserts the component's
 // files, the status output and the reports received.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <fstream>
@@ -23,6 +23,11 @@ namespace {
 
 using Json = nlohmann::json;
 using TreeSpec = std::map<std::string, std::string>;
+
+// A valid improvement id (the test's own literal).
+contract::ImprovementId Id(const std::string& id) {
+  return contract::ImprovementId::Parse(id).value();
+}
 
 std::string Incompressible(std::size_t n, std::uint32_t seed) {
   std::string s(n, '\0');
@@ -73,7 +78,8 @@ class AgentE2eTest : public ::testing::Test {
   }
 
   void StartServer(bool watch, int cut_after = 0, int port = 0) {
-    std::vector<std::string> argv = {"python3", "-u", Source("src/agent/testdata/fleet_test_server.py"),
+    std::vector<std::string> argv = {"python3", "-u",
+                                     Source("src/agent/testdata/fleet_test_server.py"),
                                      paths_.repo_dir, reports_};
     if (watch) argv.push_back("--watch");
     if (cut_after > 0) argv.insert(argv.end(), {"--cut-after", std::to_string(cut_after)});
@@ -122,14 +128,20 @@ class AgentE2eTest : public ::testing::Test {
     ::chmod(dir_.Sub(name).c_str(), 0755);
     std::string url = "http://127.0.0.1:" + std::to_string(port_);
     WriteTestFile(d.config + "/agent.toml",
-                  "repository_url = \"" + url + "/repo\"\nserver_url = \"" + url + "\"\n"
-                  "interval_seconds = 1\njitter_seconds = 0\nmax_backoff_seconds = 1\n"
-                  "watch_timeout_seconds = 20\nwatch = " + (watch ? "true" : "false") + "\n"
-                  "control_socket = \"" + d.socket + "\"\n");
+                  "repository_url = \"" + url + "/repo\"\nserver_url = \"" + url +
+                      "\"\n"
+                      "interval_seconds = 1\njitter_seconds = 0\nmax_backoff_seconds = 1\n"
+                      "watch_timeout_seconds = 20\nwatch = " +
+                      (watch ? "true" : "false") +
+                      "\n"
+                      "control_socket = \"" +
+                      d.socket + "\"\n");
     WriteTestFile(d.config + "/root.json", ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
     WriteTestFile(d.config + "/components/comp.toml",
-                  "name = \"comp\"\nplatform = \"linux-x86_64\"\nroot = \"" + d.live + "\"\n"
-                  "[base_version]\nliteral = \"1.0\"\n[health_check]\ncommand = [\"" + health + "\"]\n");
+                  "name = \"comp\"\nplatform = \"linux-x86_64\"\nroot = \"" + d.live +
+                      "\"\n"
+                      "[base_version]\nliteral = \"1.0\"\n[health_check]\ncommand = [\"" +
+                      health + "\"]\n");
     if (!policy.empty()) WriteTestFile(d.config + "/policy.toml", policy);
     return d;
   }
@@ -137,18 +149,21 @@ class AgentE2eTest : public ::testing::Test {
   // `fake_offset` (e.g. "+3h") moves the daemon's clock with libfaketime, preloaded into
   // the daemon itself (the faketime wrapper would stand between the test and the daemon).
   void Start(Device& d, const std::string& fake_offset = "") {
-    std::vector<std::string> argv = {QP_QUIETPATCHD, "--config-dir", d.config, "--state-dir", d.state,
-                                     "--log-level", "debug"};
+    std::vector<std::string> argv = {QP_QUIETPATCHD, "--config-dir", d.config, "--state-dir",
+                                     d.state,        "--log-level",  "debug"};
     std::vector<std::string> env;
     if (!fake_offset.empty()) {
-      env = {"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1", "FAKETIME=" + fake_offset,
-             "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"};
+      env = {"LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+             "FAKETIME=" + fake_offset, "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0"};
     }
     d.daemon = std::make_unique<BackgroundProcess>(argv, env);
-    ASSERT_TRUE(WaitFor(d, [](const Json&) { return true; }, 20)) << "quietpatchd did not answer";
+    ASSERT_TRUE(WaitFor(
+        d, [](const Json&) { return true; }, 20))
+        << "quietpatchd did not answer";
   }
 
-  CommandResult Cli(const Device& d, std::vector<std::string> args, std::vector<std::string> prefix = {}) {
+  CommandResult Cli(const Device& d, std::vector<std::string> args,
+                    std::vector<std::string> prefix = {}) {
     std::vector<std::string> argv = prefix;
     argv.insert(argv.end(), {QP_QUIETPATCH, "--socket", d.socket});
     argv.insert(argv.end(), args.begin(), args.end());
@@ -206,9 +221,11 @@ TEST_F(AgentE2eTest, ANewImprovementInstallsInTheBackgroundWithNoAction) {
   StartServer(/*watch=*/true);
   Device d = MakeDevice("d1", /*watch=*/true);
   Start(d);
-  ASSERT_TRUE(WaitFor(d, [](const Json& s) { return !s["last_check"].is_null(); }, 20));
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& s) { return !s["last_check"].is_null(); }, 20));
   Publish("a", 1, 100, /*exploited=*/true);
-  ASSERT_TRUE(WaitFor(d, [](const Json& s) { return Comp(s)["improvement"] == "a"; }, 30))
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& s) { return Comp(s)["improvement"] == "a"; }, 30))
       << d.daemon->Output();
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v1")));
   Json s = Status(d);
@@ -235,9 +252,12 @@ TEST_F(AgentE2eTest, AutoInstallOffWaitsForAManualInstallAndRemoveGoesBack) {
   auto off = Cli(d, {"settings", "auto-install", "off"});
   ASSERT_EQ(off.exit_code, 0) << off.output;
   Publish("a", 1, 100, false);
-  ASSERT_TRUE(WaitFor(d, [](const Json& s) {
-    return !Comp(s)["available"].is_null() && Comp(s)["available"]["state"] == "available";
-  }, 30));
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& s) {
+        return !Comp(s)["available"].is_null() && Comp(s)["available"]["state"] == "available";
+      },
+      30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   EXPECT_EQ(Status(d)["auto_install"], false);
   ASSERT_TRUE(WaitForReport("available", 20));
@@ -253,7 +273,8 @@ TEST_F(AgentE2eTest, AutoInstallOffWaitsForAManualInstallAndRemoveGoesBack) {
   Json s = Status(d);
   EXPECT_EQ(Comp(s)["improvement"], "");
   auto history = Cli(d, {"history"});
-  EXPECT_NE(history.output.find("install base -> (a): committed"), std::string::npos) << history.output;
+  EXPECT_NE(history.output.find("install base -> (a): committed"), std::string::npos)
+      << history.output;
   EXPECT_NE(history.output.find("remove (a) -> base: removed"), std::string::npos);
   ASSERT_TRUE(WaitForReport("removed", 20));
 }
@@ -269,20 +290,25 @@ TEST_F(AgentE2eTest, ManagedPolicyLocksTheSettingAndDefersOrdinaryFixesOnly) {
   EXPECT_EQ(s["auto_install_locked"], true);
 
   Publish("a", 1, 100, /*exploited=*/false);
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) {
-    return !Comp(st)["available"].is_null() && Comp(st)["available"]["state"] == "deferred";
-  }, 30));
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& st) {
+        return !Comp(st)["available"].is_null() && Comp(st)["available"]["state"] == "deferred";
+      },
+      30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   // Three hours later (the daemon's clock moved with faketime) the deferral is over.
   d.daemon->Stop(SIGTERM);
   Start(d, "+3h");
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 30))
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 30))
       << d.daemon->Output();
   d.daemon->Stop(SIGTERM);
   // An exploited fix is not deferred at all.
   Start(d);
   Publish("b", 2, 100, /*exploited=*/true, {{"a", dir_.Sub("v1")}});
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == "b"; }, 30));
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& st) { return Comp(st)["improvement"] == "b"; }, 30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v2")));
 }
 
@@ -292,20 +318,32 @@ TEST_F(AgentE2eTest, RolloutPercentageHaltAndRevocationAreRespected) {
   Start(d);
   std::string id = "comp/1.0/a";
   Publish("a", 1, 0, false);
-  ASSERT_TRUE(publish::SetRollout(Env::Default(), Clock::Real(), paths_, id, std::nullopt, true, "test halt").ok());
-  ASSERT_TRUE(publish::SetRollout(Env::Default(), Clock::Real(), paths_, id, 100, std::nullopt, "").ok());
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) {
-    return !Comp(st)["available"].is_null() && Comp(st)["available"]["state"] == "halted";
-  }, 30));
+  ASSERT_TRUE(online::SetRollout(Env::Default(), Clock::Real(), paths_, Id(id), std::nullopt, true,
+                                 "test halt")
+                  .ok());
+  ASSERT_TRUE(
+      online::SetRollout(Env::Default(), Clock::Real(), paths_, Id(id), 100, std::nullopt, "")
+          .ok());
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& st) {
+        return !Comp(st)["available"].is_null() && Comp(st)["available"]["state"] == "halted";
+      },
+      30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
-  ASSERT_TRUE(publish::SetRollout(Env::Default(), Clock::Real(), paths_, id, std::nullopt, false, "").ok());
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 30));
+  ASSERT_TRUE(
+      online::SetRollout(Env::Default(), Clock::Real(), paths_, Id(id), std::nullopt, false, "")
+          .ok());
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v1")));
-  ASSERT_TRUE(publish::Revoke(Env::Default(), Clock::Real(), paths_, id).ok());
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == ""; }, 30));
+  ASSERT_TRUE(publish::Revoke(Env::Default(), Clock::Real(), paths_, Id(id)).ok());
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& st) { return Comp(st)["improvement"] == ""; }, 30));
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   ASSERT_TRUE(WaitForReport("rolled_back", 20));
-  EXPECT_NE(Reports("rolled_back")[0]["error"].get<std::string>().find("revoked"), std::string::npos);
+  EXPECT_NE(Reports("rolled_back")[0]["error"].get<std::string>().find("revoked"),
+            std::string::npos);
 }
 
 TEST_F(AgentE2eTest, CorruptPatchRollbackAndExpiredMetadataInstallNothingAndSayWhy) {
@@ -324,17 +362,26 @@ TEST_F(AgentE2eTest, CorruptPatchRollbackAndExpiredMetadataInstallNothingAndSayW
   }
   Device d = MakeDevice("d5", /*watch=*/false);
   Start(d);
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) {
-    return Comp(st)["last_error"].get<std::string>().find("does not match the signed hash") != std::string::npos;
-  }, 30)) << Status(d).dump(2);
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& st) {
+        return Comp(st)["last_error"].get<std::string>().find("does not match the signed hash") !=
+               std::string::npos;
+      },
+      30))
+      << Status(d).dump(2);
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   ASSERT_TRUE(WaitForReport("failed", 20));
 
   // A rolled-back timestamp: refused, with the reason in status and report.
   WriteTestFile(paths_.repo_dir + "/metadata/timestamp.json", old_timestamp);
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) {
-    return st["last_check_error"].get<std::string>().find("rollback") != std::string::npos;
-  }, 30)) << Status(d).dump(2);
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& st) {
+        return st["last_check_error"].get<std::string>().find("rollback") != std::string::npos;
+      },
+      30))
+      << Status(d).dump(2);
   // The report follows the status (it is delivered after the check).
   bool reported = false;
   for (int i = 0; i < 200 && !reported; ++i) {
@@ -349,9 +396,13 @@ TEST_F(AgentE2eTest, CorruptPatchRollbackAndExpiredMetadataInstallNothingAndSayW
   WriteTestFile(paths_.repo_dir + "/metadata/timestamp.json", good_timestamp);
   d.daemon->Stop(SIGTERM);
   Start(d, "+10d");
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) {
-    return st["last_check_error"].get<std::string>().find("expired") != std::string::npos;
-  }, 30)) << Status(d).dump(2);
+  ASSERT_TRUE(WaitFor(
+      d,
+      [](const Json& st) {
+        return st["last_check_error"].get<std::string>().find("expired") != std::string::npos;
+      },
+      30))
+      << Status(d).dump(2);
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
 }
 
@@ -368,7 +419,8 @@ TEST_F(AgentE2eTest, DownloadResumesAfterTheServerGoesAwayAndReportsArrive) {
   std::this_thread::sleep_for(std::chrono::seconds(2));  // the device retries in vain meanwhile
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));
   StartServer(/*watch=*/false, 0, port);
-  ASSERT_TRUE(WaitFor(d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 40))
+  ASSERT_TRUE(WaitFor(
+      d, [](const Json& st) { return Comp(st)["improvement"] == "a"; }, 40))
       << d.daemon->Output();
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v1")));
   EXPECT_NE(server_->Output().find("range bytes=50000-"), std::string::npos) << server_->Output();
@@ -382,12 +434,14 @@ TEST_F(AgentE2eTest, AnOfflineDeviceInstallsFromABundleVerifiedAsOnline) {
   StartServer(/*watch=*/false);
   Publish("a", 1, 100, /*exploited=*/true);
   std::string bundle = dir_.Sub("a.qpbundle");
-  ASSERT_TRUE(publish::MakeBundle(Env::Default(), paths_, "comp/1.0/a", bundle).ok());
+  ASSERT_TRUE(
+      publish::MakeBundle(Env::Default(), Clock::Real(), paths_, Id("comp/1.0/a"), bundle).ok());
   Device d = MakeDevice("d8", /*watch=*/false);
   // The device has no network: its repository URL leads nowhere.
   std::string toml = ReadTestFile(d.config + "/agent.toml");
   std::string url = "http://127.0.0.1:" + std::to_string(port_);
-  for (std::size_t at; (at = toml.find(url)) != std::string::npos;) toml.replace(at, url.size(), "http://127.0.0.1:9");
+  for (std::size_t at; (at = toml.find(url)) != std::string::npos;)
+    toml.replace(at, url.size(), "http://127.0.0.1:9");
   WriteTestFile(d.config + "/agent.toml", toml);
   Start(d);
   EXPECT_EQ(Digest(d.live), Digest(dir_.Sub("v0")));

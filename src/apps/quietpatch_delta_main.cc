@@ -64,7 +64,9 @@ int Diff(const std::string& old_path, const std::string& new_path, const std::st
   qp::delta::BuildOptions options;
   options.diff.threads = threads;
   options.diff.executable_transform = !no_transform;
-  options.on_file = [&](const std::string& p, std::size_t i, std::size_t n) { progress.File(p, i, n); };
+  options.on_file = [&](const std::string& p, std::size_t i, std::size_t n) {
+    progress.File(p, i, n);
+  };
   options.diff.progress = [&](std::uint64_t d, std::uint64_t t) { progress.Bytes(d, t); };
   auto start = std::chrono::steady_clock::now();
   auto stats = dirs ? qp::delta::BuildTreePatch(env, old_path, new_path, patch, options)
@@ -109,7 +111,8 @@ int Info(const std::string& patch_path) {
                 static_cast<unsigned long long>(r.payload_length), r.path.c_str(), from.c_str());
     if (r.op != qp::delta::RecordOp::kDelta && r.op != qp::delta::RecordOp::kGzipDelta) continue;
     // How the delta is made: its transform and its streams (compressed / raw bytes).
-    auto d = qp::delta::ReadFileDeltaHeader(**file, h->payload_start + r.payload_offset, r.payload_length);
+    auto d = qp::delta::ReadFileDeltaHeader(**file, h->payload_start + r.payload_offset,
+                                            r.payload_length);
     if (!d.ok()) {
       std::printf("      unreadable delta: %s\n", d.error().ToString().c_str());
       continue;

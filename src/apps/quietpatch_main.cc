@@ -14,8 +14,8 @@
 #include <ctime>
 #include <iostream>
 
-#include "apps/main_guard.h"
 #include "agent/control.h"
+#include "apps/main_guard.h"
 
 namespace {
 
@@ -37,7 +37,8 @@ std::string Join(const Json& list) {
 
 void PrintStatus(const Json& s) {
   std::cout << "Automatically Install: " << (s["auto_install"].get<bool>() ? "on" : "off")
-            << (s["auto_install_locked"].get<bool>() ? " (locked by your organisation's policy)" : "")
+            << (s["auto_install_locked"].get<bool>() ? " (locked by your organisation's policy)"
+                                                     : "")
             << "\n";
   if (s["defer_hours"].get<int>() > 0) {
     std::cout << "Deferral: " << s["defer_hours"].get<int>()
@@ -49,7 +50,8 @@ void PrintStatus(const Json& s) {
   }
   std::cout << "\n";
   for (const auto& c : s["components"]) {
-    std::cout << "\n" << c["name"].get<std::string>() << " (" << c["platform"].get<std::string>() << ")\n";
+    std::cout << "\n"
+              << c["name"].get<std::string>() << " (" << c["platform"].get<std::string>() << ")\n";
     if (c.contains("error")) {
       std::cout << "  error: " << c["error"].get<std::string>() << "\n";
       continue;
@@ -64,14 +66,16 @@ void PrintStatus(const Json& s) {
       }
       std::cout << "\n";
     }
-    if (c["modified"].get<bool>()) std::cout << "  warning: files were modified outside quietpatch\n";
+    if (c["modified"].get<bool>())
+      std::cout << "  warning: files were modified outside quietpatch\n";
     if (!c["available"].is_null()) {
       const Json& a = c["available"];
       std::cout << "  available:    (" << a["label"].get<std::string>() << ") "
                 << a["state"].get<std::string>() << ", " << a["urgency"].get<std::string>()
                 << (a["exploited"].get<bool>() ? ", exploited in the wild" : "") << ", fixes "
                 << Join(a["cves"]) << "\n";
-      if (a.contains("deferred_until")) std::cout << "  deferred until " << Time(a["deferred_until"]) << "\n";
+      if (a.contains("deferred_until"))
+        std::cout << "  deferred until " << Time(a["deferred_until"]) << "\n";
     }
     if (!c["last_error"].get<std::string>().empty()) {
       std::cout << "  last error:   " << c["last_error"].get<std::string>() << "\n";
@@ -88,7 +92,8 @@ void PrintHistory(const Json& h) {
     std::cout << Time(e["time"]) << "  " << e["component"].get<std::string>() << "  "
               << e["op"].get<std::string>() << " " << label(e["from"]) << " -> " << label(e["to"])
               << ": " << e["result"].get<std::string>();
-    if (!e["reason"].get<std::string>().empty()) std::cout << " (" << e["reason"].get<std::string>() << ")";
+    if (!e["reason"].get<std::string>().empty())
+      std::cout << " (" << e["reason"].get<std::string>() << ")";
     std::cout << "\n";
   }
 }
@@ -112,7 +117,8 @@ int Run(int argc, char** argv) {
   std::string what;
   install->add_option("IMPROVEMENT", what, "component or component/base/label (default: all)");
   std::string bundle;
-  install->add_option("--bundle", bundle, "install from an offline bundle file (quietpatch-repo bundle)");
+  install->add_option("--bundle", bundle,
+                      "install from an offline bundle file (quietpatch-repo bundle)");
   auto* remove = app.add_subcommand("remove", "remove the current improvement of a component");
   std::string component;
   remove->add_option("COMPONENT", component)->required();
@@ -126,7 +132,8 @@ int Run(int argc, char** argv) {
   if (status->parsed()) requests.push_back({{"cmd", "status"}});
   if (history->parsed()) requests.push_back({{"cmd", "history"}});
   if (check->parsed()) requests.push_back({{"cmd", "check"}});
-  if (settings->parsed()) requests.push_back({{"cmd", "settings"}, {"auto_install", onoff == "on"}});
+  if (settings->parsed())
+    requests.push_back({{"cmd", "settings"}, {"auto_install", onoff == "on"}});
   if (remove->parsed()) requests.push_back({{"cmd", "remove"}, {"component", component}});
   if (install->parsed() && !bundle.empty()) {
     char resolved[PATH_MAX];
@@ -147,7 +154,8 @@ int Run(int argc, char** argv) {
       }
       for (const auto& c : (*st)["result"]["components"]) {
         if (!c["available"].is_null()) {
-          requests.push_back({{"cmd", "install"}, {"what", c["available"]["id"].get<std::string>()}});
+          requests.push_back(
+              {{"cmd", "install"}, {"what", c["available"]["id"].get<std::string>()}});
         }
       }
       if (requests.empty()) {

@@ -102,9 +102,22 @@ int Run(int argc, char** argv) {
   qp::Env* env = qp::Env::Default();
   qp::Clock* clock = qp::Clock::Real();
   qp::Status s;
+  // ID (component/base/label) of the commands that name an improvement.
+  qp::contract::ImprovementId improvement;
+  if (rollout->parsed() || halt->parsed() || resume->parsed() || revoke->parsed() ||
+      bundle->parsed()) {
+    auto parsed = qp::contract::ImprovementId::Parse(id);
+    if (!parsed.ok()) {
+      std::cerr << "quietpatch-repo: " << parsed.error().message() << " (got \"" << id << "\")\n";
+      return 2;
+    }
+    improvement = *parsed;
+  }
   if (init->parsed()) {
     s = qp::publish::InitRepository(env, clock, paths, init_options);
-    if (s.ok()) std::cout << "repository created in " << paths.repo_dir << ", keys in " << paths.keys_dir << "\n";
+    if (s.ok())
+      std::cout << "repository created in " << paths.repo_dir << ", keys in " << paths.keys_dir
+                << "\n";
   } else if (build->parsed()) {
     for (const auto& f : from) {
       auto eq = f.find('=');
@@ -118,20 +131,21 @@ int Run(int argc, char** argv) {
     spec.progress = [tty](const std::string& line) {
       if (tty) std::cerr << "\r\033[K" << line << std::flush;
     };
+    spec.clock = clock;
     s = qp::publish::BuildImprovement(env, paths, spec);
     if (tty) std::cerr << "\r\033[K";
     if (s.ok()) std::cout << "built " << spec.out_dir << "\n";
   } else if (publish->parsed()) {
     s = qp::publish::PublishImprovement(env, clock, paths, dir, percent);
   } else if (rollout->parsed()) {
-    s = qp::publish::SetRollout(env, clock, paths, id, percent, std::nullopt, "");
+    s = qp::online::SetRollout(env, clock, paths, improvement, percent, std::nullopt, "");
   } else if (halt->parsed()) {
-    s = qp::publish::SetRollout(env, clock, paths, id, std::nullopt, true,
-                                reason.empty() ? "halted by the publisher" : reason);
+    s = qp::online::SetRollout(env, clock, paths, improvement, std::nullopt, true,
+                               reason.empty() ? "halted by the publisher" : reason);
   } else if (resume->parsed()) {
-    s = qp::publish::SetRollout(env, clock, paths, id, std::nullopt, false, "");
+    s = qp::online::SetRollout(env, clock, paths, improvement, std::nullopt, false, "");
   } else if (revoke->parsed()) {
-    s = qp::publish::Revoke(env, clock, paths, id);
+    s = qp::publish::Revoke(env, clock, paths, improvement);
   } else if (rotate->parsed()) {
     s = qp::publish::RotateKey(env, clock, paths, role,
                                threshold > 0 ? std::optional<int>(threshold) : std::nullopt);
@@ -145,7 +159,7 @@ int Run(int argc, char** argv) {
     s = qp::publish::VerifyRepository(env, clock, paths);
     if (s.ok()) std::cout << "repository verifies as a device sees it\n";
   } else if (bundle->parsed()) {
-    s = qp::publish::MakeBundle(env, paths, id, out);
+    s = qp::publish::MakeBundle(env, clock, paths, improvement, out);
   }
   if (!s.ok()) return Fail(s.error());
   return 0;
@@ -153,4 +167,6 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch-repo", Run, argc, argv); }
+int main(int argc, char** argv) {
+  return qp::apps::GuardedMain("quietpatch-repo", Run, argc, argv);
+}

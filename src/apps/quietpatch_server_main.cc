@@ -17,7 +17,8 @@
 int main(int argc, char** argv) {
   try {
     CLI::App app{"quietpatch-server: the fleet service"};
-    std::string config_file, listen, repo, keys, database, token, audit, dashboard, log_level = "info";
+    std::string config_file, listen, repo, keys, database, token, audit, dashboard,
+        log_level = "info";
     int threads = 0;
     app.add_option("--config", config_file, "TOML configuration");
     app.add_option("--listen", listen, "host:port (port 0: any free port)");

@@ -30,7 +30,7 @@ int Fail(const std::string& what, const qp::Error& e) {
 
 int Init(const std::string& metadata_dir, const std::string& trusted_root) {
   qp::Env* env = qp::Env::Default();
-  auto root = qp::ReadFileLimited(env, trusted_root, 512000);
+  auto root = qp::ReadFileLimited(env, trusted_root, qp::tuf::kMaxRootBytes);
   if (!root.ok()) return Fail("init", root.error());
   if (auto s = qp::MakeDirs(env, metadata_dir); !s.ok()) return Fail("init", s.error());
   auto s = qp::WriteFileDurably(env, qp::JoinPath(metadata_dir, "root.json"), *root, 0644);
@@ -116,4 +116,6 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch-tuf-client", Run, argc, argv); }
+int main(int argc, char** argv) {
+  return qp::apps::GuardedMain("quietpatch-tuf-client", Run, argc, argv);
+}

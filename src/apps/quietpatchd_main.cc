@@ -16,9 +16,9 @@
 #include <iostream>
 #include <thread>
 
-#include "apps/main_guard.h"
 #include "agent/agent.h"
 #include "agent/control.h"
+#include "apps/main_guard.h"
 #include "core/clock.h"
 #include "core/log.h"
 

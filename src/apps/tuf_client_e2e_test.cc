@@ -2,7 +2,6 @@
 // RepositoryWriter and served over HTTP on loopback by python3's http.server.
 #include <gtest/gtest.h>
 
-
 #include "core/clock.h"
 #include "core/durable_file.h"
 #include "core/env.h"
@@ -38,13 +37,14 @@ class TufClientE2eTest : public ::testing::Test {
     WriteRepo();
     WriteTestFile(repo_.Sub("initial_root.json"), Served("1.root.json"));
 
-    server_ = std::make_unique<BackgroundProcess>(std::vector<std::string>{
-        "python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
-        repo_.Sub("www")});
+    server_ = std::make_unique<BackgroundProcess>(
+        std::vector<std::string>{"python3", "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+                                 "--directory", repo_.Sub("www")});
     std::string banner = server_->WaitForOutput("port ", 10000);
     std::size_t at = banner.find("port ");
     ASSERT_NE(at, std::string::npos) << "http.server did not start";
-    std::string port = banner.substr(at + 5, banner.find_first_not_of("0123456789", at + 5) - at - 5);
+    std::string port =
+        banner.substr(at + 5, banner.find_first_not_of("0123456789", at + 5) - at - 5);
     ASSERT_FALSE(port.empty()) << banner;
     base_ = "http://127.0.0.1:" + port + "/";
   }
@@ -107,8 +107,8 @@ TEST_F(TufClientE2eTest, InitRefreshAndDownloadOverHttp) {
   ASSERT_EQ(init.exit_code, 0) << init.output;
   EXPECT_EQ(Requests("/"), 0);  // init makes no request
 
-  auto refresh = Client({"--metadata-url", base_ + "metadata", "--metadata-dir", client_.Sub("md"),
-                         "refresh"});
+  auto refresh = Client(
+      {"--metadata-url", base_ + "metadata", "--metadata-dir", client_.Sub("md"), "refresh"});
   ASSERT_EQ(refresh.exit_code, 0) << refresh.output;
   EXPECT_EQ(ReadTestFile(client_.Sub("md/timestamp.json")), Served("timestamp.json"));
   EXPECT_EQ(ReadTestFile(client_.Sub("md/snapshot.json")), Served("1.snapshot.json"));
@@ -128,9 +128,9 @@ TEST_F(TufClientE2eTest, InitRefreshAndDownloadOverHttp) {
 }
 
 TEST_F(TufClientE2eTest, RefusesTamperedTargetsAndUnknownNamesWithExitStatusOne) {
-  ASSERT_EQ(
-      Client({"--metadata-dir", client_.Sub("md"), "init", repo_.Sub("initial_root.json")}).exit_code,
-      0);
+  ASSERT_EQ(Client({"--metadata-dir", client_.Sub("md"), "init", repo_.Sub("initial_root.json")})
+                .exit_code,
+            0);
   // Tamper with the served target.
   for (const auto& [name, bytes] : writer_.files()) {
     if (name.find("hello.txt") != std::string::npos) {
@@ -157,17 +157,17 @@ TEST_F(TufClientE2eTest, FaketimeMovesTheClockPastExpiry) {
   if (RunCommand({"sh", "-c", "command -v faketime"}).exit_code != 0) {
     GTEST_FAIL() << "faketime is not installed (scripts/setup.sh installs it)";
   }
-  ASSERT_EQ(
-      Client({"--metadata-dir", client_.Sub("md"), "init", repo_.Sub("initial_root.json")}).exit_code,
-      0);
+  ASSERT_EQ(Client({"--metadata-dir", client_.Sub("md"), "init", repo_.Sub("initial_root.json")})
+                .exit_code,
+            0);
   // The timestamp expires after one day.
-  auto late = Client({"--metadata-url", base_ + "metadata/", "--metadata-dir", client_.Sub("md"),
-                      "refresh"},
-                     {"faketime", "-f", "+2d"});
+  auto late = Client(
+      {"--metadata-url", base_ + "metadata/", "--metadata-dir", client_.Sub("md"), "refresh"},
+      {"faketime", "-f", "+2d"});
   EXPECT_EQ(late.exit_code, 1) << late.output;
   EXPECT_NE(late.output.find("expired"), std::string::npos) << late.output;
-  auto now = Client({"--metadata-url", base_ + "metadata/", "--metadata-dir", client_.Sub("md"),
-                     "refresh"});
+  auto now = Client(
+      {"--metadata-url", base_ + "metadata/", "--metadata-dir", client_.Sub("md"), "refresh"});
   EXPECT_EQ(now.exit_code, 0) << now.output;
 }
 

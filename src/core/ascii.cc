@@ -11,8 +11,9 @@ Status CheckAsciiText(std::string_view text, const std::string& file) {
     if (c >= 0x80 || c == 0) {
       char hex[8];
       std::snprintf(hex, sizeof(hex), "0x%02X", c);
-      return Error(ErrorCode::kInvalidArgument, file + ":" + std::to_string(line) + ": byte " + hex +
-                                                    " is not ASCII (configuration files are ASCII)");
+      return Error(ErrorCode::kInvalidArgument,
+                   file + ":" + std::to_string(line) + ": byte " + hex +
+                       " is not ASCII (configuration files are ASCII)");
     }
   }
   return OkStatus();

@@ -40,10 +40,10 @@ Status WriteFileDurably(Env* env, const std::string& path, std::span<const std::
 
 Status WriteFileDurably(Env* env, const std::string& path, std::string_view data,
                         mode_t permissions) {
-  return WriteFileDurably(
-      env, path,
-      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
-      permissions);
+  return WriteFileDurably(env, path,
+                          std::span<const std::uint8_t>(
+                              reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
+                          permissions);
 }
 
 Status RenameDurably(Env* env, const std::string& from, const std::string& to) {
@@ -53,8 +53,8 @@ Status RenameDurably(Env* env, const std::string& from, const std::string& to) {
   return OkStatus();
 }
 
-Status CreateFileExclusively(Env* env, const std::string& path,
-                             std::span<const std::uint8_t> data, mode_t permissions) {
+Status CreateFileExclusively(Env* env, const std::string& path, std::span<const std::uint8_t> data,
+                             mode_t permissions) {
   Status s = WriteAll(env, path, data, CreateMode::kExclusive, permissions);
   if (!s.ok()) {
     if (s.error().code() != ErrorCode::kAlreadyExists && s.error().code() != ErrorCode::kCrashed) {

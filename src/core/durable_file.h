@@ -29,8 +29,8 @@ Status RenameDurably(Env* env, const std::string& from, const std::string& to);
 
 // Creates `path` exclusively with `data`, fsyncs it and its directory. kAlreadyExists if
 // the path exists (nothing is changed then).
-Status CreateFileExclusively(Env* env, const std::string& path,
-                             std::span<const std::uint8_t> data, mode_t permissions = 0644);
+Status CreateFileExclusively(Env* env, const std::string& path, std::span<const std::uint8_t> data,
+                             mode_t permissions = 0644);
 
 // Reads a whole regular file; kTooLarge (before reading) if it is bigger than max_bytes.
 Result<std::vector<std::uint8_t>> ReadFileLimited(Env* env, const std::string& path,

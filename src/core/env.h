@@ -48,7 +48,7 @@ struct FileInfo {
 };
 
 struct SpaceInfo {
-  std::uint64_t available_bytes = 0;   // for an unprivileged user
+  std::uint64_t available_bytes = 0;  // for an unprivileged user
   std::uint64_t available_inodes = 0;
 };
 

@@ -63,8 +63,8 @@ class PosixRandomAccessFile final : public RandomAccessFile {
   Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buf) override {
     std::size_t done = 0;
     while (done < buf.size()) {
-      ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done,
-                          static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return ErrnoError(errno, "read " + path_);
@@ -183,9 +183,12 @@ class PosixEnv final : public Env {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat " + path);
     FileInfo info;
-    if (S_ISREG(st.st_mode)) info.type = FileType::kRegular;
-    else if (S_ISDIR(st.st_mode)) info.type = FileType::kDirectory;
-    else if (S_ISLNK(st.st_mode)) info.type = FileType::kSymlink;
+    if (S_ISREG(st.st_mode))
+      info.type = FileType::kRegular;
+    else if (S_ISDIR(st.st_mode))
+      info.type = FileType::kDirectory;
+    else if (S_ISLNK(st.st_mode))
+      info.type = FileType::kSymlink;
     info.size = static_cast<std::uint64_t>(st.st_size);
     info.mode = st.st_mode & 07777;
     info.device = st.st_dev;

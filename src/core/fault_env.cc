@@ -66,11 +66,12 @@ std::optional<Error> FaultInjectionEnv::Gate(const std::string& what, bool alloc
   ++count_;
   if (count_ == crash_at_) {
     crashed_ = true;
-    return Error(ErrorCode::kCrashed, what + ": simulated crash at operation " +
-                                          std::to_string(count_));
+    return Error(ErrorCode::kCrashed,
+                 what + ": simulated crash at operation " + std::to_string(count_));
   }
   if (count_ == fail_at_ || (fail_from_ > 0 && count_ >= fail_from_ && !allocates_nothing)) {
-    return ErrnoError(fail_errno_, what + " (injected at operation " + std::to_string(count_) + ")");
+    return ErrnoError(fail_errno_,
+                      what + " (injected at operation " + std::to_string(count_) + ")");
   }
   return std::nullopt;
 }
@@ -112,8 +113,7 @@ Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(const s
   // from now on is lost (the file may come back empty).
   files_[path] = FileState{};
   if (!existed) dir_ops_.push_back(DirOp{OpKind::kCreate, path, {}, std::nullopt});
-  return std::unique_ptr<WritableFile>(
-      new FaultWritableFile(this, std::move(f).value(), path));
+  return std::unique_ptr<WritableFile>(new FaultWritableFile(this, std::move(f).value(), path));
 }
 
 Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::NewRandomAccessFile(
@@ -172,8 +172,8 @@ Status FaultInjectionEnv::Unlink(const std::string& path) {
     if (!saved.empty()) ::unlink(saved.c_str());
     return s;
   }
-  dir_ops_.push_back(DirOp{OpKind::kUnlink, path, {},
-                           saved.empty() ? std::nullopt : std::optional<std::string>(saved)});
+  dir_ops_.push_back(DirOp{
+      OpKind::kUnlink, path, {}, saved.empty() ? std::nullopt : std::optional<std::string>(saved)});
   files_.erase(path);
   return OkStatus();
 }
@@ -189,8 +189,8 @@ Status FaultInjectionEnv::RemoveDir(const std::string& path) {
   if (auto e = Gate("rmdir " + path, true)) return *e;
   auto info = base_->Stat(path);
   QP_RETURN_IF_ERROR(base_->RemoveDir(path));
-  dir_ops_.push_back(DirOp{OpKind::kRmdir, path, {}, std::nullopt,
-                           info.ok() ? static_cast<mode_t>(info->mode) : 0755});
+  dir_ops_.push_back(DirOp{
+      OpKind::kRmdir, path, {}, std::nullopt, info.ok() ? static_cast<mode_t>(info->mode) : 0755});
   return OkStatus();
 }
 
@@ -203,7 +203,8 @@ Status FaultInjectionEnv::SyncDir(const std::string& path) {
   std::vector<DirOp> kept;
   for (auto& op : dir_ops_) {
     bool settled = DirName(op.path) == path;
-    if (op.kind == OpKind::kExchange) settled = DirName(op.path) == path || DirName(op.from) == path;
+    if (op.kind == OpKind::kExchange)
+      settled = DirName(op.path) == path || DirName(op.from) == path;
     if (settled) {
       if (op.saved) ::unlink(op.saved->c_str());
     } else {
@@ -246,12 +247,24 @@ std::vector<std::string> FaultInjectionEnv::UnsyncedChanges() const {
   for (const auto& op : dir_ops_) {
     std::string dir = DirName(op.path);
     switch (op.kind) {
-      case OpKind::kCreate: out.push_back("create " + op.path); break;
-      case OpKind::kMkdir: out.push_back("mkdir " + op.path); break;
-      case OpKind::kRename: out.push_back("rename " + op.from + " -> " + op.path); break;
-      case OpKind::kExchange: out.push_back("exchange " + op.path + " <-> " + op.from); break;
-      case OpKind::kUnlink: out.push_back("unlink " + op.path); break;
-      case OpKind::kRmdir: out.push_back("rmdir " + op.path); break;
+      case OpKind::kCreate:
+        out.push_back("create " + op.path);
+        break;
+      case OpKind::kMkdir:
+        out.push_back("mkdir " + op.path);
+        break;
+      case OpKind::kRename:
+        out.push_back("rename " + op.from + " -> " + op.path);
+        break;
+      case OpKind::kExchange:
+        out.push_back("exchange " + op.path + " <-> " + op.from);
+        break;
+      case OpKind::kUnlink:
+        out.push_back("unlink " + op.path);
+        break;
+      case OpKind::kRmdir:
+        out.push_back("rmdir " + op.path);
+        break;
     }
     out.back() += " (may be lost: " + dir + " not synced)";
   }
@@ -294,10 +307,18 @@ Status FaultInjectionEnv::DropUnsyncedChanges() {
     const DirOp& op = *it;
     Status s;
     switch (op.kind) {
-      case OpKind::kCreate: s = base_->Unlink(op.path); break;
-      case OpKind::kMkdir: s = RemoveRecursively(base_, op.path); break;
-      case OpKind::kRmdir: s = base_->MakeDir(op.path, op.mode); break;
-      case OpKind::kExchange: s = base_->RenameExchange(op.path, op.from); break;
+      case OpKind::kCreate:
+        s = base_->Unlink(op.path);
+        break;
+      case OpKind::kMkdir:
+        s = RemoveRecursively(base_, op.path);
+        break;
+      case OpKind::kRmdir:
+        s = base_->MakeDir(op.path, op.mode);
+        break;
+      case OpKind::kExchange:
+        s = base_->RenameExchange(op.path, op.from);
+        break;
       case OpKind::kRename:
         s = base_->Rename(op.path, op.from);
         if (s.ok() && op.saved) s = base_->Rename(*op.saved, op.path);

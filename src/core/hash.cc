@@ -87,7 +87,8 @@ int HexValue(char c) {
 
 Result<std::vector<std::uint8_t>> HexDecode(std::string_view hex) {
   if (hex.size() % 2 != 0) {
-    return Error(ErrorCode::kInvalidArgument, "hex string has odd length " + std::to_string(hex.size()));
+    return Error(ErrorCode::kInvalidArgument,
+                 "hex string has odd length " + std::to_string(hex.size()));
   }
   std::vector<std::uint8_t> out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i) {

@@ -14,8 +14,8 @@ TEST(HashTest, Sha256KnownVectors) {
 
 TEST(HashTest, Sha512KnownVector) {
   std::string_view abc = "abc";
-  auto d = Sha512Of(std::span<const std::uint8_t>(
-      reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()));
+  auto d = Sha512Of(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(abc.data()), abc.size()));
   EXPECT_EQ(HexEncode(d),
             "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
             "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");

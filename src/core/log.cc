@@ -19,12 +19,23 @@ class JournalPriorityFlag final : public spdlog::custom_flag_formatter {
     int prio = 6;
     switch (msg.level) {
       case spdlog::level::trace:
-      case spdlog::level::debug: prio = 7; break;
-      case spdlog::level::info: prio = 6; break;
-      case spdlog::level::warn: prio = 4; break;
-      case spdlog::level::err: prio = 3; break;
-      case spdlog::level::critical: prio = 2; break;
-      default: break;
+      case spdlog::level::debug:
+        prio = 7;
+        break;
+      case spdlog::level::info:
+        prio = 6;
+        break;
+      case spdlog::level::warn:
+        prio = 4;
+        break;
+      case spdlog::level::err:
+        prio = 3;
+        break;
+      case spdlog::level::critical:
+        prio = 2;
+        break;
+      default:
+        break;
     }
     std::string s = "<" + std::to_string(prio) + ">";
     dest.append(s.data(), s.data() + s.size());
@@ -50,8 +61,7 @@ Status InitLogging(std::string_view level, LogTarget target) {
   if (lvl == spdlog::level::off && level != "off") {
     return Error(ErrorCode::kInvalidArgument, "unknown log level '" + std::string(level) + "'");
   }
-  bool journal =
-      target == LogTarget::kJournal || (target == LogTarget::kAuto && StderrIsJournal());
+  bool journal = target == LogTarget::kJournal || (target == LogTarget::kAuto && StderrIsJournal());
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::logger>("quietpatch", sink);
   auto formatter = std::make_unique<spdlog::pattern_formatter>();

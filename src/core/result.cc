@@ -7,24 +7,33 @@ namespace qp {
 
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid argument";
-    case ErrorCode::kNotFound: return "not found";
-    case ErrorCode::kAlreadyExists: return "already exists";
-    case ErrorCode::kIo: return "i/o error";
-    case ErrorCode::kNoSpace: return "no space";
-    case ErrorCode::kCorrupt: return "corrupt";
-    case ErrorCode::kTooLarge: return "too large";
-    case ErrorCode::kUnsupported: return "unsupported";
-    case ErrorCode::kVerificationFailed: return "verification failed";
-    case ErrorCode::kCrashed: return "crashed";
-    case ErrorCode::kInternal: return "internal error";
+    case ErrorCode::kInvalidArgument:
+      return "invalid argument";
+    case ErrorCode::kNotFound:
+      return "not found";
+    case ErrorCode::kAlreadyExists:
+      return "already exists";
+    case ErrorCode::kIo:
+      return "i/o error";
+    case ErrorCode::kNoSpace:
+      return "no space";
+    case ErrorCode::kCorrupt:
+      return "corrupt";
+    case ErrorCode::kTooLarge:
+      return "too large";
+    case ErrorCode::kUnsupported:
+      return "unsupported";
+    case ErrorCode::kVerificationFailed:
+      return "verification failed";
+    case ErrorCode::kCrashed:
+      return "crashed";
+    case ErrorCode::kInternal:
+      return "internal error";
   }
   return "unknown error";
 }
 
-std::string Error::ToString() const {
-  return std::string(ErrorCodeName(code_)) + ": " + message_;
-}
+std::string Error::ToString() const { return std::string(ErrorCodeName(code_)) + ": " + message_; }
 
 Error ErrnoError(int err, std::string_view what) {
   ErrorCode code = ErrorCode::kIo;

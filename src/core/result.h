@@ -12,17 +12,17 @@
 namespace qp {
 
 enum class ErrorCode {
-  kInvalidArgument,    // the caller asked for something malformed
-  kNotFound,           // a file, key, or record does not exist
-  kAlreadyExists,      // exclusive creation found something in the way
-  kIo,                 // the operating system reported an I/O error (EIO, EACCES, ...)
-  kNoSpace,            // ENOSPC / EDQUOT, or a free-space check failed
-  kCorrupt,            // input bytes are malformed, truncated or fail a checksum
-  kTooLarge,           // input exceeds a configured limit
-  kUnsupported,        // unknown format version, algorithm or feature
-  kVerificationFailed, // a hash or signature did not match
-  kCrashed,            // the fault-injecting env simulated a crash: execution stops here
-  kInternal,           // a bug: an invariant of our own was broken
+  kInvalidArgument,     // the caller asked for something malformed
+  kNotFound,            // a file, key, or record does not exist
+  kAlreadyExists,       // exclusive creation found something in the way
+  kIo,                  // the operating system reported an I/O error (EIO, EACCES, ...)
+  kNoSpace,             // ENOSPC / EDQUOT, or a free-space check failed
+  kCorrupt,             // input bytes are malformed, truncated or fail a checksum
+  kTooLarge,            // input exceeds a configured limit
+  kUnsupported,         // unknown format version, algorithm or feature
+  kVerificationFailed,  // a hash or signature did not match
+  kCrashed,             // the fault-injecting env simulated a crash: execution stops here
+  kInternal,            // a bug: an invariant of our own was broken
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
@@ -51,7 +51,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
@@ -112,9 +112,9 @@ Error ErrnoError(int err, std::string_view what);
 }  // namespace qp
 
 // Returns early from the enclosing function with the error of `expr` (a Result or Status).
-#define QP_RETURN_IF_ERROR(expr)              \
-  do {                                        \
-    auto qp_status_ = (expr);                 \
+#define QP_RETURN_IF_ERROR(expr)                     \
+  do {                                               \
+    auto qp_status_ = (expr);                        \
     if (!qp_status_.ok()) return qp_status_.error(); \
   } while (0)
 

@@ -40,12 +40,14 @@ std::string TestDeb(const std::string& name) {
   const std::string file = name + ".deb", path = TestDebDir() + "/" + file;
   const std::string what = "test data " + Describe(name);
   std::string want = PinnedSha256(file);
-  if (want.empty()) throw std::runtime_error(what + " is not pinned in " + TestDebDir() + "/SHA256SUMS");
+  if (want.empty())
+    throw std::runtime_error(what + " is not pinned in " + TestDebDir() + "/SHA256SUMS");
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw std::runtime_error(what + " is missing: " + path +
-                             " (the repository carries it; restore it with `git checkout -- testdata/debs`, "
-                             "or run scripts/testdata.sh, which says how to recover it)");
+    throw std::runtime_error(
+        what + " is missing: " + path +
+        " (the repository carries it; restore it with `git checkout -- testdata/debs`, "
+        "or run scripts/testdata.sh, which says how to recover it)");
   }
   Sha256 hasher;
   std::string chunk(1 << 16, '\0');
@@ -54,8 +56,9 @@ std::string TestDeb(const std::string& name) {
   }
   std::string got = HexEncode(hasher.Finish());
   if (got != want) {
-    throw std::runtime_error(what + " at " + path + " has SHA-256 " + got + ", pinned " + want +
-                             " (altered or truncated; restore it with `git checkout -- testdata/debs`)");
+    throw std::runtime_error(
+        what + " at " + path + " has SHA-256 " + got + ", pinned " + want +
+        " (altered or truncated; restore it with `git checkout -- testdata/debs`)");
   }
   return path;
 }
@@ -64,7 +67,8 @@ std::string UnpackTestDeb(const TestDir& dir, const std::string& name) {
   std::string deb = TestDeb(name), out = dir.Sub(name);
   CommandResult r = RunCommand({"dpkg-deb", "-x", deb, out});
   if (r.exit_code != 0) {
-    throw std::runtime_error("dpkg-deb -x " + deb + " failed (" + std::to_string(r.exit_code) + "): " + r.output);
+    throw std::runtime_error("dpkg-deb -x " + deb + " failed (" + std::to_string(r.exit_code) +
+                             "): " + r.output);
   }
   return out;
 }

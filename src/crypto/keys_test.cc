@@ -70,21 +70,19 @@ INSTANTIATE_TEST_SUITE_P(AllSchemes, SchemeTest,
 TEST(VerifyingKeyTest, RejectsUnknownSchemesAndMismatchedKeys) {
   EXPECT_EQ(VerifyingKey::Parse({"ed25519", "ed448", std::string(64, 'a')}).error().code(),
             ErrorCode::kUnsupported);
-  EXPECT_EQ(VerifyingKey::Parse({"ed25519", "ed25519", "abc"}).error().code(),
-            ErrorCode::kCorrupt);
+  EXPECT_EQ(VerifyingKey::Parse({"ed25519", "ed25519", "abc"}).error().code(), ErrorCode::kCorrupt);
   auto ec = SigningKey::Generate(Scheme::kEcdsaP256);
   ASSERT_TRUE(ec.ok());
   // An EC PEM presented as an RSA key.
-  EXPECT_EQ(VerifyingKey::Parse({"rsa", "rsassa-pss-sha256", ec->Public().public_value})
-                .error()
-                .code(),
-            ErrorCode::kCorrupt);
+  EXPECT_EQ(
+      VerifyingKey::Parse({"rsa", "rsassa-pss-sha256", ec->Public().public_value}).error().code(),
+      ErrorCode::kCorrupt);
   EXPECT_EQ(VerifyingKey::Parse({"ecdsa", "ecdsa-sha2-nistp256", "not a pem"}).error().code(),
             ErrorCode::kCorrupt);
   // The legacy keytype spelling is accepted.
-  EXPECT_TRUE(VerifyingKey::Parse({"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256",
-                                   ec->Public().public_value})
-                  .ok());
+  EXPECT_TRUE(
+      VerifyingKey::Parse({"ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256", ec->Public().public_value})
+          .ok());
 }
 
 TEST(KeyFileTest, WritesMode0600AndNeverOverwrites) {

@@ -50,8 +50,8 @@ std::vector<std::uint8_t> CompressZstd(std::span<const std::uint8_t> data, int l
   return out;
 }
 
-std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int lc, int lp,
-                                        int pb, bool extreme, int dict_log) {
+std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int lc, int lp, int pb,
+                                        bool extreme, int dict_log) {
   lzma_options_lzma opt;
   lzma_lzma_preset(&opt, 9 | (extreme ? LZMA_PRESET_EXTREME : 0));
   opt.dict_size = std::uint32_t{1} << dict_log;
@@ -345,37 +345,31 @@ class Lzma2Decoder final : public StreamDecoder {
 
 }  // namespace
 
-Result<std::unique_ptr<StreamDecoder>> StreamDecoder::Open(Codec codec,
-                                                           std::span<const std::uint8_t> params,
-                                                           RandomAccessFile* src,
-                                                           std::uint64_t offset,
-                                                           std::uint64_t comp_len,
-                                                           std::uint64_t raw_len,
-                                                           const char* name) {
+Result<std::unique_ptr<StreamDecoder>> StreamDecoder::Open(
+    Codec codec, std::span<const std::uint8_t> params, RandomAccessFile* src, std::uint64_t offset,
+    std::uint64_t comp_len, std::uint64_t raw_len, const char* name) {
   switch (codec) {
     case Codec::kRaw:
       if (comp_len != raw_len) return StreamError(name, "raw stream length mismatch");
       return std::unique_ptr<StreamDecoder>(new RawDecoder(src, offset, raw_len, name));
     case Codec::kZstd:
-      return std::unique_ptr<StreamDecoder>(
-          new ZstdDecoder(src, offset, comp_len, raw_len, name));
+      return std::unique_ptr<StreamDecoder>(new ZstdDecoder(src, offset, comp_len, raw_len, name));
     case Codec::kLzma2: {
       auto d = std::make_unique<Lzma2Decoder>(src, offset, comp_len, raw_len, name);
       QP_RETURN_IF_ERROR(d->Init(params));
       return std::unique_ptr<StreamDecoder>(std::move(d));
     }
   }
-  return Error(ErrorCode::kUnsupported,
-               std::string(name) + " stream: unknown codec " +
-                   std::to_string(static_cast<int>(codec)));
+  return Error(ErrorCode::kUnsupported, std::string(name) + " stream: unknown codec " +
+                                            std::to_string(static_cast<int>(codec)));
 }
 
 Result<std::vector<std::uint8_t>> DecodeAll(Codec codec, std::span<const std::uint8_t> params,
                                             std::span<const std::uint8_t> comp,
                                             std::uint64_t raw_len, const char* name) {
   MemoryFile src(comp);
-  QP_ASSIGN_OR_RETURN(auto dec, StreamDecoder::Open(codec, params, &src, 0, comp.size(),
-                                                    raw_len, name));
+  QP_ASSIGN_OR_RETURN(auto dec,
+                      StreamDecoder::Open(codec, params, &src, 0, comp.size(), raw_len, name));
   std::vector<std::uint8_t> out(static_cast<std::size_t>(raw_len));
   QP_RETURN_IF_ERROR(dec->Read(out));
   QP_RETURN_IF_ERROR(dec->Finish());

@@ -51,8 +51,8 @@ class StreamDecoder {
   static Result<std::unique_ptr<StreamDecoder>> Open(Codec codec,
                                                      std::span<const std::uint8_t> params,
                                                      RandomAccessFile* src, std::uint64_t offset,
-                                                     std::uint64_t comp_len,
-                                                     std::uint64_t raw_len, const char* name);
+                                                     std::uint64_t comp_len, std::uint64_t raw_len,
+                                                     const char* name);
 };
 
 // Whole-buffer convenience for small streams: decodes into a vector of raw_len bytes.

@@ -10,7 +10,8 @@ namespace {
 std::vector<std::uint8_t> Sample(std::size_t n, int seed) {
   std::mt19937 rng(static_cast<unsigned>(seed));
   std::vector<std::uint8_t> v(n);
-  for (std::size_t i = 0; i < n; ++i) v[i] = (rng() % 8 == 0) ? static_cast<std::uint8_t>(rng()) : 0;
+  for (std::size_t i = 0; i < n; ++i)
+    v[i] = (rng() % 8 == 0) ? static_cast<std::uint8_t>(rng()) : 0;
   return v;
 }
 

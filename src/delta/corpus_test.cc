@@ -17,7 +17,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 BuildOptions TestOptions() {
   BuildOptions o;  // real matching and transforms; lighter entropy settings to keep CI quick
   o.diff.compress.zstd_level = 9;
@@ -62,19 +61,20 @@ TEST_P(CorpusTest, TreeAndMainFileRoundTrip) {
 
 INSTANTIATE_TEST_SUITE_P(
     Debian, CorpusTest,
-    testing::Values(
-        Pair{"libssl3_3.0.17-1~deb12u2_amd64", "libssl3_3.0.20-1~deb12u2_amd64",
-             "usr/lib/x86_64-linux-gnu/libcrypto.so.3"},
-        Pair{"libssl3_3.0.20-1~deb12u2_amd64", "libssl3_3.0.22-1~deb12u2_amd64",
-             "usr/lib/x86_64-linux-gnu/libssl.so.3"},
-        Pair{"libssl3_3.0.17-1~deb12u2_amd64", "libssl3_3.0.22-1~deb12u2_amd64", ""},
-        Pair{"libc6_2.36-9+deb12u7_amd64", "libc6_2.36-9+deb12u14_amd64",
-             "lib/x86_64-linux-gnu/libc.so.6"},
-        Pair{"libnode108_18.20.4+dfsg-1~deb12u2_amd64", "libnode108_18.20.4+dfsg-1~deb12u3_amd64",
-             ""}),
+    testing::Values(Pair{"libssl3_3.0.17-1~deb12u2_amd64", "libssl3_3.0.20-1~deb12u2_amd64",
+                         "usr/lib/x86_64-linux-gnu/libcrypto.so.3"},
+                    Pair{"libssl3_3.0.20-1~deb12u2_amd64", "libssl3_3.0.22-1~deb12u2_amd64",
+                         "usr/lib/x86_64-linux-gnu/libssl.so.3"},
+                    Pair{"libssl3_3.0.17-1~deb12u2_amd64", "libssl3_3.0.22-1~deb12u2_amd64", ""},
+                    Pair{"libc6_2.36-9+deb12u7_amd64", "libc6_2.36-9+deb12u14_amd64",
+                         "lib/x86_64-linux-gnu/libc.so.6"},
+                    Pair{"libnode108_18.20.4+dfsg-1~deb12u2_amd64",
+                         "libnode108_18.20.4+dfsg-1~deb12u3_amd64", ""}),
     [](const testing::TestParamInfo<Pair>& param_info) {
-      std::string n = std::string(param_info.param.old_deb).substr(0, 6) + "_" + std::to_string(param_info.index);
-      for (auto& c : n) if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+      std::string n = std::string(param_info.param.old_deb).substr(0, 6) + "_" +
+                      std::to_string(param_info.index);
+      for (auto& c : n)
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
       return n;
     });
 
@@ -111,7 +111,7 @@ TEST(CorpusElfLayoutTest, TablesOfLibcAgreeWithItsSearchTable) {
     pos = end;
   }
   for (int k = 0; k < ElfLayout::kTableKinds; ++k) EXPECT_GT(count[k], 0u) << "table kind " << k;
-  EXPECT_EQ(count[0] % 2, 0u);              // r_offset and r_addend of every relocation
+  EXPECT_EQ(count[0] % 2, 0u);               // r_offset and r_addend of every relocation
   EXPECT_EQ(hdr_entries, 2 * cie_pointers);  // (location, FDE) per FDE
   EXPECT_GE(eh_self, cie_pointers);          // every FDE's initial location (+ personality)
   EXPECT_GT(cie_pointers, 1000u);

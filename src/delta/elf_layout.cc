@@ -74,10 +74,18 @@ struct Cursor {
 // Size of a DWARF pointer encoding's value, or 0 for the variable-length and unknown ones.
 int EncodedSize(std::uint8_t enc) {
   switch (enc & 0x0f) {
-    case 0x00: case 0x04: case 0x0c: return 8;
-    case 0x02: case 0x0a: return 2;
-    case 0x03: case 0x0b: return 4;
-    default: return 0;
+    case 0x00:
+    case 0x04:
+    case 0x0c:
+      return 8;
+    case 0x02:
+    case 0x0a:
+      return 2;
+    case 0x03:
+    case 0x0b:
+      return 4;
+    default:
+      return 0;
   }
 }
 
@@ -241,7 +249,7 @@ void ElfLayout::ParseEhFrame(std::uint64_t begin, const std::vector<std::uint8_t
       auto it = cies.find(cie_at);
       if (it != cies.end() && it->second.fde_enc == kPcrelSdata4 && c.end - c.pos >= 8) {
         eh_fields_.push_back((begin + pos + 8) << 1);  // initial location
-        c.Skip(8);                                      // it and the address range
+        c.Skip(8);                                     // it and the address range
         if (it->second.augmented) {
           c.Leb();
           if (c.ok && it->second.lsda_enc == kPcrelSdata4 && c.end - c.pos >= 4) {
@@ -312,7 +320,7 @@ void ElfLayout::ForEachField(std::uint64_t begin, std::uint64_t end,
       for (int a : at) {
         std::uint64_t o = entry + static_cast<std::uint64_t>(a);
         // Relocation addends and pointer arrays are the arrays worth realigning.
-        std::uint8_t array = t.kind == TableKind::kPointers            ? 8
+        std::uint8_t array = t.kind == TableKind::kPointers          ? 8
                              : t.kind == TableKind::kRela && a == 16 ? 24
                                                                      : 0;
         if (o >= begin && o + width <= end) fn(Field{o, width, base, t.begin, array, t.end});

@@ -31,8 +31,8 @@ class ElfLayout {
     kSection,       // 4 bytes signed: address - the address of the field's section
   };
   struct Field {
-    std::uint64_t offset;          // in the old file
-    std::uint8_t width;            // 4 or 8
+    std::uint64_t offset;  // in the old file
+    std::uint8_t width;    // 4 or 8
     FieldBase base;
     std::uint64_t section_offset;  // where the field's section starts
     // Arrays whose entries may have shifted (an entry inserted or removed where the
@@ -76,8 +76,8 @@ class ElfLayout {
   void ParseEhFrame(std::uint64_t begin, const std::vector<std::uint8_t>& bytes);
 
   std::vector<Segment> segments_;
-  std::vector<Table> tables_;                 // sorted by begin, disjoint
-  std::vector<std::uint64_t> eh_fields_;      // .eh_frame fields: offset << 1 | backward
+  std::vector<Table> tables_;             // sorted by begin, disjoint
+  std::vector<std::uint64_t> eh_fields_;  // .eh_frame fields: offset << 1 | backward
 };
 
 }  // namespace qp::delta

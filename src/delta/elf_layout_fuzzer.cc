@@ -39,17 +39,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Two blocks, the second overlapping the first in the old file; the new file is the old
   // one with every seventh byte changed.
   std::vector<std::uint8_t> new_data = old_data;
-  for (std::size_t i = 0; i < new_data.size(); i += 7) new_data[i] = static_cast<std::uint8_t>(new_data[i] + 3);
+  for (std::size_t i = 0; i < new_data.size(); i += 7)
+    new_data[i] = static_cast<std::uint8_t>(new_data[i] + 3);
   std::uint64_t half = size / 2, back = std::min<std::uint64_t>(half, 8);
   std::vector<Control> controls = {Control{half, 0, 0},
                                    Control{size - half, 0, static_cast<std::int64_t>(half - back)}};
-  auto differ = X86Predictor::Create(X86Predictor::Level::kLearned, old_file, controls, ElfLayout::kAllTables);
-  auto applier = X86Predictor::Create(X86Predictor::Level::kLearned, old_file, controls, ElfLayout::kAllTables);
+  auto differ = X86Predictor::Create(X86Predictor::Level::kLearned, old_file, controls,
+                                     ElfLayout::kAllTables);
+  auto applier = X86Predictor::Create(X86Predictor::Level::kLearned, old_file, controls,
+                                      ElfLayout::kAllTables);
   if (!differ.ok() || !applier.ok()) abort();
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
     for (std::uint64_t off = 0; off < c.add; off += qp::delta::kPredictChunk) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(qp::delta::kPredictChunk, c.add - off));
+      std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(qp::delta::kPredictChunk, c.add - off));
       std::uint64_t old_at = static_cast<std::uint64_t>(c.old_pos) + off;
       std::vector<std::uint8_t> chunk(old_data.begin() + static_cast<std::ptrdiff_t>(old_at),
                                       old_data.begin() + static_cast<std::ptrdiff_t>(old_at + n));

@@ -78,7 +78,8 @@ Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::
       const std::uint8_t* o = old_data.data() + old_at;
       region.assign(o, o + n);
       auto new_bytes = new_data.subspan(static_cast<std::size_t>(new_pos + off), n);
-      if (predictor) QP_RETURN_IF_ERROR(predictor->PredictForDiff(old_at, new_pos + off, region, new_bytes));
+      if (predictor)
+        QP_RETURN_IF_ERROR(predictor->PredictForDiff(old_at, new_pos + off, region, new_bytes));
       for (std::size_t i = 0; i < n; ++i) {
         diff->push_back(static_cast<std::uint8_t>(new_bytes[i] - region[i]));
       }
@@ -94,8 +95,8 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
                                            std::span<const std::uint8_t> new_data,
                                            const FileDiffOptions& options) {
   if (old_data.size() > kMaxFileSize || new_data.size() > kMaxFileSize) {
-    return Error(ErrorCode::kTooLarge, "file larger than " + std::to_string(kMaxFileSize) +
-                                           " bytes cannot be diffed");
+    return Error(ErrorCode::kTooLarge,
+                 "file larger than " + std::to_string(kMaxFileSize) + " bytes cannot be diffed");
   }
   std::vector<Control> controls = MatchFiles(old_data, new_data, options.threads, options.progress);
 

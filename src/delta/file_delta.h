@@ -32,7 +32,7 @@ using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 struct FileDiffOptions {
   CompressOptions compress;
-  int threads = 2;               // matching threads for large files
+  int threads = 2;                   // matching threads for large files
   bool executable_transform = true;  // x86-64 ELF address prediction, when it helps
   // Which prediction: 2 (learned targets and RIP-relative operands, patch format 2) or 1
   // (branches only, what format 1 patches carry; kept so that such patches can be made).

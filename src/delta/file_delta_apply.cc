@@ -12,7 +12,6 @@
 namespace qp::delta {
 namespace {
 
-
 // Buffered byte access over a decoder, for the varint streams.
 class VarintStream {
  public:
@@ -136,7 +135,8 @@ Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64
   if (h.transform == kTransformX86Learned) {
     QP_ASSIGN_OR_RETURN(h.tables, r.U8("address table mask"));
     if ((h.tables & ~ElfLayout::kAllTables) != 0) {
-      return Error(ErrorCode::kUnsupported, "unknown address table kinds " + std::to_string(h.tables));
+      return Error(ErrorCode::kUnsupported,
+                   "unknown address table kinds " + std::to_string(h.tables));
     }
   }
   QP_ASSIGN_OR_RETURN(h.old_size, r.BoundedVarint("old size", kMaxFileSize));
@@ -158,7 +158,8 @@ Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64
     QP_ASSIGN_OR_RETURN(auto params, r.Bytes("stream parameters", nparams));
     QP_ASSIGN_OR_RETURN(std::uint64_t raw, r.BoundedVarint("stream length", kMaxFileSize));
     QP_ASSIGN_OR_RETURN(std::uint64_t comp, r.BoundedVarint("stream length", length));
-    h.streams[i] = {names[i], static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp, 0};
+    h.streams[i] = {names[i], static_cast<Codec>(codec), {params.begin(), params.end()}, raw, comp,
+                    0};
   }
   std::uint64_t pos = offset + r.position();
   for (auto& st : h.streams) {
@@ -188,9 +189,9 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                                        WritableFile& out) {
   QP_ASSIGN_OR_RETURN(FileDeltaHeader h, ReadFileDeltaHeader(patch, offset, length));
   if (h.old_size != old_file.Size()) {
-    return Error(ErrorCode::kVerificationFailed,
-                 "delta expects a source of " + std::to_string(h.old_size) + " bytes, found " +
-                     std::to_string(old_file.Size()));
+    return Error(ErrorCode::kVerificationFailed, "delta expects a source of " +
+                                                     std::to_string(h.old_size) + " bytes, found " +
+                                                     std::to_string(old_file.Size()));
   }
   const std::uint8_t transform = h.transform, tables = h.tables, layout = h.layout;
   const std::uint64_t count = h.controls, new_size = h.new_size, diff_len = h.diff_len;
@@ -201,7 +202,8 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   const std::uint64_t old_size = h.old_size;
   auto open = [&](int i) {
     const FileDeltaHeader::Stream& st = streams[static_cast<std::size_t>(i)];
-    return StreamDecoder::Open(st.codec, st.params, &patch, st.offset, st.comp_len, st.raw_len, st.name);
+    return StreamDecoder::Open(st.codec, st.params, &patch, st.offset, st.comp_len, st.raw_len,
+                               st.name);
   };
 
   // Controls, all of them, validated against the sizes before any output.
@@ -247,15 +249,16 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     QP_ASSIGN_OR_RETURN(auto runs, open(2));
     QP_ASSIGN_OR_RETURN(auto values, open(3));
     QP_ASSIGN_OR_RETURN(
-        diff, DiffReader::Sparse(std::make_unique<VarintStream>(std::move(gaps), streams[1].raw_len),
-                                 std::make_unique<VarintStream>(std::move(runs), streams[2].raw_len),
-                                 std::move(values)));
+        diff,
+        DiffReader::Sparse(std::make_unique<VarintStream>(std::move(gaps), streams[1].raw_len),
+                           std::make_unique<VarintStream>(std::move(runs), streams[2].raw_len),
+                           std::move(values)));
   }
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
   std::unique_ptr<X86Predictor> predictor;
   if (transform != kTransformNone) {
     QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
-                                                          old_file, controls, tables));
+                                                        old_file, controls, tables));
   }
 
   Sha256 hasher;

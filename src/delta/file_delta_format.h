@@ -15,8 +15,10 @@ inline constexpr std::size_t kDeltaChunk = kPredictChunk;
 inline constexpr std::uint64_t kMaxControls = 1u << 24;
 // The transform byte: none, or the X86Predictor level (1: branches, format 1; 2: learned).
 inline constexpr std::uint8_t kTransformNone = 0;
-inline constexpr std::uint8_t kTransformX86Branches = static_cast<std::uint8_t>(X86Predictor::Level::kBranches);
-inline constexpr std::uint8_t kTransformX86Learned = static_cast<std::uint8_t>(X86Predictor::Level::kLearned);
+inline constexpr std::uint8_t kTransformX86Branches =
+    static_cast<std::uint8_t>(X86Predictor::Level::kBranches);
+inline constexpr std::uint8_t kTransformX86Learned =
+    static_cast<std::uint8_t>(X86Predictor::Level::kLearned);
 
 // Difference bytes are stored either as one stream ("dense") or, since they are mostly
 // zero, as three: the lengths of the zero runs, the lengths of the non-zero runs, and the

@@ -28,7 +28,8 @@ FileDiffOptions FastOptions() {
   return o;
 }
 
-void ExpectRoundTrip(const Bytes& old_data, const Bytes& new_data, std::size_t* patch_size = nullptr) {
+void ExpectRoundTrip(const Bytes& old_data, const Bytes& new_data,
+                     std::size_t* patch_size = nullptr) {
   auto patch = DiffFile(old_data, new_data, FastOptions());
   ASSERT_TRUE(patch.ok()) << patch.error().ToString();
   auto rebuilt = ApplyFileDeltaToMemory(old_data, *patch);
@@ -96,7 +97,8 @@ TEST(FileDeltaTest, X86PredictionRemovesMovedCallDisplacements) {
   old_data[18] = 62;  // e_machine = EM_X86_64
   old_data[19] = 0;
   std::mt19937 rng(11);
-  for (std::size_t i = 64; i < 200000; i += 8 + rng() % 16) old_data[i] = static_cast<std::uint8_t>(rng());
+  for (std::size_t i = 64; i < 200000; i += 8 + rng() % 16)
+    old_data[i] = static_cast<std::uint8_t>(rng());
   // Calls from the first half into the second half.
   std::vector<std::size_t> call_sites;
   for (std::size_t i = 1000; i < 190000; i += 997) {
@@ -106,7 +108,8 @@ TEST(FileDeltaTest, X86PredictionRemovesMovedCallDisplacements) {
     std::memcpy(&old_data[i + 1], &disp, 4);
     call_sites.push_back(i);
   }
-  for (std::size_t i = 200000; i < old_data.size(); ++i) old_data[i] = static_cast<std::uint8_t>(rng());
+  for (std::size_t i = 200000; i < old_data.size(); ++i)
+    old_data[i] = static_cast<std::uint8_t>(rng());
   // New: 3000 bytes inserted at 220000 (inside the callee area); calls re-aimed.
   Bytes new_data(old_data.begin(), old_data.begin() + 220000);
   Bytes ins = Random(3000, 12);
@@ -222,8 +225,10 @@ TEST(X86PredictorTest, LearnsTargetsTheBlocksMispredict) {
     ++calls;
   }
   std::vector<Control> identity = {Control{old_data.size(), 0, 0}};
-  std::size_t branches = PredictedDifferences(X86Predictor::Level::kBranches, old_data, new_data, identity);
-  std::size_t learned = PredictedDifferences(X86Predictor::Level::kLearned, old_data, new_data, identity);
+  std::size_t branches =
+      PredictedDifferences(X86Predictor::Level::kBranches, old_data, new_data, identity);
+  std::size_t learned =
+      PredictedDifferences(X86Predictor::Level::kLearned, old_data, new_data, identity);
   EXPECT_GE(branches, calls);       // every call's displacement differs
   EXPECT_LE(learned, 40u * 4 * 2);  // at most the first call per entry (and per chunk seam)
 }
@@ -250,7 +255,8 @@ TEST(X86PredictorTest, RipRelativeOperandsFollowMovedData) {
   Bytes pad(0x1000, 0xCC);  // cheap to send: the operands are what costs
   new_data.insert(new_data.end(), pad.begin(), pad.end());
   new_data.insert(new_data.end(), old_data.begin() + 0x28000, old_data.end());
-  WriteElfHeader(new_data, {{0, 0, data_off + 0x1000}, {data_off + 0x1000, data_off + 0x2000, size - data_off}});
+  WriteElfHeader(new_data, {{0, 0, data_off + 0x1000},
+                            {data_off + 0x1000, data_off + 0x2000, size - data_off}});
   for (std::size_t i : sites) {
     std::uint32_t disp = 0;
     for (int k = 0; k < 4; ++k) disp |= static_cast<std::uint32_t>(new_data[i + 3 + k]) << (8 * k);
@@ -279,8 +285,8 @@ TEST(FileDeltaTest, RejectsWrongSourceAndCorruptPayloads) {
   auto wrong = ApplyFileDeltaToMemory(shorter, *patch);
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.error().code(), ErrorCode::kVerificationFailed);
-  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, std::size_t{5}, patch->size() / 2,
-                          patch->size() - 1}) {
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{1}, std::size_t{5}, patch->size() / 2, patch->size() - 1}) {
     auto r = ApplyFileDeltaToMemory(a, std::span(*patch).first(cut));
     EXPECT_FALSE(r.ok()) << "cut at " << cut;
   }

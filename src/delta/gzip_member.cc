@@ -54,7 +54,8 @@ bool LooksGzipped(std::span<const std::uint8_t> data) {
 Result<std::vector<std::uint8_t>> Gunzip(std::span<const std::uint8_t> data, std::uint64_t limit) {
   if (!LooksGzipped(data)) return Error(ErrorCode::kCorrupt, "not a gzip file");
   z_stream z{};
-  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) return Error(ErrorCode::kInternal, "zlib init failed");
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+    return Error(ErrorCode::kInternal, "zlib init failed");
   std::vector<std::uint8_t> out;
   z.next_in = const_cast<Bytef*>(data.data());  // zlib's API is not const-correct
   z.avail_in = static_cast<uInt>(std::min<std::size_t>(data.size(), UINT32_MAX));
@@ -72,7 +73,8 @@ Result<std::vector<std::uint8_t>> Gunzip(std::span<const std::uint8_t> data, std
   const std::size_t consumed = data.size() - z.avail_in;
   inflateEnd(&z);
   if (out.size() > limit) {
-    return Error(ErrorCode::kTooLarge, "gzip content larger than " + std::to_string(limit) + " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 "gzip content larger than " + std::to_string(limit) + " bytes");
   }
   if (rc != Z_STREAM_END) return Error(ErrorCode::kCorrupt, "damaged or truncated gzip data");
   if (consumed != data.size()) return Error(ErrorCode::kCorrupt, "data after the gzip member");
@@ -152,7 +154,8 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   }
   if (write_failed || read_failed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     return Error(ErrorCode::kIo, "gzip -9n failed (exit status " +
-                                     std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")");
+                                     std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+                                     ")");
   }
   return out;
 }
@@ -165,7 +168,8 @@ Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_
   }
   auto old_raw = Gunzip(old_gz, kMaxGzipContent);
   auto new_raw = Gunzip(new_gz, kMaxGzipContent);
-  if (!old_raw.ok() || !new_raw.ok()) return Error(ErrorCode::kUnsupported, "not usable gzip files");
+  if (!old_raw.ok() || !new_raw.ok())
+    return Error(ErrorCode::kUnsupported, "not usable gzip files");
   auto again = GzipBest(*new_raw);
   if (!again.ok() || *again != std::vector<std::uint8_t>(new_gz.begin(), new_gz.end())) {
     return Error(ErrorCode::kUnsupported, "gzip -9n does not reproduce the new file");
@@ -176,8 +180,8 @@ Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_
 Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::uint64_t offset,
                       std::uint64_t length, WritableFile& out) {
   if (old_gz.Size() > kMaxGzipContent) {
-    return Error(ErrorCode::kCorrupt, "gzip delta source larger than " +
-                                          std::to_string(kMaxGzipContent) + " bytes");
+    return Error(ErrorCode::kCorrupt,
+                 "gzip delta source larger than " + std::to_string(kMaxGzipContent) + " bytes");
   }
   std::vector<std::uint8_t> old_data(static_cast<std::size_t>(old_gz.Size()));
   QP_ASSIGN_OR_RETURN(std::size_t n, old_gz.ReadAt(0, old_data));
@@ -187,7 +191,8 @@ Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::ui
   std::vector<std::uint8_t> new_raw;
   MemoryFile old_file(*old_raw);
   VectorSink sink(&new_raw, kMaxGzipContent);
-  QP_ASSIGN_OR_RETURN(FileApplyResult applied, ApplyFileDelta(old_file, patch, offset, length, sink));
+  QP_ASSIGN_OR_RETURN(FileApplyResult applied,
+                      ApplyFileDelta(old_file, patch, offset, length, sink));
   (void)applied;  // the recompressed file is what the manifest checks
   QP_ASSIGN_OR_RETURN(auto gz, GzipBest(new_raw));
   return out.Append(gz);

@@ -20,14 +20,16 @@ using Bytes = std::vector<std::uint8_t>;
 // A changelog-like text: entries of words, newest first.
 std::string Changelog(int entries, unsigned seed) {
   std::mt19937 rng(seed);
-  static const char* words[] = {"fix", "CVE-2025-", "buffer", "overflow", "in", "the", "parser",
-                                "update", "to", "upstream", "release", "security", "tests"};
+  static const char* words[] = {"fix",     "CVE-2025-", "buffer", "overflow", "in",
+                                "the",     "parser",    "update", "to",       "upstream",
+                                "release", "security",  "tests"};
   std::string s;
   for (int e = entries; e > 0; --e) {
     s += "package (" + std::to_string(e) + ".0) stable; urgency=high\n\n";
     for (int l = 0; l < 6; ++l) {
       s += "  *";
-      for (int w = 0; w < 9; ++w) s += std::string(" ") + words[rng() % 13] + std::to_string(rng() % 1000);
+      for (int w = 0; w < 9; ++w)
+        s += std::string(" ") + words[rng() % 13] + std::to_string(rng() % 1000);
       s += "\n";
     }
     s += "\n -- Maintainer <m@example.org>  Mon, 01 Jan 2024 00:00:00 +0000\n\n";

@@ -9,13 +9,20 @@ namespace qp::delta {
 
 std::string_view RecordOpName(RecordOp op) {
   switch (op) {
-    case RecordOp::kFull: return "full";
-    case RecordOp::kDelta: return "delta";
-    case RecordOp::kCopy: return "copy";
-    case RecordOp::kSymlink: return "symlink";
-    case RecordOp::kDelete: return "delete";
-    case RecordOp::kMode: return "mode";
-    case RecordOp::kGzipDelta: return "gzip-delta";
+    case RecordOp::kFull:
+      return "full";
+    case RecordOp::kDelta:
+      return "delta";
+    case RecordOp::kCopy:
+      return "copy";
+    case RecordOp::kSymlink:
+      return "symlink";
+    case RecordOp::kDelete:
+      return "delete";
+    case RecordOp::kMode:
+      return "mode";
+    case RecordOp::kGzipDelta:
+      return "gzip-delta";
   }
   return "unknown";
 }
@@ -85,8 +92,8 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
   std::uint32_t body_len = static_cast<std::uint32_t>(fixed[12]) | fixed[13] << 8 |
                            fixed[14] << 16 | static_cast<std::uint32_t>(fixed[15]) << 24;
   if (body_len > kMaxHeaderLength) {
-    return Error(ErrorCode::kTooLarge, "patch header of " + std::to_string(body_len) +
-                                           " bytes exceeds the limit");
+    return Error(ErrorCode::kTooLarge,
+                 "patch header of " + std::to_string(body_len) + " bytes exceeds the limit");
   }
   if (16 + std::uint64_t{body_len} + 32 > patch.Size()) {
     return Error(ErrorCode::kCorrupt, "truncated patch header");
@@ -137,14 +144,14 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
       // symlink or into a file.
       auto slash = e.path.rfind('/');
       if (slash != std::string::npos && dirs.count(e.path.substr(0, slash)) == 0) {
-        return Error(ErrorCode::kCorrupt, where + " (" + e.path + "): parent is not a directory of the tree");
+        return Error(ErrorCode::kCorrupt,
+                     where + " (" + e.path + "): parent is not a directory of the tree");
       }
       if (e.type == EntryType::kDirectory) dirs.insert(e.path);
     }
     h.manifest.push_back(std::move(e));
   }
-  QP_ASSIGN_OR_RETURN(std::uint64_t rcount,
-                      r.BoundedVarint("record count", 2 * kMaxEntries));
+  QP_ASSIGN_OR_RETURN(std::uint64_t rcount, r.BoundedVarint("record count", 2 * kMaxEntries));
   for (std::uint64_t i = 0; i < rcount; ++i) {
     PatchRecord rec;
     QP_ASSIGN_OR_RETURN(std::uint8_t op, r.U8("record op"));
@@ -154,13 +161,15 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
     QP_ASSIGN_OR_RETURN(rec.payload_length, r.Varint("record payload length"));
     auto idx = static_cast<std::size_t>(i);
     if (op < 1 || op > 7) {
-      return RecordError(idx, rec.path, Error(ErrorCode::kCorrupt, "unknown operation " + std::to_string(op)));
+      return RecordError(idx, rec.path,
+                         Error(ErrorCode::kCorrupt, "unknown operation " + std::to_string(op)));
     }
     rec.op = static_cast<RecordOp>(op);
     if (h.kind == PatchKind::kTree) {
       Status ok = ValidateRelativePath(rec.path);
       if (!ok.ok()) return RecordError(idx, rec.path, ok.error());
-      if (rec.op == RecordOp::kDelta || rec.op == RecordOp::kCopy || rec.op == RecordOp::kGzipDelta) {
+      if (rec.op == RecordOp::kDelta || rec.op == RecordOp::kCopy ||
+          rec.op == RecordOp::kGzipDelta) {
         Status s = ValidateRelativePath(rec.source);
         if (!s.ok()) return RecordError(idx, rec.path, s.error().WithContext("source"));
       }
@@ -169,8 +178,10 @@ Result<PatchHeader> DecodePatchHeader(RandomAccessFile& patch) {
                                    rec.op != RecordOp::kGzipDelta)) {
       return RecordError(idx, rec.path, Error(ErrorCode::kCorrupt, "not valid in a file patch"));
     }
-    if (rec.payload_offset > payload_size || rec.payload_length > payload_size - rec.payload_offset) {
-      return RecordError(idx, rec.path, Error(ErrorCode::kCorrupt, "payload lies outside the patch (truncated?)"));
+    if (rec.payload_offset > payload_size ||
+        rec.payload_length > payload_size - rec.payload_offset) {
+      return RecordError(idx, rec.path,
+                         Error(ErrorCode::kCorrupt, "payload lies outside the patch (truncated?)"));
     }
     h.records.push_back(std::move(rec));
   }

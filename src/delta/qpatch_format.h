@@ -30,12 +30,12 @@ inline constexpr std::uint32_t kMaxHeaderLength = 64u << 20;
 enum class PatchKind : std::uint8_t { kTree = 1, kFile = 2 };
 
 enum class RecordOp : std::uint8_t {
-  kFull = 1,     // the file's whole content, compressed (payload: one encoded stream)
-  kDelta = 2,    // a file delta against `source` in the old tree (payload: delta)
-  kCopy = 3,     // identical to `source` in the old tree (renamed or duplicated; no payload)
-  kSymlink = 4,  // a symlink; payload: its target
-  kDelete = 5,   // `path` of the old tree is not in the new one (no payload)
-  kMode = 6,     // same content as the old file at `path`, new permission bits (no payload)
+  kFull = 1,       // the file's whole content, compressed (payload: one encoded stream)
+  kDelta = 2,      // a file delta against `source` in the old tree (payload: delta)
+  kCopy = 3,       // identical to `source` in the old tree (renamed or duplicated; no payload)
+  kSymlink = 4,    // a symlink; payload: its target
+  kDelete = 5,     // `path` of the old tree is not in the new one (no payload)
+  kMode = 6,       // same content as the old file at `path`, new permission bits (no payload)
   kGzipDelta = 7,  // a gzip file: a file delta of the decompressed contents against the
                    // decompressed `source`, recompressed with `gzip -9n` (version 2)
 };
@@ -45,7 +45,7 @@ std::string_view RecordOpName(RecordOp op);
 struct PatchRecord {
   RecordOp op = RecordOp::kFull;
   std::string path;
-  std::string source;  // kDelta / kCopy: path in the old tree
+  std::string source;                // kDelta / kCopy: path in the old tree
   std::uint64_t payload_offset = 0;  // relative to the start of the payload area
   std::uint64_t payload_length = 0;
 };

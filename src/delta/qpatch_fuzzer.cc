@@ -45,7 +45,8 @@ void Setup() {
   for (std::size_t i = 0; i < bar.size(); ++i) bar[i] = static_cast<char>(i * 13 + i / 7);
   std::fill(bar.begin(), bar.begin() + 120, '\0');
   auto put = [&](std::size_t at, std::uint64_t v, int bytes) {
-    for (int k = 0; k < bytes; ++k) bar[at + static_cast<std::size_t>(k)] = static_cast<char>(v >> (8 * k));
+    for (int k = 0; k < bytes; ++k)
+      bar[at + static_cast<std::size_t>(k)] = static_cast<char>(v >> (8 * k));
   };
   put(0, 0x464c457f, 4);
   put(4, 0x010102, 3);
@@ -67,8 +68,10 @@ void Setup() {
   WriteFile(g_root + "/old/lib/libbar.so", bar);
   (void)env->MakeDir(g_root + "/old/doc", 0755);
   std::string text;
-  for (int k = 0; k < 200; ++k) text += "entry " + std::to_string(k) + ": fixed a bug in the parser\n";
-  auto gz = qp::delta::GzipBest(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  for (int k = 0; k < 200; ++k)
+    text += "entry " + std::to_string(k) + ": fixed a bug in the parser\n";
+  auto gz = qp::delta::GzipBest(
+      std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
   if (gz.ok()) WriteFile(g_root + "/old/doc/changelog.gz", std::string(gz->begin(), gz->end()));
 }
 

@@ -3,9 +3,9 @@
 #include <divsufsort.h>
 
 #include <algorithm>
-#include <cstring>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "delta/file_delta.h"
@@ -61,13 +61,15 @@ void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, 
       if (oldsize == 0) {
         len = 0;
       } else {
-        len = Search(sa, old, nw.subspan(static_cast<std::size_t>(scan),
-                                         static_cast<std::size_t>(end - scan)),
-                     0, oldsize - 1, &pos);
+        len =
+            Search(sa, old,
+                   nw.subspan(static_cast<std::size_t>(scan), static_cast<std::size_t>(end - scan)),
+                   0, oldsize - 1, &pos);
       }
       for (; scsc < scan + len; scsc++) {
         if (scsc + lastoffset < oldsize && scsc + lastoffset >= 0 &&
-            old[static_cast<std::size_t>(scsc + lastoffset)] == nw[static_cast<std::size_t>(scsc)]) {
+            old[static_cast<std::size_t>(scsc + lastoffset)] ==
+                nw[static_cast<std::size_t>(scsc)]) {
           oldscore++;
         }
       }
@@ -80,7 +82,9 @@ void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, 
     if (len != oldscore || scan == end) {
       std::int64_t s = 0, sf = 0, lenf = 0;
       for (std::int64_t i = 0; lastscan + i < scan && lastpos + i < oldsize;) {
-        if (old[static_cast<std::size_t>(lastpos + i)] == nw[static_cast<std::size_t>(lastscan + i)]) s++;
+        if (old[static_cast<std::size_t>(lastpos + i)] ==
+            nw[static_cast<std::size_t>(lastscan + i)])
+          s++;
         i++;
         if (s * 2 - i > sf * 2 - lenf) {
           sf = s;
@@ -105,9 +109,11 @@ void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, 
         s = 0;
         for (std::int64_t i = 0; i < overlap; i++) {
           if (nw[static_cast<std::size_t>(lastscan + lenf - overlap + i)] ==
-              old[static_cast<std::size_t>(lastpos + lenf - overlap + i)]) s++;
+              old[static_cast<std::size_t>(lastpos + lenf - overlap + i)])
+            s++;
           if (nw[static_cast<std::size_t>(scan - lenb + i)] ==
-              old[static_cast<std::size_t>(pos - lenb + i)]) s--;
+              old[static_cast<std::size_t>(pos - lenb + i)])
+            s--;
           if (s > ss) {
             ss = s;
             lens = i + 1;

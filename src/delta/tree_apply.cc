@@ -5,8 +5,8 @@
 
 #include "core/durable_file.h"
 #include "delta/byte_io.h"
-#include "delta/gzip_member.h"
 #include "delta/codec.h"
+#include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
 namespace qp::delta {
@@ -60,7 +60,8 @@ class Applier {
     const PatchRecord* rec = rec_it == by_path_.end() ? nullptr : &header_.records[index];
     if (rec != nullptr && ((e.type == EntryType::kSymlink) != (rec->op == RecordOp::kSymlink) ||
                            e.type == EntryType::kDirectory)) {
-      return RecordError(index, Error(ErrorCode::kCorrupt, "operation does not fit the entry type"));
+      return RecordError(index,
+                         Error(ErrorCode::kCorrupt, "operation does not fit the entry type"));
     }
     Status s;
     switch (e.type) {
@@ -90,8 +91,8 @@ class Applier {
   Result<const ManifestEntry*> OldFile(const std::string& path, const char* role) {
     auto it = old_by_path_.find(path);
     if (it == old_by_path_.end() || it->second->type != EntryType::kFile) {
-      return Error(ErrorCode::kCorrupt, std::string(role) + " '" + path +
-                                            "' is not a file of the old tree");
+      return Error(ErrorCode::kCorrupt,
+                   std::string(role) + " '" + path + "' is not a file of the old tree");
     }
     return it->second;
   }
@@ -99,9 +100,11 @@ class Applier {
   Status MakeSymlink(const ManifestEntry& e, const PatchRecord* rec, const std::string& dest) {
     std::string target;
     if (rec != nullptr) {
-      if (rec->payload_length > kMaxPathLength) return Error(ErrorCode::kCorrupt, "symlink target too long");
+      if (rec->payload_length > kMaxPathLength)
+        return Error(ErrorCode::kCorrupt, "symlink target too long");
       std::vector<std::uint8_t> buf(static_cast<std::size_t>(rec->payload_length));
-      QP_ASSIGN_OR_RETURN(std::size_t n, patch_->ReadAt(header_.payload_start + rec->payload_offset, buf));
+      QP_ASSIGN_OR_RETURN(std::size_t n,
+                          patch_->ReadAt(header_.payload_start + rec->payload_offset, buf));
       if (n != buf.size()) return Error(ErrorCode::kCorrupt, "truncated symlink target");
       target.assign(buf.begin(), buf.end());
     } else {
@@ -130,7 +133,8 @@ class Applier {
   Status DecodeFull(const PatchRecord& rec, WritableFile& out) {
     std::uint64_t start = header_.payload_start + rec.payload_offset;
     std::uint8_t head[64];
-    std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(rec.payload_length, sizeof head));
+    std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(rec.payload_length, sizeof head));
     QP_ASSIGN_OR_RETURN(std::size_t n, patch_->ReadAt(start, std::span(head, want)));
     ByteReader r(std::span<const std::uint8_t>(head, n));
     QP_ASSIGN_OR_RETURN(std::uint8_t codec, r.U8("content codec"));
@@ -138,9 +142,9 @@ class Applier {
     QP_ASSIGN_OR_RETURN(auto params, r.Bytes("content codec parameters", nparams));
     QP_ASSIGN_OR_RETURN(std::uint64_t raw, r.BoundedVarint("content length", kMaxFileSize));
     std::uint64_t used = r.position();
-    QP_ASSIGN_OR_RETURN(auto dec, StreamDecoder::Open(static_cast<Codec>(codec), params, patch_,
-                                                      start + used, rec.payload_length - used, raw,
-                                                      "content"));
+    QP_ASSIGN_OR_RETURN(auto dec,
+                        StreamDecoder::Open(static_cast<Codec>(codec), params, patch_, start + used,
+                                            rec.payload_length - used, raw, "content"));
     std::vector<std::uint8_t> buf(kCopyChunk);
     for (std::uint64_t done = 0; done < raw;) {
       std::size_t k = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), raw - done));
@@ -191,9 +195,9 @@ class Applier {
       s = Error(ErrorCode::kCorrupt, "operation does not produce a file");
     }
     if (s.ok() && sink.size() != e.size) {
-      s = Error(ErrorCode::kVerificationFailed,
-                "result is " + std::to_string(sink.size()) + " bytes, manifest says " +
-                    std::to_string(e.size));
+      s = Error(ErrorCode::kVerificationFailed, "result is " + std::to_string(sink.size()) +
+                                                    " bytes, manifest says " +
+                                                    std::to_string(e.size));
     }
     if (s.ok() && sink.Finish() != e.sha256) {
       s = Error(ErrorCode::kVerificationFailed, "result SHA-256 does not match the manifest");
@@ -218,7 +222,8 @@ class Applier {
 
 Status RemoveTree(Env* env, const std::string& path) {
   auto info = env->Stat(path);
-  if (!info.ok()) return info.error().code() == ErrorCode::kNotFound ? OkStatus() : Status(info.error());
+  if (!info.ok())
+    return info.error().code() == ErrorCode::kNotFound ? OkStatus() : Status(info.error());
   if (info->type != FileType::kDirectory) return env->Unlink(path);
   QP_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
   for (const auto& n : names) QP_RETURN_IF_ERROR(RemoveTree(env, JoinPath(path, n)));
@@ -237,7 +242,8 @@ Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patc
     return Error(ErrorCode::kVerificationFailed,
                  old_path + " is not the " + (file_kind ? "file" : "tree") +
                      " this patch applies to (digest " + HexEncode(source).substr(0, 16) +
-                     "..., patch expects " + HexEncode(header.source_digest).substr(0, 16) + "...)");
+                     "..., patch expects " + HexEncode(header.source_digest).substr(0, 16) +
+                     "...)");
   }
   if (ManifestDigest(header.manifest) != header.result_digest) {
     return Error(ErrorCode::kCorrupt, "manifest does not match the result digest");

@@ -36,9 +36,8 @@ std::vector<std::uint8_t> EncodeFull(const EncodedStream& s, std::uint64_t raw_l
 }
 
 Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
-                         const Manifest& old_m, const std::string& new_root,
-                         const Manifest& new_m, const std::string& patch_path,
-                         const BuildOptions& options) {
+                         const Manifest& old_m, const std::string& new_root, const Manifest& new_m,
+                         const std::string& patch_path, const BuildOptions& options) {
   std::map<std::string, const ManifestEntry*> old_by_path;
   std::map<Sha256Digest, const ManifestEntry*> old_by_sha;
   std::multimap<std::string, const ManifestEntry*> old_by_key;
@@ -110,11 +109,13 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
     std::vector<std::uint8_t> delta;
     RecordOp delta_op = RecordOp::kDelta;
     if (source != nullptr) {
-      QP_ASSIGN_OR_RETURN(auto old_data,
-                          ReadFileLimited(env, ResolveEntryPath(old_root, source->path), kMaxFileSize));
+      QP_ASSIGN_OR_RETURN(
+          auto old_data,
+          ReadFileLimited(env, ResolveEntryPath(old_root, source->path), kMaxFileSize));
       QP_ASSIGN_OR_RETURN(delta, DiffFile(old_data, new_data, options.diff));
       // Gzip files: a delta of the contents, when gzip -9n rebuilds the file exactly.
-      if (auto gz = DiffGzipped(old_data, new_data, options.diff); gz.ok() && gz->size() < delta.size()) {
+      if (auto gz = DiffGzipped(old_data, new_data, options.diff);
+          gz.ok() && gz->size() < delta.size()) {
         delta = std::move(*gz);
         delta_op = RecordOp::kGzipDelta;
       }

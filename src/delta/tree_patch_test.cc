@@ -72,7 +72,8 @@ TEST(TreePatchTest, RoundTripsEveryKindOfChange) {
   auto got = ScanTree(env, d.Sub("out"));
   ASSERT_TRUE(expected.ok() && got.ok());
   EXPECT_EQ(ManifestDigest(*expected), ManifestDigest(*got));
-  EXPECT_EQ(ReadTestFile(d.Sub("out/lib/libfoo.so.1.3")), ReadTestFile(d.Sub("new/lib/libfoo.so.1.3")));
+  EXPECT_EQ(ReadTestFile(d.Sub("out/lib/libfoo.so.1.3")),
+            ReadTestFile(d.Sub("new/lib/libfoo.so.1.3")));
   EXPECT_EQ(fs::read_symlink(d.Sub("out/lib/libfoo.so")).string(), "libfoo.so.1.3");
 
   // The rename was paired with its predecessor: a delta, not the whole file.

@@ -57,7 +57,8 @@ X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout
     learned_ = std::make_unique<TargetTable>(old_size);
     max_end_.resize(blocks_.size());
     std::uint64_t m = 0;
-    for (std::size_t k = 0; k < blocks_.size(); ++k) max_end_[k] = m = std::max(m, blocks_[k].old_end);
+    for (std::size_t k = 0; k < blocks_.size(); ++k)
+      max_end_[k] = m = std::max(m, blocks_[k].old_end);
   }
 }
 
@@ -172,8 +173,9 @@ Status X86Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<
 }
 
 template <typename Actual>
-void X86Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
-                            std::size_t from, std::size_t to, Actual& actual) {
+void X86Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at,
+                            std::span<std::uint8_t> chunk, std::size_t from, std::size_t to,
+                            Actual& actual) {
   const bool learn = level_ == Level::kLearned;
   std::uint8_t* d = chunk.data();
   for (std::size_t i = from; i + 5 <= to;) {
@@ -234,7 +236,8 @@ void X86Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::spa
     if (Choose(target, rip, have_block, block, index, &choice)) {
       StoreI32(d + disp_at, static_cast<std::uint32_t>(choice.prediction - new_end));
     }
-    Learn(choice, static_cast<std::uint32_t>(actual(disp_at, 4)) + static_cast<std::uint32_t>(new_end),
+    Learn(choice,
+          static_cast<std::uint32_t>(actual(disp_at, 4)) + static_cast<std::uint32_t>(new_end),
           /*remember=*/true);
     i = end;
   }
@@ -273,7 +276,8 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
         base = new_field;
         break;
       case ElfLayout::FieldBase::kSelfBackward:
-        target = field_vaddr - static_cast<std::int64_t>(static_cast<std::uint32_t>(LoadI32(d + k)));
+        target =
+            field_vaddr - static_cast<std::int64_t>(static_cast<std::uint32_t>(LoadI32(d + k)));
         base = new_field;
         break;
       case ElfLayout::FieldBase::kSection: {
@@ -330,7 +334,8 @@ bool X86Predictor::OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at
   return true;
 }
 
-void X86Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at, std::uint32_t actual_target) {
+void X86Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
+                           std::uint32_t actual_target) {
   std::int64_t& shift = ArrayShift(f);
   for (std::int64_t step = 0; step <= 2 * kMaxArrayShift; ++step) {
     const std::int64_t j = (step % 2 == 0) ? -(step / 2) : (step + 1) / 2;  // 0, 1, -1, 2, -2 ...
@@ -359,13 +364,15 @@ Status X86Predictor::PredictForDiff(std::uint64_t old_at, std::uint64_t new_at,
 }
 
 Status X86Predictor::Reconstruct(std::uint64_t old_at, std::uint64_t new_at,
-                                 std::span<std::uint8_t> chunk, std::span<const std::uint8_t> diff) {
+                                 std::span<std::uint8_t> chunk,
+                                 std::span<const std::uint8_t> diff) {
   QP_RETURN_IF_ERROR(Walk(old_at, new_at, chunk, [&](std::size_t k, int width) {
     std::uint8_t b[8] = {};
     for (int j = 0; j < width; ++j) b[j] = static_cast<std::uint8_t>(chunk[k + j] + diff[k + j]);
     return LoadU64(b);
   }));
-  for (std::size_t k = 0; k < chunk.size(); ++k) chunk[k] = static_cast<std::uint8_t>(chunk[k] + diff[k]);
+  for (std::size_t k = 0; k < chunk.size(); ++k)
+    chunk[k] = static_cast<std::uint8_t>(chunk[k] + diff[k]);
   return OkStatus();
 }
 

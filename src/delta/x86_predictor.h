@@ -113,7 +113,7 @@ class X86Predictor {
   Level level_;
   std::uint64_t old_size_;
   ElfLayout layout_;
-  std::vector<Block> blocks_;  // sorted by old_begin
+  std::vector<Block> blocks_;           // sorted by old_begin
   std::vector<std::uint64_t> max_end_;  // kLearned: the greatest old_end of blocks_[0..k]
   std::unique_ptr<TargetTable> learned_;
   // Arrays (relocation addends, pointer arrays) whose entries shifted: each field is

@@ -2,10 +2,10 @@
 
 #include <curl/curl.h>
 
-#include <cstdio>
-#include <mutex>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cstdio>
+#include <mutex>
 
 namespace qp::net {
 namespace {
@@ -135,7 +135,8 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
                                                   const std::string& partial_path,
                                                   std::uint64_t max_length) {
   struct stat st {};
-  std::uint64_t have = ::stat(partial_path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  std::uint64_t have =
+      ::stat(partial_path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   if (have > max_length) {
     ::unlink(partial_path.c_str());
     have = 0;
@@ -161,8 +162,8 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
   std::fclose(file);
   if (sink.too_large) {
     ::unlink(partial_path.c_str());
-    return Error(ErrorCode::kTooLarge, url + ": more than the allowed " +
-                                           std::to_string(max_length) + " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 url + ": more than the allowed " + std::to_string(max_length) + " bytes");
   }
   if (sink.write_failed || !flushed) return ErrnoError(errno, "write " + partial_path);
   if (rc == CURLE_RANGE_ERROR || status == 416) {
@@ -177,9 +178,9 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
     return Error(ErrorCode::kIo, url + ": server does not resume; restarting the download");
   }
   if (rc != CURLE_OK) {
-    return Error(ErrorCode::kIo, url + ": " +
-                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)) +
-                                     " (" + std::to_string(sink.written) + " bytes kept to resume)");
+    return Error(ErrorCode::kIo,
+                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)) +
+                     " (" + std::to_string(sink.written) + " bytes kept to resume)");
   }
   if (status == 403 || status == 404) {
     return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(status));
@@ -190,7 +191,8 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
   return sink.written;
 }
 
-Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url, const std::string* post_body,
+Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
+                                                   const std::string* post_body,
                                                    long timeout_seconds, std::size_t max_response,
                                                    const std::atomic<bool>* cancel) {
   char error_buffer[CURL_ERROR_SIZE] = {0};
@@ -221,8 +223,8 @@ Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url, const
   if (list != nullptr) curl_slist_free_all(list);
   if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(ErrorCode::kIo, url + ": cancelled");
   if (rc != CURLE_OK && !response.too_large) {
-    return Error(ErrorCode::kIo, url + ": " +
-                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
+    return Error(ErrorCode::kIo,
+                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
   }
   Response out;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
@@ -259,8 +261,8 @@ Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
                  url + ": more than the allowed " + std::to_string(max_length) + " bytes");
   }
   if (rc != CURLE_OK) {
-    return Error(ErrorCode::kIo, url + ": " +
-                                     (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
+    return Error(ErrorCode::kIo,
+                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
   }
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);

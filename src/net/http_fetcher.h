@@ -16,7 +16,7 @@
 namespace qp::net {
 
 struct HttpOptions {
-  std::string ca_file;             // empty: the system CA store
+  std::string ca_file;  // empty: the system CA store
   long connect_timeout_seconds = 15;
   // A transfer slower than low_speed_bytes per second for low_speed_seconds is abandoned
   // (slow retrieval).
@@ -66,8 +66,9 @@ class HttpFetcher final : public tuf::Fetcher {
   // The reused handle, reset and set up with the common options for `url`.
   void* Prepare(const std::string& url, char* error_buffer);
   // GET (post_body null) or POST of JSON, with the answer in memory.
-  Result<Response> Request(const std::string& url, const std::string* post_body, long timeout_seconds,
-                           std::size_t max_response, const std::atomic<bool>* cancel);
+  Result<Response> Request(const std::string& url, const std::string* post_body,
+                           long timeout_seconds, std::size_t max_response,
+                           const std::atomic<bool>* cancel);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;

@@ -10,14 +10,22 @@
 #include <string>
 #include <vector>
 
+#include "contract/improvement_id.h"
+#include "contract/improvement_target.h"
 #include "core/clock.h"
 #include "core/env.h"
 #include "crypto/keys.h"
-#include <nlohmann/json.hpp>
-
-#include "publish/repo_dir.h"
+#include "online/online_repository.h"
+#include "online/repo_dir.h"
 
 namespace qp::publish {
+
+// The repository and keys directories, and what the publisher shares with the server
+// (online/): rollout changes, timestamp re-signing, reading what is published.
+using online::RepoPaths;
+
+// The largest patch file the publisher reads.
+inline constexpr std::uint64_t kMaxPatchBytes = std::uint64_t{4} << 30;
 
 struct InitOptions {
   int root_keys = 3;
@@ -32,7 +40,7 @@ Status InitRepository(Env* env, Clock* clock, const RepoPaths& paths, const Init
 
 struct BuildSpec {
   std::string component, platform, base;
-  std::string label;  // empty: the next free letter (needs repo)
+  std::string label;      // empty: the next free letter (needs repo)
   std::string base_tree;  // the component tree as the base version installed it
   std::vector<std::pair<std::string, std::string>> earlier;  // (label, tree) still installed
   std::string new_tree;
@@ -41,6 +49,8 @@ struct BuildSpec {
   bool exploited = false;
   std::vector<std::string> restart;
   std::string out_dir;  // created; receives improvement.json and the .qpatch files
+  // The repository's newest metadata, to find the next free label (needs repo_dir).
+  Clock* clock = Clock::Real();
   int threads = 2;
   std::function<void(const std::string&)> progress;
 };
@@ -49,19 +59,34 @@ struct BuildSpec {
 // an empty repo_dir) is used to find the next free label.
 Status BuildImprovement(Env* env, const RepoPaths& paths, BuildSpec spec);
 
+// What `build` writes into its directory (improvement.json), for `publish`:
+//   {"patches": [{"file": name, "bytes": size, "custom": <custom.quietpatch of the target>}]}
+// One schema with the signed metadata: publish adds the publication time and signs it.
+struct BuiltPatch {
+  std::string file;  // in the improvement's directory
+  std::uint64_t bytes = 0;
+  contract::ImprovementTarget target;
+};
+struct BuiltImprovement {
+  std::vector<BuiltPatch> patches;  // at least one; all of one improvement id
+};
+// kCorrupt naming the file when improvement.json is not that, names a file outside the
+// directory, or mixes improvement ids.
+Result<BuiltImprovement> ReadBuiltImprovement(Env* env, const std::string& improvement_dir);
+
+// The label after the greatest published for component/base ("a" without a repository).
+// Fails when the repository cannot be read: a label is never guessed.
+Result<std::string> NextFreeLabel(Env* env, Clock* clock, const RepoPaths& paths,
+                                  const std::string& component, const std::string& base);
+
 // Publishes a built improvement (targets signed by the improvements key) with its initial
 // rollout percentage (rollout.json, signed by the rollout key), then snapshot and timestamp.
 Status PublishImprovement(Env* env, Clock* clock, const RepoPaths& paths,
                           const std::string& improvement_dir, int percent);
 
-// Rollout changes, signed by the rollout key. `id` is "component/base/label".
-Status SetRollout(Env* env, Clock* clock, const RepoPaths& paths, const std::string& id,
-                  std::optional<int> percent, std::optional<bool> halted,
-                  const std::string& reason);
-
 // Marks every patch of the improvement revoked (signed by the offline improvements key):
 // devices roll it back.
-Status Revoke(Env* env, Clock* clock, const RepoPaths& paths, const std::string& id);
+Status Revoke(Env* env, Clock* clock, const RepoPaths& paths, const contract::ImprovementId& id);
 
 // A new key for `role` replaces its current one(s). Root: version N+1 signed by the old
 // and the new keys (`threshold` optionally changes the root threshold). Other top-level
@@ -74,17 +99,6 @@ Status RotateKey(Env* env, Clock* clock, const RepoPaths& paths, const std::stri
 // key is present), then snapshot and timestamp.
 Status RefreshExpiring(Env* env, Clock* clock, const RepoPaths& paths, int days);
 
-// Re-signs the timestamp alone (new version, expiry one day on), with the online
-// timestamp key. The server does this before the timestamp expires.
-Status ResignTimestamp(Env* env, Clock* clock, const RepoPaths& paths);
-
-// The published rollout.json ({"improvements": {id: {percent, halted, reason}}}).
-Result<nlohmann::json> ReadRollout(Env* env, Clock* clock, const RepoPaths& paths);
-
-// Every published improvement: id -> custom.quietpatch of its patches (the first one),
-// with "patches" (count) and "bytes" (smallest patch).
-Result<nlohmann::json> ListImprovements(Env* env, Clock* clock, const RepoPaths& paths);
-
 // A human-readable summary: improvements, rollout state, expiry dates.
 Result<std::string> DescribeRepository(Env* env, Clock* clock, const RepoPaths& paths);
 
@@ -92,7 +106,7 @@ Result<std::string> DescribeRepository(Env* env, Clock* clock, const RepoPaths& 
 Status VerifyRepository(Env* env, Clock* clock, const RepoPaths& paths);
 
 // One file with every metadata file and the improvement's patches.
-Status MakeBundle(Env* env, const RepoPaths& paths, const std::string& id,
+Status MakeBundle(Env* env, Clock* clock, const RepoPaths& paths, const contract::ImprovementId& id,
                   const std::string& out_file);
 
 }  // namespace qp::publish

@@ -20,6 +20,11 @@ namespace {
 using Json = nlohmann::json;
 const std::string kBase = "3.0.17-1~deb12u2";
 
+// A valid improvement id (the test's own literal).
+contract::ImprovementId Id(const std::string& id) {
+  return contract::ImprovementId::Parse(id).value();
+}
+
 std::string Digest(const std::string& tree) {
   auto m = delta::ScanTree(Env::Default(), tree);
   return m.ok() ? HexEncode(delta::ManifestDigest(*m)) : "";
@@ -72,11 +77,11 @@ class PublisherTest : public ::testing::Test {
   Result<DeviceView> ReadAsDevice(Clock* clock = Clock::Real()) {
     TestDir md;
     WriteTestFile(md.Sub("root.json"), ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
-    RepoDirFetcher fetcher(Env::Default(), paths_.repo_dir, nullptr);
+    online::RepoDirFetcher fetcher(Env::Default(), paths_.repo_dir, nullptr);
     tuf::UpdaterConfig c;
     c.metadata_dir = md.path();
-    c.metadata_url = RepoDirFetcher::kMetadataUrl;
-    c.target_base_url = RepoDirFetcher::kTargetsUrl;
+    c.metadata_url = online::RepoDirFetcher::kMetadataUrl;
+    c.target_base_url = online::RepoDirFetcher::kTargetsUrl;
     tuf::Updater updater(c, Env::Default(), &fetcher, clock);
     QP_RETURN_IF_ERROR(updater.Refresh());
     DeviceView view;
@@ -133,23 +138,26 @@ TEST_F(PublisherTest, RolloutHaltResumeAndRevokeReadBackThroughTheClient) {
   Clock* clock = Clock::Real();
   ASSERT_TRUE(PublishImprovement(env, clock, paths_, dir_->Sub("imp-a"), 10).ok());
   std::string id = "openssl/" + kBase + "/a";
-  ASSERT_TRUE(SetRollout(env, clock, paths_, id, 50, std::nullopt, "").ok());
+  ASSERT_TRUE(online::SetRollout(env, clock, paths_, Id(id), 50, std::nullopt, "").ok());
   auto v = ReadAsDevice();
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->rollout["improvements"][id]["percent"], 50);
-  ASSERT_TRUE(SetRollout(env, clock, paths_, id, std::nullopt, true, "failures").ok());
+  ASSERT_TRUE(online::SetRollout(env, clock, paths_, Id(id), std::nullopt, true, "failures").ok());
   v = ReadAsDevice();
   EXPECT_EQ(v->rollout["improvements"][id]["halted"], true);
   EXPECT_EQ(v->rollout["improvements"][id]["reason"], "failures");
-  ASSERT_TRUE(SetRollout(env, clock, paths_, id, std::nullopt, false, "").ok());
+  ASSERT_TRUE(online::SetRollout(env, clock, paths_, Id(id), std::nullopt, false, "").ok());
   v = ReadAsDevice();
   EXPECT_EQ(v->rollout["improvements"][id]["halted"], false);
-  ASSERT_TRUE(Revoke(env, clock, paths_, id).ok());
+  ASSERT_TRUE(Revoke(env, clock, paths_, Id(id)).ok());
   v = ReadAsDevice();
   ASSERT_EQ(v->improvements.size(), 1u);
   EXPECT_EQ(v->improvements[0].file.custom["quietpatch"]["revoked"], true);
-  EXPECT_EQ(SetRollout(env, clock, paths_, "openssl/" + kBase + "/q", 5, std::nullopt, "").error().code(),
-            ErrorCode::kNotFound);
+  EXPECT_EQ(
+      online::SetRollout(env, clock, paths_, Id("openssl/" + kBase + "/q"), 5, std::nullopt, "")
+          .error()
+          .code(),
+      ErrorCode::kNotFound);
 }
 
 TEST_F(PublisherTest, KeyRotationsIncludingAThresholdChangeKeepDevicesUpdating) {
@@ -170,7 +178,9 @@ TEST_F(PublisherTest, KeyRotationsIncludingAThresholdChangeKeepDevicesUpdating) 
   EXPECT_EQ(root["signed"]["roles"]["root"]["threshold"], 1);
   EXPECT_TRUE(TestPathExists(paths_.keys_dir + "/retired/root-1.key"));
   // Still publishable with the new keys.
-  ASSERT_TRUE(SetRollout(env, clock, paths_, "openssl/" + kBase + "/a", 40, std::nullopt, "").ok());
+  ASSERT_TRUE(
+      online::SetRollout(env, clock, paths_, Id("openssl/" + kBase + "/a"), 40, std::nullopt, "")
+          .ok());
   EXPECT_TRUE(VerifyRepository(env, clock, paths_).ok());
 }
 
@@ -189,7 +199,9 @@ TEST_F(PublisherTest, RefreshResignsWhatExpiresAndDevicesLaterAcceptIt) {
 TEST_F(PublisherTest, RefusesWithoutTheKeysAndChangesNothing) {
   Env* env = Env::Default();
   std::string before = ReadTestFile(paths_.repo_dir + "/metadata/timestamp.json");
-  ASSERT_EQ(std::rename((paths_.keys_dir + "/improvements.key").c_str(), work_.Sub("away.key").c_str()), 0);
+  ASSERT_EQ(
+      std::rename((paths_.keys_dir + "/improvements.key").c_str(), work_.Sub("away.key").c_str()),
+      0);
   auto s = PublishImprovement(env, Clock::Real(), paths_, dir_->Sub("imp-a"), 100);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message().find("improvements key"), std::string::npos);
@@ -219,7 +231,7 @@ TEST_F(PublisherTest, BundleHoldsWhatAnOfflineDeviceNeeds) {
   Env* env = Env::Default();
   ASSERT_TRUE(PublishImprovement(env, Clock::Real(), paths_, dir_->Sub("imp-a"), 100).ok());
   std::string file = work_.Sub("a.qpbundle");
-  ASSERT_TRUE(MakeBundle(env, paths_, "openssl/" + kBase + "/a", file).ok());
+  ASSERT_TRUE(MakeBundle(env, Clock::Real(), paths_, Id("openssl/" + kBase + "/a"), file).ok());
   std::string bytes = ReadTestFile(file);
   auto files = tuf::ParseBundle(std::span<const std::uint8_t>(
       reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
@@ -227,7 +239,8 @@ TEST_F(PublisherTest, BundleHoldsWhatAnOfflineDeviceNeeds) {
   TestDir md;
   WriteTestFile(md.Sub("root.json"), ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
   tuf::BundleFetcher fetcher(*files);
-  tuf::UpdaterConfig c{md.path(), tuf::BundleFetcher::kMetadataUrl, tuf::BundleFetcher::kTargetsUrl};
+  tuf::UpdaterConfig c{md.path(), tuf::BundleFetcher::kMetadataUrl,
+                       tuf::BundleFetcher::kTargetsUrl};
   tuf::Updater updater(c, env, &fetcher, Clock::Real());
   auto listed = updater.ListRoleTargets("improvements");
   ASSERT_TRUE(listed.ok()) << listed.error().ToString();

@@ -4,9 +4,13 @@
 
 #include <cmath>
 
+#include "contract/improvement_id.h"
+#include "contract/report_state.h"
+#include "contract/rollout.h"
+#include "contract/timestamp_peek.h"
 #include "core/durable_file.h"
 #include "core/hash.h"
-#include "publish/publisher.h"
+#include "online/online_repository.h"
 #include "server/report_parser.h"
 
 namespace qp::server {
@@ -35,10 +39,12 @@ FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> sto
   if (!config_.admin_token_file.empty()) {
     auto info = env_->Stat(config_.admin_token_file);
     if (info.ok() && (info->mode & 077) != 0) {
-      spdlog::error("admin token file {} is readable by others; admin API disabled", config_.admin_token_file);
+      spdlog::error("admin token file {} is readable by others; admin API disabled",
+                    config_.admin_token_file);
     } else if (auto bytes = ReadFileLimited(env_, config_.admin_token_file, 4096); bytes.ok()) {
       admin_token_.assign(bytes->begin(), bytes->end());
-      while (!admin_token_.empty() && (admin_token_.back() == '\n' || admin_token_.back() == '\r')) {
+      while (!admin_token_.empty() &&
+             (admin_token_.back() == '\n' || admin_token_.back() == '\r')) {
         admin_token_.pop_back();
       }
     } else {
@@ -104,7 +110,8 @@ ApiResponse FleetService::PostReports(std::string_view body) {
     std::lock_guard<std::mutex> lock(metrics_mu_);
     for (const auto& e : report->events) {
       reports_by_state_[e.state]++;
-      if (!e.ImprovementId().empty() && (e.state == "failed" || e.state == "rolled_back")) {
+      auto state = contract::ParseReportState(e.state);
+      if (!e.ImprovementId().empty() && state && contract::IsFailureState(*state)) {
         touched.insert(e.ImprovementId());
       }
     }
@@ -120,24 +127,33 @@ void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
     auto it = counts->find(id);
     if (it == counts->end()) continue;
     int total = 0, bad = 0;
-    for (const auto& [state, n] : it->second) {
+    for (const auto& [name, n] : it->second) {
       total += n;
-      if (state == "failed" || state == "rolled_back") bad += n;
+      auto state = contract::ParseReportState(name);
+      if (state && contract::IsFailureState(*state)) bad += n;
     }
     if (total < config_.auto_halt_min_reports ||
         bad * 100.0 <= config_.auto_halt_max_failure_percent * total) {
       continue;
     }
     std::lock_guard<std::mutex> lock(sign_mu_);
-    auto rollout = publish::ReadRollout(env_, clock_, paths_);
-    if (!rollout.ok() || !(*rollout)["improvements"].contains(id)) continue;
-    if ((*rollout)["improvements"][id].value("halted", false)) continue;
+    auto parsed_id = contract::ImprovementId::Parse(id);
+    if (!parsed_id.ok()) continue;
+    auto rollout = online::ReadRollout(env_, clock_, paths_);
+    if (!rollout.ok()) {
+      spdlog::error("auto-halt of {}: {}", id, rollout.error().ToString());
+      continue;
+    }
+    const contract::RolloutEntry* entry = rollout->Find(id);
+    if (entry == nullptr || entry->halted) continue;
     std::string reason = "auto-halt: " + std::to_string(bad) + " of " + std::to_string(total) +
                          " devices failed or rolled back (rule: at least " +
                          std::to_string(config_.auto_halt_min_reports) + " reports, more than " +
-                         std::to_string(static_cast<int>(config_.auto_halt_max_failure_percent)) + "%)";
-    Status s = publish::SetRollout(env_, clock_, paths_, id, std::nullopt, true, reason);
-    Audit("auto-halt", "server", Json{{"id", id}, {"reason", reason}}, s.ok() ? "ok" : s.error().ToString());
+                         std::to_string(static_cast<int>(config_.auto_halt_max_failure_percent)) +
+                         "%)";
+    Status s = online::SetRollout(env_, clock_, paths_, *parsed_id, std::nullopt, true, reason);
+    Audit("auto-halt", "server", Json{{"id", id}, {"reason", reason}},
+          s.ok() ? "ok" : s.error().ToString());
     if (s.ok()) {
       spdlog::warn("{}: {}", id, reason);
       {
@@ -154,7 +170,10 @@ void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
 void FleetService::Audit(const std::string& action, const std::string& peer, const Json& details,
                          const std::string& result) {
   if (config_.audit_log.empty()) return;
-  Json line{{"time", Unix(clock_->Now())}, {"action", action}, {"by", peer}, {"details", details},
+  Json line{{"time", Unix(clock_->Now())},
+            {"action", action},
+            {"by", peer},
+            {"details", details},
             {"result", result}};
   std::lock_guard<std::mutex> lock(audit_mu_);
   auto existing = ReadFileLimited(env_, config_.audit_log, 64 << 20);
@@ -172,7 +191,8 @@ ApiResponse FleetService::AdminRollout(std::string_view authorization, std::stri
   }
   Json j = Json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) {
-    return ErrorResponse(400, "expected {\"id\": \"component/base/label\", \"percent\"?, \"halted\"?, \"reason\"?}");
+    return ErrorResponse(
+        400, "expected {\"id\": \"component/base/label\", \"percent\"?, \"halted\"?, \"reason\"?}");
   }
   std::optional<int> percent;
   std::optional<bool> halted;
@@ -184,21 +204,27 @@ ApiResponse FleetService::AdminRollout(std::string_view authorization, std::stri
     if (!j["halted"].is_boolean()) return ErrorResponse(400, "halted: expected true or false");
     halted = j["halted"].get<bool>();
   }
-  std::string reason = j.value("reason", std::string(halted.value_or(false) ? "halted by an operator" : ""));
+  std::string reason =
+      j.value("reason", std::string(halted.value_or(false) ? "halted by an operator" : ""));
   Status s;
-  {
+  auto id = contract::ImprovementId::Parse(j["id"].get<std::string>());
+  if (!id.ok()) {
+    s = id.error();
+  } else {
     std::lock_guard<std::mutex> lock(sign_mu_);
-    s = publish::SetRollout(env_, clock_, paths_, j["id"].get<std::string>(), percent, halted, reason);
+    s = online::SetRollout(env_, clock_, paths_, *id, percent, halted, reason);
   }
   Audit("rollout", peer, j, s.ok() ? "ok" : s.error().ToString());
   if (!s.ok()) {
-    int status = s.error().code() == ErrorCode::kNotFound ? 404
-                 : s.error().code() == ErrorCode::kInvalidArgument ? 400 : 500;
+    int status = s.error().code() == ErrorCode::kNotFound          ? 404
+                 : s.error().code() == ErrorCode::kInvalidArgument ? 400
+                                                                   : 500;
     return ErrorResponse(status, s.error().ToString());
   }
   if (on_publish) on_publish();
-  auto rollout = publish::ReadRollout(env_, clock_, paths_);
-  return JsonResponse(200, rollout.ok() ? *rollout : Json::object());
+  auto rollout = online::ReadRollout(env_, clock_, paths_);
+  if (!rollout.ok()) return ErrorResponse(500, rollout.error().ToString());
+  return JsonResponse(200, rollout->ToJson());
 }
 
 ApiResponse FleetService::AdminAudit(std::string_view authorization) {
@@ -220,11 +246,13 @@ ApiResponse FleetService::AdminAudit(std::string_view authorization) {
 }
 
 ApiResponse FleetService::FleetImprovements() {
-  auto improvements = publish::ListImprovements(env_, clock_, paths_);
-  auto rollout = publish::ReadRollout(env_, clock_, paths_);
+  auto improvements = online::ListImprovements(env_, clock_, paths_);
+  auto rollout = online::ReadRollout(env_, clock_, paths_);
   auto counts = store_->DeviceCounts();
-  if (!improvements.ok() || !counts.ok()) {
-    return ErrorResponse(500, !improvements.ok() ? improvements.error().ToString() : counts.error().ToString());
+  for (const Error* e :
+       {improvements.ok() ? nullptr : &improvements.error(),
+        rollout.ok() ? nullptr : &rollout.error(), counts.ok() ? nullptr : &counts.error()}) {
+    if (e != nullptr) return ErrorResponse(500, e->ToString());
   }
   // Rollout history and halts from the audit log.
   std::map<std::string, Json> history;
@@ -242,13 +270,11 @@ ApiResponse FleetService::FleetImprovements() {
     }
   }
   Json list = Json::array();
-  for (auto it = improvements->begin(); it != improvements->end(); ++it) {
-    const std::string& id = it.key();
-    const Json& q = it.value();
+  for (const auto& [id, published] : *improvements) {
+    const contract::ImprovementTarget& t = published.target;
     Json devices = Json::object();
-    for (const char* state : {"available", "deferred", "downloading", "installed", "protected",
-                              "failed", "rolled_back", "removed", "superseded"}) {
-      devices[state] = 0;
+    for (contract::ReportState state : contract::kAllReportStates) {
+      devices[std::string(contract::ReportStateName(state))] = 0;
     }
     if (auto c = counts->find(id); c != counts->end()) {
       for (const auto& [state, n] : c->second) devices[state] = n;
@@ -261,20 +287,23 @@ ApiResponse FleetService::FleetImprovements() {
     }
     Json series = Json::array();
     if (auto s = store_->ProtectedSeries(id); s.ok()) {
-      for (const auto& [t, n] : *s) series.push_back(Json::array({t, n}));
+      for (const auto& [time, n] : *s) series.push_back(Json::array({time, n}));
     }
-    Json r = rollout.ok() && (*rollout)["improvements"].contains(id) ? (*rollout)["improvements"][id]
-                                                                     : Json{{"percent", 0}, {"halted", false}};
+    const contract::RolloutEntry* entry = rollout->Find(id);
+    Json r = entry ? Json{{"percent", entry->percent},
+                          {"halted", entry->halted},
+                          {"reason", entry->reason}}
+                   : Json{{"percent", 0}, {"halted", false}, {"reason", ""}};
     list.push_back(Json{{"id", id},
-                        {"component", q.value("component", "")},
-                        {"base", q.value("base", "")},
-                        {"label", q.value("label", "")},
-                        {"cves", q.value("cves", Json::array())},
-                        {"urgency", q.value("urgency", "")},
-                        {"exploited", q.value("exploited", false)},
-                        {"revoked", q.value("revoked", false)},
-                        {"patch_bytes", q.value("bytes", 0)},
-                        {"published", q.value("published", 0)},
+                        {"component", t.id.component},
+                        {"base", t.id.base},
+                        {"label", t.id.label},
+                        {"cves", t.cves},
+                        {"urgency", t.urgency},
+                        {"exploited", t.exploited},
+                        {"revoked", t.revoked},
+                        {"patch_bytes", published.smallest_patch_bytes},
+                        {"published", t.published},
                         {"rollout", r},
                         {"devices", devices},
                         {"failure_reasons", reasons},
@@ -298,11 +327,15 @@ void FleetService::CountRequest(const std::string& route, int status, double sec
 std::string FleetService::Metrics(std::size_t watchers) {
   std::string out;
   std::lock_guard<std::mutex> lock(metrics_mu_);
-  out += "# HELP qp_http_requests_total HTTP requests by route and status.\n# TYPE qp_http_requests_total counter\n";
+  out +=
+      "# HELP qp_http_requests_total HTTP requests by route and status.\n# TYPE "
+      "qp_http_requests_total counter\n";
   for (const auto& [key, n] : requests_) {
     out += "qp_http_requests_total{route=\"" + key + "\"} " + std::to_string(n) + "\n";
   }
-  out += "# HELP qp_http_request_duration_seconds Request latency.\n# TYPE qp_http_request_duration_seconds histogram\n";
+  out +=
+      "# HELP qp_http_request_duration_seconds Request latency.\n# TYPE "
+      "qp_http_request_duration_seconds histogram\n";
   for (const auto& [route, b] : latency_) {
     for (std::size_t i = 0; i < std::size(kLatencyBuckets); ++i) {
       char le[32];
@@ -315,21 +348,26 @@ std::string FleetService::Metrics(std::size_t watchers) {
     out += "qp_http_request_duration_seconds_count{route=\"" + route + "\"} " +
            std::to_string(b[std::size(kLatencyBuckets)]) + "\n";
   }
-  out += "# HELP qp_watchers Open watch (long-poll) requests.\n# TYPE qp_watchers gauge\nqp_watchers " +
-         std::to_string(watchers) + "\n";
-  out += "# HELP qp_reports_total Report events received by state.\n# TYPE qp_reports_total counter\n";
+  out +=
+      "# HELP qp_watchers Open watch (long-poll) requests.\n# TYPE qp_watchers "
+      "gauge\nqp_watchers " +
+      std::to_string(watchers) + "\n";
+  out +=
+      "# HELP qp_reports_total Report events received by state.\n# TYPE qp_reports_total counter\n";
   for (const auto& [state, n] : reports_by_state_) {
     out += "qp_reports_total{state=\"" + state + "\"} " + std::to_string(n) + "\n";
   }
-  out += "# TYPE qp_reports_rejected_total counter\nqp_reports_rejected_total " + std::to_string(reports_rejected_) + "\n";
-  out += "# TYPE qp_auto_halts_total counter\nqp_auto_halts_total " + std::to_string(auto_halts_) + "\n";
-  if (auto rollout = publish::ReadRollout(env_, clock_, paths_); rollout.ok()) {
-    out += "# HELP qp_rollout_percent Rollout percentage per improvement.\n# TYPE qp_rollout_percent gauge\n";
-    for (auto it = (*rollout)["improvements"].begin(); it != (*rollout)["improvements"].end(); ++it) {
-      out += "qp_rollout_percent{improvement=\"" + it.key() + "\"} " +
-             std::to_string(it.value().value("percent", 0)) + "\n";
-      out += "qp_rollout_halted{improvement=\"" + it.key() + "\"} " +
-             std::string(it.value().value("halted", false) ? "1" : "0") + "\n";
+  out += "# TYPE qp_reports_rejected_total counter\nqp_reports_rejected_total " +
+         std::to_string(reports_rejected_) + "\n";
+  out += "# TYPE qp_auto_halts_total counter\nqp_auto_halts_total " + std::to_string(auto_halts_) +
+         "\n";
+  if (auto rollout = online::ReadRollout(env_, clock_, paths_); rollout.ok()) {
+    out +=
+        "# HELP qp_rollout_percent Rollout percentage per improvement.\n# TYPE qp_rollout_percent "
+        "gauge\n";
+    for (const auto& [id, e] : rollout->improvements) {
+      out += "qp_rollout_percent{improvement=\"" + id + "\"} " + std::to_string(e.percent) + "\n";
+      out += "qp_rollout_halted{improvement=\"" + id + "\"} " + (e.halted ? "1" : "0") + "\n";
     }
   }
   return out;
@@ -338,14 +376,18 @@ std::string FleetService::Metrics(std::size_t watchers) {
 bool FleetService::MaybeResignTimestamp() {
   if (config_.keys_dir.empty()) return false;
   std::lock_guard<std::mutex> lock(sign_mu_);
-  auto bytes = ReadFileLimited(env_, JoinPath(config_.repo_dir, "metadata/timestamp.json"), 16384);
+  auto bytes = ReadFileLimited(env_, JoinPath(config_.repo_dir, "metadata/timestamp.json"),
+                               contract::kMaxTimestampBytes);
   if (!bytes.ok()) return false;
-  Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, false);
-  if (j.is_discarded()) return false;
-  auto expires = tuf::ParseExpiry(j["signed"].value("expires", std::string()));
-  if (!expires.ok()) return false;
-  if (*expires - clock_->Now() > std::chrono::hours(config_.timestamp_resign_hours)) return false;
-  Status s = publish::ResignTimestamp(env_, clock_, paths_);
+  auto timestamp = contract::PeekTimestamp(*bytes);
+  if (!timestamp.ok()) {
+    spdlog::error("timestamp.json: {}", timestamp.error().ToString());
+    return false;
+  }
+  if (timestamp->expires - clock_->Now() > std::chrono::hours(config_.timestamp_resign_hours)) {
+    return false;
+  }
+  Status s = online::ResignTimestamp(env_, clock_, paths_);
   if (!s.ok()) {
     spdlog::error("re-signing the timestamp: {}", s.error().ToString());
     return false;

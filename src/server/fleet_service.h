@@ -6,19 +6,19 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
-#include <set>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/env.h"
-#include "publish/repo_dir.h"
+#include "online/repo_dir.h"
 #include "server/report_store.h"
 #include "server/server_config.h"
 
@@ -65,9 +65,9 @@ class FleetService {
   std::unique_ptr<ReportStore> store_;
   Env* env_;
   Clock* clock_;
-  publish::RepoPaths paths_;
+  online::RepoPaths paths_;
   std::string admin_token_;
-  std::mutex sign_mu_;   // one repository change at a time
+  std::mutex sign_mu_;  // one repository change at a time
   std::mutex audit_mu_;
   std::mutex rate_mu_;
   struct Bucket {
@@ -76,7 +76,7 @@ class FleetService {
   };
   std::map<std::string, Bucket> buckets_;
   std::mutex metrics_mu_;
-  std::map<std::string, std::uint64_t> requests_;         // "route,code" -> count
+  std::map<std::string, std::uint64_t> requests_;              // "route,code" -> count
   std::map<std::string, std::vector<std::uint64_t>> latency_;  // route -> bucket counts
   std::map<std::string, std::uint64_t> reports_by_state_;
   std::uint64_t reports_rejected_ = 0;

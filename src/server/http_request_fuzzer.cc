@@ -24,6 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
   }
   std::string decoded;
-  (void)qp::server::PercentDecode(std::string_view(reinterpret_cast<const char*>(data), size), &decoded);
+  (void)qp::server::PercentDecode(std::string_view(reinterpret_cast<const char*>(data), size),
+                                  &decoded);
   return 0;
 }

@@ -34,7 +34,8 @@ std::string Query(std::string_view target, const std::string& key) {
     std::size_t amp = rest.find('&');
     std::string_view pair = rest.substr(0, amp);
     std::size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == key && eq != std::string_view::npos) return std::string(pair.substr(eq + 1));
+    if (pair.substr(0, eq) == key && eq != std::string_view::npos)
+      return std::string(pair.substr(eq + 1));
     if (amp == std::string_view::npos) break;
     rest.remove_prefix(amp + 1);
   }
@@ -42,7 +43,8 @@ std::string Query(std::string_view target, const std::string& key) {
 }
 
 bool ParseU64(const std::string& s, std::uint64_t* out) {
-  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos)
+    return false;
   *out = std::stoull(s);
   return true;
 }
@@ -129,7 +131,8 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   std::string chart_js, index_html, app_js;
 
-  Impl(const ServerConfig& c, FleetService* s, RepositoryFiles* f) : config(c), service(s), files(f) {}
+  Impl(const ServerConfig& c, FleetService* s, RepositoryFiles* f)
+      : config(c), service(s), files(f) {}
 
   void Accept();
   void Poll();
@@ -144,19 +147,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
-    requires(!kTls)
+  Session(tcp::socket socket, HttpServer::Impl* server) requires(!kTls)
       : stream_(std::move(socket)), server_(server), timer_(stream_.get_executor()) {}
-  Session(tcp::socket socket, asio::ssl::context& tls, HttpServer::Impl* server)
-    requires(kTls)
+  Session(tcp::socket socket, asio::ssl::context& tls, HttpServer::Impl* server) requires(kTls)
       : stream_(std::move(socket), tls), server_(server), timer_(stream_.get_executor()) {}
   ~Session() { server_->connections--; }
 
   void Start() {
     asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
       if constexpr (kTls) {
-        beast::get_lowest_layer(self->stream_).expires_after(
-            std::chrono::seconds(self->server_->config.request_timeout_seconds));
+        beast::get_lowest_layer(self->stream_)
+            .expires_after(std::chrono::seconds(self->server_->config.request_timeout_seconds));
         self->stream_.async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
           if (ec) return self->Close();
           self->Read();
@@ -177,8 +178,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->body_limit(kMaxReportBytes);
     // The whole next request (or the idle wait before it) must arrive within the limit.
     Lowest().expires_after(std::chrono::seconds(server_->config.request_timeout_seconds));
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -255,8 +257,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     FileResponse f = server_->files->Serve(rel, std::string_view(range.data(), range.size()),
                                            std::string_view(etag.data(), etag.size()));
     if (f.status == 404 || f.status == 400) return SendError(f.status, "not found", "repo", true);
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(f.status),
-                                                                   req_.version());
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(f.status), req_.version());
     res->set(http::field::server, "quietpatch-server");
     res->set(http::field::accept_ranges, "bytes");
     if (!f.etag.empty()) res->set(http::field::etag, f.etag);
@@ -312,7 +314,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void SendWatch(std::uint64_t version) {
     waiter_.reset();
-    Send(200, nlohmann::json{{"timestamp", version}}.dump(), "application/json", "watch", "no-store");
+    Send(200, nlohmann::json{{"timestamp", version}}.dump(), "application/json", "watch",
+         "no-store");
   }
 
   template <typename F>
@@ -328,11 +331,12 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     });
   }
 
-  std::shared_ptr<http::response<http::string_body>> MakeResponse(int status, const std::string& body,
-                                                                   const std::string& type,
-                                                                   const std::string& cache) {
-    auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(status),
-                                                                   req_.version());
+  std::shared_ptr<http::response<http::string_body>> MakeResponse(int status,
+                                                                  const std::string& body,
+                                                                  const std::string& type,
+                                                                  const std::string& cache) {
+    auto res = std::make_shared<http::response<http::string_body>>(
+        static_cast<http::status>(status), req_.version());
     res->set(http::field::server, "quietpatch-server");
     if (!type.empty()) res->set(http::field::content_type, type);
     if (!cache.empty()) res->set(http::field::cache_control, cache);
@@ -348,7 +352,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void SendError(int status, const std::string& message, const char* route, bool keep_alive) {
     if (!keep_alive) req_ = {};
-    auto res = MakeResponse(status, nlohmann::json{{"error", message}}.dump(), "application/json", "no-store");
+    auto res = MakeResponse(status, nlohmann::json{{"error", message}}.dump(), "application/json",
+                            "no-store");
     if (!keep_alive) res->keep_alive(false);
     Write(res, route);
   }
@@ -356,13 +361,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Write(std::shared_ptr<http::response<http::string_body>> res, const char* route) {
     bool keep = res->keep_alive() && req_.keep_alive() && !server_->stopping;
     res->keep_alive(keep);
-    server_->service->CountRequest(route, res->result_int(),
-                                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    server_->service->CountRequest(
+        route, res->result_int(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
     Lowest().expires_after(kWriteTimeout);
-    http::async_write(stream_, *res, [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
-      if (ec || !keep) return self->Close();
-      self->Read();
-    });
+    http::async_write(stream_, *res,
+                      [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
+                        if (ec || !keep) return self->Close();
+                        self->Read();
+                      });
   }
 
   void Close() {
@@ -406,7 +413,9 @@ void HttpServer::Impl::Accept() {
       } else {
         connections++;
         if (tls) {
-          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *tls, this)->Start();
+          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *tls,
+                                                                          this)
+              ->Start();
         } else {
           std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
         }

@@ -97,10 +97,12 @@ class PostgresReportStore final : public ReportStore {
 
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::lock_guard<std::mutex> lock(mu_);
-    QP_ASSIGN_OR_RETURN(auto r, Exec("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2"));
+    QP_ASSIGN_OR_RETURN(auto r,
+                        Exec("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2"));
     std::map<std::string, std::map<std::string, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
-      out[PQgetvalue(r.get(), i, 0)][PQgetvalue(r.get(), i, 1)] = std::atoi(PQgetvalue(r.get(), i, 2));
+      out[PQgetvalue(r.get(), i, 0)][PQgetvalue(r.get(), i, 1)] =
+          std::atoi(PQgetvalue(r.get(), i, 2));
     }
     return out;
   }
@@ -108,10 +110,12 @@ class PostgresReportStore final : public ReportStore {
   Result<std::vector<std::pair<std::string, int>>> FailureReasons(const std::string& id,
                                                                   int limit) override {
     std::lock_guard<std::mutex> lock(mu_);
-    QP_ASSIGN_OR_RETURN(auto r, Exec("SELECT error, COUNT(*) FROM devices WHERE improvement_id = $1 AND "
-                                     "state IN ('failed','rolled_back') GROUP BY error ORDER BY 2 DESC "
-                                     "LIMIT " + std::to_string(limit),
-                                     {id}));
+    QP_ASSIGN_OR_RETURN(auto r,
+                        Exec("SELECT error, COUNT(*) FROM devices WHERE improvement_id = $1 AND "
+                             "state IN ('failed','rolled_back') GROUP BY error ORDER BY 2 DESC "
+                             "LIMIT " +
+                                 std::to_string(limit),
+                             {id}));
     std::vector<std::pair<std::string, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       out.emplace_back(PQgetvalue(r.get(), i, 0), std::atoi(PQgetvalue(r.get(), i, 1)));
@@ -119,12 +123,14 @@ class PostgresReportStore final : public ReportStore {
     return out;
   }
 
-  Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(const std::string& id) override {
+  Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(
+      const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
-    QP_ASSIGN_OR_RETURN(auto r, Exec("SELECT MIN(time) FROM events WHERE component || '/' || base || '/' "
-                                     "|| improvement = $1 AND state = 'protected' GROUP BY install_id "
-                                     "ORDER BY 1",
-                                     {id}));
+    QP_ASSIGN_OR_RETURN(auto r,
+                        Exec("SELECT MIN(time) FROM events WHERE component || '/' || base || '/' "
+                             "|| improvement = $1 AND state = 'protected' GROUP BY install_id "
+                             "ORDER BY 1",
+                             {id}));
     std::vector<std::pair<std::int64_t, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       out.emplace_back(std::atoll(PQgetvalue(r.get(), i, 0)), i + 1);

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "contract/report_state.h"
+
 namespace qp::server {
 namespace {
 
@@ -23,23 +25,17 @@ Result<std::string> Str(const Json& obj, const char* key, const std::string& whe
 
 }  // namespace
 
-bool IsReportState(std::string_view s) {
-  for (const char* known : {"available", "deferred", "downloading", "installed", "protected",
-                            "failed", "rolled_back", "removed", "superseded"}) {
-    if (s == known) return true;
-  }
-  return false;
-}
-
 Result<ParsedReport> ParseReport(std::string_view body) {
   if (body.size() > kMaxReportBytes) {
-    return Error(ErrorCode::kTooLarge, "report larger than " + std::to_string(kMaxReportBytes) + " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 "report larger than " + std::to_string(kMaxReportBytes) + " bytes");
   }
   Json j = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return Bad("body", "not a JSON object");
   ParsedReport r;
   QP_ASSIGN_OR_RETURN(r.install_id, Str(j, "install_id", "", 64, false));
-  if (r.install_id.size() < 16 || r.install_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (r.install_id.size() < 16 ||
+      r.install_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
     return Bad("install_id", "expected 16 to 64 lowercase hex characters");
   }
   QP_ASSIGN_OR_RETURN(r.agent_version, Str(j, "agent_version", "", 64, false));
@@ -59,7 +55,8 @@ Result<ParsedReport> ParseReport(std::string_view body) {
     }
     ev.seq = seq->get<std::int64_t>();
     auto time = e.find("time");
-    if (time == e.end() || !time->is_number_integer()) return Bad(w + "time", "expected an integer");
+    if (time == e.end() || !time->is_number_integer())
+      return Bad(w + "time", "expected an integer");
     ev.time = time->get<std::int64_t>();
     QP_ASSIGN_OR_RETURN(ev.component, Str(e, "component", w, 64, false));
     QP_ASSIGN_OR_RETURN(ev.platform, Str(e, "platform", w, 64, true));
@@ -69,7 +66,8 @@ Result<ParsedReport> ParseReport(std::string_view body) {
       return Bad(w + "improvement", "expected a label of lowercase letters");
     }
     QP_ASSIGN_OR_RETURN(ev.state, Str(e, "state", w, 32, false));
-    if (!IsReportState(ev.state)) return Bad(w + "state", "unknown state \"" + ev.state + "\"");
+    if (!contract::ParseReportState(ev.state))
+      return Bad(w + "state", "unknown state \"" + ev.state + "\"");
     QP_ASSIGN_OR_RETURN(ev.error, Str(e, "error", w, 2000, true));
     auto restart = e.find("restart_needed");
     if (restart == e.end() || !restart->is_array() || restart->size() > 100) {
@@ -77,8 +75,9 @@ Result<ParsedReport> ParseReport(std::string_view body) {
     }
     Json clean = Json::array();
     for (const auto& p : *restart) {
-      if (!p.is_object() || !p.contains("pid") || !p["pid"].is_number_integer() || !p.contains("name") ||
-          !p["name"].is_string() || p["name"].get_ref<const std::string&>().size() > 64) {
+      if (!p.is_object() || !p.contains("pid") || !p["pid"].is_number_integer() ||
+          !p.contains("name") || !p["name"].is_string() ||
+          p["name"].get_ref<const std::string&>().size() > 64) {
         return Bad(w + "restart_needed", "expected {\"pid\": integer, \"name\": string}");
       }
       clean.push_back(Json{{"pid", p["pid"]}, {"name", p["name"]}});

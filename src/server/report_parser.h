@@ -26,7 +26,4 @@ inline constexpr std::size_t kMaxReportBytes = 256 * 1024;
 // kInvalidArgument naming the field for anything malformed or out of bounds.
 Result<ParsedReport> ParseReport(std::string_view body);
 
-// Whether `state` is one of the report states the protocol defines.
-bool IsReportState(std::string_view state);
-
 }  // namespace qp::server

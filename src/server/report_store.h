@@ -38,8 +38,8 @@ class ReportStore {
   virtual Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() = 0;
   // The most frequent errors of devices whose latest state for the improvement is failed
   // or rolled_back.
-  virtual Result<std::vector<std::pair<std::string, int>>> FailureReasons(const std::string& improvement_id,
-                                                                          int limit) = 0;
+  virtual Result<std::vector<std::pair<std::string, int>>> FailureReasons(
+      const std::string& improvement_id, int limit) = 0;
   // (time, devices protected so far) at each device's first "protected" report.
   virtual Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(
       const std::string& improvement_id) = 0;

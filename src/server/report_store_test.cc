@@ -55,11 +55,13 @@ TEST_P(ReportStoreTest, StoresIdempotentlyAndKeepsEachDevicesLatestState) {
   ASSERT_TRUE(n.ok()) << n.error().ToString();
   EXPECT_EQ(*n, 3);
   // The same events again (a retry after a lost answer) store nothing new.
-  n = store_->Store({Event("d1", 2, "protected"), Event("d2", 1, "failed", "a", "health check failed")}, 5001);
+  n = store_->Store(
+      {Event("d1", 2, "protected"), Event("d2", 1, "failed", "a", "health check failed")}, 5001);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 0);
   // An older event arriving late does not overwrite a newer state.
-  ASSERT_TRUE(store_->Store({Event("d3", 5, "protected"), Event("d3", 4, "downloading")}, 5002).ok());
+  ASSERT_TRUE(
+      store_->Store({Event("d3", 5, "protected"), Event("d3", 4, "downloading")}, 5002).ok());
   auto counts = store_->DeviceCounts();
   ASSERT_TRUE(counts.ok());
   EXPECT_EQ((*counts)[id]["protected"], 2);

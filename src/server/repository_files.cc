@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 
-#include <nlohmann/json.hpp>
+#include "contract/timestamp_peek.h"
 
 namespace qp::server {
 namespace {
@@ -47,7 +47,8 @@ std::string CacheControl(const std::string& rel) {
   if (rel.rfind("metadata/", 0) == 0 && IsVersionedMetadata(name)) {
     return "public, max-age=31536000, immutable";
   }
-  if (rel.rfind("targets/", 0) == 0 && IsHashName(name)) return "public, max-age=31536000, immutable";
+  if (rel.rfind("targets/", 0) == 0 && IsHashName(name))
+    return "public, max-age=31536000, immutable";
   return "public, max-age=60";
 }
 
@@ -134,12 +135,14 @@ std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::
       static_cast<std::uint64_t>(st.st_size) > kMaxFileBytes) {
     return nullptr;
   }
-  std::int64_t mtime = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  std::int64_t mtime =
+      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = cache_.find(relative);
     if (it != cache_.end() && it->second->ino == st.st_ino && it->second->dev == st.st_dev &&
-        it->second->mtime_ns == mtime && it->second->size == static_cast<std::uint64_t>(st.st_size)) {
+        it->second->mtime_ns == mtime &&
+        it->second->size == static_cast<std::uint64_t>(st.st_size)) {
       return it->second;
     }
   }
@@ -153,7 +156,8 @@ std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::
   auto content = std::make_shared<std::string>(static_cast<std::size_t>(st.st_size), '\0');
   std::size_t done = 0;
   while (done < content->size()) {
-    ssize_t n = ::pread(fd, content->data() + done, content->size() - done, static_cast<off_t>(done));
+    ssize_t n =
+        ::pread(fd, content->data() + done, content->size() - done, static_cast<off_t>(done));
     if (n <= 0) break;
     done += static_cast<std::size_t>(n);
   }
@@ -187,7 +191,8 @@ FileResponse RepositoryFiles::Serve(std::string_view path, std::string_view rang
   std::size_t start = 0;
   while (true) {
     std::size_t slash = decoded.find('/', start);
-    std::string seg = decoded.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    std::string seg =
+        decoded.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (seg.empty() || seg == "." || seg == "..") {
       r.status = 404;
       return r;
@@ -237,13 +242,10 @@ FileResponse RepositoryFiles::Serve(std::string_view path, std::string_view rang
 std::uint64_t RepositoryFiles::TimestampVersion() {
   auto file = Load("metadata/timestamp.json");
   if (!file) return 0;
-  auto j = nlohmann::json::parse(*file->content, nullptr, false);
-  if (j.is_discarded()) return 0;
-  try {
-    return j.at("signed").at("version").get<std::uint64_t>();
-  } catch (...) {
-    return 0;
-  }
+  const std::string& text = *file->content;
+  auto peek = contract::PeekTimestamp(
+      std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+  return peek.ok() ? peek->version : 0;  // 0: not yet published (or not readable)
 }
 
 }  // namespace qp::server

@@ -10,7 +10,8 @@ namespace qp::server {
 
 Status ParseListen(const std::string& listen, ServerConfig* config) {
   std::size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return Error(ErrorCode::kInvalidArgument, "listen: expected host:port");
+  if (colon == std::string::npos)
+    return Error(ErrorCode::kInvalidArgument, "listen: expected host:port");
   try {
     int port = std::stoi(listen.substr(colon + 1));
     if (port < 0 || port > 65535) throw std::out_of_range("port");
@@ -30,10 +31,11 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
       std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path));
   toml::table t;
   try {
-    t = toml::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
+    t = toml::parse(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                    path);
   } catch (const toml::parse_error& e) {
-    return Error(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) + ": " +
-                                                  std::string(e.description()));
+    return Error(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) +
+                                                  ": " + std::string(e.description()));
   }
   auto bad = [&](const std::string& field, const std::string& what) {
     return Error(ErrorCode::kInvalidArgument, path + ": " + field + ": " + what);
@@ -48,7 +50,9 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   auto num = [&](const char* key, int* out, int lo, int hi) -> Status {
     if (!t.contains(key)) return OkStatus();
     auto v = t[key].value<std::int64_t>();
-    if (!v || *v < lo || *v > hi) return bad(key, "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
+    if (!v || *v < lo || *v > hi)
+      return bad(key,
+                 "expected an integer from " + std::to_string(lo) + " to " + std::to_string(hi));
     *out = static_cast<int>(*v);
     return OkStatus();
   };
@@ -68,7 +72,8 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   QP_RETURN_IF_ERROR(num("timestamp_resign_hours", &c.timestamp_resign_hours, 1, 23));
   QP_RETURN_IF_ERROR(num("request_timeout_seconds", &c.request_timeout_seconds, 1, 300));
   if (const toml::table* h = t["auto_halt"].as_table()) {
-    if (auto v = (*h)["min_reports"].value<std::int64_t>()) c.auto_halt_min_reports = static_cast<int>(*v);
+    if (auto v = (*h)["min_reports"].value<std::int64_t>())
+      c.auto_halt_min_reports = static_cast<int>(*v);
     if (auto v = (*h)["max_failure_percent"].value<double>()) c.auto_halt_max_failure_percent = *v;
   }
   return c;

@@ -49,12 +49,13 @@ int Connect(int port) {
 }
 
 // One request on its own connection ("Connection: close" is added).
-Reply Http(int port, const std::string& method, const std::string& target, const std::string& body = "",
-           const std::vector<std::string>& headers = {}) {
+Reply Http(int port, const std::string& method, const std::string& target,
+           const std::string& body = "", const std::vector<std::string>& headers = {}) {
   int fd = Connect(port);
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n";
   for (const auto& h : headers) req += h + "\r\n";
-  if (!body.empty() || method == "POST") req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  if (!body.empty() || method == "POST")
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n" + body;
   (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string out;
@@ -70,13 +71,18 @@ Reply Http(int port, const std::string& method, const std::string& target, const
   return r;
 }
 
-std::string Report(const std::string& install, int seq, const std::string& state, const std::string& label = "a",
-                   const std::string& error = "") {
+std::string Report(const std::string& install, int seq, const std::string& state,
+                   const std::string& label = "a", const std::string& error = "") {
   return Json{{"install_id", install},
               {"agent_version", "0.1.0"},
-              {"events", Json::array({Json{{"seq", seq}, {"time", 1800000000 + seq}, {"component", "comp"},
-                                           {"platform", "linux-x86_64"}, {"base", "1.0"}, {"improvement", label},
-                                           {"state", state}, {"error", error},
+              {"events", Json::array({Json{{"seq", seq},
+                                           {"time", 1800000000 + seq},
+                                           {"component", "comp"},
+                                           {"platform", "linux-x86_64"},
+                                           {"base", "1.0"},
+                                           {"improvement", label},
+                                           {"state", state},
+                                           {"error", error},
                                            {"restart_needed", Json::array()}}})}}
       .dump();
 }
@@ -106,7 +112,8 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
     s.new_tree = dir_.Sub("v1");
     s.out_dir = dir_.Sub("imp-a");
     ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths_, s).ok());
-    ASSERT_TRUE(publish::PublishImprovement(Env::Default(), Clock::Real(), paths_, s.out_dir, 100).ok());
+    ASSERT_TRUE(
+        publish::PublishImprovement(Env::Default(), Clock::Real(), paths_, s.out_dir, 100).ok());
     WriteTestFile(dir_.Sub("token"), "0123456789abcdef0123456789abcdef\n");
     ::chmod(dir_.Sub("token").c_str(), 0600);
 
@@ -161,20 +168,24 @@ TEST_P(ServerTest, ServesRepositoryFilesWithCachingRangesAndNoEscapes) {
   EXPECT_EQ(ts.body, ReadTestFile(paths_.repo_dir + "/metadata/timestamp.json"));
   std::string etag = ts.Header("etag");
   ASSERT_FALSE(etag.empty());
-  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/timestamp.json", "", {"If-None-Match: " + etag}).status, 304);
+  EXPECT_EQ(
+      Http(port_, "GET", "/repo/metadata/timestamp.json", "", {"If-None-Match: " + etag}).status,
+      304);
   Reply root = Http(port_, "GET", "/repo/metadata/1.root.json", "", {"Range: bytes=5-14"});
   EXPECT_EQ(root.status, 206);
   EXPECT_EQ(root.body, ReadTestFile(paths_.repo_dir + "/metadata/1.root.json").substr(5, 10));
   EXPECT_NE(root.Header("content-range").find("bytes 5-14/"), std::string::npos);
   EXPECT_EQ(Http(port_, "GET", "/repo/metadata/1.root.json").Header("cache-control"),
             "public, max-age=31536000, immutable");
-  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/1.root.json", "", {"Range: bytes=999999-"}).status, 416);
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/1.root.json", "", {"Range: bytes=999999-"}).status,
+            416);
   Reply head = Http(port_, "HEAD", "/repo/metadata/1.root.json");
   EXPECT_EQ(head.status, 200);
   EXPECT_TRUE(head.body.empty());
-  for (const char* escape : {"/repo/metadata/../../token", "/repo/metadata/%2e%2e/%2e%2e/token",
-                             "/repo/metadata/%252e%252e/token", "/repo/..%2F..%2Ftoken", "/repo/metadata//1.root.json",
-                             "/repo/metadata/%00", "/repo/keys/timestamp.key"}) {
+  for (const char* escape :
+       {"/repo/metadata/../../token", "/repo/metadata/%2e%2e/%2e%2e/token",
+        "/repo/metadata/%252e%252e/token", "/repo/..%2F..%2Ftoken", "/repo/metadata//1.root.json",
+        "/repo/metadata/%00", "/repo/keys/timestamp.key"}) {
     EXPECT_EQ(Http(port_, "GET", escape).status / 100, 4) << escape;
   }
   EXPECT_EQ(Http(port_, "POST", "/repo/metadata/timestamp.json").status, 405);
@@ -186,15 +197,20 @@ TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
   EXPECT_EQ(old.status, 200);
   EXPECT_EQ(Json::parse(old.body)["timestamp"], v);
   auto start = std::chrono::steady_clock::now();
-  EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=1").status, 204);
+  EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=1").status,
+            204);
   EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(900));
   Reply woke;
-  std::thread watcher([&] { woke = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=30"); });
+  std::thread watcher([&] {
+    woke = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v) + "&timeout=30");
+  });
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(server_->http().watchers(), 1u);
   auto published = std::chrono::steady_clock::now();
   ASSERT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","percent":50})",
-                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 200);
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"})
+                .status,
+            200);
   watcher.join();
   EXPECT_EQ(woke.status, 200);
   EXPECT_GT(Json::parse(woke.body)["timestamp"].get<std::uint64_t>(), v);
@@ -206,7 +222,10 @@ TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerInstall) {
   Reply ok = Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected"));
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Json::parse(ok.body)["stored"], 1);
-  EXPECT_EQ(Json::parse(Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected")).body)["stored"], 0);
+  EXPECT_EQ(
+      Json::parse(
+          Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected")).body)["stored"],
+      0);
   EXPECT_EQ(Http(port_, "POST", "/v1/reports", "{not json").status, 400);
   Reply bad_state = Http(port_, "POST", "/v1/reports", Report(Install(2), 1, "exploded"));
   EXPECT_EQ(bad_state.status, 400);
@@ -232,16 +251,20 @@ TEST_P(ServerTest, AdminChangesNeedTheTokenAndAreAudited) {
   Reply denied = Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true})",
                       {"Authorization: Bearer wrong-token-wrong-token"});
   EXPECT_EQ(denied.status, 401);
-  EXPECT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true})").status, 401);
-  Reply ok = Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true,"reason":"ops"})",
+  EXPECT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":true})").status,
+            401);
+  Reply ok = Http(port_, "POST", "/v1/admin/rollout",
+                  R"({"id":"comp/1.0/a","halted":true,"reason":"ops"})",
                   {"Authorization: Bearer 0123456789abcdef0123456789abcdef"});
   ASSERT_EQ(ok.status, 200) << ok.body;
-  auto rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
-  ASSERT_TRUE(rollout.ok());
-  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], true);
+  auto rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
+  EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"], true);
   EXPECT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/zz","percent":5})",
-                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 404);
-  Reply audit = Http(port_, "GET", "/v1/admin/audit", "", {"Authorization: Bearer 0123456789abcdef0123456789abcdef"});
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"})
+                .status,
+            404);
+  Reply audit = Http(port_, "GET", "/v1/admin/audit", "",
+                     {"Authorization: Bearer 0123456789abcdef0123456789abcdef"});
   ASSERT_EQ(audit.status, 200);
   Json entries = Json::parse(audit.body);
   ASSERT_GE(entries.size(), 3u);
@@ -255,14 +278,22 @@ TEST_P(ServerTest, HaltsARolloutByItselfWhenFailuresCrossTheRule) {
   // Rule: at least 4 devices reporting, more than 25% failed or rolled back.
   ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(10), 1, "protected")).status, 200);
   ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(11), 1, "protected")).status, 200);
-  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(12), 1, "rolled_back", "a", "health check failed")).status, 200);
-  auto rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
-  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], false);  // 3 reports: below the minimum
-  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(13), 1, "failed", "a", "download failed")).status, 200);
-  rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
-  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], true);
-  EXPECT_NE((*rollout)["improvements"]["comp/1.0/a"]["reason"].get<std::string>().find("auto-halt: 2 of 4"),
-            std::string::npos);
+  ASSERT_EQ(Http(port_, "POST", "/v1/reports",
+                 Report(Install(12), 1, "rolled_back", "a", "health check failed"))
+                .status,
+            200);
+  auto rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
+  EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"],
+            false);  // 3 reports: below the minimum
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/reports", Report(Install(13), 1, "failed", "a", "download failed"))
+          .status,
+      200);
+  rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
+  EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"], true);
+  EXPECT_NE(
+      rollout["improvements"]["comp/1.0/a"]["reason"].get<std::string>().find("auto-halt: 2 of 4"),
+      std::string::npos);
   Json fleet = Json::parse(Http(port_, "GET", "/v1/fleet/improvements").body);
   const Json& imp = fleet["improvements"][0];
   EXPECT_EQ(imp["rollout"]["halted"], true);
@@ -272,9 +303,11 @@ TEST_P(ServerTest, HaltsARolloutByItselfWhenFailuresCrossTheRule) {
   EXPECT_EQ(imp["failure_reasons"].size(), 2u);
   // An operator resumes it.
   ASSERT_EQ(Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","halted":false})",
-                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"}).status, 200);
-  rollout = publish::ReadRollout(Env::Default(), Clock::Real(), paths_);
-  EXPECT_EQ((*rollout)["improvements"]["comp/1.0/a"]["halted"], false);
+                 {"Authorization: Bearer 0123456789abcdef0123456789abcdef"})
+                .status,
+            200);
+  rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
+  EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"], false);
   EXPECT_NE(Http(port_, "GET", "/metrics").body.find("qp_auto_halts_total 1"), std::string::npos);
 }
 
@@ -292,7 +325,8 @@ TEST_P(ServerTest, SlowAndMalformedClientsAreCutWhileOthersAreServed) {
   EXPECT_LE(n, 0);
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
   ::close(slow);
-  Reply big = Http(port_, "GET", "/repo/metadata/timestamp.json", "", {"X-Big: " + std::string(10000, 'a')});
+  Reply big = Http(port_, "GET", "/repo/metadata/timestamp.json", "",
+                   {"X-Big: " + std::string(10000, 'a')});
   EXPECT_EQ(big.status, 431);
   int garbage = Connect(port_);
   std::string junk = "\x01\x02 nonsense\r\n\r\n";

@@ -49,9 +49,8 @@ class SqliteReportStore final : public ReportStore {
     Status s = [&]() -> Status {
       sqlite3_stmt* insert = nullptr;
       sqlite3_stmt* upsert = nullptr;
-      if (sqlite3_prepare_v2(db_,
-                             "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", -1,
-                             &insert, nullptr) != SQLITE_OK) {
+      if (sqlite3_prepare_v2(db_, "INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                             -1, &insert, nullptr) != SQLITE_OK) {
         return Fail("prepare insert");
       }
       if (sqlite3_prepare_v2(
@@ -119,8 +118,8 @@ class SqliteReportStore final : public ReportStore {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return Fail("prepare");
     for (std::size_t i = 0; i < args.size(); ++i) {
-      sqlite3_bind_text(st, static_cast<int>(i + 1), args[i].data(), static_cast<int>(args[i].size()),
-                        SQLITE_TRANSIENT);
+      sqlite3_bind_text(st, static_cast<int>(i + 1), args[i].data(),
+                        static_cast<int>(args[i].size()), SQLITE_TRANSIENT);
     }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) row(st);
@@ -136,10 +135,9 @@ class SqliteReportStore final : public ReportStore {
 
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::map<std::string, std::map<std::string, int>> out;
-    QP_RETURN_IF_ERROR(Query("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2", {},
-                             [&](sqlite3_stmt* st) {
-                               out[Col(st, 0)][Col(st, 1)] = sqlite3_column_int(st, 2);
-                             }));
+    QP_RETURN_IF_ERROR(
+        Query("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2", {},
+              [&](sqlite3_stmt* st) { out[Col(st, 0)][Col(st, 1)] = sqlite3_column_int(st, 2); }));
     return out;
   }
 
@@ -148,19 +146,22 @@ class SqliteReportStore final : public ReportStore {
     std::vector<std::pair<std::string, int>> out;
     QP_RETURN_IF_ERROR(Query(
         "SELECT error, COUNT(*) FROM devices WHERE improvement_id = ? AND state IN "
-        "('failed','rolled_back') GROUP BY error ORDER BY 2 DESC LIMIT " + std::to_string(limit),
+        "('failed','rolled_back') GROUP BY error ORDER BY 2 DESC LIMIT " +
+            std::to_string(limit),
         {id}, [&](sqlite3_stmt* st) { out.emplace_back(Col(st, 0), sqlite3_column_int(st, 1)); }));
     return out;
   }
 
-  Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(const std::string& id) override {
+  Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(
+      const std::string& id) override {
     std::vector<std::int64_t> times;
     QP_RETURN_IF_ERROR(Query(
         "SELECT MIN(time) FROM events WHERE component || '/' || base || '/' || improvement = ? "
         "AND state = 'protected' GROUP BY install_id ORDER BY 1",
         {id}, [&](sqlite3_stmt* st) { times.push_back(sqlite3_column_int64(st, 0)); }));
     std::vector<std::pair<std::int64_t, int>> out;
-    for (std::size_t i = 0; i < times.size(); ++i) out.emplace_back(times[i], static_cast<int>(i + 1));
+    for (std::size_t i = 0; i < times.size(); ++i)
+      out.emplace_back(times[i], static_cast<int>(i + 1));
     return out;
   }
 
@@ -185,7 +186,8 @@ class SqliteReportStore final : public ReportStore {
 
 Result<std::unique_ptr<ReportStore>> OpenSqliteReportStore(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+  if (sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                       nullptr) != SQLITE_OK) {
     std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);

@@ -47,15 +47,16 @@ TestPostgres::TestPostgres() {
     return;
   }
   int port = 20000 + static_cast<int>(::getpid() % 20000);
-  auto start = run({bin_ + "/pg_ctl", "-D", data_, "-w", "-l", dir_.Sub("pg.log"), "-o",
-                    "-k " + socket_dir_ + " -p " + std::to_string(port) +
-                        " -c listen_addresses='' -c fsync=on",
-                    "start"});
+  auto start = run(
+      {bin_ + "/pg_ctl", "-D", data_, "-w", "-l", dir_.Sub("pg.log"), "-o",
+       "-k " + socket_dir_ + " -p " + std::to_string(port) + " -c listen_addresses='' -c fsync=on",
+       "start"});
   if (start.exit_code != 0) {
     error_ = "pg_ctl start failed: " + start.output;
     return;
   }
-  url_ = "postgresql:///postgres?host=" + socket_dir_ + "&port=" + std::to_string(port) + "&user=postgres";
+  url_ = "postgresql:///postgres?host=" + socket_dir_ + "&port=" + std::to_string(port) +
+         "&user=postgres";
 }
 
 TestPostgres::~TestPostgres() {

@@ -14,9 +14,10 @@ namespace {
 
 TEST(TlsTest, ServesTheRepositoryOverHttps) {
   TestDir dir;
-  auto cert = RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                          "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                          "-days", "1", "-keyout", dir.Sub("key.pem"), "-out", dir.Sub("cert.pem")});
+  auto cert =
+      RunCommand({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                  "-days", "1", "-keyout", dir.Sub("key.pem"), "-out", dir.Sub("cert.pem")});
   ASSERT_EQ(cert.exit_code, 0) << cert.output;
   publish::RepoPaths paths{dir.Sub("repo"), dir.Sub("keys")};
   ASSERT_TRUE(publish::InitRepository(Env::Default(), Clock::Real(), paths, {}).ok());
@@ -29,14 +30,16 @@ TEST(TlsTest, ServesTheRepositoryOverHttps) {
   auto server = Server::Open(config, Env::Default(), Clock::Real());
   ASSERT_TRUE(server.ok()) << server.error().ToString();
   ASSERT_TRUE((*server)->Start().ok());
-  std::string base = "127.0.0.1:" + std::to_string((*server)->port()) + "/repo/metadata/timestamp.json";
+  std::string base =
+      "127.0.0.1:" + std::to_string((*server)->port()) + "/repo/metadata/timestamp.json";
 
   net::HttpOptions trusting;
   trusting.ca_file = dir.Sub("cert.pem");
   net::HttpFetcher https(trusting);
   auto got = https.Fetch("https://" + base, 16384);
   ASSERT_TRUE(got.ok()) << got.error().ToString();
-  EXPECT_EQ(std::string(got->begin(), got->end()), ReadTestFile(paths.repo_dir + "/metadata/timestamp.json"));
+  EXPECT_EQ(std::string(got->begin(), got->end()),
+            ReadTestFile(paths.repo_dir + "/metadata/timestamp.json"));
   // Without the CA the peer is not trusted; plain HTTP gets no answer.
   net::HttpFetcher strict;
   EXPECT_FALSE(strict.Fetch("https://" + base, 16384).ok());

@@ -13,9 +13,9 @@
 namespace qp::store {
 
 struct CommandOutcome {
-  int exit_code = -1;     // exit status; 128 + signal when killed by a signal
+  int exit_code = -1;  // exit status; 128 + signal when killed by a signal
   bool timed_out = false;
-  std::string output;     // stdout+stderr, at most the last 16 KiB
+  std::string output;  // stdout+stderr, at most the last 16 KiB
 
   bool ok() const { return !timed_out && exit_code == 0; }
   // "exit status 3: <last line of output>", "timed out after 30s", ...

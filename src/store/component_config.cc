@@ -58,14 +58,14 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
   try {
     table = toml::parse(toml_text, file_name);
   } catch (const toml::parse_error& e) {
-    return Error(ErrorCode::kInvalidArgument,
-                 file_name + ":" + std::to_string(e.source().begin.line) + ": " +
-                     std::string(e.description()));
+    return Error(ErrorCode::kInvalidArgument, file_name + ":" +
+                                                  std::to_string(e.source().begin.line) + ": " +
+                                                  std::string(e.description()));
   }
   const std::string& f = file_name;
   ComponentConfig c;
   c.source_file = file_name;
-  static const std::set<std::string> kKnown = {"name",         "platform",     "root", "files",
+  static const std::set<std::string> kKnown = {"name",         "platform",     "root",   "files",
                                                "base_version", "health_check", "restart"};
   for (const auto& [key, value] : table) {
     if (kKnown.count(std::string(key.str())) == 0) {
@@ -95,7 +95,8 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
   } else {
     QP_ASSIGN_OR_RETURN(c.files, StringArray(table.get("files"), f, "files", false));
     for (const auto& path : c.files) {
-      if (!IsAbsoluteClean(path)) return Bad(f, "files", "\"" + path + "\" is not an absolute path");
+      if (!IsAbsoluteClean(path))
+        return Bad(f, "files", "\"" + path + "\" is not an absolute path");
     }
     std::sort(c.files.begin(), c.files.end());
     if (std::adjacent_find(c.files.begin(), c.files.end()) != c.files.end()) {
@@ -166,11 +167,10 @@ Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::s
     if (!name.ends_with(".toml")) continue;
     std::string path = JoinPath(dir, name);
     QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 64 * 1024));
-    QP_ASSIGN_OR_RETURN(ComponentConfig c,
-                        ParseComponentConfig(std::string_view(reinterpret_cast<const char*>(
-                                                                  bytes.data()),
-                                                              bytes.size()),
-                                             path));
+    QP_ASSIGN_OR_RETURN(
+        ComponentConfig c,
+        ParseComponentConfig(
+            std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path));
     if (!seen.insert(c.name).second) {
       return Bad(path, "name", "component \"" + c.name + "\" is configured twice");
     }

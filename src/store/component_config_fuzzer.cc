@@ -4,7 +4,7 @@
 #include "store/component_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  (void)qp::store::ParseComponentConfig(
-      std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.toml");
+  (void)qp::store::ParseComponentConfig(std::string_view(reinterpret_cast<const char*>(data), size),
+                                        "fuzz.toml");
   return 0;
 }

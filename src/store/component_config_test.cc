@@ -62,12 +62,16 @@ TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
       {"name = \"Bad Name\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n",
        "name"},
       {"name = \"a\"\nplatform = \"x\"\n[base_version]\nliteral = \"1\"\n", "root/files"},
-      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nfiles = [\"/b\"]\n[base_version]\nliteral = \"1\"\n",
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nfiles = [\"/b\"]\n[base_version]\nliteral = "
+       "\"1\"\n",
        "root/files"},
-      {"name = \"a\"\nplatform = \"x\"\nroot = \"relative\"\n[base_version]\nliteral = \"1\"\n", "root"},
-      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a/../b\"\n[base_version]\nliteral = \"1\"\n", "root"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"relative\"\n[base_version]\nliteral = \"1\"\n",
+       "root"},
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a/../b\"\n[base_version]\nliteral = \"1\"\n",
+       "root"},
       {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n", "base_version"},
-      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\nfile = \"/v\"\n",
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\nfile = "
+       "\"/v\"\n",
        "base_version"},
       {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n"
        "[health_check]\ncommand = []\n",
@@ -75,23 +79,26 @@ TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
       {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n"
        "[health_check]\ncommand = [\"x\"]\ntimeout_seconds = 0\n",
        "health_check.timeout_seconds"},
-      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nsurprise = 1\n[base_version]\nliteral = \"1\"\n",
+      {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nsurprise = 1\n[base_version]\nliteral = "
+       "\"1\"\n",
        "surprise"},
-      {"name = \"a\"\nplatform = \"x\"\nfiles = [\"/b\", \"/b\"]\n[base_version]\nliteral = \"1\"\n",
+      {"name = \"a\"\nplatform = \"x\"\nfiles = [\"/b\", \"/b\"]\n[base_version]\nliteral = "
+       "\"1\"\n",
        "files"},
   };
   for (const auto& bad : cases) {
     auto c = ParseComponentConfig(bad.toml, "/etc/quietpatch/components/a.toml");
     ASSERT_FALSE(c.ok()) << bad.toml;
     EXPECT_EQ(c.error().code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(c.error().message().find("/etc/quietpatch/components/a.toml: " +
-                                       std::string(bad.field) + ":"),
+    EXPECT_NE(c.error().message().find(
+                  "/etc/quietpatch/components/a.toml: " + std::string(bad.field) + ":"),
               std::string::npos)
         << c.error().message();
   }
   auto non_ascii = ParseComponentConfig("\xcb\x8d\n\r", "odd.toml");
   ASSERT_FALSE(non_ascii.ok());
-  EXPECT_NE(non_ascii.error().message().find("odd.toml:1: byte 0xCB is not ASCII"), std::string::npos);
+  EXPECT_NE(non_ascii.error().message().find("odd.toml:1: byte 0xCB is not ASCII"),
+            std::string::npos);
   auto syntax = ParseComponentConfig("name = \"a\n", "broken.toml");
   ASSERT_FALSE(syntax.ok());
   EXPECT_NE(syntax.error().message().find("broken.toml:1"), std::string::npos);

@@ -126,9 +126,8 @@ Status DirectoryActivation::DropPrevious() {
 
 std::vector<std::pair<std::string, std::string>> DirectoryActivation::MappedPathAliases() const {
   // A process that mapped a file before the swap sees it under the directory's new name.
-  return {{root_ + "/", root_ + "/"},
-          {previous_ + "/", root_ + "/"},
-          {staging_ + "/", root_ + "/"}};
+  return {
+      {root_ + "/", root_ + "/"}, {previous_ + "/", root_ + "/"}, {staging_ + "/", root_ + "/"}};
 }
 
 }  // namespace qp::store

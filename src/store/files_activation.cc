@@ -94,16 +94,15 @@ Result<Sha256Digest> FilesActivation::LiveDigest() {
     }
     QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(f));
     QP_ASSIGN_OR_RETURN(auto hashed, delta::HashFile(env_, f));
-    manifest.push_back(
-        delta::ManifestEntry{path, delta::EntryType::kFile, info.mode, hashed.first, hashed.second});
+    manifest.push_back(delta::ManifestEntry{path, delta::EntryType::kFile, info.mode, hashed.first,
+                                            hashed.second});
   }
   for (const auto& d : dirs) {
     manifest.push_back(delta::ManifestEntry{d, delta::EntryType::kDirectory, 0755, 0, {}});
   }
-  std::sort(manifest.begin(), manifest.end(),
-            [](const delta::ManifestEntry& a, const delta::ManifestEntry& b) {
-              return a.path < b.path;
-            });
+  std::sort(
+      manifest.begin(), manifest.end(),
+      [](const delta::ManifestEntry& a, const delta::ManifestEntry& b) { return a.path < b.path; });
   return delta::ManifestDigest(manifest);
 }
 
@@ -261,7 +260,8 @@ Result<bool> FilesActivation::HasPreviousCopy() {
 }
 
 Status FilesActivation::DropPrevious() {
-  for (const auto& f : files_) QP_RETURN_IF_ERROR(delta::RemoveTree(env_, Sibling(f, ".qp-previous")));
+  for (const auto& f : files_)
+    QP_RETURN_IF_ERROR(delta::RemoveTree(env_, Sibling(f, ".qp-previous")));
   return SyncDirsOf(files_);
 }
 

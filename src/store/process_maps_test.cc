@@ -17,7 +17,8 @@ TEST(ProcessMapsTest, ParsesMapsLines) {
   auto maps = ParseMaps(
       "55d0c0a00000-55d0c0a02000 r--p 00000000 08:01 1311 /usr/bin/cat\n"
       "7f1e2c000000-7f1e2c021000 rw-p 00000000 00:00 0 \n"
-      "7f1e2c200000-7f1e2c228000 r-xp 00028000 fd:02 98765 /opt/comp.qp-previous/lib/libx.so (deleted)\n"
+      "7f1e2c200000-7f1e2c228000 r-xp 00028000 fd:02 98765 /opt/comp.qp-previous/lib/libx.so "
+      "(deleted)\n"
       "garbage\n"
       "7ffd1b3f0000-7ffd1b411000 rw-p 00000000 00:00 0 [stack]\n");
   ASSERT_EQ(maps.size(), 2u);
@@ -41,8 +42,8 @@ TEST(ProcessMapsTest, AProcessMappingAReplacedFileNeedsARestartUntilItRestarts) 
       "f=open(sys.argv[1],'rb'); m=mmap.mmap(f.fileno(),0,prot=mmap.PROT_READ)\n"
       "print('mapped',flush=True); time.sleep(60)\n";
   auto start = [&]() {
-    auto p = std::make_unique<BackgroundProcess>(
-        std::vector<std::string>{"python3", "-c", script, lib});
+    auto p =
+        std::make_unique<BackgroundProcess>(std::vector<std::string>{"python3", "-c", script, lib});
     EXPECT_NE(p->WaitForOutput("mapped", 10000), "");
     return p;
   };

@@ -96,7 +96,8 @@ void Store::Record(Component& c, const std::string& op, const std::string& from,
                    const std::string& to, const std::string& result, const std::string& reason) {
   HistoryEntry entry{options_.clock->Now(), op, from, to, result, reason};
   Status s = AppendHistory(options_.env, c.HistoryPath(), entry, options_.history_limit);
-  if (!s.ok()) spdlog::warn("store: {}: history not written: {}", c.config->name, s.error().ToString());
+  if (!s.ok())
+    spdlog::warn("store: {}: history not written: {}", c.config->name, s.error().ToString());
   spdlog::info("store: {}: {} {} -> {}: {}{}", c.config->name, op, Label(from), Label(to), result,
                reason.empty() ? "" : " (" + reason + ")");
 }
@@ -250,9 +251,9 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   Activation& a = *c->activation;
   ComponentState& state = *c->state;
   if (request.from != state.current) {
-    return Error(ErrorCode::kInvalidArgument,
-                 name + " is at " + Label(state.current.label) + ", the patch applies to " +
-                     Label(request.from.label));
+    return Error(ErrorCode::kInvalidArgument, name + " is at " + Label(state.current.label) +
+                                                  ", the patch applies to " +
+                                                  Label(request.from.label));
   }
   // Whether the live files are still what the store left (not modified behind its back)
   // is checked by the patch engine, which hashes them anyway before applying.
@@ -347,8 +348,9 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   Record(*c, "install", j.from.label, j.to.label, "committed", "");
   if (Status s = a.Commit(j); !s.ok()) {
     if (IsCrash(s.error())) return s.error();
-    spdlog::warn("store: {}: installed; keeping the rollback copy failed, retried at next start: {}",
-                 name, s.error().ToString());
+    spdlog::warn(
+        "store: {}: installed; keeping the rollback copy failed, retried at next start: {}", name,
+        s.error().ToString());
     return InstallOutcome{true, false, ""};
   }
   state.journal.reset();

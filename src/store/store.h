@@ -95,8 +95,8 @@ class Store {
   Result<Component*> Get(const std::string& name);
   Result<std::string> ReadBaseVersion(const ComponentConfig& config);
   Status Save(Component& c);
-  void Record(Component& c, const std::string& op, const std::string& from,
-              const std::string& to, const std::string& result, const std::string& reason);
+  void Record(Component& c, const std::string& op, const std::string& from, const std::string& to,
+              const std::string& result, const std::string& reason);
   Status Recover(Component& c);
   Result<bool> HealthCheck(Component& c, std::string* reason);
 

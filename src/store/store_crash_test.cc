@@ -92,8 +92,9 @@ TEST_P(StoreCrashTest, CrashAtEveryOperationLeavesOldOrNewTree) {
     ASSERT_TRUE(status.ok());
     ASSERT_EQ(status->current.digest, live) << "crash at op " << n << ": state disagrees";
     ASSERT_FALSE(status->modified);
-    ASSERT_TRUE(f.Leftovers().empty()) << "crash at op " << n << " (" << s.error().ToString()
-                                        << "): " << f.Leftovers()[0] << "\n" << f.StateFile();
+    ASSERT_TRUE(f.Leftovers().empty())
+        << "crash at op " << n << " (" << s.error().ToString() << "): " << f.Leftovers()[0] << "\n"
+        << f.StateFile();
 
     // A second recovery changes nothing.
     std::string state_before = f.StateFile();
@@ -223,9 +224,9 @@ TEST(StoreKillTest, KillNineDuringARealInstallLeavesOldOrNewTree) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                    std::chrono::steady_clock::now() - t0)
-                    .count();
+  auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
   ASSERT_EQ(TreeDigest(f.config_.root), new_digest);
 
   std::mt19937 rng(12345);

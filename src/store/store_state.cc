@@ -100,8 +100,8 @@ Status AppendHistory(Env* env, const std::string& path, const HistoryEntry& entr
                      std::size_t limit) {
   auto existing = LoadHistory(env, path);
   // A damaged history must not block installs: it restarts (the damage is logged by callers).
-  std::vector<HistoryEntry> entries = existing.ok() ? std::move(existing).value()
-                                                    : std::vector<HistoryEntry>();
+  std::vector<HistoryEntry> entries =
+      existing.ok() ? std::move(existing).value() : std::vector<HistoryEntry>();
   entries.push_back(entry);
   if (entries.size() > limit) entries.erase(entries.begin(), entries.end() - limit);
   Json j = Json::array();

@@ -17,7 +17,7 @@ namespace qp::store {
 // A state of a component tree: the base ("" label) or an improvement, and its digest
 // (delta::ManifestDigest of the tree).
 struct TreeState {
-  std::string label;  // "" = the base as the last full update installed it
+  std::string label;   // "" = the base as the last full update installed it
   std::string digest;  // lowercase hex
   bool operator==(const TreeState&) const = default;
 };
@@ -28,9 +28,9 @@ struct Journal {
                       // remove: restoring, cleaning
   TreeState from;
   TreeState to;
-  std::uint64_t marker_inode = 0;      // owned directory: the inode that becomes live
-  std::vector<std::string> changed;    // shared files: the files this operation replaces
-  std::string reason;                  // why a rollback happens
+  std::uint64_t marker_inode = 0;    // owned directory: the inode that becomes live
+  std::vector<std::string> changed;  // shared files: the files this operation replaces
+  std::string reason;                // why a rollback happens
 };
 
 struct ComponentState {
@@ -47,8 +47,8 @@ Status SaveState(Env* env, const std::string& path, const ComponentState& state)
 // One line of a component's history.
 struct HistoryEntry {
   WallTime time;
-  std::string op;      // install, rollback, remove, supersede, recover
-  std::string from;    // label ("" = base)
+  std::string op;    // install, rollback, remove, supersede, recover
+  std::string from;  // label ("" = base)
   std::string to;
   std::string result;  // committed, rolled_back, failed, removed, superseded, recovered
   std::string reason;

@@ -90,7 +90,8 @@ class StoreFixture {
       MakeTree(config_.root, OldTree());
     } else {
       MakeTree(dir_.Sub("live"), OldFiles());
-      for (const auto& [path, content] : OldFiles()) config_.files.push_back(dir_.Sub("live/" + path));
+      for (const auto& [path, content] : OldFiles())
+        config_.files.push_back(dir_.Sub("live/" + path));
     }
     if (patch_.empty()) BuildPatch();
   }
@@ -102,8 +103,8 @@ class StoreFixture {
       ASSERT_TRUE(MakeDirs(Env::Default(), DirName(full), 0755).ok());
       WriteTestFile(full, content);
     }
-    for (std::string d = DirName(JoinPath(view, dir_.Sub("live/x").substr(1))); d.size() > view.size();
-         d = DirName(d)) {
+    for (std::string d = DirName(JoinPath(view, dir_.Sub("live/x").substr(1)));
+         d.size() > view.size(); d = DirName(d)) {
       ASSERT_TRUE(Env::Default()->Chmod(d, 0755).ok());
     }
   }
@@ -156,9 +157,10 @@ class StoreFixture {
       auto names = env->ListDir(d);
       if (!names.ok()) continue;
       for (const auto& n : *names) {
-        if (n.find(".qp-staging") != std::string::npos || n.find(".qp-partial") != std::string::npos ||
-            n.find(".qp-new") != std::string::npos || n.find(".qp-old") != std::string::npos ||
-            n.find(".qp-tmp") != std::string::npos || n == "view" || n == "staged") {
+        if (n.find(".qp-staging") != std::string::npos ||
+            n.find(".qp-partial") != std::string::npos || n.find(".qp-new") != std::string::npos ||
+            n.find(".qp-old") != std::string::npos || n.find(".qp-tmp") != std::string::npos ||
+            n == "view" || n == "staged") {
           out.push_back(JoinPath(d, n));
         }
       }

@@ -39,13 +39,15 @@ Result<BundleFiles> ParseBundle(std::span<const std::uint8_t> bytes) {
   };
   auto u32 = [&]() {
     std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= static_cast<std::uint32_t>(bytes[pos + static_cast<std::size_t>(i)]) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      v |= static_cast<std::uint32_t>(bytes[pos + static_cast<std::size_t>(i)]) << (8 * i);
     pos += 4;
     return v;
   };
   auto u64 = [&]() {
     std::uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<std::uint64_t>(bytes[pos + static_cast<std::size_t>(i)]) << (8 * i);
+    for (int i = 0; i < 8; ++i)
+      v |= static_cast<std::uint64_t>(bytes[pos + static_cast<std::size_t>(i)]) << (8 * i);
     pos += 8;
     return v;
   };
@@ -56,7 +58,8 @@ Result<BundleFiles> ParseBundle(std::span<const std::uint8_t> bytes) {
   pos = 8;
   std::uint32_t version = u32();
   if (version != 1) {
-    return Error(ErrorCode::kUnsupported, "bundle version " + std::to_string(version) + " is not supported");
+    return Error(ErrorCode::kUnsupported,
+                 "bundle version " + std::to_string(version) + " is not supported");
   }
   std::uint32_t count = u32();
   if (count > kMaxEntries) return Error(ErrorCode::kCorrupt, "bundle lists too many entries");
@@ -65,18 +68,21 @@ Result<BundleFiles> ParseBundle(std::span<const std::uint8_t> bytes) {
     std::string what = "entry " + std::to_string(i);
     QP_RETURN_IF_ERROR(need(4, what));
     std::uint32_t name_len = u32();
-    if (name_len == 0 || name_len > kMaxName) return Error(ErrorCode::kCorrupt, what + ": bad name length");
+    if (name_len == 0 || name_len > kMaxName)
+      return Error(ErrorCode::kCorrupt, what + ": bad name length");
     QP_RETURN_IF_ERROR(need(name_len, what));
     std::string name(reinterpret_cast<const char*>(bytes.data() + pos), name_len);
     pos += name_len;
-    if (name.find('\0') != std::string::npos || name[0] == '/' || name.find("..") != std::string::npos) {
+    if (name.find('\0') != std::string::npos || name[0] == '/' ||
+        name.find("..") != std::string::npos) {
       return Error(ErrorCode::kCorrupt, what + ": unsafe name");
     }
     QP_RETURN_IF_ERROR(need(8, what));
     std::uint64_t len = u64();
     QP_RETURN_IF_ERROR(need(len, what + " (" + name + ")"));
-    if (!files.emplace(name, std::vector<std::uint8_t>(bytes.begin() + static_cast<long>(pos),
-                                                       bytes.begin() + static_cast<long>(pos + len)))
+    if (!files
+             .emplace(name, std::vector<std::uint8_t>(bytes.begin() + static_cast<long>(pos),
+                                                      bytes.begin() + static_cast<long>(pos + len)))
              .second) {
       return Error(ErrorCode::kCorrupt, what + ": " + name + " appears twice");
     }
@@ -93,7 +99,8 @@ Result<std::vector<std::uint8_t>> BundleFetcher::Fetch(const std::string& url,
   auto it = files_.find(url.substr(kBase.size()));
   if (it == files_.end()) return Error(ErrorCode::kNotFound, url + ": not in the bundle");
   if (it->second.size() > max_length) {
-    return Error(ErrorCode::kTooLarge, url + ": more than " + std::to_string(max_length) + " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 url + ": more than " + std::to_string(max_length) + " bytes");
   }
   return it->second;
 }

@@ -33,7 +33,8 @@ class BundleFetcher final : public Fetcher {
   static constexpr const char* kMetadataUrl = "bundle:/metadata/";
   static constexpr const char* kTargetsUrl = "bundle:/targets/";
   explicit BundleFetcher(BundleFiles files) : files_(std::move(files)) {}
-  Result<std::vector<std::uint8_t>> Fetch(const std::string& url, std::uint64_t max_length) override;
+  Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
+                                          std::uint64_t max_length) override;
 
  private:
   BundleFiles files_;

@@ -110,8 +110,8 @@ Result<Json> ParseJson(std::span<const std::uint8_t> bytes, const JsonLimits& li
 }
 
 Result<Json> ParseJson(std::string_view text, const JsonLimits& limits) {
-  return ParseJson(std::span<const std::uint8_t>(
-                       reinterpret_cast<const std::uint8_t*>(text.data()), text.size()),
+  return ParseJson(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(text.data()),
+                                                 text.size()),
                    limits);
 }
 

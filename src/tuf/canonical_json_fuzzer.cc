@@ -1,5 +1,6 @@
 // Fuzzes JSON parsing and canonicalisation: no crash, and the canonical form of anything
-// parsed (without control characters) is itself parseable to the same canonical form (a fixed point).
+// parsed (without control characters) is itself parseable to the same canonical form (a fixed
+// point).
 #include <cstdlib>
 
 #include "tuf/canonical_json.h"

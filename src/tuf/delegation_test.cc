@@ -177,8 +177,8 @@ TEST_F(DelegationTest, EncodesUnusualRoleNamesInUrlsAndFileNames) {
   Publish();
   auto role = Lookup("missing");
   ASSERT_TRUE(role.ok()) << role.error().ToString();
-  EXPECT_THAT(visited, ElementsAre("1...%2Fevil.json", "1.a%2Fb.json", "1.%3F%23.json",
-                                   "1.sp%20ace.json"));
+  EXPECT_THAT(visited,
+              ElementsAre("1...%2Fevil.json", "1.a%2Fb.json", "1.%3F%23.json", "1.sp%20ace.json"));
   EXPECT_TRUE(TestPathExists(dir_.Sub("..%2Fevil.json")));
   EXPECT_TRUE(TestPathExists(dir_.Sub("a%2Fb.json")));
   EXPECT_FALSE(TestPathExists(dir_.Sub("../evil.json")));

@@ -27,8 +27,8 @@ Result<std::string> StringField(const Json& obj, const char* name, const std::st
 }
 
 Result<std::uint64_t> UintValue(const Json& v, const std::string& where) {
-  if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() &&
-                                  v.get<std::int64_t>() < 0)) {
+  if (!v.is_number_integer() ||
+      (v.is_number_integer() && !v.is_number_unsigned() && v.get<std::int64_t>() < 0)) {
     return Error(ErrorCode::kCorrupt, where + ": expected a non-negative integer");
   }
   return v.get<std::uint64_t>();
@@ -166,8 +166,8 @@ Result<Metadata<T>> ParseEnvelope(std::span<const std::uint8_t> bytes, RoleType 
   std::string where = role + ".signed";
   QP_ASSIGN_OR_RETURN(std::string type_name, StringField(*signed_obj, "_type", where));
   if (type_name != role) {
-    return Error(ErrorCode::kCorrupt, where + "._type: \"" + type_name + "\", expected \"" + role +
-                                          "\"");
+    return Error(ErrorCode::kCorrupt,
+                 where + "._type: \"" + type_name + "\", expected \"" + role + "\"");
   }
   Common& common = md.signed_part;
   QP_ASSIGN_OR_RETURN(common.version, UintField(*signed_obj, "version", where));
@@ -214,8 +214,8 @@ Result<DelegatedRole> ParseDelegatedRole(const Json& v, const std::string& where
   std::string w = where + "(" + role.name + ")";
   if (role.name.empty() || role.name == "root" || role.name == "timestamp" ||
       role.name == "snapshot" || role.name == "targets") {
-    return Error(ErrorCode::kCorrupt, w + ": a delegated role may not be named \"" + role.name +
-                                          "\"");
+    return Error(ErrorCode::kCorrupt,
+                 w + ": a delegated role may not be named \"" + role.name + "\"");
   }
   QP_ASSIGN_OR_RETURN(const Json* keyids, Field(v, "keyids", w));
   QP_ASSIGN_OR_RETURN(role.keyids, StringList(*keyids, w + ".keyids"));
@@ -364,8 +364,8 @@ Status VerifyThreshold(std::string_view what, const std::string& canonical_signe
     auto raw = HexDecode(sig->sig);
     if (!raw.ok()) continue;
     if (!key->second.verifier->Verify(message, *raw).ok()) continue;
-    std::string identity = key->second.description.keytype + "\n" +
-                           key->second.description.public_value;
+    std::string identity =
+        key->second.description.keytype + "\n" + key->second.description.public_value;
     if (!counted_keys.insert(identity).second) continue;
     counted_ids.insert(keyid);
   }
@@ -525,6 +525,13 @@ Json ToJson(const Targets& targets) {
     j["delegations"] = Json{{"keys", KeysJson(targets.delegations->keys)}, {"roles", roles}};
   }
   return j;
+}
+
+std::string ConsistentTargetPath(std::string_view path, std::string_view hash) {
+  std::size_t slash = path.rfind('/');
+  std::string_view dir = slash == std::string_view::npos ? "" : path.substr(0, slash + 1);
+  std::string_view name = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  return std::string(dir) + std::string(hash) + "." + std::string(name);
 }
 
 }  // namespace qp::tuf

@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -145,6 +146,13 @@ Json TargetFileToJson(const TargetFile& target);
 // "2030-01-01T00:00:00Z" <-> WallTime (whole seconds, UTC).
 Result<WallTime> ParseExpiry(const std::string& text);
 std::string FormatExpiry(WallTime time);
+
+// The largest root.json read anywhere: a trusted root from configuration, or a new one.
+inline constexpr std::uint64_t kMaxRootBytes = 512000;
+
+// Where a consistent-snapshot repository stores a target: "<dir>/<hash>.<name>" for
+// "<dir>/<name>" (TUF 1.0, section 5.7.3).
+std::string ConsistentTargetPath(std::string_view path, std::string_view hash);
 
 // Whether `target_path` matches `pattern`, TUF style: split both on '/', the same number of
 // segments, each segment matched by fnmatch-style `*`, `?`, `[...]` (case-sensitive).

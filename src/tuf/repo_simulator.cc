@@ -48,8 +48,8 @@ Result<std::vector<std::uint8_t>> RepoSimulator::Fetch(const std::string& url,
   auto it = files().find(path);
   if (it == files().end()) return Error(ErrorCode::kNotFound, "404 " + url);
   if (it->second.size() > max_length) {
-    return Error(ErrorCode::kTooLarge, url + ": more than " + std::to_string(max_length) +
-                                           " bytes");
+    return Error(ErrorCode::kTooLarge,
+                 url + ": more than " + std::to_string(max_length) + " bytes");
   }
   return it->second;
 }

@@ -74,8 +74,6 @@ void RepositoryWriter::RemoveSigner(const std::string& role, const std::string& 
   signers_[role].erase(keyid);
 }
 
-void RepositoryWriter::ClearSigners(const std::string& role) { signers_[role].clear(); }
-
 bool RepositoryWriter::HasSigner(const std::string& role, const std::string& keyid) const {
   auto it = signers_.find(role);
   return it != signers_.end() && it->second.count(keyid) != 0;
@@ -116,8 +114,7 @@ void RepositoryWriter::AddDelegation(const std::string& delegator, DelegatedRole
   dirty_targets_.insert(delegator);
 }
 
-std::string RepositoryWriter::AddDelegatedKey(const std::string& delegator,
-                                              const std::string& role,
+std::string RepositoryWriter::AddDelegatedKey(const std::string& delegator, const std::string& role,
                                               const crypto::PublicKeyDescription& key) {
   Targets& parent = targets_.at(delegator);
   Key k = Key::FromDescription(key);
@@ -132,16 +129,6 @@ std::string RepositoryWriter::AddDelegatedKey(const std::string& delegator,
   return id;
 }
 
-void RepositoryWriter::RemoveDelegation(const std::string& delegator, const std::string& role) {
-  Targets& parent = targets_.at(delegator);
-  if (!parent.delegations) return;
-  auto& roles = parent.delegations->roles;
-  roles.erase(std::remove_if(roles.begin(), roles.end(),
-                             [&](const DelegatedRole& r) { return r.name == role; }),
-              roles.end());
-  dirty_targets_.insert(delegator);
-}
-
 void RepositoryWriter::AddTarget(const std::string& role, const std::string& path,
                                  std::span<const std::uint8_t> content, const Json& custom) {
   TargetFile file;
@@ -149,20 +136,10 @@ void RepositoryWriter::AddTarget(const std::string& role, const std::string& pat
   file.hashes["sha256"] = HexEncode(Sha256Of(content));
   file.hashes["sha512"] = HexEncode(Sha512Of(content));
   file.custom = custom;
-  std::string stored = path;
-  if (root_.consistent_snapshot) {
-    std::size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    stored = dir + file.hashes["sha256"] + "." + name;
-  }
+  std::string stored =
+      root_.consistent_snapshot ? ConsistentTargetPath(path, file.hashes["sha256"]) : path;
   files_["targets/" + stored] = std::vector<std::uint8_t>(content.begin(), content.end());
   targets_.at(role).targets[path] = std::move(file);
-  dirty_targets_.insert(role);
-}
-
-void RepositoryWriter::RemoveTarget(const std::string& role, const std::string& path) {
-  targets_.at(role).targets.erase(path);
   dirty_targets_.insert(role);
 }
 

@@ -43,10 +43,12 @@ class RepositoryWriter {
   WallTime now() const { return now_; }
 
   Root& root() { return root_; }
+  const Root& root() const { return root_; }
   Timestamp& timestamp() { return timestamp_; }
   Snapshot& snapshot() { return snapshot_; }
   // "targets" or a delegated role. The role must exist (see AddDelegation).
   Targets& targets(const std::string& role = "targets") { return targets_.at(role); }
+  const Targets& targets(const std::string& role = "targets") const { return targets_.at(role); }
   bool HasTargetsRole(const std::string& role) const { return targets_.count(role) != 0; }
   std::vector<std::string> TargetsRoles() const;
 
@@ -54,7 +56,6 @@ class RepositoryWriter {
   // delegated role). Keys not listed for the role still sign (a rotation needs the old ones).
   void AddSigner(const std::string& role, SigningKeyPtr key);
   void RemoveSigner(const std::string& role, const std::string& keyid);
-  void ClearSigners(const std::string& role);
   bool HasSigner(const std::string& role, const std::string& keyid) const;
 
   // Lists the key for top-level `role` in root; returns its keyid.
@@ -67,13 +68,11 @@ class RepositoryWriter {
   // Lists `key` for delegated `role` in `delegator`; returns its keyid.
   std::string AddDelegatedKey(const std::string& delegator, const std::string& role,
                               const crypto::PublicKeyDescription& key);
-  void RemoveDelegation(const std::string& delegator, const std::string& role);
 
   // Lists a target in `role` (length, sha256 and sha512 of `content`, `custom` when not
   // null) and stores its content under targets/.
   void AddTarget(const std::string& role, const std::string& path,
                  std::span<const std::uint8_t> content, const Json& custom = Json());
-  void RemoveTarget(const std::string& role, const std::string& path);
 
   // Signs the current content of `role` with its signers and returns the file as served.
   Result<std::vector<std::uint8_t>> Sign(const std::string& role) const;
@@ -97,7 +96,8 @@ class RepositoryWriter {
   std::string MetadataFileName(const std::string& role, std::uint64_t version) const;
 
  private:
-  Result<std::vector<std::uint8_t>> SignJson(const std::string& role, const Json& signed_json) const;
+  Result<std::vector<std::uint8_t>> SignJson(const std::string& role,
+                                             const Json& signed_json) const;
   Common& CommonOf(const std::string& role);
   void BumpIfPublished(const std::string& role);
 

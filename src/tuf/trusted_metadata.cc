@@ -7,9 +7,8 @@ namespace {
 
 Status CheckNotExpired(const Common& c, WallTime reference_time, const std::string& what) {
   if (reference_time >= c.expires) {
-    return Error(ErrorCode::kVerificationFailed,
-                 what + " version " + std::to_string(c.version) + " expired at " +
-                     FormatExpiry(c.expires));
+    return Error(ErrorCode::kVerificationFailed, what + " version " + std::to_string(c.version) +
+                                                     " expired at " + FormatExpiry(c.expires));
   }
   return OkStatus();
 }
@@ -31,8 +30,8 @@ Status VerifyLengthAndHashes(std::span<const std::uint8_t> bytes,
                              const std::map<std::string, std::string>& hashes,
                              const std::string& what) {
   if (length && bytes.size() != *length) {
-    return Error(ErrorCode::kVerificationFailed, what + ": length " + V(bytes.size()) +
-                                                     ", expected " + V(*length));
+    return Error(ErrorCode::kVerificationFailed,
+                 what + ": length " + V(bytes.size()) + ", expected " + V(*length));
   }
   for (const auto& [algorithm, expected_hex] : hashes) {
     std::string actual;
@@ -114,8 +113,7 @@ Status TrustedMetadata::CheckTimestampFinal() const {
   return CheckNotExpired(timestamp_->signed_part, reference_time_, "timestamp");
 }
 
-Status TrustedMetadata::UpdateSnapshot(std::span<const std::uint8_t> bytes,
-                                       bool from_local_cache) {
+Status TrustedMetadata::UpdateSnapshot(std::span<const std::uint8_t> bytes, bool from_local_cache) {
   if (!timestamp_) return Error(ErrorCode::kInternal, "snapshot needs a trusted timestamp");
   if (targets_.count("targets") != 0) {
     return Error(ErrorCode::kInternal, "snapshot cannot change after targets is loaded");
@@ -164,7 +162,8 @@ Status TrustedMetadata::VerifyDelegate(const Metadata<Targets>& md, const std::s
   }
   auto it = targets_.find(delegator);
   if (it == targets_.end()) {
-    return Error(ErrorCode::kInternal, "delegator " + delegator + " of " + role + " is not trusted");
+    return Error(ErrorCode::kInternal,
+                 "delegator " + delegator + " of " + role + " is not trusted");
   }
   const auto& delegations = it->second.metadata.signed_part.delegations;
   if (delegations) {
@@ -177,8 +176,8 @@ Status TrustedMetadata::VerifyDelegate(const Metadata<Targets>& md, const std::s
   return Error(ErrorCode::kVerificationFailed, delegator + " does not delegate to " + role);
 }
 
-Status TrustedMetadata::UpdateTargets(std::span<const std::uint8_t> bytes,
-                                      const std::string& role, const std::string& delegator) {
+Status TrustedMetadata::UpdateTargets(std::span<const std::uint8_t> bytes, const std::string& role,
+                                      const std::string& delegator) {
   if (!snapshot_) return Error(ErrorCode::kInternal, role + " needs a trusted snapshot");
   QP_RETURN_IF_ERROR(CheckSnapshotFinal());
   auto listed = snapshot_->signed_part.meta.find(role + ".json");
@@ -200,8 +199,7 @@ Status TrustedMetadata::UpdateTargets(std::span<const std::uint8_t> bytes,
   return OkStatus();
 }
 
-const Targets* TrustedMetadata::FindTargets(const std::string& role,
-                                            const std::string& delegator) {
+const Targets* TrustedMetadata::FindTargets(const std::string& role, const std::string& delegator) {
   auto it = targets_.find(role);
   if (it == targets_.end()) return nullptr;
   if (it->second.delegator != delegator) {

@@ -54,9 +54,7 @@ class TrustedMetadata {
   const Targets* FindTargets(const std::string& role, const std::string& delegator);
 
   const Root& root() const { return root_.signed_part; }
-  const Timestamp* timestamp() const {
-    return timestamp_ ? &timestamp_->signed_part : nullptr;
-  }
+  const Timestamp* timestamp() const { return timestamp_ ? &timestamp_->signed_part : nullptr; }
   const Snapshot* snapshot() const { return snapshot_ ? &snapshot_->signed_part : nullptr; }
   WallTime reference_time() const { return reference_time_; }
 

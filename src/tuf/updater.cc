@@ -112,8 +112,8 @@ Status Updater::LoadTimestamp() {
       }
     }
   }
-  auto bytes = fetcher_->Fetch(MetadataUrl("timestamp", std::nullopt),
-                               config_.timestamp_max_length);
+  auto bytes =
+      fetcher_->Fetch(MetadataUrl("timestamp", std::nullopt), config_.timestamp_max_length);
   if (!bytes.ok()) return bytes.error().WithContext("timestamp");
   QP_ASSIGN_OR_RETURN(bool replaced, trusted_->UpdateTimestamp(*bytes));
   if (!replaced) return OkStatus();  // same version as trusted: keep the stored one
@@ -138,8 +138,7 @@ Status Updater::LoadSnapshot() {
   return Persist("snapshot", *bytes);
 }
 
-Result<const Targets*> Updater::LoadTargets(const std::string& role,
-                                            const std::string& delegator) {
+Result<const Targets*> Updater::LoadTargets(const std::string& role, const std::string& delegator) {
   if (const Targets* t = trusted_->FindTargets(role, delegator)) return t;
   auto local = ReadLocal(role, config_.targets_max_length);
   if (local.ok()) {
@@ -229,10 +228,7 @@ std::string Updater::TargetUrl(const TargetInfo& target) const {
   if (trusted_ && trusted_->root().consistent_snapshot && !target.file.hashes.empty()) {
     auto hash = target.file.hashes.find("sha256");
     if (hash == target.file.hashes.end()) hash = target.file.hashes.begin();
-    std::size_t slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    path = dir + hash->second + "." + name;
+    path = ConsistentTargetPath(path, hash->second);
   }
   return config_.target_base_url + path;
 }
@@ -246,16 +242,16 @@ bool Updater::IsDownloaded(const TargetInfo& target, const std::string& file_pat
 Result<std::vector<std::uint8_t>> Updater::FetchTarget(const TargetInfo& target) {
   auto bytes = fetcher_->Fetch(TargetUrl(target), target.file.length);
   if (!bytes.ok()) return bytes.error().WithContext("target " + target.path);
-  QP_RETURN_IF_ERROR(
-      VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes, "target " + target.path));
+  QP_RETURN_IF_ERROR(VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes,
+                                           "target " + target.path));
   return bytes;
 }
 
 Status Updater::DownloadTarget(const TargetInfo& target, const std::string& file_path) {
   auto bytes = fetcher_->Fetch(TargetUrl(target), target.file.length);
   if (!bytes.ok()) return bytes.error().WithContext("target " + target.path);
-  QP_RETURN_IF_ERROR(
-      VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes, "target " + target.path));
+  QP_RETURN_IF_ERROR(VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes,
+                                           "target " + target.path));
   Status s = WriteFileDurably(env_, file_path, *bytes, 0644);
   if (!s.ok()) return s.error().WithContext("saving target " + target.path);
   return OkStatus();

@@ -24,7 +24,7 @@ struct UpdaterConfig {
   std::string target_base_url;  // base URL of the targets ('/' appended when missing)
   std::uint32_t max_root_rotations = 256;
   std::uint32_t max_delegations = 32;  // roles visited per target lookup
-  std::uint64_t root_max_length = 512000;
+  std::uint64_t root_max_length = kMaxRootBytes;
   std::uint64_t timestamp_max_length = 16384;
   std::uint64_t snapshot_max_length = 2000000;
   std::uint64_t targets_max_length = 5000000;

@@ -315,8 +315,8 @@ TEST_F(ClientTest, AcceptsUnknownFieldsAndNonCanonicalServedJson) {
   // Re-serve the same signed document with odd whitespace and key order.
   auto doc = ParseJson(Served("timestamp.json"));
   ASSERT_TRUE(doc.ok());
-  std::string odd = "{ \"signed\" :\n" + (*doc)["signed"].dump(7) + " ,\t\"signatures\": " +
-                    (*doc)["signatures"].dump() + "}";
+  std::string odd = "{ \"signed\" :\n" + (*doc)["signed"].dump(7) +
+                    " ,\t\"signatures\": " + (*doc)["signatures"].dump() + "}";
   repo_->files()["metadata/timestamp.json"] = Bytes(odd);
   auto s = Refresh();
   ASSERT_TRUE(s.ok()) << s.error().ToString();
@@ -379,8 +379,7 @@ TEST_P(KeyTypeTest, RefreshesAndDownloadsWithEveryKeyType) {
   ASSERT_TRUE(updater.DownloadTarget(**info, dir_.Sub("a.txt")).ok());
   auto root = ParseJson(Stored("root"));
   ASSERT_TRUE(root.ok());
-  EXPECT_EQ((*root)["signed"]["keys"].begin().value()["scheme"],
-            crypto::SchemeName(GetParam()));
+  EXPECT_EQ((*root)["signed"]["keys"].begin().value()["scheme"], crypto::SchemeName(GetParam()));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllSchemes, KeyTypeTest,

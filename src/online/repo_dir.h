@@ -16,7 +16,10 @@
 #include "tuf/repository.h"
 #include "tuf/updater.h"
 
-namespace qp::publish {
+namespace qp::online {
+
+// The largest metadata file read from a repository directory.
+inline constexpr std::uint64_t kMaxMetadataBytes = 64 << 20;
 
 struct RepoPaths {
   std::string repo_dir;
@@ -32,7 +35,8 @@ class RepoDirFetcher final : public tuf::Fetcher {
   RepoDirFetcher(Env* env, std::string repo_dir,
                  const std::map<std::string, std::vector<std::uint8_t>>* pending)
       : env_(env), repo_dir_(std::move(repo_dir)), pending_(pending) {}
-  Result<std::vector<std::uint8_t>> Fetch(const std::string& url, std::uint64_t max_length) override;
+  Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
+                                          std::uint64_t max_length) override;
 
  private:
   Env* env_;
@@ -65,4 +69,4 @@ Status VerifyAsDevice(Env* env, const std::string& repo_dir,
 Status CommitChanges(Env* env, const RepoPaths& paths, const tuf::RepositoryWriter& writer,
                      Clock* clock);
 
-}  // namespace qp::publish
+}  // namespace qp::online

@@ -1,11 +1,11 @@
-#include "publish/repo_dir.h"
+#include "online/repo_dir.h"
 
 #include <algorithm>
 
 #include "core/durable_file.h"
 #include "crypto/key_file.h"
 
-namespace qp::publish {
+namespace qp::online {
 
 Result<std::vector<std::uint8_t>> RepoDirFetcher::Fetch(const std::string& url,
                                                         std::uint64_t max_length) {
@@ -28,7 +28,7 @@ Result<std::vector<std::uint8_t>> RepoDirFetcher::Fetch(const std::string& url,
 Result<tuf::RepositoryWriter> LoadRepository(Env* env, const RepoPaths& paths, WallTime now) {
   std::string metadata = JoinPath(paths.repo_dir, "metadata");
   auto w = tuf::RepositoryWriter::Load(now, [&](const std::string& name) {
-    return ReadFileLimited(env, JoinPath(metadata, name), 64 << 20);
+    return ReadFileLimited(env, JoinPath(metadata, name), kMaxMetadataBytes);
   });
   if (!w.ok()) return w.error().WithContext("repository " + paths.repo_dir);
   return w;
@@ -43,7 +43,8 @@ Result<int> LoadSigners(Env* env, const RepoPaths& paths, const std::string& rol
     if (name != role + ".key" && !(name.rfind(role + "-", 0) == 0 && name.ends_with(".key"))) {
       continue;
     }
-    QP_ASSIGN_OR_RETURN(crypto::SigningKey key, crypto::ReadKeyFile(env, JoinPath(paths.keys_dir, name)));
+    QP_ASSIGN_OR_RETURN(crypto::SigningKey key,
+                        crypto::ReadKeyFile(env, JoinPath(paths.keys_dir, name)));
     writer->AddSigner(role, std::make_shared<const crypto::SigningKey>(std::move(key)));
     ++found;
   }
@@ -135,7 +136,8 @@ Status CommitChanges(Env* env, const RepoPaths& paths, const tuf::RepositoryWrit
                      Clock* clock) {
   const auto& files = writer.files();
   // A device that trusts the current root must accept what we are about to publish.
-  auto root = ReadFileLimited(env, JoinPath(paths.repo_dir, "metadata/root.json"), 512000);
+  auto root =
+      ReadFileLimited(env, JoinPath(paths.repo_dir, "metadata/root.json"), tuf::kMaxRootBytes);
   std::vector<std::uint8_t> trusted;
   if (root.ok()) {
     trusted = *root;
@@ -167,4 +169,4 @@ Status CommitChanges(Env* env, const RepoPaths& paths, const tuf::RepositoryWrit
   return OkStatus();
 }
 
-}  // namespace qp::publish
+}  // namespace qp::online
