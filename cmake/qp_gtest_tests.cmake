@@ -6,9 +6,11 @@
 # shows "[  SKIPPED ]" as skipped, whatever its exit status. A suite whose SetUpTestSuite
 # failed prints its tests as skipped and exits 1, so a broken fixture looked like a skip.
 # Here a skip is a failure: nothing in quietpatch's suite may skip.
+# Each test is labelled with its binary's name (ctest -L selects binaries).
+get_filename_component(_qp_binary "${QP_TEST_BINARY}" NAME)
 if(NOT EXISTS "${QP_TEST_BINARY}")
-  get_filename_component(_qp_name "${QP_TEST_BINARY}" NAME)
-  add_test("${_qp_name}.NotBuilt" "${QP_TEST_BINARY}")
+  add_test("${_qp_binary}.NotBuilt" "${QP_TEST_BINARY}")
+  set_tests_properties("${_qp_binary}.NotBuilt" PROPERTIES LABELS "${_qp_binary}")
   return()
 endif()
 execute_process(COMMAND "${QP_TEST_BINARY}" --gtest_list_tests
@@ -16,8 +18,8 @@ execute_process(COMMAND "${QP_TEST_BINARY}" --gtest_list_tests
   RESULT_VARIABLE _qp_rc OUTPUT_VARIABLE _qp_out ERROR_VARIABLE _qp_err)
 if(NOT _qp_rc EQUAL 0)
   # Listing failed: one test that runs the binary, and so fails, with its output.
-  get_filename_component(_qp_name "${QP_TEST_BINARY}" NAME)
-  add_test("${_qp_name}.ListingFailed" "${QP_TEST_BINARY}" --gtest_list_tests --qp-listing-failed)
+  add_test("${_qp_binary}.ListingFailed" "${QP_TEST_BINARY}" --gtest_list_tests --qp-listing-failed)
+  set_tests_properties("${_qp_binary}.ListingFailed" PROPERTIES LABELS "${_qp_binary}")
   return()
 endif()
 string(REPLACE "\n" ";" _qp_lines "${_qp_out}")
@@ -31,6 +33,7 @@ foreach(_qp_line IN LISTS _qp_lines)
     set(_qp_test "${_qp_suite}${CMAKE_MATCH_1}")
     add_test("${_qp_test}" "${QP_TEST_BINARY}" "--gtest_filter=${_qp_test}")
     set_tests_properties("${_qp_test}" PROPERTIES
+      LABELS "${_qp_binary}"
       ENVIRONMENT "${QP_TEST_ENV}"
       WORKING_DIRECTORY "${QP_TEST_WORKDIR}"
       FAIL_REGULAR_EXPRESSION "\\[  SKIPPED \\]")

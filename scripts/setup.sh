@@ -4,7 +4,7 @@
 #
 #   scripts/setup.sh                 packages, then build/release
 #   scripts/setup.sh --packages-only packages only
-#   scripts/setup.sh --build DIR [--sanitize] [--fuzz] [--target T]
+#   scripts/setup.sh --build DIR [--sanitize | --tsan] [--fuzz] [--target T ...]
 #
 # Works on a fresh Debian 12 machine as root; as a non-root user it uses sudo when the
 # packages are missing.
@@ -46,6 +46,7 @@ install_packages() {
 build_dir=build/release
 sanitize=OFF
 fuzz=OFF
+tsan=OFF
 packages_only=0
 target=()
 while [ $# -gt 0 ]; do
@@ -54,7 +55,8 @@ while [ $# -gt 0 ]; do
     --build) build_dir="$2"; shift ;;
     --sanitize) sanitize=ON ;;
     --fuzz) fuzz=ON ;;
-    --target) target=(--target "$2"); shift ;;
+    --tsan) tsan=ON ;;
+    --target) [ ${#target[@]} -eq 0 ] && target=(--target); target+=("$2"); shift ;;
     *) echo "setup: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -83,5 +85,5 @@ fi
 # Sanitizer builds stay optimized (-O2 -g): the matcher at -O0 under ASan is ~100x slower.
 
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-  -DQP_SANITIZE="$sanitize" -DQP_FUZZ="$fuzz" "${compiler[@]}" >/dev/null
+  -DQP_SANITIZE="$sanitize" -DQP_TSAN="$tsan" -DQP_FUZZ="$fuzz" "${compiler[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)" "${target[@]}"

@@ -22,11 +22,12 @@ end() {
 
 passed=0
 failed=0
-# run_ctest NAME BUILD_DIR TIMEOUT: one ctest run; a failure or a test that did not run
-# (skipped, not built) ends the script.
+# run_ctest NAME BUILD_DIR TIMEOUT [CTEST ARGS]: one ctest run; a failure or a test that did
+# not run (skipped, not built) ends the script.
 run_ctest() {
   local name=$1 dir=$2 timeout=$3 log="$logs/$1.log" rc=0
-  ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout "$timeout" >"$log" 2>&1 || rc=$?
+  shift 3
+  ctest --test-dir "$dir" --output-on-failure -j "$jobs" --timeout "$timeout" "$@" >"$log" 2>&1 || rc=$?
   local total fail
   total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log")
   fail=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log")
@@ -45,6 +46,12 @@ begin "packages and test data"
 scripts/setup.sh --packages-only
 end
 
+begin "checks (format, seams, layers)"
+bash .ci/check_format.sh
+bash .ci/check_seams.sh
+bash .ci/check_layers.sh
+end
+
 begin "optimized build (g++)"
 scripts/setup.sh --build build/release
 end
@@ -61,6 +68,18 @@ begin "ASan+UBSan tests"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1:strict_memcmp=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_ctest asan build/asan 900
+end
+
+# ThreadSanitizer: the parts with threads (the agent's loop and control socket, the
+# server's I/O threads, watch hub and signer), their tests and the daemons they start.
+tsan_tests=(agent_test server_test agent_e2e_test)
+begin "TSan build (agent and server tests)"
+scripts/setup.sh --build build/tsan --tsan $(printf -- '--target %s ' "${tsan_tests[@]}")
+end
+begin "TSan tests"
+labels="^($(IFS='|'; echo "${tsan_tests[*]}"))\$"
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+  run_ctest tsan build/tsan 900 -L "$labels"
 end
 
 begin "fuzz build (clang, libFuzzer)"

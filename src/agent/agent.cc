@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "agent/check_schedule.h"
 #include "contract/timestamp_peek.h"
 #include "core/durable_file.h"
 #include "core/hash.h"
@@ -15,6 +16,15 @@ namespace qp::agent {
 using Json = nlohmann::json;
 
 namespace {
+
+// How long the loop waits before retrying a watch the server did not answer.
+constexpr std::chrono::seconds kWatchRetryDelay{2};
+// The longest the polling loop sleeps at a time.
+constexpr std::chrono::seconds kPollWakeup{5};
+
+// What the agent remembers between checks (first-seen times, removed improvements, ...).
+constexpr const char* kAgentStateFile = "agent.json";
+constexpr std::uint64_t kMaxAgentStateBytes = 16 << 20;
 
 std::int64_t Seconds(WallTime t) {
   return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
@@ -117,7 +127,20 @@ Status Agent::Start() {
   reports_ =
       std::make_unique<ReportQueue>(env_, clock_, JoinPath(config_.state_dir, "reports.json"));
   QP_RETURN_IF_ERROR(reports_->Load());
-  LoadAgentState();
+  if (Status s = LoadAgentState(); !s.ok()) {
+    // The agent state (first-seen times for deferrals, removed improvements, CVEs installed)
+    // is rebuilt from scratch; the unreadable file is kept beside it, and status says so.
+    first_seen_.clear();
+    declined_.clear();
+    views_.clear();
+    last_check_.reset();
+    std::string path = JoinPath(config_.state_dir, kAgentStateFile);
+    Status kept = env_->Rename(path, path + ".unreadable");
+    last_check_error_ = "agent state " + path + " could not be read (" + s.error().ToString() +
+                        "); started afresh" +
+                        (kept.ok() ? ", the old file is " + path + ".unreadable" : "");
+    spdlog::error("agent: {}", last_check_error_);
+  }
   QP_RETURN_IF_ERROR(Reload());
   QP_RETURN_IF_ERROR(store_->RecoverAll());
   for (const auto& c : components_) {
@@ -149,25 +172,37 @@ bool Agent::EffectiveAutoInstall() const {
   return policy_.auto_install.has_value() ? *policy_.auto_install : settings_.auto_install;
 }
 
-void Agent::LoadAgentState() {
-  auto bytes = ReadFileLimited(env_, JoinPath(config_.state_dir, "agent.json"), 16 << 20);
-  if (!bytes.ok()) return;
+Status Agent::LoadAgentState() {
+  const std::string path = JoinPath(config_.state_dir, kAgentStateFile);
+  auto bytes = ReadFileLimited(env_, path, kMaxAgentStateBytes);
+  if (!bytes.ok()) {
+    if (bytes.error().code() == ErrorCode::kNotFound) return OkStatus();  // first start
+    return bytes.error();
+  }
   Json j = Json::parse(bytes->begin(), bytes->end(), nullptr, false);
-  if (j.is_discarded()) return;
-  if (j.contains("first_seen")) {
-    for (auto it = j["first_seen"].begin(); it != j["first_seen"].end(); ++it) {
-      first_seen_[it.key()] = WallTime(std::chrono::seconds(it.value().get<std::int64_t>()));
+  if (j.is_discarded() || !j.is_object()) return Error(ErrorCode::kCorrupt, path + ": not JSON");
+  try {
+    if (j.contains("first_seen")) {
+      for (auto it = j["first_seen"].begin(); it != j["first_seen"].end(); ++it) {
+        first_seen_[it.key()] = WallTime(std::chrono::seconds(it.value().get<std::int64_t>()));
+      }
     }
-  }
-  if (j.contains("installed")) {
-    for (auto it = j["installed"].begin(); it != j["installed"].end(); ++it) {
-      views_[it.key()].installed_cves = it.value().value("cves", std::vector<std::string>());
-      views_[it.key()].installed_urgency = it.value().value("urgency", std::string());
+    if (j.contains("installed")) {
+      for (auto it = j["installed"].begin(); it != j["installed"].end(); ++it) {
+        views_[it.key()].installed_cves = it.value().value("cves", std::vector<std::string>());
+        views_[it.key()].installed_urgency = it.value().value("urgency", std::string());
+      }
     }
+    if (j.contains("declined")) {
+      declined_ = j["declined"].get<std::map<std::string, std::string>>();
+    }
+    if (j.contains("last_check")) {
+      last_check_ = WallTime(std::chrono::seconds(j["last_check"].get<std::int64_t>()));
+    }
+  } catch (const Json::exception& e) {
+    return Error(ErrorCode::kCorrupt, path + ": " + e.what());
   }
-  if (j.contains("declined")) declined_ = j["declined"].get<std::map<std::string, std::string>>();
-  if (j.contains("last_check"))
-    last_check_ = WallTime(std::chrono::seconds(j["last_check"].get<std::int64_t>()));
+  return OkStatus();
 }
 
 Status Agent::SaveAgentState() {
@@ -179,7 +214,8 @@ Status Agent::SaveAgentState() {
   }
   Json j{{"first_seen", first}, {"installed", installed}, {"declined", declined_}};
   if (last_check_) j["last_check"] = Seconds(*last_check_);
-  return WriteFileDurably(env_, JoinPath(config_.state_dir, "agent.json"), j.dump(1) + "\n", 0644);
+  return WriteFileDurably(env_, JoinPath(config_.state_dir, kAgentStateFile), j.dump(1) + "\n",
+                          0644);
 }
 
 void Agent::Report(const store::ComponentConfig& c, const std::string& base,
@@ -376,7 +412,7 @@ Result<std::string> Agent::DownloadPatch(const Improvement& imp, tuf::Updater& u
     QP_RETURN_IF_ERROR(WriteFileDurably(env_, done, bytes, 0600));
     return done;
   }
-  auto got = http_->DownloadToFile(updater.TargetUrl(info), partial, imp.file.length);
+  auto got = http_->DownloadToFile(env_, updater.TargetUrl(info), partial, imp.file.length);
   if (!got.ok()) return got.error();
   if (Status s = VerifyFile(env_, partial, imp.file); !s.ok()) {
     (void)env_->Unlink(partial);  // a complete file that does not verify is never resumed
@@ -452,7 +488,7 @@ Status Agent::RemoveNow(const std::string& component) {
 Status Agent::SetAutoInstall(bool on) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (policy_.auto_install.has_value()) {
-    return Error(ErrorCode::kVerificationFailed,
+    return Error(ErrorCode::kFailedPrecondition,
                  "Automatically Install is locked by the managed policy (" +
                      JoinPath(config_.config_dir, "policy.toml") + ")");
   }
@@ -601,44 +637,33 @@ void Agent::RequestCheck() {
 }
 
 void Agent::Run(const std::atomic<bool>& stop) {
-  std::mt19937_64 rng(std::random_device{}());
-  auto next_check = std::chrono::steady_clock::now();
-  int failures = 0;
+  CheckSchedule schedule({config_.interval, config_.jitter, config_.max_backoff}, clock_,
+                         std::random_device{}());
   bool watch_supported = config_.watch && !config_.server_url.empty();
   std::atomic<bool>& cancel = cancel_watch_;
   while (!stop) {
-    bool due = std::chrono::steady_clock::now() >= next_check;
     {
       std::lock_guard<std::mutex> lock(wake_mu_);
-      due = due || check_requested_;
+      if (check_requested_) schedule.CheckNow();
       check_requested_ = false;
     }
-    if (due) {
+    if (schedule.Due()) {
       Status s = Check();
       long retry_after = 0;
       Status r = FlushReports(&retry_after);
       if (!r.ok()) spdlog::warn("agent: reports not delivered yet: {}", r.error().ToString());
-      std::chrono::seconds delay;
-      if (s.ok()) {
-        failures = 0;
-        std::uniform_int_distribution<long> jitter(0, static_cast<long>(config_.jitter.count()));
-        delay = config_.interval + std::chrono::seconds(jitter(rng));
-      } else {
-        ++failures;
-        spdlog::warn("agent: check failed ({} in a row): {}", failures, s.error().ToString());
-        long backoff = std::min<long>(static_cast<long>(config_.max_backoff.count()),
-                                      5L << std::min(failures, 16));
-        delay = std::chrono::seconds(std::max(backoff, retry_after));
-        delay = std::min(delay, config_.interval + config_.jitter);
+      if (!s.ok()) {
+        spdlog::warn("agent: check failed ({} in a row): {}", schedule.failures() + 1,
+                     s.error().ToString());
       }
-      next_check = std::chrono::steady_clock::now() + delay;
+      schedule.CheckFinished(s.ok(), std::chrono::seconds(retry_after));
     }
     if (stop) break;
     if (watch_supported) {
       cancel = false;
       auto woke = Watch(&cancel);
       if (woke.ok()) {
-        if (*woke) next_check = std::chrono::steady_clock::now();
+        if (*woke) schedule.CheckNow();
         continue;
       }
       if (woke.error().code() == ErrorCode::kUnsupported) {
@@ -650,19 +675,18 @@ void Agent::Run(const std::atomic<bool>& stop) {
         long ra = 0;
         (void)FlushReports(&ra);
         std::unique_lock<std::mutex> lock(wake_mu_);
-        wake_.wait_for(lock, std::chrono::seconds(2),
-                       [&] { return stop.load() || check_requested_; });
+        wake_.wait_for(lock, kWatchRetryDelay, [&] { return stop.load() || check_requested_; });
       }
       continue;
     }
     std::unique_lock<std::mutex> lock(wake_mu_);
-    auto wait = std::min<std::chrono::steady_clock::duration>(
-        next_check - std::chrono::steady_clock::now(), std::chrono::seconds(5));
+    // Woken early by a request or a stop; at most kPollWakeup, so stop is seen promptly
+    // and undelivered reports are retried between checks.
+    auto wait = std::min<CheckSchedule::Duration>(schedule.UntilDue(), kPollWakeup);
     if (wait.count() > 0) {
       wake_.wait_for(lock, wait, [&] { return stop.load() || check_requested_; });
     }
     lock.unlock();
-    // Undelivered reports are retried between checks.
     long ra = 0;
     if (reports_ && reports_->pending() > 0) (void)FlushReports(&ra);
   }

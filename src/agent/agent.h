@@ -51,7 +51,7 @@ class Agent {
   // Returns the component to its previous state and keeps it there (until a newer
   // improvement or the next full update).
   Status RemoveNow(const std::string& component);
-  // kVerificationFailed "locked by policy" when a managed policy forces the setting.
+  // kFailedPrecondition "locked by policy" when a managed policy forces the setting.
   Status SetAutoInstall(bool on);
 
   nlohmann::json StatusJson();
@@ -93,7 +93,8 @@ class Agent {
               const std::vector<store::ProcessRef>& restart = {});
   bool EffectiveAutoInstall() const;
   Status SaveAgentState();
-  void LoadAgentState();
+  // kNotFound is not an error (first start); kCorrupt when the file cannot be read.
+  Status LoadAgentState();
   std::string MetadataDir() const;
   std::uint64_t TrustedTimestampVersion();
 

@@ -55,6 +55,7 @@ struct SpaceInfo {
 enum class CreateMode {
   kTruncate,   // create or truncate
   kExclusive,  // O_EXCL: fail with kAlreadyExists if the path exists
+  kAppend,     // create, or keep what is there and write after it (a resumed download)
 };
 
 class Env {

@@ -87,7 +87,9 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, CreateMode mode,
                                                         mode_t permissions) override {
     int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
-    flags |= mode == CreateMode::kExclusive ? O_EXCL : O_TRUNC;
+    flags |= mode == CreateMode::kExclusive ? O_EXCL
+             : mode == CreateMode::kAppend  ? O_APPEND
+                                            : O_TRUNC;
     int fd = ::open(path.c_str(), flags, permissions);
     if (fd < 0) return ErrnoError(errno, "create " + path);
     return std::unique_ptr<WritableFile>(new PosixWritableFile(fd, path));

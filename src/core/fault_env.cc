@@ -10,8 +10,9 @@ namespace qp {
 
 class FaultWritableFile final : public WritableFile {
  public:
-  FaultWritableFile(FaultInjectionEnv* env, std::unique_ptr<WritableFile> base, std::string path)
-      : env_(env), base_(std::move(base)), path_(std::move(path)) {}
+  FaultWritableFile(FaultInjectionEnv* env, std::unique_ptr<WritableFile> base, std::string path,
+                    std::uint64_t written)
+      : env_(env), base_(std::move(base)), path_(std::move(path)), written_(written) {}
 
   Status Append(std::span<const std::uint8_t> data) override {
     if (auto e = env_->Gate("append " + path_)) return *e;
@@ -106,14 +107,18 @@ Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(const s
                                                                          CreateMode mode,
                                                                          mode_t permissions) {
   if (auto e = Gate("create " + path)) return *e;
-  bool existed = base_->Stat(path).ok();
+  auto before = base_->Stat(path);
+  bool existed = before.ok();
   auto f = base_->NewWritableFile(path, mode, permissions);
   if (!f.ok()) return f.error();
   // Truncating an existing file: the conservative model is that everything not synced
-  // from now on is lost (the file may come back empty).
-  files_[path] = FileState{};
+  // from now on is lost (the file may come back empty). Appending keeps what was there as
+  // it was (synced as far as this model knows, unless it is already tracked).
+  std::uint64_t kept = mode == CreateMode::kAppend && existed ? before->size : 0;
+  if (mode != CreateMode::kAppend || files_.count(path) == 0) files_[path] = FileState{kept, kept};
   if (!existed) dir_ops_.push_back(DirOp{OpKind::kCreate, path, {}, std::nullopt});
-  return std::unique_ptr<WritableFile>(new FaultWritableFile(this, std::move(f).value(), path));
+  return std::unique_ptr<WritableFile>(
+      new FaultWritableFile(this, std::move(f).value(), path, kept));
 }
 
 Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::NewRandomAccessFile(

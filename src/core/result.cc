@@ -25,6 +25,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "unsupported";
     case ErrorCode::kVerificationFailed:
       return "verification failed";
+    case ErrorCode::kFailedPrecondition:
+      return "failed precondition";
     case ErrorCode::kCrashed:
       return "crashed";
     case ErrorCode::kInternal:

@@ -21,6 +21,7 @@ enum class ErrorCode {
   kTooLarge,            // input exceeds a configured limit
   kUnsupported,         // unknown format version, algorithm or feature
   kVerificationFailed,  // a hash or signature did not match
+  kFailedPrecondition,  // refused in the current state (a setting locked by policy, ...)
   kCrashed,             // the fault-injecting env simulated a crash: execution stops here
   kInternal,            // a bug: an invariant of our own was broken
 };

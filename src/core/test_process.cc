@@ -1,69 +1,30 @@
 #include "core/test_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <thread>
 
+#include "core/process.h"
 #include "core/test_dir.h"
-
-extern char** environ;
 
 namespace qp {
 namespace {
 
-std::vector<std::string> Environment(const std::vector<std::string>& extra) {
-  // `extra` replaces variables of the same name (getenv would find the first one).
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string var(*e);
-    std::string name = var.substr(0, var.find('=') + 1);
-    bool replaced = false;
-    for (const auto& x : extra) replaced = replaced || x.compare(0, name.size(), name) == 0;
-    if (!replaced) env.push_back(var);
-  }
-  for (const auto& x : extra) env.push_back(x);
-  return env;
-}
-
-std::vector<char*> Pointers(std::vector<std::string>& strings) {
-  std::vector<char*> out;
-  for (auto& s : strings) out.push_back(s.data());
-  out.push_back(nullptr);
-  return out;
-}
-
-// Starts argv with stdout and stderr appended to `log_path`.
+// Starts argv (core's process runner: its own process group, stdin from /dev/null) with
+// stdout and stderr appended to `log_path`.
 pid_t Spawn(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
             const std::string& log_path) {
-  std::vector<std::string> args = argv;
-  std::vector<std::string> env = Environment(extra_env);
-  auto arg_ptrs = Pointers(args);
-  auto env_ptrs = Pointers(env);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
-                                   0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, args[0].c_str(), &actions, nullptr, arg_ptrs.data(), env_ptrs.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
-  return pid;
-}
-
-int DecodeStatus(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  ProcessSpec spec;
+  spec.argv = argv;
+  spec.env = extra_env;
+  auto pid = StartProcess(spec, log_path);
+  if (!pid.ok()) throw std::runtime_error(pid.error().ToString());
+  return *pid;
 }
 
 std::string TempLogPath() {
@@ -85,7 +46,7 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   CommandResult result;
-  result.exit_code = DecodeStatus(status);
+  result.exit_code = DecodeWaitStatus(status);
   result.output = ReadTestFile(log);
   ::unlink(log.c_str());
   return result;
@@ -123,7 +84,7 @@ int BackgroundProcess::Stop(int signal) {
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       reaped_ = true;
-      status_ = DecodeStatus(status);
+      status_ = DecodeWaitStatus(status);
       return status_;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -131,7 +92,7 @@ int BackgroundProcess::Stop(int signal) {
   ::kill(pid_, SIGKILL);
   ::waitpid(pid_, &status, 0);
   reaped_ = true;
-  status_ = DecodeStatus(status);
+  status_ = DecodeWaitStatus(status);
   return status_;
 }
 

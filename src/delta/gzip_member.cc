@@ -1,42 +1,19 @@
 #include "delta/gzip_member.h"
 
-#include "core/memory_file.h"
-
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <cerrno>
-#include <cstring>
 #include <string>
-#include <thread>
 
-extern char** environ;
+#include "core/memory_file.h"
+#include "core/process.h"
 
 namespace qp::delta {
 namespace {
 
 constexpr std::size_t kBuffer = 64 * 1024;
-
-// Closes a descriptor once.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() { Reset(); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
+// gzip -9 of the largest content (kMaxGzipContent) takes a few seconds here.
+constexpr std::chrono::seconds kGzipTimeout{120};
 
 const char* FindGzip() {
   for (const char* path : {"/usr/bin/gzip", "/bin/gzip"}) {
@@ -86,78 +63,20 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   if (gzip == nullptr) {
     return Error(ErrorCode::kNotFound, "gzip is not installed (/usr/bin/gzip or /bin/gzip)");
   }
-  // A socket for stdin, so that writing to a gzip that died fails with EPIPE instead of
-  // raising SIGPIPE in this process; a pipe for stdout.
-  int in_pair[2], out_pipe[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) != 0) {
-    return Error(ErrorCode::kIo, std::string("socketpair: ") + std::strerror(errno));
-  }
-  Fd in_parent(in_pair[0]), in_child(in_pair[1]);
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
-    return Error(ErrorCode::kIo, std::string("pipe: ") + std::strerror(errno));
-  }
-  Fd out_parent(out_pipe[0]), out_child(out_pipe[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in_child.get(), 0);
-  posix_spawn_file_actions_adddup2(&actions, out_child.get(), 1);
+  ProcessSpec spec;
+  spec.argv = {gzip, "-9n", "-c"};
   // A fixed, minimal environment: GZIP= options in ours must not change the output.
-  char arg0[] = "gzip", arg1[] = "-9n", arg2[] = "-c";
-  char* argv[] = {arg0, arg1, arg2, nullptr};
-  char env0[] = "PATH=/usr/bin:/bin", env1[] = "LC_ALL=C";
-  char* envp[] = {env0, env1, nullptr};
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, gzip, &actions, nullptr, argv, envp);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return Error(ErrorCode::kIo, std::string("cannot run gzip: ") + std::strerror(rc));
-  in_child.Reset();
-  out_child.Reset();
-
-  bool write_failed = false;
-  std::thread writer([&] {
-    std::size_t done = 0;
-    while (done < content.size()) {
-      ssize_t n = ::send(in_parent.get(), content.data() + done,
-                         std::min(kBuffer, content.size() - done), MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        write_failed = true;
-        break;
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    ::shutdown(in_parent.get(), SHUT_WR);
-  });
-  std::vector<std::uint8_t> out;
-  bool read_failed = false;
-  for (;;) {
-    std::size_t used = out.size();
-    out.resize(used + kBuffer);
-    ssize_t n = ::read(out_parent.get(), out.data() + used, kBuffer);
-    if (n < 0 && errno == EINTR) {
-      out.resize(used);
-      continue;
-    }
-    out.resize(used + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    if (n < 0) read_failed = true;
-    if (n <= 0) break;
-    // Deflate never grows data by more than a little; more than this is not gzip's output.
-    if (out.size() > content.size() + content.size() / 8 + 1024) {
-      read_failed = true;
-      break;
-    }
-  }
-  out_parent.Reset();  // a gzip still writing now gets EPIPE and ends
-  writer.join();
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (write_failed || read_failed || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Error(ErrorCode::kIo, "gzip -9n failed (exit status " +
-                                     std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
-                                     ")");
-  }
-  return out;
+  spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
+  spec.clean_env = true;
+  spec.input = content;
+  spec.capture_stderr = false;
+  spec.timeout = kGzipTimeout;
+  // Deflate never grows data by more than a little; more than this is not gzip's output.
+  spec.max_output = content.size() + content.size() / 8 + 1024;
+  spec.overflow = ProcessSpec::Overflow::kFail;
+  QP_ASSIGN_OR_RETURN(ProcessResult run, RunProcess(spec));
+  if (!run.ok()) return Error(ErrorCode::kIo, "gzip -9n failed: " + run.Describe());
+  return std::vector<std::uint8_t>(run.output.begin(), run.output.end());
 }
 
 Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_gz,

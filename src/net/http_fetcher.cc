@@ -2,10 +2,9 @@
 
 #include <curl/curl.h>
 
-#include <sys/stat.h>
-#include <unistd.h>
-#include <cstdio>
 #include <mutex>
+#include <optional>
+#include <span>
 
 namespace qp::net {
 namespace {
@@ -40,11 +39,11 @@ void GlobalInit() {
 
 struct FileSink {
   CURL* curl = nullptr;
-  std::FILE* file = nullptr;
+  WritableFile* file = nullptr;
   std::uint64_t written = 0;
   std::uint64_t max_length = 0;
   bool too_large = false;
-  bool write_failed = false;
+  std::optional<Error> write_error;
 };
 
 std::size_t OnFileData(char* data, std::size_t size, std::size_t count, void* user) {
@@ -57,8 +56,9 @@ std::size_t OnFileData(char* data, std::size_t size, std::size_t count, void* us
     sink->too_large = true;
     return 0;
   }
-  if (std::fwrite(data, 1, n, sink->file) != n) {
-    sink->write_failed = true;
+  Status s = sink->file->Append(std::span(reinterpret_cast<const std::uint8_t*>(data), n));
+  if (!s.ok()) {
+    sink->write_error = s.error();
     return 0;
   }
   sink->written += n;
@@ -131,25 +131,25 @@ CURL* HttpFetcher::Prepare(const std::string& url, char* error_buffer) {
   return curl;
 }
 
-Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
+Result<std::uint64_t> HttpFetcher::DownloadToFile(Env* env, const std::string& url,
                                                   const std::string& partial_path,
                                                   std::uint64_t max_length) {
-  struct stat st {};
-  std::uint64_t have =
-      ::stat(partial_path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  auto info = env->Stat(partial_path);
+  std::uint64_t have = info.ok() ? info->size : 0;
   if (have > max_length) {
-    ::unlink(partial_path.c_str());
+    (void)env->Unlink(partial_path);
     have = 0;
   }
   if (have == max_length && have > 0) return have;
   char error_buffer[CURL_ERROR_SIZE] = {0};
   CURL* curl = Prepare(url, error_buffer);
   if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
-  std::FILE* file = std::fopen(partial_path.c_str(), have > 0 ? "ab" : "wb");
-  if (file == nullptr) return ErrnoError(errno, "open " + partial_path);
+  auto file = env->NewWritableFile(partial_path,
+                                   have > 0 ? CreateMode::kAppend : CreateMode::kTruncate, 0600);
+  if (!file.ok()) return file.error();
   FileSink sink;
   sink.curl = curl;
-  sink.file = file;
+  sink.file = file->get();
   sink.written = have;
   sink.max_length = max_length;
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnFileData);
@@ -158,23 +158,25 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(const std::string& url,
   CURLcode rc = curl_easy_perform(curl);
   long status = 0;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  bool flushed = std::fflush(file) == 0 && ::fsync(::fileno(file)) == 0;
-  std::fclose(file);
+  Status synced = (*file)->Sync();
+  Status closed = (*file)->Close();
   if (sink.too_large) {
-    ::unlink(partial_path.c_str());
+    (void)env->Unlink(partial_path);
     return Error(ErrorCode::kTooLarge,
                  url + ": more than the allowed " + std::to_string(max_length) + " bytes");
   }
-  if (sink.write_failed || !flushed) return ErrnoError(errno, "write " + partial_path);
+  if (sink.write_error) return *sink.write_error;
+  if (!synced.ok()) return synced.error();
+  if (!closed.ok()) return closed.error();
   if (rc == CURLE_RANGE_ERROR || status == 416) {
     // The server cannot resume from there: start over next time.
-    ::unlink(partial_path.c_str());
+    (void)env->Unlink(partial_path);
     return Error(ErrorCode::kIo, url + ": range not satisfiable; restarting the download");
   }
   if (have > 0 && status == 200) {
     // The server ignored the range and sent everything after our partial bytes: the file
     // is unusable; start over.
-    ::unlink(partial_path.c_str());
+    (void)env->Unlink(partial_path);
     return Error(ErrorCode::kIo, url + ": server does not resume; restarting the download");
   }
   if (rc != CURLE_OK) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.h"
 #include "tuf/fetcher.h"
 
 namespace qp::net {
@@ -39,9 +40,10 @@ class HttpFetcher final : public tuf::Fetcher {
   // Downloads `url` into `partial_path`, resuming with an HTTP Range request from the bytes
   // already there (a partial file survives restarts of the daemon; its content is never
   // trusted: the caller verifies the whole file's hashes afterwards). Stops with kTooLarge
-  // past `max_length`. Returns the file's size when the server has sent everything.
-  Result<std::uint64_t> DownloadToFile(const std::string& url, const std::string& partial_path,
-                                       std::uint64_t max_length);
+  // past `max_length`. Returns the file's size when the server has sent everything. The
+  // file is written through `env`, and synced before this returns.
+  Result<std::uint64_t> DownloadToFile(Env* env, const std::string& url,
+                                       const std::string& partial_path, std::uint64_t max_length);
 
   struct Response {
     long status = 0;

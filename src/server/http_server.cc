@@ -12,6 +12,7 @@
 #include <list>
 #include <mutex>
 
+#include "core/durable_file.h"
 #include "server/report_parser.h"
 
 namespace qp::server {
@@ -49,9 +50,14 @@ bool ParseU64(const std::string& s, std::uint64_t* out) {
   return true;
 }
 
-std::string ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+// The dashboard's static files are read once, at start.
+constexpr std::uint64_t kMaxDashboardFileBytes = 8 << 20;
+
+Result<std::string> ReadDashboardFile(const std::string& path) {
+  auto bytes = ReadFileLimited(Env::Default(), path, kMaxDashboardFileBytes);
+  if (!bytes.ok())
+    return bytes.error().WithContext("dashboard file (scripts/setup.sh installs it)");
+  return std::string(bytes->begin(), bytes->end());
 }
 
 }  // namespace
@@ -454,10 +460,11 @@ HttpServer::~HttpServer() { Stop(); }
 Status HttpServer::Start() {
   Impl& s = *impl_;
   if (!s.config.dashboard_dir.empty()) {
-    s.index_html = ReadWhole(s.config.dashboard_dir + "/index.html");
-    s.app_js = ReadWhole(s.config.dashboard_dir + "/app.js");
-    s.chart_js = ReadWhole(s.config.dashboard_dir + "/node_modules/chart.js/dist/chart.umd.js");
-    if (s.chart_js.empty()) spdlog::warn("dashboard: chart.js not found (run scripts/setup.sh)");
+    const std::string& d = s.config.dashboard_dir;
+    QP_ASSIGN_OR_RETURN(s.index_html, ReadDashboardFile(d + "/index.html"));
+    QP_ASSIGN_OR_RETURN(s.app_js, ReadDashboardFile(d + "/app.js"));
+    QP_ASSIGN_OR_RETURN(s.chart_js,
+                        ReadDashboardFile(d + "/node_modules/chart.js/dist/chart.umd.js"));
   }
   if (!s.config.tls_cert.empty() || !s.config.tls_key.empty()) {
     if (s.config.tls_cert.empty() || s.config.tls_key.empty()) {

@@ -1,6 +1,7 @@
-// Running a configured command (health check, base-version query, restart hook): argv
-// executed directly (no shell), in its own process group, with a timeout after which the
-// whole group is killed, and its output captured (bounded) for error messages.
+// Running a configured command (health check, base-version query, restart hook) through
+// core's process runner: argv executed directly (no shell), in its own process group, with
+// a timeout after which the whole group is killed, and its output captured (the last 16 KiB)
+// for error messages.
 #pragma once
 
 #include <chrono>
@@ -8,19 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "core/process.h"
 #include "core/result.h"
 
 namespace qp::store {
 
-struct CommandOutcome {
-  int exit_code = -1;  // exit status; 128 + signal when killed by a signal
-  bool timed_out = false;
-  std::string output;  // stdout+stderr, at most the last 16 KiB
+// exit_code, timed_out, output (stdout+stderr, at most the last kMaxCommandOutput bytes);
+// Describe() gives "exit status 3: <last line of output>", "timed out", ...
+using CommandOutcome = ProcessResult;
 
-  bool ok() const { return !timed_out && exit_code == 0; }
-  // "exit status 3: <last line of output>", "timed out after 30s", ...
-  std::string Describe() const;
-};
+inline constexpr std::size_t kMaxCommandOutput = 16 * 1024;
 
 // Runs `argv` (argv[0] is looked up in PATH) with `extra_env` ("NAME=value") added. Fails
 // only when the command cannot be started (kNotFound / kIo); a non-zero exit is an outcome.
