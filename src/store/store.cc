@@ -24,6 +24,10 @@ struct Store::Component {
   std::unique_ptr<Activation> activation;
   std::optional<ComponentState> state;
   bool loaded = false;
+  // The last comparison of the live files with state->current: "" when they matched, why
+  // not otherwise; nullopt before the first one. Reconcile and Verify hash the live files;
+  // the store's own operations know what they left; GetStatus only reads this.
+  std::optional<std::string> modified_reason;
   std::string StatePath() const { return JoinPath(dir, "state.json"); }
   std::string HistoryPath() const { return JoinPath(dir, "history.json"); }
 };
@@ -133,6 +137,7 @@ Status Store::Recover(Component& c) {
   if (!c.state || !c.state->journal) return OkStatus();
   Journal j = *c.state->journal;
   Activation& a = *c.activation;
+  c.modified_reason.reset();  // what recovery leaves is compared afresh at the next look
   if (j.op == "install") {
     if (j.phase == "committing") {
       // Committed already (the state says so); finish keeping the rollback copy.
@@ -176,10 +181,17 @@ Status Store::RecoverAll() {
   return first;
 }
 
+std::string Store::CompareLive(Component& c, const std::string& digest) {
+  if (digest == c.state->current.digest) return "";
+  return "the live files differ from " + Label(c.state->current.label) +
+         " as the store left them (modified outside quietpatch)";
+}
+
 Result<ComponentStatus> Store::Reconcile(const std::string& name) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   QP_RETURN_IF_ERROR(Recover(*c));
   QP_ASSIGN_OR_RETURN(std::string base, ReadBaseVersion(*c->config));
+  // The one hash of the live files per check.
   auto live = c->activation->LiveDigest();
   if (!live.ok()) return live.error().WithContext(name + ": reading the live files");
   std::string digest = HexEncode(*live);
@@ -196,6 +208,16 @@ Result<ComponentStatus> Store::Reconcile(const std::string& name) {
     Record(*c, "supersede", old_label, "", "superseded",
            "base version " + old_base + " -> " + base);
   }
+  c->modified_reason = CompareLive(*c, digest);
+  return GetStatus(name);
+}
+
+Result<ComponentStatus> Store::Verify(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  if (!c->state) return Error(ErrorCode::kNotFound, name + ": not reconciled yet");
+  auto live = c->activation->LiveDigest();
+  c->modified_reason = live.ok() ? CompareLive(*c, HexEncode(*live))
+                                 : "cannot read the live files: " + live.error().ToString();
   return GetStatus(name);
 }
 
@@ -208,15 +230,9 @@ Result<ComponentStatus> Store::GetStatus(const std::string& name) {
   st.base_version = c->state->base_version;
   st.current = c->state->current;
   st.previous = c->state->previous;
-  auto live = c->activation->LiveDigest();
-  if (!live.ok()) {
-    st.modified = true;
-    st.modified_reason = "cannot read the live files: " + live.error().ToString();
-  } else if (HexEncode(*live) != c->state->current.digest) {
-    st.modified = true;
-    st.modified_reason = "the live files differ from " + Label(c->state->current.label) +
-                         " as the store left them (modified outside quietpatch)";
-  }
+  if (!c->modified_reason) return Verify(name);  // first look in this process
+  st.modified = !c->modified_reason->empty();
+  st.modified_reason = *c->modified_reason;
   return st;
 }
 
@@ -336,6 +352,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
     if (!undo.ok()) return undo.error().WithContext(name + ": rolling back (recovery will retry)");
     state = before;
     QP_RETURN_IF_ERROR(Save(*c));
+    c->modified_reason = "";  // the staged tree's checked files were swapped back
     Record(*c, "rollback", j.from.label, j.to.label, "rolled_back", reason);
     return InstallOutcome{false, true, reason};
   }
@@ -345,6 +362,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   state.previous = j.from;
   state.current = j.to;
   if (Status s = advance("committing"); !s.ok()) return abandon(s.error());
+  c->modified_reason = "";  // staging checked every file against the manifest
   Record(*c, "install", j.from.label, j.to.label, "committed", "");
   if (Status s = a.Commit(j); !s.ok()) {
     if (IsCrash(s.error())) return s.error();
@@ -387,6 +405,7 @@ Status Store::Remove(const std::string& name, const std::string& reason) {
   c->state->previous.reset();
   c->state->journal.reset();
   QP_RETURN_IF_ERROR(Save(*c));
+  c->modified_reason = "";  // the rollback copy the store kept is live again
   Record(*c, "remove", j.from.label, j.to.label, "removed", reason);
   return OkStatus();
 }

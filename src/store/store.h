@@ -81,7 +81,13 @@ class Store {
   // the current tree. kNotFound when there is no rollback copy.
   Status Remove(const std::string& name, const std::string& reason);
 
+  // The component's state, and whether its live files were modified behind the store's
+  // back as of the last comparison (Reconcile, Verify, or the store's own install, rollback
+  // or removal): no hashing, except the first call in a process. kNotFound before the first
+  // Reconcile.
   Result<ComponentStatus> GetStatus(const std::string& name);
+  // Hashes the live files now and compares them with the recorded state.
+  Result<ComponentStatus> Verify(const std::string& name);
   Result<std::vector<HistoryEntry>> History(const std::string& name);
 
   // Processes still mapping replaced files of the component ("restart needed").
@@ -99,6 +105,8 @@ class Store {
               const std::string& result, const std::string& reason);
   Status Recover(Component& c);
   Result<bool> HealthCheck(Component& c, std::string* reason);
+  // "" when `digest` (of the live files) is the recorded one, why not otherwise.
+  std::string CompareLive(Component& c, const std::string& digest);
 
   StoreOptions options_;
   std::vector<ComponentConfig> components_;

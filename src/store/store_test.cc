@@ -2,6 +2,7 @@
 // removal, refusal of wrong patches, modified-component detection, supersession, history.
 #include "store/store.h"
 
+#include "core/read_counting_env.h"
 #include "store/store_test_util.h"
 
 namespace qp::store {
@@ -90,6 +91,36 @@ TEST_P(StoreTest, RefusesPatchesForAnotherStateAndCorruptPatches) {
   EXPECT_EQ(store.GetStatus("comp")->current.label, "");
 }
 
+// Each live file is read at most twice from the check's first look to the committed
+// install (the check's hash, then the patch applied to it), and status reads none of them.
+TEST_P(StoreTest, ACheckAndAnInstallReadEachLiveFileAtMostTwice) {
+  ReadCountingEnv env(Env::Default());
+  Store store(f_.Options(&env), {f_.config_});
+  std::vector<std::pair<std::string, std::uint64_t>> live;  // regular files of the old version
+  const TreeSpec spec = GetParam() == RootKind::kOwnedDirectory ? OldTree() : OldFiles();
+  for (const auto& [path, content] : spec) {
+    if (content.rfind("->", 0) == 0) continue;
+    std::string full =
+        GetParam() == RootKind::kOwnedDirectory
+            ? JoinPath(f_.config_.root, path)
+            : f_.config_
+                  .files[static_cast<std::size_t>(std::distance(spec.begin(), spec.find(path)))];
+    live.emplace_back(full, content.size());
+  }
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_TRUE(r->committed);
+  for (const auto& [path, size] : live) {
+    EXPECT_LE(env.BytesRead(path), 2 * size)
+        << path << ": read " << env.BytesRead(path) << " bytes, size " << size;
+    EXPECT_GE(env.BytesRead(path), size) << path << " was never hashed";
+  }
+  env.Reset();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store.GetStatus("comp").ok());
+  for (const auto& [path, size] : live) EXPECT_EQ(env.BytesRead(path), 0u) << path;
+}
+
 TEST_P(StoreTest, DetectsFilesModifiedBehindItsBackAndDoesNotPatchThem) {
   Store store(f_.Options(Env::Default()), {f_.config_});
   ASSERT_TRUE(store.Reconcile("comp").ok());
@@ -97,9 +128,11 @@ TEST_P(StoreTest, DetectsFilesModifiedBehindItsBackAndDoesNotPatchThem) {
                            ? JoinPath(f_.config_.root, "bin/tool")
                            : f_.config_.files[0];
   WriteTestFile(victim, "locally patched by someone");
-  auto st = store.GetStatus("comp");
+  EXPECT_FALSE(store.GetStatus("comp")->modified);  // no rehash: as of the last comparison
+  auto st = store.Verify("comp");
   ASSERT_TRUE(st.ok());
   EXPECT_TRUE(st->modified);
+  EXPECT_TRUE(store.GetStatus("comp")->modified);
   EXPECT_NE(st->modified_reason.find("modified outside quietpatch"), std::string::npos);
   auto r = store.Install("comp", f_.Request());
   ASSERT_FALSE(r.ok());
