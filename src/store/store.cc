@@ -138,8 +138,8 @@ Status Store::Recover(Component& c) {
   Journal j = *c.state->journal;
   Activation& a = *c.activation;
   c.modified_reason.reset();  // what recovery leaves is compared afresh at the next look
-  if (j.op == "install") {
-    if (j.phase == "committing") {
+  if (j.op == JournalOp::kInstall) {
+    if (j.phase == JournalPhase::kCommitting) {
       // Committed already (the state says so); finish keeping the rollback copy.
       QP_RETURN_IF_ERROR(a.Commit(j));
       c.state->previous = j.from;
@@ -152,10 +152,11 @@ Status Store::Recover(Component& c) {
     c.state->journal.reset();
     QP_RETURN_IF_ERROR(Save(c));
     Record(c, "recover", j.from.label, j.to.label, "rolled_back",
-           "install interrupted while " + j.phase + "; the previous tree is live");
+           "install interrupted while " + std::string(JournalPhaseName(j.phase)) +
+               "; the previous tree is live");
     return OkStatus();
   }
-  if (j.op == "remove") {
+  if (j.op == JournalOp::kRemove) {
     QP_RETURN_IF_ERROR(a.Restore(j));
     c.state->current = j.to;
     c.state->previous.reset();
@@ -164,7 +165,8 @@ Status Store::Recover(Component& c) {
     Record(c, "recover", j.from.label, j.to.label, "removed", "interrupted removal finished");
     return OkStatus();
   }
-  return Error(ErrorCode::kCorrupt, c.config->name + ": unknown journal operation " + j.op);
+  return Error(ErrorCode::kInternal, c.config->name + ": unhandled journal operation " +
+                                         std::string(JournalOpName(j.op)));
 }
 
 Status Store::RecoverAll() {
@@ -306,8 +308,8 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   }
 
   Journal j;
-  j.op = "install";
-  j.phase = "staging";
+  j.op = JournalOp::kInstall;
+  j.phase = JournalPhase::kStaging;
   j.from = state.current;
   j.to = request.to;
   const ComponentState before = state;
@@ -332,22 +334,22 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
     Record(*c, "install", j.from.label, j.to.label, "failed", e.ToString());
     return e;
   };
-  auto advance = [&](const char* phase) -> Status {
+  auto advance = [&](JournalPhase phase) -> Status {
     j.phase = phase;
     state.journal = j;
     return Save(*c);
   };
 
   if (Status s = a.Stage(request.patch_path, *header, &j); !s.ok()) return abandon(s.error());
-  if (Status s = advance("staged"); !s.ok()) return abandon(s.error());
+  if (Status s = advance(JournalPhase::kStaged); !s.ok()) return abandon(s.error());
   if (Status s = a.Activate(j); !s.ok()) return abandon(s.error());
-  if (Status s = advance("activated"); !s.ok()) return abandon(s.error());
+  if (Status s = advance(JournalPhase::kActivated); !s.ok()) return abandon(s.error());
 
   std::string reason;
   QP_ASSIGN_OR_RETURN(bool healthy, HealthCheck(*c, &reason));
   if (!healthy) {
     j.reason = reason;
-    if (Status s = advance("rolling_back"); !s.ok()) return abandon(s.error());
+    if (Status s = advance(JournalPhase::kRollingBack); !s.ok()) return abandon(s.error());
     Status undo = a.Undo(j);
     if (!undo.ok()) return undo.error().WithContext(name + ": rolling back (recovery will retry)");
     state = before;
@@ -361,7 +363,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   // copy is housekeeping that recovery finishes if it is interrupted.
   state.previous = j.from;
   state.current = j.to;
-  if (Status s = advance("committing"); !s.ok()) return abandon(s.error());
+  if (Status s = advance(JournalPhase::kCommitting); !s.ok()) return abandon(s.error());
   c->modified_reason = "";  // staging checked every file against the manifest
   Record(*c, "install", j.from.label, j.to.label, "committed", "");
   if (Status s = a.Commit(j); !s.ok()) {
@@ -391,8 +393,8 @@ Status Store::Remove(const std::string& name, const std::string& reason) {
     return Error(ErrorCode::kNotFound, name + ": the rollback copy is missing");
   }
   Journal j;
-  j.op = "remove";
-  j.phase = "restoring";
+  j.op = JournalOp::kRemove;
+  j.phase = JournalPhase::kRestoring;
   j.from = c->state->current;
   j.to = *c->state->previous;
   j.reason = reason;

@@ -29,6 +29,44 @@ std::int64_t ToSeconds(WallTime t) {
 
 }  // namespace
 
+std::string_view JournalOpName(JournalOp op) {
+  return op == JournalOp::kInstall ? "install" : "remove";
+}
+
+std::optional<JournalOp> ParseJournalOp(std::string_view name) {
+  for (JournalOp op : {JournalOp::kInstall, JournalOp::kRemove}) {
+    if (JournalOpName(op) == name) return op;
+  }
+  return std::nullopt;
+}
+
+std::string_view JournalPhaseName(JournalPhase phase) {
+  switch (phase) {
+    case JournalPhase::kStaging:
+      return "staging";
+    case JournalPhase::kStaged:
+      return "staged";
+    case JournalPhase::kActivated:
+      return "activated";
+    case JournalPhase::kRollingBack:
+      return "rolling_back";
+    case JournalPhase::kCommitting:
+      return "committing";
+    case JournalPhase::kRestoring:
+      return "restoring";
+  }
+  return "unknown";
+}
+
+std::optional<JournalPhase> ParseJournalPhase(std::string_view name) {
+  for (JournalPhase p :
+       {JournalPhase::kStaging, JournalPhase::kStaged, JournalPhase::kActivated,
+        JournalPhase::kRollingBack, JournalPhase::kCommitting, JournalPhase::kRestoring}) {
+    if (JournalPhaseName(p) == name) return p;
+  }
+  return std::nullopt;
+}
+
 Result<ComponentState> LoadState(Env* env, const std::string& path) {
   QP_ASSIGN_OR_RETURN(Json j, ReadJson(env, path));
   try {
@@ -39,8 +77,14 @@ Result<ComponentState> LoadState(Env* env, const std::string& path) {
     if (!j.at("journal").is_null()) {
       const Json& jj = j.at("journal");
       Journal journal;
-      journal.op = jj.at("op").get<std::string>();
-      journal.phase = jj.at("phase").get<std::string>();
+      std::string op = jj.at("op").get<std::string>(), phase = jj.at("phase").get<std::string>();
+      auto parsed_op = ParseJournalOp(op);
+      auto parsed_phase = ParseJournalPhase(phase);
+      if (!parsed_op || !parsed_phase) {
+        return Error(ErrorCode::kCorrupt, path + ": unknown journal operation " + op + "/" + phase);
+      }
+      journal.op = *parsed_op;
+      journal.phase = *parsed_phase;
       journal.from = TreeFrom(jj.at("from"));
       journal.to = TreeFrom(jj.at("to"));
       journal.marker_inode = jj.at("marker_inode").get<std::uint64_t>();
@@ -61,8 +105,8 @@ Status SaveState(Env* env, const std::string& path, const ComponentState& state)
          {"journal", Json()}};
   if (state.journal) {
     const Journal& jr = *state.journal;
-    j["journal"] = Json{{"op", jr.op},
-                        {"phase", jr.phase},
+    j["journal"] = Json{{"op", JournalOpName(jr.op)},
+                        {"phase", JournalPhaseName(jr.phase)},
                         {"from", TreeJson(jr.from)},
                         {"to", TreeJson(jr.to)},
                         {"marker_inode", jr.marker_inode},

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/clock.h"
@@ -22,10 +23,24 @@ struct TreeState {
   bool operator==(const TreeState&) const = default;
 };
 
+// What was in flight when the journal was written (state.json spells them as the names).
+enum class JournalOp { kInstall, kRemove };
+enum class JournalPhase {
+  kStaging,      // install: the new tree is being staged (nothing live changed)
+  kStaged,       // install: staged and verified
+  kActivated,    // install: the new tree is live, not yet health-checked
+  kRollingBack,  // install: the health check failed; the old tree goes back
+  kCommitting,   // install: committed; the rollback copy is being kept
+  kRestoring,    // remove: the rollback copy is being made live again
+};
+std::string_view JournalOpName(JournalOp op);  // "install", "remove"
+std::optional<JournalOp> ParseJournalOp(std::string_view name);
+std::string_view JournalPhaseName(JournalPhase phase);  // "staging", ..., "rolling_back"
+std::optional<JournalPhase> ParseJournalPhase(std::string_view name);
+
 struct Journal {
-  std::string op;     // "install" or "remove"
-  std::string phase;  // install: staging, staged, activated, rolling_back, committing
-                      // remove: restoring, cleaning
+  JournalOp op = JournalOp::kInstall;
+  JournalPhase phase = JournalPhase::kStaging;
   TreeState from;
   TreeState to;
   std::uint64_t marker_inode = 0;    // owned directory: the inode that becomes live
