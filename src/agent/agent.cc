@@ -19,6 +19,10 @@ namespace {
 
 // How long the loop waits before retrying a watch the server did not answer.
 constexpr std::chrono::seconds kWatchRetryDelay{2};
+// A watch request may take the server's timeout plus this before the agent gives up on it,
+// and its answer ({"timestamp": N}) is small.
+constexpr long kWatchGraceSeconds = 15;
+constexpr std::size_t kMaxWatchResponseBytes = 4096;
 // The longest the polling loop sleeps at a time.
 constexpr std::chrono::seconds kPollWakeup{5};
 
@@ -618,7 +622,7 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
   long timeout = static_cast<long>(config_.watch_timeout.count());
   auto r = http.Get(config_.server_url + "/v1/watch?timestamp=" + std::to_string(version) +
                         "&timeout=" + std::to_string(timeout),
-                    timeout + 15, 4096, cancel);
+                    timeout + kWatchGraceSeconds, kMaxWatchResponseBytes, cancel);
   if (!r.ok()) return r.error();
   if (r->status == 204) return false;
   if (r->status == 200) return true;

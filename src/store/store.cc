@@ -120,7 +120,7 @@ Result<std::string> Store::ReadBaseVersion(const ComponentConfig& config) {
       break;
     }
     case BaseVersionSource::Kind::kCommand: {
-      auto out = options_.run_command(src.command, std::chrono::seconds(30), {});
+      auto out = options_.run_command(src.command, options_.base_version_timeout, {});
       if (!out.ok()) return out.error().WithContext(config.name + ": base version command");
       if (!out->ok()) {
         return Error(ErrorCode::kIo, config.name + ": base version command: " + out->Describe());
@@ -422,7 +422,7 @@ Status Store::RunRestartHooks(const std::string& name) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   Status first = OkStatus();
   for (const auto& hook : c->config->restart_hooks) {
-    auto out = options_.run_command(hook, std::chrono::seconds(120), {});
+    auto out = options_.run_command(hook, options_.restart_hook_timeout, {});
     if (out.ok() && out->ok()) continue;
     Error e = out.ok() ? Error(ErrorCode::kIo, "restart hook " + hook[0] + ": " + out->Describe())
                        : out.error().WithContext("restart hook " + hook[0]);

@@ -9,6 +9,7 @@
 // one thread (the agent's worker).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,10 @@ struct StoreOptions {
   std::size_t history_limit = 500;
   // Extra bytes required beyond what the staged files need.
   std::uint64_t space_margin_bytes = 1 << 20;
+  // How long a base-version command and a restart hook may run before their process
+  // group is killed (health checks have their own, per component).
+  std::chrono::seconds base_version_timeout{30};
+  std::chrono::seconds restart_hook_timeout{120};
 };
 
 struct ComponentStatus {
