@@ -41,42 +41,10 @@ std::string RandomHex(std::size_t bytes) {
   return HexEncode(b);
 }
 
-// Streams the file through SHA-256/512 and compares with the signed length and hashes.
+// The downloaded patch against the signed length and hashes (tuf's check, streamed).
 Status VerifyFile(Env* env, const std::string& path, const tuf::TargetFile& file) {
   QP_ASSIGN_OR_RETURN(auto f, env->NewRandomAccessFile(path));
-  if (f->Size() != file.length) {
-    return Error(ErrorCode::kVerificationFailed, "patch length " + std::to_string(f->Size()) +
-                                                     ", signed length " +
-                                                     std::to_string(file.length));
-  }
-  Hasher sha256(HashAlgorithm::kSha256);
-  Hasher sha512(HashAlgorithm::kSha512);
-  std::vector<std::uint8_t> buf(1 << 20);
-  for (std::uint64_t off = 0;;) {
-    QP_ASSIGN_OR_RETURN(std::size_t n, f->ReadAt(off, buf));
-    if (n == 0) break;
-    std::span<const std::uint8_t> chunk(buf.data(), n);
-    sha256.Update(chunk);
-    sha512.Update(chunk);
-    off += n;
-  }
-  std::string d256 = HexEncode(sha256.Finish());
-  std::string d512 = HexEncode(sha512.Finish());
-  for (const auto& [algorithm, expected] : file.hashes) {
-    const std::string* actual = algorithm == "sha256"   ? &d256
-                                : algorithm == "sha512" ? &d512
-                                                        : nullptr;
-    if (actual == nullptr) {
-      return Error(ErrorCode::kUnsupported, "unsupported hash algorithm " + algorithm);
-    }
-    auto a = HexDecode(*actual);
-    auto e = HexDecode(expected);
-    if (!e.ok() || !ConstantTimeEquals(*a, *e)) {
-      return Error(ErrorCode::kVerificationFailed,
-                   "patch " + algorithm + " does not match the signed hash");
-    }
-  }
-  return OkStatus();
+  return tuf::VerifyFileLengthAndHashes(*f, file.length, file.hashes, "patch");
 }
 
 // Whether `what` (a component name or an improvement id, as the person typed it) names

@@ -25,30 +25,84 @@ std::string V(std::uint64_t v) { return std::to_string(v); }
 
 }  // namespace
 
+namespace {
+
+// One hasher per listed hash, fed in one pass over the data, then compared in constant time.
+class ListedHashes {
+ public:
+  static Result<ListedHashes> Start(const std::map<std::string, std::string>& hashes,
+                                    const std::string& what) {
+    ListedHashes out;
+    for (const auto& [algorithm, expected] : hashes) {
+      HashAlgorithm a;
+      if (algorithm == "sha256") {
+        a = HashAlgorithm::kSha256;
+      } else if (algorithm == "sha512") {
+        a = HashAlgorithm::kSha512;
+      } else {
+        return Error(ErrorCode::kUnsupported, what + ": unsupported hash algorithm " + algorithm);
+      }
+      out.listed_.push_back({algorithm, expected, std::make_unique<Hasher>(a)});
+    }
+    return out;
+  }
+  void Update(std::span<const std::uint8_t> data) {
+    for (auto& l : listed_) l.hasher->Update(data);
+  }
+  Status Finish(const std::string& what) {
+    for (auto& l : listed_) {
+      std::vector<std::uint8_t> actual = l.hasher->Finish();
+      auto expected = HexDecode(l.expected);
+      if (!expected.ok() || !ConstantTimeEquals(*expected, actual)) {
+        return Error(ErrorCode::kVerificationFailed,
+                     what + ": " + l.algorithm + " does not match the signed hash");
+      }
+    }
+    return OkStatus();
+  }
+
+ private:
+  struct Listed {
+    std::string algorithm, expected;
+    std::unique_ptr<Hasher> hasher;
+  };
+  std::vector<Listed> listed_;
+};
+
+Status CheckLength(std::uint64_t size, std::optional<std::uint64_t> length,
+                   const std::string& what) {
+  if (length && size != *length) {
+    return Error(ErrorCode::kVerificationFailed,
+                 what + ": length " + V(size) + ", signed length " + V(*length));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Status VerifyLengthAndHashes(std::span<const std::uint8_t> bytes,
                              std::optional<std::uint64_t> length,
                              const std::map<std::string, std::string>& hashes,
                              const std::string& what) {
-  if (length && bytes.size() != *length) {
-    return Error(ErrorCode::kVerificationFailed,
-                 what + ": length " + V(bytes.size()) + ", expected " + V(*length));
+  QP_RETURN_IF_ERROR(CheckLength(bytes.size(), length, what));
+  QP_ASSIGN_OR_RETURN(ListedHashes listed, ListedHashes::Start(hashes, what));
+  listed.Update(bytes);
+  return listed.Finish(what);
+}
+
+Status VerifyFileLengthAndHashes(RandomAccessFile& file, std::optional<std::uint64_t> length,
+                                 const std::map<std::string, std::string>& hashes,
+                                 const std::string& what) {
+  QP_RETURN_IF_ERROR(CheckLength(file.Size(), length, what));
+  QP_ASSIGN_OR_RETURN(ListedHashes listed, ListedHashes::Start(hashes, what));
+  std::vector<std::uint8_t> buf(1 << 20);
+  for (std::uint64_t offset = 0;;) {
+    QP_ASSIGN_OR_RETURN(std::size_t n, file.ReadAt(offset, buf));
+    if (n == 0) break;
+    listed.Update(std::span(buf.data(), n));
+    offset += n;
   }
-  for (const auto& [algorithm, expected_hex] : hashes) {
-    std::string actual;
-    if (algorithm == "sha256") {
-      actual = HexEncode(Sha256Of(bytes));
-    } else if (algorithm == "sha512") {
-      actual = HexEncode(Sha512Of(bytes));
-    } else {
-      return Error(ErrorCode::kUnsupported, what + ": unsupported hash algorithm " + algorithm);
-    }
-    auto expected = HexDecode(expected_hex);
-    auto actual_raw = HexDecode(actual);
-    if (!expected.ok() || !ConstantTimeEquals(*expected, *actual_raw)) {
-      return Error(ErrorCode::kVerificationFailed, what + ": " + algorithm + " mismatch");
-    }
-  }
-  return OkStatus();
+  return listed.Finish(what);
 }
 
 Result<TrustedMetadata> TrustedMetadata::Create(std::span<const std::uint8_t> root_bytes,

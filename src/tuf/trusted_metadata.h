@@ -15,6 +15,7 @@
 #include <string>
 
 #include "core/clock.h"
+#include "core/env.h"
 #include "core/result.h"
 #include "tuf/metadata.h"
 
@@ -86,5 +87,9 @@ Status VerifyLengthAndHashes(std::span<const std::uint8_t> bytes,
                              std::optional<std::uint64_t> length,
                              const std::map<std::string, std::string>& hashes,
                              const std::string& what);
+// The same check over a file, read once in chunks (a downloaded target).
+Status VerifyFileLengthAndHashes(RandomAccessFile& file, std::optional<std::uint64_t> length,
+                                 const std::map<std::string, std::string>& hashes,
+                                 const std::string& what);
 
 }  // namespace qp::tuf
