@@ -58,7 +58,7 @@ Status ReportQueue::Enqueue(const ReportEvent& event) {
   return Save();
 }
 
-Result<std::size_t> ReportQueue::Flush(net::HttpFetcher& http, const std::string& url,
+Result<std::size_t> ReportQueue::Flush(ReportSender& sender, const std::string& url,
                                        const std::string& install_id,
                                        const std::string& agent_version, long* retry_after) {
   *retry_after = 0;
@@ -68,7 +68,7 @@ Result<std::size_t> ReportQueue::Flush(net::HttpFetcher& http, const std::string
     Json batch = Json::array();
     for (std::size_t i = 0; i < n; ++i) batch.push_back(events_[i]);
     Json body{{"install_id", install_id}, {"agent_version", agent_version}, {"events", batch}};
-    QP_ASSIGN_OR_RETURN(auto response, http.PostJson(url, body.dump()));
+    QP_ASSIGN_OR_RETURN(auto response, sender.Send(url, body.dump()));
     if (response.status != 200) {
       if (!response.retry_after.empty()) {
         try {

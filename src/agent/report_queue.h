@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/transport.h"
 #include "core/clock.h"
 #include "core/env.h"
-#include "net/http_fetcher.h"
 
 namespace qp::agent {
 
@@ -36,7 +36,7 @@ class ReportQueue {
   // Sends up to 100 events; drops them once the server says they are stored. Returns the
   // number delivered. kIo (with the server's Retry-After in seconds in `retry_after`) when
   // the server is unreachable or refuses.
-  Result<std::size_t> Flush(net::HttpFetcher& http, const std::string& url,
+  Result<std::size_t> Flush(ReportSender& sender, const std::string& url,
                             const std::string& install_id, const std::string& agent_version,
                             long* retry_after);
 

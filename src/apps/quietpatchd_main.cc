@@ -18,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "agent/control.h"
+#include "agent/http_transport.h"
 #include "apps/main_guard.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -76,7 +77,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   if (!socket.empty()) config->control_socket = socket;
-  qp::agent::Agent agent(*config, env, qp::Clock::Real());
+  qp::agent::HttpTransport http(config->ca_file,
+                                std::string("quietpatchd/") + qp::agent::kAgentVersion);
+  qp::agent::Agent agent(*config, env, qp::Clock::Real(), http.transport());
   if (auto s = agent.Start(); !s.ok()) {
     spdlog::error("start: {}", s.error().ToString());
     return 1;

@@ -1,0 +1,302 @@
+// The agent in one process with its collaborators injected: a repository written by the
+// publisher and served from its directory by a fake transport, and a simulated clock. A
+// check, an install, a deferral that ends, a corrupt or interrupted download and reports
+// the server refuses, each in milliseconds, with no sockets and no sleeping.
+#include "agent/agent.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/durable_file.h"
+#include "core/test_dir.h"
+#include "delta/tree_manifest.h"
+#include "publish/publisher.h"
+
+namespace qp::agent {
+namespace {
+
+using Json = nlohmann::json;
+using TreeSpec = std::map<std::string, std::string>;
+
+constexpr const char* kRepoUrl = "http://repo.test/repo";
+constexpr const char* kServerUrl = "http://repo.test";
+
+TreeSpec Version(int v) {
+  return {{"bin/tool", "tool version " + std::to_string(v) + "\n"},
+          {"lib/libcomp.so.1", std::string(20000, 'L') + "lib v" + std::to_string(v)},
+          {"share/README", "unchanged\n"}};
+}
+
+void MakeTree(const std::string& root, const TreeSpec& spec) {
+  for (const auto& [path, content] : spec) {
+    std::string full = root + "/" + path;
+    ASSERT_TRUE(MakeDirs(Env::Default(), DirName(full), 0755).ok());
+    WriteTestFile(full, content);
+  }
+}
+
+std::string Digest(const std::string& root) {
+  auto m = delta::ScanTree(Env::Default(), root);
+  return m.ok() ? HexEncode(delta::ManifestDigest(*m)) : "";
+}
+
+// The fleet server as the agent sees it: files of the repository directory, a report
+// endpoint and a watch endpoint, each with switches to make it fail.
+class FakeServer final : public tuf::Fetcher,
+                         public Downloader,
+                         public ReportSender,
+                         public WatchClient {
+ public:
+  explicit FakeServer(std::string repo_dir) : repo_dir_(std::move(repo_dir)) {}
+
+  Transport transport() { return Transport{this, this, this, this}; }
+
+  Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
+                                          std::uint64_t max_length) override {
+    QP_ASSIGN_OR_RETURN(auto path, Path(url));
+    auto bytes = ReadFileLimited(Env::Default(), path, max_length);
+    if (!bytes.ok() && bytes.error().code() != ErrorCode::kNotFound) {
+      return Error(ErrorCode::kTooLarge, url + ": longer than " + std::to_string(max_length));
+    }
+    return bytes;
+  }
+
+  Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial,
+                                 std::uint64_t max_length) override {
+    ++downloads;
+    QP_ASSIGN_OR_RETURN(auto path, Path(url));
+    QP_ASSIGN_OR_RETURN(auto body, ReadFileLimited(Env::Default(), path, max_length));
+    if (corrupt_downloads) body[body.size() / 2] ^= 0xff;
+    std::uint64_t have = env->Stat(partial).ok() ? env->Stat(partial)->size : 0;
+    resumed_from.push_back(have);
+    std::uint64_t end = body.size();
+    if (cut_after > 0 && have + cut_after < end) end = have + cut_after;
+    QP_ASSIGN_OR_RETURN(auto f, env->NewWritableFile(partial, CreateMode::kAppend, 0600));
+    QP_RETURN_IF_ERROR(f->Append(std::span<const std::uint8_t>(body).subspan(have, end - have)));
+    QP_RETURN_IF_ERROR(f->Sync());
+    QP_RETURN_IF_ERROR(f->Close());
+    if (end < body.size()) return Error(ErrorCode::kIo, url + ": connection reset");
+    return end;
+  }
+
+  Result<HttpAnswer> Send(const std::string& url, const std::string& body) override {
+    if (url != std::string(kServerUrl) + "/v1/reports") return HttpAnswer{404, "", ""};
+    if (reports_down) return HttpAnswer{503, "", "30"};
+    Json j = Json::parse(body);
+    for (const auto& e : j["events"]) report_states.push_back(e["state"].get<std::string>());
+    return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), ""};
+  }
+
+  Result<HttpAnswer> Watch(const std::string& url, long, const std::atomic<bool>*) override {
+    watch_urls.push_back(url);
+    return HttpAnswer{204, "", ""};
+  }
+
+  bool corrupt_downloads = false;
+  std::uint64_t cut_after = 0;  // bytes a download sends before the connection drops
+  bool reports_down = false;
+  int downloads = 0;
+  std::vector<std::uint64_t> resumed_from;
+  std::vector<std::string> report_states;
+  std::vector<std::string> watch_urls;
+
+ private:
+  Result<std::string> Path(const std::string& url) {
+    std::string prefix = std::string(kRepoUrl) + "/";
+    if (url.rfind(prefix, 0) != 0) return Error(ErrorCode::kNotFound, url);
+    return repo_dir_ + "/" + url.substr(prefix.size());
+  }
+  std::string repo_dir_;
+};
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    paths_ = {dir_.Sub("repo"), dir_.Sub("keys")};
+    ASSERT_TRUE(publish::InitRepository(Env::Default(), &clock_, paths_, {}).ok());
+    for (int v = 0; v <= 2; ++v) MakeTree(dir_.Sub("v" + std::to_string(v)), Version(v));
+    live_ = dir_.Sub("device/opt/comp");
+    MakeTree(live_, Version(0));
+    config_dir_ = dir_.Sub("device/etc");
+    ASSERT_TRUE(MakeDirs(Env::Default(), config_dir_ + "/components", 0755).ok());
+    WriteTestFile(config_dir_ + "/agent.toml", std::string("repository_url = \"") + kRepoUrl +
+                                                   "\"\nserver_url = \"" + kServerUrl + "\"\n");
+    WriteTestFile(config_dir_ + "/root.json",
+                  ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
+    WriteTestFile(config_dir_ + "/components/comp.toml",
+                  "name = \"comp\"\nplatform = \"linux-x86_64\"\nroot = \"" + live_ +
+                      "\"\n[base_version]\nliteral = \"1.0\"\n");
+  }
+
+  void Publish(const std::string& label, int version, bool exploited,
+               std::vector<std::pair<std::string, std::string>> earlier = {}) {
+    publish::BuildSpec s;
+    s.component = "comp";
+    s.platform = "linux-x86_64";
+    s.base = "1.0";
+    s.label = label;
+    s.base_tree = dir_.Sub("v0");
+    s.earlier = std::move(earlier);
+    s.new_tree = dir_.Sub("v" + std::to_string(version));
+    s.cves = {"CVE-2026-1000" + std::to_string(version)};
+    s.urgency = exploited ? "critical" : "normal";
+    s.exploited = exploited;
+    s.out_dir = dir_.Sub("imp-" + label);
+    s.clock = &clock_;
+    ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths_, s).ok());
+    auto p = publish::PublishImprovement(Env::Default(), &clock_, paths_, s.out_dir, 100);
+    ASSERT_TRUE(p.ok()) << p.error().ToString();
+  }
+
+  std::unique_ptr<Agent> StartAgent(const std::string& policy = "") {
+    if (!policy.empty()) WriteTestFile(config_dir_ + "/policy.toml", policy);
+    auto config = LoadAgentConfig(Env::Default(), config_dir_, dir_.Sub("device/state"));
+    EXPECT_TRUE(config.ok()) << config.error().ToString();
+    auto agent = std::make_unique<Agent>(*config, Env::Default(), &clock_, server_.transport());
+    Status s = agent->Start();
+    EXPECT_TRUE(s.ok()) << s.error().ToString();
+    return agent;
+  }
+
+  static Json Comp(const Json& status) { return status["components"][0]; }
+
+  TestDir dir_;
+  SimulatedClock clock_{Clock::Real()->Now()};
+  publish::RepoPaths paths_;
+  std::string live_, config_dir_;
+  FakeServer server_{dir_.Sub("repo")};
+};
+
+TEST_F(AgentTest, InstallsAPublishedFixAndReportsItProtected) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+  Json st = agent->StatusJson();
+  EXPECT_EQ(Comp(st)["improvement"], "a");
+  EXPECT_EQ(Comp(st)["protected"], true);
+  EXPECT_EQ(Comp(st)["cves_mitigated"], Json::array({"CVE-2026-10001"}));
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.report_states, (std::vector<std::string>{"downloading", "protected"}));
+  // A second check with nothing new installs, downloads and reports nothing.
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(server_.downloads, 1);
+  EXPECT_EQ(agent->PendingReports(), 0u);
+}
+
+TEST_F(AgentTest, ADeferredFixInstallsWhenTheDeferralEndsOnTheAgentsClock) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent("defer_hours = 2\n");
+  ASSERT_TRUE(agent->Check().ok());
+  Json st = agent->StatusJson();
+  ASSERT_EQ(Comp(st)["available"]["state"], "deferred");
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  clock_.Advance(std::chrono::minutes(119));
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0"))) << "held until two hours have passed";
+  clock_.Advance(std::chrono::minutes(2));
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+}
+
+TEST_F(AgentTest, AnExploitedFixIsNotDeferred) {
+  Publish("a", 1, /*exploited=*/true);
+  auto agent = StartAgent("defer_hours = 24\n");
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+}
+
+TEST_F(AgentTest, ExpiredMetadataInstallsNothingAndSaysWhy) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  clock_.Advance(std::chrono::hours(24 * 10));  // nobody re-signed the timestamp since
+  Status s = agent->Check();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().ToString().find("expired"), std::string::npos) << s.error().ToString();
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  Json st = agent->StatusJson();
+  EXPECT_NE(st["last_check_error"].get<std::string>().find("expired"), std::string::npos);
+  EXPECT_TRUE(st["last_check"].is_null());
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.report_states, (std::vector<std::string>{"failed"}));
+}
+
+TEST_F(AgentTest, ACorruptDownloadIsDiscardedAndChangesNothing) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  server_.corrupt_downloads = true;
+  Status s = agent->Check();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kVerificationFailed) << s.error().ToString();
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  Json st = agent->StatusJson();
+  EXPECT_NE(Comp(st)["last_error"].get<std::string>().find("download of (a) failed"),
+            std::string::npos)
+      << st.dump();
+  // The bad bytes are not kept to be resumed: the next download starts from zero.
+  server_.corrupt_downloads = false;
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(server_.resumed_from, (std::vector<std::uint64_t>{0, 0}));
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+}
+
+TEST_F(AgentTest, AnInterruptedDownloadResumesWhereItStopped) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  server_.cut_after = 100;
+  ASSERT_FALSE(agent->Check().ok());
+  ASSERT_FALSE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  server_.cut_after = 0;
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(server_.resumed_from, (std::vector<std::uint64_t>{0, 100, 200}));
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+}
+
+TEST_F(AgentTest, ReportsWaitWhileTheServerRefusesThemAndKeepItsRetryHint) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  server_.reports_down = true;
+  long retry = 0;
+  EXPECT_FALSE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(retry, 30);
+  EXPECT_EQ(agent->PendingReports(), 2u);
+  server_.reports_down = false;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(agent->PendingReports(), 0u);
+  EXPECT_EQ(server_.report_states.size(), 2u);
+}
+
+TEST_F(AgentTest, AWatchAsksForMetadataNewerThanWhatTheDeviceTrusts) {
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Watch(nullptr).ok());
+  ASSERT_TRUE(agent->Check().ok());
+  auto woke = agent->Watch(nullptr);
+  ASSERT_TRUE(woke.ok());
+  EXPECT_FALSE(*woke);
+  ASSERT_EQ(server_.watch_urls.size(), 2u);
+  EXPECT_NE(server_.watch_urls[0].find("/v1/watch?timestamp=0&"), std::string::npos);
+  EXPECT_EQ(server_.watch_urls[1].find("/v1/watch?timestamp=0&"), std::string::npos)
+      << "after a check the device asks for a newer version than the one it verified";
+}
+
+TEST_F(AgentTest, ARemovedFixIsNotReinstalledByItselfButIsOnRequest) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  ASSERT_TRUE(agent->RemoveNow("comp").ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  EXPECT_EQ(Comp(agent->StatusJson())["available"]["state"], "available");
+  ASSERT_TRUE(agent->InstallNow("comp/1.0/a").ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+  EXPECT_EQ(agent->InstallNow("other").error().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace qp::agent

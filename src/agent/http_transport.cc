@@ -1,0 +1,42 @@
+#include "agent/http_transport.h"
+
+namespace qp::agent {
+namespace {
+
+net::HttpOptions Options(const std::string& ca_file, const std::string& user_agent) {
+  net::HttpOptions options;
+  options.ca_file = ca_file;
+  options.user_agent = user_agent;
+  return options;
+}
+
+HttpAnswer Answer(net::HttpFetcher::Response r) {
+  return HttpAnswer{r.status, std::move(r.body), std::move(r.retry_after)};
+}
+
+}  // namespace
+
+HttpTransport::HttpTransport(const std::string& ca_file, const std::string& user_agent)
+    : http_(Options(ca_file, user_agent)), watch_http_(Options(ca_file, user_agent)) {}
+
+Transport HttpTransport::transport() { return Transport{&http_, this, this, this}; }
+
+Result<std::uint64_t> HttpTransport::Download(Env* env, const std::string& url,
+                                              const std::string& partial_path,
+                                              std::uint64_t max_length) {
+  return http_.DownloadToFile(env, url, partial_path, max_length);
+}
+
+Result<HttpAnswer> HttpTransport::Send(const std::string& url, const std::string& body) {
+  QP_ASSIGN_OR_RETURN(auto r, http_.PostJson(url, body));
+  return Answer(std::move(r));
+}
+
+Result<HttpAnswer> HttpTransport::Watch(const std::string& url, long timeout_seconds,
+                                        const std::atomic<bool>* cancel) {
+  QP_ASSIGN_OR_RETURN(auto r,
+                      watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel));
+  return Answer(std::move(r));
+}
+
+}  // namespace qp::agent

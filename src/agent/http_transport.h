@@ -1,0 +1,32 @@
+// The agent's transport over HTTP(S) (net::HttpFetcher): one connection for metadata,
+// downloads and reports, another for the watch.
+#pragma once
+
+#include <string>
+
+#include "agent/transport.h"
+#include "net/http_fetcher.h"
+
+namespace qp::agent {
+
+class HttpTransport final : public Downloader, public ReportSender, public WatchClient {
+ public:
+  HttpTransport(const std::string& ca_file, const std::string& user_agent);
+
+  Transport transport();
+
+  Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial_path,
+                                 std::uint64_t max_length) override;
+  Result<HttpAnswer> Send(const std::string& url, const std::string& body) override;
+  Result<HttpAnswer> Watch(const std::string& url, long timeout_seconds,
+                           const std::atomic<bool>* cancel) override;
+
+ private:
+  // A watch answer is small ({"timestamp": N}).
+  static constexpr std::size_t kMaxWatchResponseBytes = 4096;
+
+  net::HttpFetcher http_;
+  net::HttpFetcher watch_http_;
+};
+
+}  // namespace qp::agent

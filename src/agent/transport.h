@@ -1,0 +1,62 @@
+// The agent's collaborators on the network, injected so that each piece of the agent is
+// tested without sockets (HttpTransport is the real one, over libcurl):
+//   - a TUF fetcher for metadata and small signed targets (rollout.json);
+//   - a resumable downloader for patches, writing through Env;
+//   - a report sender;
+//   - a watch client (long-poll; it has a connection of its own, because a watch runs
+//     while a person's command may check).
+// Nothing that comes back is trusted: metadata is verified by TUF, patches against their
+// signed length and hashes, answers are capped.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "tuf/fetcher.h"
+
+namespace qp::agent {
+
+struct HttpAnswer {
+  long status = 0;
+  std::string body;
+  std::string retry_after;  // the Retry-After header, if any
+};
+
+class Downloader {
+ public:
+  virtual ~Downloader() = default;
+  // Downloads `url` into `partial_path`, resuming from the bytes already there; kTooLarge
+  // past `max_length`. Returns the file's size once the server has sent everything. The
+  // content is not trusted: the caller verifies the whole file.
+  virtual Result<std::uint64_t> Download(Env* env, const std::string& url,
+                                         const std::string& partial_path,
+                                         std::uint64_t max_length) = 0;
+};
+
+class ReportSender {
+ public:
+  virtual ~ReportSender() = default;
+  // POSTs a batch of reports (JSON); kIo when no HTTP answer arrived.
+  virtual Result<HttpAnswer> Send(const std::string& url, const std::string& body) = 0;
+};
+
+class WatchClient {
+ public:
+  virtual ~WatchClient() = default;
+  // GET of a long-poll URL, abandoned after `timeout_seconds` or within a second of
+  // `cancel` becoming true (kIo "cancelled").
+  virtual Result<HttpAnswer> Watch(const std::string& url, long timeout_seconds,
+                                   const std::atomic<bool>* cancel) = 0;
+};
+
+struct Transport {
+  tuf::Fetcher* metadata = nullptr;
+  Downloader* downloads = nullptr;
+  ReportSender* reports = nullptr;
+  WatchClient* watch = nullptr;
+};
+
+}  // namespace qp::agent
