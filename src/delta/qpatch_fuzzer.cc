@@ -90,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   WriteFile(patch_path, std::string(reinterpret_cast<const char*>(data), size));
   std::string out = g_root + "/out";
   qp::Status s = qp::delta::ApplyPatch(env, g_root + "/old", patch_path, out, {});
-  if (s.ok()) (void)qp::delta::RemoveTree(env, out);
+  if (s.ok()) (void)qp::RemoveTree(env, out);
   auto names = env->ListDir(g_root);
   if (!names.ok() || names->size() != 2) abort();  // only old/ and in.qpatch may remain
   return 0;

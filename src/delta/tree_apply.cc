@@ -1,9 +1,9 @@
-// Applying .qpatch files (see tree_patch.h).
-#include <unistd.h>
-
+// Applying .qpatch files (see tree_patch.h): the old tree is read through the Env, the new
+// one is written only through the caller's TreeSink.
 #include <map>
 
 #include "core/durable_file.h"
+#include "core/tree_writer.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
 #include "delta/gzip_member.h"
@@ -37,8 +37,8 @@ class HashingSink final : public WritableFile {
 class Applier {
  public:
   Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const std::string& old_root,
-          const Manifest& old_m, const ApplyOptions& options)
-      : env_(env), patch_(patch), header_(header), old_root_(old_root), options_(options) {
+          const Manifest& old_m, TreeSink* sink)
+      : env_(env), patch_(patch), header_(header), old_root_(old_root), sink_(sink) {
     for (const auto& e : old_m) old_by_path_[e.path] = &e;
   }
 
@@ -53,7 +53,7 @@ class Applier {
     return OkStatus();
   }
 
-  // Creates one manifest entry at `dest`.
+  // Creates one manifest entry at `dest` of the sink.
   Status Produce(const ManifestEntry& e, const std::string& dest) {
     auto rec_it = by_path_.find(e.path);
     std::size_t index = rec_it == by_path_.end() ? SIZE_MAX : rec_it->second;
@@ -66,7 +66,7 @@ class Applier {
     Status s;
     switch (e.type) {
       case EntryType::kDirectory:
-        s = env_->MakeDir(dest, 0700);
+        s = sink_->MakeDirectory(dest, e.mode);
         break;
       case EntryType::kSymlink:
         s = MakeSymlink(e, rec, dest);
@@ -117,7 +117,7 @@ class Applier {
     if (Sha256Of(target) != e.sha256 || target.size() != e.size) {
       return Error(ErrorCode::kVerificationFailed, "symlink target does not match the manifest");
     }
-    return env_->Symlink(target, dest);
+    return sink_->MakeSymlink(dest, target);
   }
 
   Status CopyFrom(RandomAccessFile& src, WritableFile& out) {
@@ -166,11 +166,12 @@ class Applier {
     if (copy_from != nullptr && copy_from->sha256 != e.sha256) {
       return Error(ErrorCode::kVerificationFailed, "old file differs from the manifest");
     }
-    if (copy_from != nullptr && options_.link_unchanged && copy_from->mode == e.mode &&
-        env_->Link(ResolveEntryPath(old_root_, copy_from->path), dest).ok()) {
-      return OkStatus();
+    if (copy_from != nullptr && copy_from->mode == e.mode) {
+      QP_ASSIGN_OR_RETURN(bool linked,
+                          sink_->LinkFile(dest, ResolveEntryPath(old_root_, copy_from->path)));
+      if (linked) return OkStatus();
     }
-    QP_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(dest, CreateMode::kExclusive, 0600));
+    QP_ASSIGN_OR_RETURN(auto file, sink_->NewFile(dest));
     HashingSink sink(file.get());
     Status s;
     if (copy_from != nullptr) {
@@ -205,7 +206,7 @@ class Applier {
     if (s.ok()) s = file->Sync();
     Status c = file->Close();
     if (s.ok()) s = c;
-    if (s.ok()) s = env_->Chmod(dest, e.mode);
+    if (s.ok()) s = sink_->SetFileMode(dest, e.mode);
     return s;
   }
 
@@ -213,27 +214,15 @@ class Applier {
   RandomAccessFile* patch_;
   const PatchHeader& header_;
   std::string old_root_;
-  ApplyOptions options_;
+  TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
 };
 
 }  // namespace
 
-Status RemoveTree(Env* env, const std::string& path) {
-  auto info = env->Stat(path);
-  if (!info.ok())
-    return info.error().code() == ErrorCode::kNotFound ? OkStatus() : Status(info.error());
-  if (info->type != FileType::kDirectory) return env->Unlink(path);
-  QP_ASSIGN_OR_RETURN(auto names, env->ListDir(path));
-  for (const auto& n : names) QP_RETURN_IF_ERROR(RemoveTree(env, JoinPath(path, n)));
-  return env->RemoveDir(path);
-}
-
-Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,
-                  const std::string& new_path, const ApplyOptions& options) {
-  QP_ASSIGN_OR_RETURN(auto patch, env->NewRandomAccessFile(patch_path));
-  QP_ASSIGN_OR_RETURN(PatchHeader header, DecodePatchHeader(*patch));
+Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
+                    const PatchHeader& header, TreeSink& sink) {
   bool file_kind = header.kind == PatchKind::kFile;
   QP_ASSIGN_OR_RETURN(Manifest old_m,
                       file_kind ? ScanSingleFile(env, old_path) : ScanTree(env, old_path));
@@ -248,36 +237,23 @@ Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patc
   if (ManifestDigest(header.manifest) != header.result_digest) {
     return Error(ErrorCode::kCorrupt, "manifest does not match the result digest");
   }
-  if (env->Stat(new_path).ok()) {
-    return Error(ErrorCode::kAlreadyExists, new_path + " exists; apply writes a new path only");
-  }
-  std::string tmp = new_path + ".qp-partial-" + std::to_string(::getpid());
-  Applier applier(env, patch.get(), header, old_path, old_m, options);
+  Applier applier(env, &patch, header, old_path, old_m, &sink);
   QP_RETURN_IF_ERROR(applier.IndexRecords());
-
-  auto build = [&]() -> Status {
-    if (file_kind) return applier.Produce(header.manifest[0], tmp);
-    QP_RETURN_IF_ERROR(env->MakeDir(tmp, 0700));
-    for (const auto& e : header.manifest) {
-      QP_RETURN_IF_ERROR(applier.Produce(e, JoinPath(tmp, e.path)));
-    }
-    // Directories: durable contents, then their final modes, deepest first.
-    for (auto it = header.manifest.rbegin(); it != header.manifest.rend(); ++it) {
-      if (it->type != EntryType::kDirectory) continue;
-      std::string dir = JoinPath(tmp, it->path);
-      QP_RETURN_IF_ERROR(env->SyncDir(dir));
-      QP_RETURN_IF_ERROR(env->Chmod(dir, it->mode));
-    }
-    QP_RETURN_IF_ERROR(env->SyncDir(tmp));
-    return OkStatus();
-  };
-  Status s = build();
-  if (s.ok()) s = RenameDurably(env, tmp, new_path);
-  if (!s.ok()) {
-    if (s.error().code() != ErrorCode::kCrashed) (void)RemoveTree(env, tmp);
-    return s;
-  }
+  if (file_kind) return applier.Produce(header.manifest[0], "");
+  for (const auto& e : header.manifest) QP_RETURN_IF_ERROR(applier.Produce(e, e.path));
   return OkStatus();
+}
+
+Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,
+                  const std::string& new_path, const ApplyOptions& options) {
+  QP_ASSIGN_OR_RETURN(auto patch, env->NewRandomAccessFile(patch_path));
+  QP_ASSIGN_OR_RETURN(PatchHeader header, DecodePatchHeader(*patch));
+  NewTreeOptions tree;
+  tree.single_file = header.kind == PatchKind::kFile;
+  tree.link_files = options.link_unchanged;
+  return WriteNewTree(env, new_path, tree, [&](TreeSink& sink) {
+    return ApplyPatchTo(env, old_path, *patch, header, sink);
+  });
 }
 
 }  // namespace qp::delta

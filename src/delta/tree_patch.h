@@ -5,9 +5,9 @@
 // such as libfoo.so.1.2 -> libfoo.so.1.3) and keeps, per file, whichever is smaller: the
 // delta or the whole compressed content.
 //
-// Applying writes the new tree into a fresh directory beside the output path and renames
-// it into place only when every file matches the manifest; on any error nothing is left
-// behind. The old tree is only read, and must match the patch's source digest first.
+// Applying reads the old tree, which must match the patch's source digest first, and
+// writes the new one only through a TreeSink its caller provides (core/tree_writer.h):
+// the patch engine itself creates, links and renames nothing.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,7 @@
 
 #include "core/env.h"
 #include "core/result.h"
+#include "core/tree_writer.h"
 #include "delta/file_delta.h"
 #include "delta/qpatch_format.h"
 
@@ -49,14 +50,17 @@ struct ApplyOptions {
   bool link_unchanged = false;
 };
 
-// Applies the patch at `patch_path` to the tree (or file) at `old_path`, creating
-// `new_path`, which must not exist. kVerificationFailed if the old tree is not the one the
-// patch was made from; kCorrupt naming the record for a bad patch. On failure `new_path`
-// does not exist and no temporary file is left.
+// Applies a patch whose header the caller decoded (once) from `patch` to the tree (or
+// file) at `old_path`, writing every entry of the new one into `sink` (a file patch writes
+// one file at path ""). Every file is checked against the manifest's size and SHA-256 as
+// it is written. kVerificationFailed if the old tree is not the one the patch was made
+// from; kCorrupt naming the record for a bad patch.
+Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
+                    const PatchHeader& header, TreeSink& sink);
+
+// The same from a patch file into a new tree or file at `new_path`, which must not exist,
+// through WriteNewTree: on failure `new_path` does not exist and nothing is left behind.
 Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,
                   const std::string& new_path, const ApplyOptions& options);
-
-// Removes a tree through the env (files, symlinks, then directories). Ok if absent.
-Status RemoveTree(Env* env, const std::string& path);
 
 }  // namespace qp::delta

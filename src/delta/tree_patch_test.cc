@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "core/fault_env.h"
@@ -91,6 +92,62 @@ TEST(TreePatchTest, RoundTripsEveryKindOfChange) {
     if (r.op == RecordOp::kMode) saw_mode = r.path == "script";
   }
   EXPECT_TRUE(saw_delta && saw_copy && saw_mode);
+}
+
+// A sink that keeps the applied tree in memory.
+class MemoryTreeSink final : public TreeSink {
+ public:
+  Status MakeDirectory(const std::string& path, std::uint32_t mode) override {
+    dirs[path] = mode;
+    return OkStatus();
+  }
+  Status MakeSymlink(const std::string& path, const std::string& target) override {
+    links[path] = target;
+    return OkStatus();
+  }
+  Result<bool> LinkFile(const std::string&, const std::string&) override { return false; }
+  Result<std::unique_ptr<WritableFile>> NewFile(const std::string& path) override {
+    return std::unique_ptr<WritableFile>(std::make_unique<VectorSink>(&files[path]));
+  }
+  Status SetFileMode(const std::string& path, std::uint32_t mode) override {
+    modes[path] = mode;
+    return OkStatus();
+  }
+  std::map<std::string, std::uint32_t> dirs, modes;
+  std::map<std::string, std::string> links;
+  std::map<std::string, std::vector<std::uint8_t>> files;
+};
+
+TEST(TreePatchTest, TheApplierWritesOnlyThroughItsCallersSink) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  auto before = ScanTree(env, d.path());
+  ASSERT_TRUE(before.ok());
+  auto patch = env->NewRandomAccessFile(d.Sub("p"));
+  ASSERT_TRUE(patch.ok());
+  auto header = DecodePatchHeader(**patch);
+  ASSERT_TRUE(header.ok());
+  MemoryTreeSink sink;
+  Status s = ApplyPatchTo(env, d.Sub("old"), **patch, *header, sink);
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  auto after = ScanTree(env, d.path());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(ManifestDigest(*before), ManifestDigest(*after)) << "nothing written to disk";
+  auto expected = ScanTree(env, d.Sub("new"));
+  ASSERT_TRUE(expected.ok());
+  for (const auto& e : *expected) {
+    if (e.type == EntryType::kFile) {
+      ASSERT_EQ(sink.files.count(e.path), 1u) << e.path;
+      EXPECT_EQ(Sha256Of(sink.files[e.path]), e.sha256) << e.path;
+      EXPECT_EQ(sink.modes[e.path], e.mode) << e.path;
+    } else if (e.type == EntryType::kSymlink) {
+      EXPECT_EQ(sink.links[e.path], fs::read_symlink(d.Sub("new/" + e.path)).string());
+    } else {
+      EXPECT_EQ(sink.dirs.count(e.path), 1u) << e.path;
+    }
+  }
 }
 
 TEST(TreePatchTest, LinkedUnchangedFilesShareInodes) {

@@ -32,7 +32,7 @@ class Activation {
   virtual Status CleanStaging() = 0;
   // Builds and verifies the new tree (journal->to.digest) from the live one and the patch;
   // records in `journal` what activation needs (marker inode, changed files).
-  virtual Status Stage(const std::string& patch_path, const delta::PatchHeader& header,
+  virtual Status Stage(RandomAccessFile& patch, const delta::PatchHeader& header,
                        Journal* journal) = 0;
   // Makes the staged tree live.
   virtual Status Activate(const Journal& journal) = 0;

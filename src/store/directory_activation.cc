@@ -3,6 +3,7 @@
 #include "store/directory_activation.h"
 
 #include "core/durable_file.h"
+#include "core/tree_writer.h"
 #include "delta/tree_manifest.h"
 #include "delta/tree_patch.h"
 
@@ -27,23 +28,24 @@ Result<std::uint64_t> DirectoryActivation::AvailableBytes() {
 
 Status DirectoryActivation::CleanStaging() {
   // The staged tree, and what an interrupted patch application left (NAME.qp-partial-PID).
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, staging_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, staging_));
   QP_ASSIGN_OR_RETURN(auto names, env_->ListDir(parent_));
-  std::string partial = BaseName(staging_) + ".qp-partial-";
+  std::string partial = BaseName(PartialTreePrefix(staging_));
   for (const auto& name : names) {
     if (name.rfind(partial, 0) == 0) {
-      QP_RETURN_IF_ERROR(delta::RemoveTree(env_, JoinPath(parent_, name)));
+      QP_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(parent_, name)));
     }
   }
   return env_->SyncDir(parent_);
 }
 
-Status DirectoryActivation::Stage(const std::string& patch_path, const delta::PatchHeader& header,
+Status DirectoryActivation::Stage(RandomAccessFile& patch, const delta::PatchHeader& header,
                                   Journal* journal) {
-  (void)header;
-  delta::ApplyOptions options;
-  options.link_unchanged = true;
-  QP_RETURN_IF_ERROR(delta::ApplyPatch(env_, root_, patch_path, staging_, options));
+  NewTreeOptions options;
+  options.link_files = true;  // unchanged files are hard links of the live ones
+  QP_RETURN_IF_ERROR(WriteNewTree(env_, staging_, options, [&](TreeSink& sink) {
+    return delta::ApplyPatchTo(env_, root_, patch, header, sink);
+  }));
   QP_ASSIGN_OR_RETURN(FileInfo live, env_->Stat(root_));
   QP_RETURN_IF_ERROR(env_->Chmod(staging_, live.mode));
   // Verify the staged tree as it is on disk now, against the digest the signed metadata
@@ -90,7 +92,7 @@ Status DirectoryActivation::Commit(const Journal& journal) {
     if (staged.error().code() == ErrorCode::kNotFound) return OkStatus();  // done before
     return staged.error();
   }
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, previous_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, previous_));
   QP_RETURN_IF_ERROR(env_->Rename(staging_, previous_));
   return env_->SyncDir(parent_);
 }
@@ -108,7 +110,7 @@ Status DirectoryActivation::Restore(const Journal& journal) {
     QP_RETURN_IF_ERROR(env_->SyncDir(parent_));
   }
   // The removed tree now sits in the rollback copy's name.
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, previous_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, previous_));
   return env_->SyncDir(parent_);
 }
 
@@ -120,7 +122,7 @@ Result<bool> DirectoryActivation::HasPreviousCopy() {
 }
 
 Status DirectoryActivation::DropPrevious() {
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, previous_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, previous_));
   return env_->SyncDir(parent_);
 }
 

@@ -12,7 +12,7 @@ class DirectoryActivation final : public Activation {
   Result<Sha256Digest> LiveDigest() override;
   Result<std::uint64_t> AvailableBytes() override;
   Status CleanStaging() override;
-  Status Stage(const std::string& patch_path, const delta::PatchHeader& header,
+  Status Stage(RandomAccessFile& patch, const delta::PatchHeader& header,
                Journal* journal) override;
   Status Activate(const Journal& journal) override;
   Status Undo(const Journal& journal) override;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/durable_file.h"
+#include "core/tree_writer.h"
 #include "delta/tree_manifest.h"
 #include "delta/tree_patch.h"
 
@@ -59,7 +60,7 @@ Status FilesActivation::SyncDirsOf(const std::vector<std::string>& files) {
 }
 
 Status FilesActivation::BuildView() {
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, view_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, view_));
   QP_RETURN_IF_ERROR(MakeDirs(env_, view_, 0755));
   for (const auto& f : files_) {
     std::string dst = JoinPath(view_, TreePath(f));
@@ -113,22 +114,22 @@ Result<std::uint64_t> FilesActivation::AvailableBytes() {
 }
 
 Status FilesActivation::CleanStaging() {
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, view_));
-  QP_RETURN_IF_ERROR(delta::RemoveTree(env_, staged_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, view_));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, staged_));
   QP_ASSIGN_OR_RETURN(auto names, env_->ListDir(work_dir_));
   for (const auto& name : names) {
-    if (name.rfind("staged.qp-partial-", 0) == 0) {
-      QP_RETURN_IF_ERROR(delta::RemoveTree(env_, JoinPath(work_dir_, name)));
+    if (name.rfind(BaseName(PartialTreePrefix(staged_)), 0) == 0) {
+      QP_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(work_dir_, name)));
     }
   }
   for (const auto& f : files_) {
-    QP_RETURN_IF_ERROR(delta::RemoveTree(env_, Sibling(f, ".qp-new")));
+    QP_RETURN_IF_ERROR(RemoveTree(env_, Sibling(f, ".qp-new")));
   }
   QP_RETURN_IF_ERROR(SyncDirsOf(files_));
   return env_->SyncDir(work_dir_);
 }
 
-Status FilesActivation::Stage(const std::string& patch_path, const delta::PatchHeader& header,
+Status FilesActivation::Stage(RandomAccessFile& patch, const delta::PatchHeader& header,
                               Journal* journal) {
   // The patch must keep exactly the configured set of files.
   std::set<std::string> expected;
@@ -146,9 +147,11 @@ Status FilesActivation::Stage(const std::string& patch_path, const delta::PatchH
     return Error(ErrorCode::kInvalidArgument, "patch does not cover every component file");
   }
   QP_RETURN_IF_ERROR(BuildView());
-  delta::ApplyOptions options;
-  options.link_unchanged = true;
-  QP_RETURN_IF_ERROR(delta::ApplyPatch(env_, view_, patch_path, staged_, options));
+  NewTreeOptions options;
+  options.link_files = true;
+  QP_RETURN_IF_ERROR(WriteNewTree(env_, staged_, options, [&](TreeSink& sink) {
+    return delta::ApplyPatchTo(env_, view_, patch, header, sink);
+  }));
   QP_ASSIGN_OR_RETURN(auto manifest, delta::ScanTree(env_, staged_));
   if (HexEncode(delta::ManifestDigest(manifest)) != journal->to.digest) {
     return Error(ErrorCode::kVerificationFailed,
@@ -172,7 +175,7 @@ Status FilesActivation::Stage(const std::string& patch_path, const delta::PatchH
   // The replaced files stay reachable as .qp-old until the install commits or rolls back.
   for (const auto& f : journal->changed) {
     std::string old = Sibling(f, ".qp-old");
-    QP_RETURN_IF_ERROR(delta::RemoveTree(env_, old));
+    QP_RETURN_IF_ERROR(RemoveTree(env_, old));
     QP_RETURN_IF_ERROR(env_->Link(f, old));
   }
   return SyncDirsOf(journal->changed);
@@ -219,7 +222,7 @@ Status FilesActivation::Commit(const Journal& journal) {
     } else {
       // Unchanged by this install: the previous state of f is f itself; an older rollback
       // copy would bring back a state that is no longer the previous one.
-      QP_RETURN_IF_ERROR(delta::RemoveTree(env_, previous));
+      QP_RETURN_IF_ERROR(RemoveTree(env_, previous));
     }
   }
   QP_RETURN_IF_ERROR(SyncDirsOf(files_));
@@ -260,8 +263,7 @@ Result<bool> FilesActivation::HasPreviousCopy() {
 }
 
 Status FilesActivation::DropPrevious() {
-  for (const auto& f : files_)
-    QP_RETURN_IF_ERROR(delta::RemoveTree(env_, Sibling(f, ".qp-previous")));
+  for (const auto& f : files_) QP_RETURN_IF_ERROR(RemoveTree(env_, Sibling(f, ".qp-previous")));
   return SyncDirsOf(files_);
 }
 

@@ -280,6 +280,10 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   QP_ASSIGN_OR_RETURN(auto patch_file, options_.env->NewRandomAccessFile(request.patch_path));
   auto header = delta::DecodePatchHeader(*patch_file);
   if (!header.ok()) return header.error().WithContext("patch " + request.patch_path);
+  if (header->kind != delta::PatchKind::kTree) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "patch " + request.patch_path + " is a single-file patch, not a component's");
+  }
   if (HexEncode(header->result_digest) != request.to.digest) {
     return Error(ErrorCode::kVerificationFailed,
                  "patch result digest differs from the improvement's signed digest");
@@ -340,7 +344,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
     return Save(*c);
   };
 
-  if (Status s = a.Stage(request.patch_path, *header, &j); !s.ok()) return abandon(s.error());
+  if (Status s = a.Stage(*patch_file, *header, &j); !s.ok()) return abandon(s.error());
   if (Status s = advance(JournalPhase::kStaged); !s.ok()) return abandon(s.error());
   if (Status s = a.Activate(j); !s.ok()) return abandon(s.error());
   if (Status s = advance(JournalPhase::kActivated); !s.ok()) return abandon(s.error());

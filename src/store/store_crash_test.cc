@@ -200,8 +200,8 @@ TEST(StoreKillTest, KillNineDuringARealInstallLeavesOldOrNewTree) {
   InstallRequest request{patch, TreeState{"", old_digest}, TreeState{"a", new_digest}};
 
   auto reset = [&]() {
-    (void)delta::RemoveTree(Env::Default(), f.dir_.Sub("live"));
-    (void)delta::RemoveTree(Env::Default(), f.dir_.Sub("state"));
+    (void)RemoveTree(Env::Default(), f.dir_.Sub("live"));
+    (void)RemoveTree(Env::Default(), f.dir_.Sub("state"));
     MakeTree(f.config_.root, big_old);
     ASSERT_TRUE(MakeDirs(Env::Default(), f.dir_.Sub("state")).ok());
     Store s(f.Options(Env::Default()), {f.config_});

@@ -74,9 +74,9 @@ class StoreFixture {
   // Fresh live files (the old version), empty state; the patch is built once.
   void Reset() {
     Env* env = Env::Default();
-    (void)delta::RemoveTree(env, dir_.Sub("live"));
-    (void)delta::RemoveTree(env, dir_.Sub("state"));
-    (void)delta::RemoveTree(env, dir_.Sub("shadow"));
+    (void)RemoveTree(env, dir_.Sub("live"));
+    (void)RemoveTree(env, dir_.Sub("state"));
+    (void)RemoveTree(env, dir_.Sub("shadow"));
     ASSERT_TRUE(MakeDirs(env, dir_.Sub("state")).ok());
     ASSERT_TRUE(MakeDirs(env, dir_.Sub("shadow")).ok());
     config_ = ComponentConfig{};
@@ -131,7 +131,7 @@ class StoreFixture {
   std::string LiveDigest() {
     if (kind_ == RootKind::kOwnedDirectory) return TreeDigest(config_.root);
     std::string view = dir_.Sub("live-view");
-    (void)delta::RemoveTree(Env::Default(), view);
+    (void)RemoveTree(Env::Default(), view);
     TreeSpec spec;
     for (const auto& f : config_.files) {
       std::string rel = f.substr(dir_.Sub("live/").size());
@@ -139,7 +139,7 @@ class StoreFixture {
     }
     BuildView(view, spec);
     std::string d = TreeDigest(view);
-    (void)delta::RemoveTree(Env::Default(), view);
+    (void)RemoveTree(Env::Default(), view);
     return d;
   }
 
