@@ -83,10 +83,13 @@ cp -p "$work"/keys/{rollout,snapshot,timestamp}.key "$work/server/keys/"
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/server/admin.token"
 chmod 600 "$work/server/admin.token"
 TOKEN=$(cat "$work/server/admin.token")
+(umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/server/viewer.token")
+VIEWER=$(cat "$work/server/viewer.token")
 
 say "starting quietpatch-server (SQLite, auto-halt: >= 20 reports and > 5% failed)"
 "$BIN/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/server/keys" \
   --database "sqlite:$work/server/reports.db" --admin-token-file "$work/server/admin.token" \
+  --viewer-token-file "$work/server/viewer.token" \
   --audit-log "$work/server/audit.log" --dashboard-dir "$ROOT/src/server/dashboard" \
   > "$work/server/server.log" 2>&1 &
 echo $! >> "$work/pids"
@@ -99,8 +102,11 @@ echo "$URL" > "$work/server/url"
 B_ID="openssl/$BASE/b"
 cohort() { printf '%s' "$1/$2" | sha256sum | python3 -c 'import sys; print(int(sys.stdin.read()[:16], 16) % 10000)'; }
 ids=(); failing=0
+# Each device makes its own key; its install id is derived from it (quietpatchd --identity).
+identity() { "$BIN/quietpatchd" --state-dir "$work/devices/$1/state" --identity; }
 for i in $(seq 1 "$devices"); do
-  ids[$i]=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  mkdir -p "$work/devices/$i/state"
+  ids[$i]=$(identity "$i")
 done
 # The failing device is one the 50% rollout of (b) reaches, so act 2 can show it.
 for i in $(seq 3 "$devices"); do
@@ -108,8 +114,15 @@ for i in $(seq 3 "$devices"); do
 done
 if [ "$failing" -eq 0 ]; then
   failing=3
-  while [ "$(cohort "${ids[$failing]}" "$B_ID")" -ge 5000 ]; do ids[$failing]=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'); done
+  while [ "$(cohort "${ids[$failing]}" "$B_ID")" -ge 5000 ]; do
+    rm -f "$work/devices/$failing/state/device.key"  # a new device, a new key
+    ids[$failing]=$(identity "$failing")
+  done
 fi
+say "enrolling the fleet: one enrollment token for $devices devices, valid for a day"
+ENROLL=$(curl -s -X POST -H "Authorization: Bearer $TOKEN" \
+  -d "{\"uses\": $devices, \"days\": 1, \"note\": \"demo fleet\"}" "$URL/v1/admin/enrollments" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 OPTED_OUT=2
 say "starting $devices devices (device $OPTED_OUT: Automatically Install off; device $failing: failing health check)"
 for i in $(seq 1 "$devices"); do
@@ -118,7 +131,7 @@ for i in $(seq 1 "$devices"); do
   chmod 755 "$work/devices" "$d"
   cp -a "$work/trees/base" "$d/opt/openssl"
   cp "$work/repo/metadata/1.root.json" "$d/etc/root.json"
-  printf '%s\n' "${ids[$i]}" > "$d/state/install_id"
+  (umask 077; printf '%s\n' "$ENROLL" > "$d/etc/enrollment.token")
   [ "$i" -eq "$OPTED_OUT" ] && echo '{"auto_install": false}' > "$d/state/settings.json"
   check="[\"test\", \"-s\", \"$d/opt/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3\"]"
   [ "$i" -eq "$failing" ] && check='["sh", "-c", "echo TLS self-test failed: handshake error >&2; exit 1"]'
@@ -154,7 +167,7 @@ for i in $(seq 1 "$devices"); do
   done
 done
 
-fleet() { curl -s "$URL/v1/fleet/improvements"; }
+fleet() { curl -s -H "Authorization: Bearer $VIEWER" "$URL/v1/fleet/improvements"; }
 # progress ID LABEL TARGET_PROTECTED START_TIME EXPECT_FAILURES -> waits, prints live progress
 progress() {
   local id=$1 target=$2 start=$3 want_failed=$4 timeout=${5:-180}
@@ -210,7 +223,7 @@ if [ "$act" = 1 ] || [ "$act" = both ]; then
   read -r bytes full < "$work/act1_bytes"
   echo "  publication to the last device protected: ${LAST_T}s ($([ "$watch" = true ] && echo watch || echo polling only))"
   echo "  downloaded by the fleet: $((bytes / 1024)) KB; the full packages would have been $((full / 1024)) KB"
-  echo "  dashboard: $URL/"
+  echo "  dashboard: $URL/#token=$VIEWER"
 fi
 
 if [ "$act" = 2 ] || [ "$act" = both ]; then
@@ -247,14 +260,14 @@ if [ "$act" = 2 ] || [ "$act" = both ]; then
   echo "$removed" > "$work/removed_device"
   say "act 2 summary"
   echo "  devices on (b) when halted: $on_b of $devices (50% rollout)"
-  echo "  rollout of (b): $(curl -s "$URL/v1/fleet/improvements" | python3 -c 'import json,sys; i={x["id"]:x for x in json.load(sys.stdin)["improvements"]}[sys.argv[1]]; r=i["rollout"]; print(("HALTED: " + r["reason"]) if r["halted"] else "running")' "$B_ID")"
+  echo "  rollout of (b): $(fleet | python3 -c 'import json,sys; i={x["id"]:x for x in json.load(sys.stdin)["improvements"]}[sys.argv[1]]; r=i["rollout"]; print(("HALTED: " + r["reason"]) if r["halted"] else "running")' "$B_ID")"
   [ "$removed" -gt 0 ] && echo "  device $removed: quietpatch remove openssl -> $("$BIN/quietpatch" --socket "$work/devices/$removed/control.sock" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["components"][0]["patch_level"])')"
-  echo "  dashboard: $URL/"
+  echo "  dashboard: $URL/#token=$VIEWER"
 fi
 
 if [ "$keep" -eq 1 ]; then
   say "left running (stop with: xargs kill < $work/pids)"
-  echo "  dashboard:  $URL/"
+  echo "  dashboard:  $URL/#token=$VIEWER"
   echo "  a device:   $BIN/quietpatch --socket $work/devices/1/control.sock status"
   echo "  publisher:  $BIN/quietpatch-repo --repo $work/repo status"
 fi

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "contract/device_auth.h"
 #include "contract/timestamp_peek.h"
 #include "core/durable_file.h"
 #include "core/hash.h"
@@ -20,11 +21,16 @@ constexpr long kWatchGraceSeconds = 15;
 // An offline bundle is read whole into memory.
 constexpr std::uint64_t kMaxBundleBytes = std::uint64_t{2} << 30;
 
-std::string RandomHex(std::size_t bytes) {
-  std::random_device rd;
-  std::vector<std::uint8_t> b(bytes);
-  for (auto& x : b) x = static_cast<std::uint8_t>(rd());
-  return HexEncode(b);
+// An enrollment token file is one line.
+constexpr std::uint64_t kMaxTokenBytes = 4096;
+// How much of a refusal's body goes into an error message.
+constexpr std::size_t kMaxQuotedBody = 200;
+
+// The request-target of an absolute URL ("http://h:1/x/v1/reports" -> "/x/v1/reports").
+std::string UrlTarget(const std::string& url) {
+  std::size_t scheme = url.find("://");
+  std::size_t slash = url.find('/', scheme == std::string::npos ? 0 : scheme + 3);
+  return slash == std::string::npos ? "/" : url.substr(slash);
 }
 
 RunLoop::Options LoopOptions(const AgentConfig& config) {
@@ -53,16 +59,10 @@ Status Agent::Start() {
   QP_RETURN_IF_ERROR(MakeDirs(env_, config_.state_dir, 0755));
   QP_RETURN_IF_ERROR(MakeDirs(env_, MetadataDir(), 0755));
   QP_RETURN_IF_ERROR(MakeDirs(env_, JoinPath(config_.state_dir, "downloads"), 0700));
-  // A random per-install id: never a hardware id.
-  std::string id_path = JoinPath(config_.state_dir, "install_id");
-  auto id = ReadFileLimited(env_, id_path, 256);
-  if (id.ok()) {
-    install_id_.assign(id->begin(), id->end());
-    while (!install_id_.empty() && install_id_.back() == '\n') install_id_.pop_back();
-  } else {
-    install_id_ = RandomHex(16);
-    QP_RETURN_IF_ERROR(WriteFileDurably(env_, id_path, install_id_ + "\n", 0644));
-  }
+  // This device's key and the install id derived from it: never a hardware id.
+  QP_ASSIGN_OR_RETURN(auto identity, LoadOrCreateIdentity(env_, config_.state_dir));
+  install_id_ = identity.install_id;
+  identity_.emplace(std::move(identity));
   // The trusted root: copied from the configuration on first start, then TUF keeps it.
   std::string root = JoinPath(MetadataDir(), "root.json");
   if (!env_->Stat(root).ok()) {
@@ -351,6 +351,9 @@ Json Agent::StatusJson() {
   summary.last_check = state_.last_check;
   summary.last_check_error = last_check_error_;
   summary.pending_reports = reports_ ? reports_->pending() : 0;
+  summary.install_id = install_id_;
+  summary.enrollment = state_.enrollment.empty() ? "not enrolled" : state_.enrollment;
+  summary.enrollment_error = enrollment_error_;
   return agent::StatusJson(*store_, components_, views_, offer_.improvements, state_, summary);
 }
 
@@ -359,14 +362,68 @@ Json Agent::HistoryJson() {
   return agent::HistoryJson(*store_, components_);
 }
 
+Result<std::vector<std::string>> Agent::Sign(const std::string& url, const std::string& body) {
+  QP_ASSIGN_OR_RETURN(std::string nonce, contract::NewNonce());
+  QP_ASSIGN_OR_RETURN(
+      auto sig, contract::SignDeviceRequest(identity_->key, install_id_, "POST", UrlTarget(url),
+                                            body, clock_->Now(), nonce));
+  return std::vector<std::string>{std::string(contract::kDeviceHeader) + ": " + sig.device,
+                                  std::string(contract::kTimeHeader) + ": " + sig.time,
+                                  std::string(contract::kNonceHeader) + ": " + sig.nonce,
+                                  std::string(contract::kSignatureHeader) + ": " + sig.signature};
+}
+
+Status Agent::EnsureEnrolled() {
+  if (state_.enrollment == "accepted") return OkStatus();
+  auto token = ReadFileLimited(env_, config_.enrollment_token_file, kMaxTokenBytes);
+  if (!token.ok()) {
+    enrollment_error_ = "not enrolled: no enrollment token at " + config_.enrollment_token_file +
+                        " (" + token.error().ToString() + "); the fleet operator provides it";
+    return Error(ErrorCode::kFailedPrecondition, enrollment_error_);
+  }
+  std::string text(token->begin(), token->end());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  const std::string url = config_.server_url + "/v1/enroll";
+  const std::string body = Json{{"token", text}, {"public_key", identity_->public_key}}.dump();
+  QP_ASSIGN_OR_RETURN(auto headers, Sign(url, body));
+  QP_ASSIGN_OR_RETURN(auto answer, transport_.reports->Send(url, body, headers));
+  if (answer.status == 200 || answer.status == 202) {
+    state_.enrollment = answer.status == 200 ? "accepted" : "pending";
+    enrollment_error_.clear();
+    QP_RETURN_IF_ERROR(SaveState());
+    if (answer.status == 200) {
+      spdlog::info("agent: enrolled as {}", install_id_);
+      return OkStatus();
+    }
+    enrollment_error_ =
+        "enrolled as " + install_id_ + "; waiting for the fleet operator to accept it";
+    return Error(ErrorCode::kFailedPrecondition, enrollment_error_);
+  }
+  enrollment_error_ = "enrollment refused: HTTP " + std::to_string(answer.status) + " " +
+                      answer.body.substr(0, kMaxQuotedBody);
+  return Error(answer.status >= 500 ? ErrorCode::kIo : ErrorCode::kFailedPrecondition,
+               enrollment_error_);
+}
+
 Status Agent::FlushReports(long* retry_after) {
   *retry_after = 0;
   if (config_.server_url.empty()) return OkStatus();
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (reports_->pending() == 0) return OkStatus();
-  auto sent = reports_->Flush(*transport_.reports, config_.server_url + "/v1/reports", install_id_,
-                              kAgentVersion, retry_after);
-  if (!sent.ok()) return sent.error();
+  QP_RETURN_IF_ERROR(EnsureEnrolled());
+  const std::string url = config_.server_url + "/v1/reports";
+  auto sent = reports_->Flush(
+      *transport_.reports, [&](const std::string& body) { return Sign(url, body); }, url,
+      install_id_, kAgentVersion, retry_after);
+  if (!sent.ok()) {
+    if (sent.error().code() == ErrorCode::kVerificationFailed) {
+      // The service does not know this device (its database was reset, or the device was
+      // never accepted there): enroll again before the next delivery.
+      state_.enrollment.clear();
+      (void)SaveState();
+    }
+    return sent.error();
+  }
   return OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #include "agent/agent_config.h"
 #include "agent/agent_state.h"
 #include "agent/check.h"
+#include "agent/device_identity.h"
 #include "agent/improvements.h"
 #include "agent/install.h"
 #include "agent/report_queue.h"
@@ -64,7 +65,8 @@ class Agent final : public CheckTarget {
   nlohmann::json StatusJson();
   nlohmann::json HistoryJson();
 
-  // Delivers queued reports; the server's retry hint (seconds) when it refused.
+  // Delivers queued reports (enrolling this device first if it is not yet); the server's
+  // retry hint (seconds) when it refused.
   Status FlushReports(long* retry_after) override;
   std::size_t PendingReports() override;
 
@@ -96,6 +98,11 @@ class Agent final : public CheckTarget {
               const std::vector<store::ProcessRef>& restart = {});
   bool EffectiveAutoInstall() const;
   Status SaveState();
+  // Enrolls this device's key with the operator's token, once; kFailedPrecondition while
+  // there is no token or the operator has not accepted the device yet.
+  Status EnsureEnrolled();
+  // Header lines signing a POST of `body` to `url`.
+  Result<std::vector<std::string>> Sign(const std::string& url, const std::string& body);
   std::string MetadataDir() const;
   std::uint64_t TrustedTimestampVersion();
 
@@ -104,7 +111,9 @@ class Agent final : public CheckTarget {
   Clock* clock_;
   Transport transport_;
   std::recursive_mutex mu_;
+  std::optional<DeviceIdentity> identity_;
   std::string install_id_;
+  std::string enrollment_error_;
   Settings settings_;
   Policy policy_;
   std::vector<store::ComponentConfig> components_;

@@ -57,7 +57,8 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
   static const char* kKnown[] = {
       "repository_url",        "server_url",     "trusted_root",        "components_dir",
       "interval_seconds",      "jitter_seconds", "max_backoff_seconds", "watch",
-      "watch_timeout_seconds", "ca_file",        "admin_group",         "control_socket"};
+      "watch_timeout_seconds", "ca_file",        "admin_group",         "control_socket",
+      "enrollment_token_file"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;
@@ -89,6 +90,8 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
     c.watch = *w;
   }
   QP_ASSIGN_OR_RETURN(c.ca_file, String(t, "ca_file", file, ""));
+  QP_ASSIGN_OR_RETURN(c.enrollment_token_file, String(t, "enrollment_token_file", file,
+                                                      JoinPath(config_dir, "enrollment.token")));
   QP_ASSIGN_OR_RETURN(c.admin_group, String(t, "admin_group", file, ""));
   QP_ASSIGN_OR_RETURN(c.control_socket, String(t, "control_socket", file, c.control_socket));
   return c;

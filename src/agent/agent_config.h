@@ -12,6 +12,7 @@
 //   watch = true                                         # long-poll the server when offered
 //   watch_timeout_seconds = 300
 //   ca_file = ""                                         # default: the system CA store
+//   enrollment_token_file = "/etc/quietpatch/enrollment.token"  # the fleet's credential
 //   admin_group = "quietpatch"                           # besides root, may change things
 //   control_socket = "/run/quietpatch/control.sock"
 //
@@ -42,6 +43,9 @@ struct AgentConfig {
   bool watch = true;
   std::chrono::seconds watch_timeout{300};
   std::string ca_file;
+  // The enrollment token the fleet operator provisions (default <config>/enrollment.token):
+  // used once, to enroll this device's key.
+  std::string enrollment_token_file;
   std::string admin_group;
   std::string control_socket = "/run/quietpatch/control.sock";
 };

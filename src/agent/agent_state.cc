@@ -59,6 +59,7 @@ Status SaveAgentState(Env* env, const std::string& path, const AgentState& state
   }
   Json j{{"first_seen", first}, {"installed", installed}, {"declined", state.declined}};
   if (state.last_check) j["last_check"] = Seconds(*state.last_check);
+  if (!state.enrollment.empty()) j["enrollment"] = state.enrollment;
   return WriteFileDurably(env, path, j.dump(1) + "\n", 0644);
 }
 

@@ -28,6 +28,8 @@ struct AgentState {
   std::map<std::string, InstalledFix> installed;  // component -> what its fix fixes
   std::map<std::string, std::string> declined;    // component -> label removed here
   std::optional<WallTime> last_check;
+  // How the fleet service knows this device: "" (not enrolled), "pending", "accepted".
+  std::string enrollment;
 };
 
 // An empty state when the file does not exist (first start); kCorrupt naming the file when

@@ -6,8 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <map>
 
+#include "contract/device_auth.h"
 #include "core/durable_file.h"
 #include "core/test_dir.h"
 #include "delta/tree_manifest.h"
@@ -48,7 +51,7 @@ class FakeServer final : public tuf::Fetcher,
                          public ReportSender,
                          public WatchClient {
  public:
-  explicit FakeServer(std::string repo_dir) : repo_dir_(std::move(repo_dir)) {}
+  FakeServer(std::string repo_dir, Clock* clock) : repo_dir_(std::move(repo_dir)), clock_(clock) {}
 
   Transport transport() { return Transport{this, this, this, this}; }
 
@@ -80,10 +83,33 @@ class FakeServer final : public tuf::Fetcher,
     return end;
   }
 
-  Result<HttpAnswer> Send(const std::string& url, const std::string& body) override {
-    if (url != std::string(kServerUrl) + "/v1/reports") return HttpAnswer{404, "", ""};
+  Result<HttpAnswer> Send(const std::string& url, const std::string& body,
+                          const std::vector<std::string>& headers) override {
+    contract::DeviceSignature sig;
+    for (const auto& h : headers) {
+      std::string name = h.substr(0, h.find(':')), value = h.substr(h.find(':') + 2);
+      if (name == contract::kDeviceHeader) sig.device = value;
+      if (name == contract::kTimeHeader) sig.time = value;
+      if (name == contract::kNonceHeader) sig.nonce = value;
+      if (name == contract::kSignatureHeader) sig.signature = value;
+    }
+    std::string target = url.substr(std::string(kServerUrl).size());
+    if (target == "/v1/enroll") {
+      Json j = Json::parse(body);
+      if (j["token"] != "qpe_test_token") return HttpAnswer{403, "unknown token", ""};
+      device_key = j["public_key"];
+      ++enrollments;
+      return HttpAnswer{require_accept ? 202 : 200, "{}", ""};
+    }
+    if (target != "/v1/reports") return HttpAnswer{404, "", ""};
     if (reports_down) return HttpAnswer{503, "", "30"};
+    auto key = crypto::VerifyingKey::Parse({"ed25519", "ed25519", device_key});
+    if (!key.ok() || require_accept ||
+        !contract::VerifyDeviceRequest(**key, sig, "POST", target, body, clock_->Now()).ok()) {
+      return HttpAnswer{401, "unknown device", ""};
+    }
     Json j = Json::parse(body);
+    if (j["install_id"] != sig.device) return HttpAnswer{403, "", ""};
     for (const auto& e : j["events"]) report_states.push_back(e["state"].get<std::string>());
     return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), ""};
   }
@@ -96,6 +122,9 @@ class FakeServer final : public tuf::Fetcher,
   bool corrupt_downloads = false;
   std::uint64_t cut_after = 0;  // bytes a download sends before the connection drops
   bool reports_down = false;
+  bool require_accept = false;
+  std::string device_key;  // enrolled
+  int enrollments = 0;
   int downloads = 0;
   std::vector<std::uint64_t> resumed_from;
   std::vector<std::string> report_states;
@@ -108,6 +137,7 @@ class FakeServer final : public tuf::Fetcher,
     return repo_dir_ + "/" + url.substr(prefix.size());
   }
   std::string repo_dir_;
+  Clock* clock_;
 };
 
 class AgentTest : public ::testing::Test {
@@ -122,6 +152,7 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(MakeDirs(Env::Default(), config_dir_ + "/components", 0755).ok());
     WriteTestFile(config_dir_ + "/agent.toml", std::string("repository_url = \"") + kRepoUrl +
                                                    "\"\nserver_url = \"" + kServerUrl + "\"\n");
+    WriteTestFile(config_dir_ + "/enrollment.token", "qpe_test_token\n");
     WriteTestFile(config_dir_ + "/root.json",
                   ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
     WriteTestFile(config_dir_ + "/components/comp.toml",
@@ -162,10 +193,10 @@ class AgentTest : public ::testing::Test {
   static Json Comp(const Json& status) { return status["components"][0]; }
 
   TestDir dir_;
-  SimulatedClock clock_{Clock::Real()->Now()};
+  SimulatedClock clock_{Clock::Real()->Now()};  // the device's and the fake server's
   publish::RepoPaths paths_;
   std::string live_, config_dir_;
-  FakeServer server_{dir_.Sub("repo")};
+  FakeServer server_{dir_.Sub("repo"), &clock_};
 };
 
 TEST_F(AgentTest, InstallsAPublishedFixAndReportsItProtected) {
@@ -269,6 +300,47 @@ TEST_F(AgentTest, ReportsWaitWhileTheServerRefusesThemAndKeepItsRetryHint) {
   ASSERT_TRUE(agent->FlushReports(&retry).ok());
   EXPECT_EQ(agent->PendingReports(), 0u);
   EXPECT_EQ(server_.report_states.size(), 2u);
+}
+
+TEST_F(AgentTest, TheDeviceEnrollsOnceWithItsOwnKeyAndSignsItsReports) {
+  Publish("a", 1, /*exploited=*/false);
+  server_.require_accept = true;
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  long retry = 0;
+  Status waiting = agent->FlushReports(&retry);
+  ASSERT_FALSE(waiting.ok());
+  EXPECT_NE(waiting.error().message().find("waiting for the fleet operator"), std::string::npos);
+  Json st = agent->StatusJson();
+  EXPECT_EQ(st["enrollment"], "pending");
+  EXPECT_EQ(agent->PendingReports(), 2u) << "reports wait, nothing is lost";
+  // The key is the device's own, 0600, and the install id is derived from it.
+  auto key_info = Env::Default()->Stat(dir_.Sub("device/state/device.key"));
+  ASSERT_TRUE(key_info.ok());
+  EXPECT_EQ(key_info->mode & 0777, 0600u);
+  EXPECT_EQ(Env::Default()->Stat(dir_.Sub("device/state/install_id"))->mode & 0777, 0600u);
+  EXPECT_EQ(ReadTestFile(dir_.Sub("device/state/install_id")),
+            st["install_id"].get<std::string>() + "\n");
+  // Accepted: the reports go, signed; a restarted agent keeps its identity.
+  server_.require_accept = false;
+  agent.reset();
+  agent = StartAgent();
+  EXPECT_EQ(agent->StatusJson()["install_id"], st["install_id"]);
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.report_states.size(), 2u);
+  EXPECT_EQ(agent->StatusJson()["enrollment"], "accepted");
+  int enrollments = server_.enrollments;
+  ASSERT_TRUE(agent->RemoveNow("comp").ok());
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.enrollments, enrollments) << "enrolled once";
+  // Without a token there is nothing to enroll with, and status says so.
+  ASSERT_EQ(::unlink((config_dir_ + "/enrollment.token").c_str()), 0);
+  server_.device_key = "0000";  // the service forgot the device
+  ASSERT_TRUE(agent->InstallNow("comp").ok());
+  EXPECT_FALSE(agent->FlushReports(&retry).ok());  // 401: enroll again
+  Status no_token = agent->FlushReports(&retry);
+  ASSERT_FALSE(no_token.ok());
+  EXPECT_NE(no_token.error().message().find("no enrollment token"), std::string::npos);
 }
 
 TEST_F(AgentTest, AWatchAsksForMetadataNewerThanWhatTheDeviceTrusts) {

@@ -27,8 +27,9 @@ Result<std::uint64_t> HttpTransport::Download(Env* env, const std::string& url,
   return http_.DownloadToFile(env, url, partial_path, max_length);
 }
 
-Result<HttpAnswer> HttpTransport::Send(const std::string& url, const std::string& body) {
-  QP_ASSIGN_OR_RETURN(auto r, http_.PostJson(url, body));
+Result<HttpAnswer> HttpTransport::Send(const std::string& url, const std::string& body,
+                                       const std::vector<std::string>& headers) {
+  QP_ASSIGN_OR_RETURN(auto r, http_.PostJson(url, body, headers));
   return Answer(std::move(r));
 }
 

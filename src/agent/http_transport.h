@@ -17,7 +17,8 @@ class HttpTransport final : public Downloader, public ReportSender, public Watch
 
   Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial_path,
                                  std::uint64_t max_length) override;
-  Result<HttpAnswer> Send(const std::string& url, const std::string& body) override;
+  Result<HttpAnswer> Send(const std::string& url, const std::string& body,
+                          const std::vector<std::string>& headers) override;
   Result<HttpAnswer> Watch(const std::string& url, long timeout_seconds,
                            const std::atomic<bool>* cancel) override;
 

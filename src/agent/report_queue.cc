@@ -58,8 +58,8 @@ Status ReportQueue::Enqueue(const ReportEvent& event) {
   return Save();
 }
 
-Result<std::size_t> ReportQueue::Flush(ReportSender& sender, const std::string& url,
-                                       const std::string& install_id,
+Result<std::size_t> ReportQueue::Flush(ReportSender& sender, const Signer& sign,
+                                       const std::string& url, const std::string& install_id,
                                        const std::string& agent_version, long* retry_after) {
   *retry_after = 0;
   std::size_t total = 0;
@@ -68,7 +68,13 @@ Result<std::size_t> ReportQueue::Flush(ReportSender& sender, const std::string& 
     Json batch = Json::array();
     for (std::size_t i = 0; i < n; ++i) batch.push_back(events_[i]);
     Json body{{"install_id", install_id}, {"agent_version", agent_version}, {"events", batch}};
-    QP_ASSIGN_OR_RETURN(auto response, sender.Send(url, body.dump()));
+    const std::string text = body.dump();
+    QP_ASSIGN_OR_RETURN(auto headers, sign(text));
+    QP_ASSIGN_OR_RETURN(auto response, sender.Send(url, text, headers));
+    if (response.status == 401) {
+      return Error(ErrorCode::kVerificationFailed,
+                   url + ": HTTP 401 (" + response.body.substr(0, 200) + ")");
+    }
     if (response.status != 200) {
       if (!response.retry_after.empty()) {
         try {

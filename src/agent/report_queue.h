@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,10 +34,14 @@ class ReportQueue {
   // Appends an event with the next sequence number and saves the queue durably. When the
   // queue is full the oldest events are dropped (and counted in the next one's error).
   Status Enqueue(const ReportEvent& event);
-  // Sends up to 100 events; drops them once the server says they are stored. Returns the
-  // number delivered. kIo (with the server's Retry-After in seconds in `retry_after`) when
-  // the server is unreachable or refuses.
-  Result<std::size_t> Flush(ReportSender& sender, const std::string& url,
+  // The header lines that sign a request body (the device's signature).
+  using Signer = std::function<Result<std::vector<std::string>>(const std::string& body)>;
+
+  // Sends the queue in batches of up to 100 events, each signed by `sign`; drops them once
+  // the server says they are stored. Returns the number delivered. kIo (with the server's
+  // Retry-After in seconds in `retry_after`) when the server is unreachable or refuses;
+  // kVerificationFailed when it does not know this device (HTTP 401: enroll again).
+  Result<std::size_t> Flush(ReportSender& sender, const Signer& sign, const std::string& url,
                             const std::string& install_id, const std::string& agent_version,
                             long* retry_after);
 

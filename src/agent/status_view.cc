@@ -87,6 +87,9 @@ Json StatusJson(store::Store& store, const std::vector<store::ComponentConfig>& 
               {"last_check", summary.last_check ? Json(Seconds(*summary.last_check)) : Json()},
               {"last_check_error", summary.last_check_error},
               {"pending_reports", summary.pending_reports},
+              {"install_id", summary.install_id},
+              {"enrollment", summary.enrollment},
+              {"enrollment_error", summary.enrollment_error},
               {"components", out_components}};
 }
 

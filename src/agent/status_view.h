@@ -35,6 +35,9 @@ struct AgentSummary {
   std::optional<WallTime> last_check;
   std::string last_check_error;
   std::size_t pending_reports = 0;
+  std::string install_id;
+  std::string enrollment;  // not enrolled, pending, accepted
+  std::string enrollment_error;
 };
 
 nlohmann::json StatusJson(store::Store& store,

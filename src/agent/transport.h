@@ -2,7 +2,7 @@
 // tested without sockets (HttpTransport is the real one, over libcurl):
 //   - a TUF fetcher for metadata and small signed targets (rollout.json);
 //   - a resumable downloader for patches, writing through Env;
-//   - a report sender;
+//   - a sender for the device's signed requests (reports, enrollment);
 //   - a watch client (long-poll; it has a connection of its own, because a watch runs
 //     while a person's command may check).
 // Nothing that comes back is trusted: metadata is verified by TUF, patches against their
@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -39,8 +40,10 @@ class Downloader {
 class ReportSender {
  public:
   virtual ~ReportSender() = default;
-  // POSTs a batch of reports (JSON); kIo when no HTTP answer arrived.
-  virtual Result<HttpAnswer> Send(const std::string& url, const std::string& body) = 0;
+  // POSTs JSON with extra header lines ("QP-Signature: ..."); kIo when no HTTP answer
+  // arrived.
+  virtual Result<HttpAnswer> Send(const std::string& url, const std::string& body,
+                                  const std::vector<std::string>& headers) = 0;
 };
 
 class WatchClient {

@@ -137,6 +137,7 @@ class AgentE2eTest : public ::testing::Test {
                       "control_socket = \"" +
                       d.socket + "\"\n");
     WriteTestFile(d.config + "/root.json", ReadTestFile(paths_.repo_dir + "/metadata/1.root.json"));
+    WriteTestFile(d.config + "/enrollment.token", "qpe_e2e_token\n");
     WriteTestFile(d.config + "/components/comp.toml",
                   "name = \"comp\"\nplatform = \"linux-x86_64\"\nroot = \"" + d.live +
                       "\"\n"

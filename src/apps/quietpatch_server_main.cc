@@ -17,7 +17,7 @@
 int main(int argc, char** argv) {
   try {
     CLI::App app{"quietpatch-server: the fleet service"};
-    std::string config_file, listen, repo, keys, database, token, audit, dashboard,
+    std::string config_file, listen, repo, keys, database, token, viewer, audit, dashboard,
         log_level = "info";
     int threads = 0;
     app.add_option("--config", config_file, "TOML configuration");
@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
     app.add_option("--keys", keys, "online keys (rollout, snapshot, timestamp)");
     app.add_option("--database", database, "sqlite:FILE or postgresql://...");
     app.add_option("--admin-token-file", token, "bearer token for /v1/admin (0600)");
+    app.add_option("--viewer-token-file", viewer, "bearer token for the fleet views (0600)");
     app.add_option("--audit-log", audit, "audit log of admin actions");
     app.add_option("--dashboard-dir", dashboard, "dashboard files");
     app.add_option("--threads", threads, "I/O threads");
@@ -58,6 +59,7 @@ int main(int argc, char** argv) {
     if (!keys.empty()) config->keys_dir = keys;
     if (!database.empty()) config->database = database;
     if (!token.empty()) config->admin_token_file = token;
+    if (!viewer.empty()) config->viewer_token_file = viewer;
     if (!audit.empty()) config->audit_log = audit;
     if (!dashboard.empty()) config->dashboard_dir = dashboard;
     if (threads > 0) config->threads = threads;

@@ -1,7 +1,10 @@
 // quietpatchd: the agent daemon on each device.
 //
 //   quietpatchd [--config-dir /etc/quietpatch] [--state-dir /var/lib/quietpatch]
-//               [--socket PATH] [--log-level info] [--once]
+//               [--socket PATH] [--log-level info] [--once | --identity]
+//
+// --identity makes this device's key if there is none yet and prints its install id (for
+// an operator who registers devices ahead, or a provisioning script), then exits.
 //
 // Under systemd (Type=notify) it says READY=1 once started; SIGTERM stops it between
 // steps; SIGHUP reloads the configuration. Logs go to stderr (the journal under systemd).
@@ -18,9 +21,11 @@
 
 #include "agent/agent.h"
 #include "agent/control.h"
+#include "agent/device_identity.h"
 #include "agent/http_transport.h"
 #include "apps/main_guard.h"
 #include "core/clock.h"
+#include "core/durable_file.h"
 #include "core/log.h"
 
 namespace {
@@ -57,6 +62,8 @@ int Run(int argc, char** argv) {
   app.add_option("--socket", socket, "control socket (overrides agent.toml)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
   app.add_flag("--once", once, "check once, deliver reports, and exit");
+  bool identity = false;
+  app.add_flag("--identity", identity, "make the device key if needed, print the install id, exit");
   CLI11_PARSE(app, argc, argv);
   if (auto s = qp::InitLogging(log_level); !s.ok()) {
     std::cerr << s.error().ToString() << "\n";
@@ -71,6 +78,19 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   qp::Env* env = qp::Env::Default();
+  if (identity) {
+    if (auto s = qp::MakeDirs(env, state_dir, 0755); !s.ok()) {
+      spdlog::error("{}", s.error().ToString());
+      return 1;
+    }
+    auto id = qp::agent::LoadOrCreateIdentity(env, state_dir);
+    if (!id.ok()) {
+      spdlog::error("{}", id.error().ToString());
+      return 1;
+    }
+    std::cout << id->install_id << "\n";
+    return 0;
+  }
   auto config = qp::agent::LoadAgentConfig(env, config_dir, state_dir);
   if (!config.ok()) {
     spdlog::error("{}", config.error().ToString());

@@ -2,6 +2,7 @@
 // input refused with a message that says what is wrong.
 #include <gtest/gtest.h>
 
+#include "contract/device_auth.h"
 #include "contract/improvement_id.h"
 #include "contract/improvement_target.h"
 #include "contract/report_state.h"
@@ -167,6 +168,55 @@ TEST(TimestampPeekTest, ReadsVersionAndExpiryWithoutTrustingThem) {
   }
   EXPECT_EQ(PeekTimestamp(std::vector<std::uint8_t>(kMaxTimestampBytes + 1, ' ')).error().code(),
             ErrorCode::kTooLarge);
+}
+
+TEST(DeviceAuthTest, ASignedRequestVerifiesOnlyAsSignedWithinTheWindow) {
+  auto key = crypto::SigningKey::Generate(crypto::Scheme::kEd25519);
+  ASSERT_TRUE(key.ok());
+  auto id = DeviceIdOf(key->Public());
+  ASSERT_TRUE(id.ok());
+  EXPECT_TRUE(IsDeviceId(*id));
+  auto verifying = crypto::VerifyingKey::Parse(key->Public());
+  ASSERT_TRUE(verifying.ok());
+  WallTime now = std::chrono::system_clock::from_time_t(1800000000);
+  auto nonce = NewNonce();
+  ASSERT_TRUE(nonce.ok());
+  auto sig = SignDeviceRequest(*key, *id, "POST", "/v1/reports", "{\"a\":1}", now, *nonce);
+  ASSERT_TRUE(sig.ok());
+  const auto& v = **verifying;
+  EXPECT_TRUE(VerifyDeviceRequest(v, *sig, "POST", "/v1/reports", "{\"a\":1}", now).ok());
+  EXPECT_TRUE(
+      VerifyDeviceRequest(v, *sig, "POST", "/v1/reports", "{\"a\":1}", now + kMaxClockSkew).ok());
+  // Any change to what was signed, or a time outside the window, is refused.
+  auto refused = [&](const DeviceSignature& s, std::string_view method, std::string_view target,
+                     std::string_view body, WallTime at) {
+    Status st = VerifyDeviceRequest(v, s, method, target, body, at);
+    return !st.ok();
+  };
+  EXPECT_TRUE(refused(*sig, "POST", "/v1/reports", "{\"a\":2}", now));
+  EXPECT_TRUE(refused(*sig, "POST", "/v1/enroll", "{\"a\":1}", now));
+  EXPECT_TRUE(refused(*sig, "GET", "/v1/reports", "{\"a\":1}", now));
+  EXPECT_TRUE(refused(*sig, "POST", "/v1/reports", "{\"a\":1}",
+                      now + kMaxClockSkew + std::chrono::seconds(1)));
+  EXPECT_TRUE(refused(*sig, "POST", "/v1/reports", "{\"a\":1}",
+                      now - kMaxClockSkew - std::chrono::seconds(1)));
+  DeviceSignature other = *sig;
+  other.nonce = std::string(32, 'a');
+  EXPECT_TRUE(refused(other, "POST", "/v1/reports", "{\"a\":1}", now));
+  other = *sig;
+  other.time = "+1800000000";
+  EXPECT_TRUE(refused(other, "POST", "/v1/reports", "{\"a\":1}", now));
+  other = *sig;
+  other.signature = "zz";
+  EXPECT_TRUE(refused(other, "POST", "/v1/reports", "{\"a\":1}", now));
+  // Another device's key does not verify it.
+  auto stranger = crypto::SigningKey::Generate(crypto::Scheme::kEd25519);
+  auto stranger_v = crypto::VerifyingKey::Parse(stranger->Public());
+  EXPECT_FALSE(
+      VerifyDeviceRequest(**stranger_v, *sig, "POST", "/v1/reports", "{\"a\":1}", now).ok());
+  // Install ids come from ed25519 keys only.
+  auto ecdsa = crypto::SigningKey::Generate(crypto::Scheme::kEcdsaP256);
+  EXPECT_FALSE(DeviceIdOf(ecdsa->Public()).ok());
 }
 
 }  // namespace

@@ -195,6 +195,7 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(Env* env, const std::string& u
 
 Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
                                                    const std::string* post_body,
+                                                   const std::vector<std::string>& extra_headers,
                                                    long timeout_seconds, std::size_t max_response,
                                                    const std::atomic<bool>* cancel) {
   char error_buffer[CURL_ERROR_SIZE] = {0};
@@ -205,9 +206,17 @@ Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
   response.max_length = max_response;
   HeaderSink headers;
   struct curl_slist* list = nullptr;
+  for (const auto& h : extra_headers) {
+    // A header line never carries a line break (it would start another header).
+    if (h.find_first_of("\r\n") != std::string::npos) {
+      curl_slist_free_all(list);
+      return Error(ErrorCode::kInvalidArgument, "header with a line break");
+    }
+    list = curl_slist_append(list, h.c_str());
+  }
+  if (post_body != nullptr) list = curl_slist_append(list, "Content-Type: application/json");
+  if (list != nullptr) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
   if (post_body != nullptr) {
-    list = curl_slist_append(nullptr, "Content-Type: application/json");
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
   }
@@ -236,15 +245,16 @@ Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
 }
 
 Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url, const std::string& body,
+                                                    const std::vector<std::string>& headers,
                                                     std::size_t max_response) {
   long timeout = options_.total_timeout_seconds > 0 ? options_.total_timeout_seconds : 60;
-  return Request(url, &body, timeout, max_response, nullptr);
+  return Request(url, &body, headers, timeout, max_response, nullptr);
 }
 
 Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
                                                std::size_t max_response,
                                                const std::atomic<bool>* cancel) {
-  return Request(url, nullptr, timeout_seconds, max_response, cancel);
+  return Request(url, nullptr, {}, timeout_seconds, max_response, cancel);
 }
 
 Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,

@@ -50,9 +50,10 @@ class HttpFetcher final : public tuf::Fetcher {
     std::string body;
     std::string retry_after;  // Retry-After header, if any
   };
-  // POSTs `body` (JSON) and returns the status and body (at most `max_response` bytes).
-  // kIo when no HTTP answer arrived.
+  // POSTs `body` (JSON) with extra header lines ("Name: value") and returns the status and
+  // body (at most `max_response` bytes). kIo when no HTTP answer arrived.
   Result<Response> PostJson(const std::string& url, const std::string& body,
+                            const std::vector<std::string>& headers = {},
                             std::size_t max_response = 1 << 20);
   // GET for small JSON answers (watch), with a per-request timeout in seconds. When
   // `cancel` becomes true the request is abandoned (kIo "cancelled") within a second.
@@ -69,8 +70,8 @@ class HttpFetcher final : public tuf::Fetcher {
   void* Prepare(const std::string& url, char* error_buffer);
   // GET (post_body null) or POST of JSON, with the answer in memory.
   Result<Response> Request(const std::string& url, const std::string* post_body,
-                           long timeout_seconds, std::size_t max_response,
-                           const std::atomic<bool>* cancel);
+                           const std::vector<std::string>& extra_headers, long timeout_seconds,
+                           std::size_t max_response, const std::atomic<bool>* cancel);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;

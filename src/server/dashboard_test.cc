@@ -2,6 +2,8 @@
 // the API. Takes a screenshot (docs/dashboard.png, the README's, with QP_UPDATE_SCREENSHOT=1).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <ctime>
 
 #include "core/durable_file.h"
@@ -9,6 +11,7 @@
 #include "core/test_process.h"
 #include "publish/publisher.h"
 #include "server/server.h"
+#include "server/test_device.h"
 
 namespace qp::server {
 namespace {
@@ -56,6 +59,12 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
   config.audit_log = dir.Sub("audit.log");
   config.dashboard_dir = dashboard;
   config.auto_halt_min_reports = 1000;
+  WriteTestFile(dir.Sub("viewer.token"), "dashboard-viewer-token\n");
+  ASSERT_EQ(::chmod(dir.Sub("viewer.token").c_str(), 0600), 0);
+  config.viewer_token_file = dir.Sub("viewer.token");
+  WriteTestFile(dir.Sub("admin.token"), "dashboard-admin-token\n");
+  ASSERT_EQ(::chmod(dir.Sub("admin.token").c_str(), 0600), 0);
+  config.admin_token_file = dir.Sub("admin.token");
   auto opened = Server::Open(config, Env::Default(), Clock::Real());
   ASSERT_TRUE(opened.ok()) << opened.error().ToString();
   Server& server = **opened;
@@ -65,9 +74,19 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
   const long t0 = static_cast<long>(std::time(nullptr));
   const char* states[] = {"protected", "protected", "protected",  "installed",
                           "failed",    "available", "rolled_back"};
+  // Twenty enrolled devices, with a token as an operator would make one.
+  const std::string admin = "Bearer dashboard-admin-token";
+  ApiResponse made = server.service().AdminDevices("/v1/admin/enrollments", true, admin,
+                                                   R"({"uses": 20, "days": 1})", "test");
+  ASSERT_EQ(made.status, 200) << made.body;
+  const std::string token = Json::parse(made.body)["token"];
   for (int i = 0; i < 20; ++i) {
-    char id[40];
-    std::snprintf(id, sizeof(id), "%032x", i + 100);
+    TestDevice device;
+    const std::string id = device.id();
+    const std::string enroll = device.EnrollBody(token);
+    ApiResponse enrolled =
+        server.service().Enroll(device.Request("POST", "/v1/enroll", enroll), "test");
+    ASSERT_EQ(enrolled.status, 200) << enrolled.body;
     std::string label = i < 14 ? "a" : "b";
     Json events = Json::array();
     events.push_back(Json{{"seq", 1},
@@ -89,8 +108,9 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
                           {"state", state},
                           {"error", state == "failed" ? "health check failed" : ""},
                           {"restart_needed", Json::array()}});
-    ApiResponse r = server.service().PostReports(
-        Json{{"install_id", id}, {"agent_version", "0.1.0"}, {"events", events}}.dump());
+    const std::string report =
+        Json{{"install_id", id}, {"agent_version", "0.1.0"}, {"events", events}}.dump();
+    ApiResponse r = server.service().PostReports(device.Request("POST", "/v1/reports", report));
     ASSERT_EQ(r.status, 200) << r.body;
   }
   std::string url = "http://127.0.0.1:" + std::to_string(server.port());
@@ -100,7 +120,9 @@ TEST(DashboardTest, ShowsWhatTheApiSaysInARealBrowser) {
   std::string shot = update != nullptr && std::string(update) == "1"
                          ? source + "/docs/dashboard.png"
                          : dir.Sub("dashboard.png");
-  auto run = RunCommand({"node", dashboard + "/dashboard_test.mjs", url, shot});
+  // The dashboard takes the viewer token from the address (#token=...), as a bookmark would.
+  auto run =
+      RunCommand({"node", dashboard + "/dashboard_test.mjs", url, shot, "dashboard-viewer-token"});
   EXPECT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("2 improvement(s) checked, 0 mismatch(es)"), std::string::npos)
       << run.output;

@@ -32,35 +32,73 @@ std::int64_t Unix(WallTime t) {
 
 }  // namespace
 
-FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env,
-                           Clock* clock)
-    : config_(std::move(config)), store_(std::move(store)), env_(env), clock_(clock) {
-  paths_ = {config_.repo_dir, config_.keys_dir};
-  if (!config_.admin_token_file.empty()) {
-    auto info = env_->Stat(config_.admin_token_file);
-    if (info.ok() && (info->mode & 077) != 0) {
-      spdlog::error("admin token file {} is readable by others; admin API disabled",
-                    config_.admin_token_file);
-    } else if (auto bytes = ReadFileLimited(env_, config_.admin_token_file, 4096); bytes.ok()) {
-      admin_token_.assign(bytes->begin(), bytes->end());
-      while (!admin_token_.empty() &&
-             (admin_token_.back() == '\n' || admin_token_.back() == '\r')) {
-        admin_token_.pop_back();
-      }
-    } else {
-      spdlog::error("admin token: {}; admin API disabled", bytes.error().ToString());
-    }
+namespace {
+
+// A bearer token from a 0600 file ("" when unset or refused, with the reason logged).
+std::string ReadTokenFile(Env* env, const std::string& path, const char* what) {
+  if (path.empty()) return "";
+  auto info = env->Stat(path);
+  if (info.ok() && (info->mode & 077) != 0) {
+    spdlog::error("{} token file {} is readable by others; refused", what, path);
+    return "";
+  }
+  auto bytes = ReadFileLimited(env, path, 4096);
+  if (!bytes.ok()) {
+    spdlog::error("{} token: {}; refused", what, bytes.error().ToString());
+    return "";
+  }
+  std::string token(bytes->begin(), bytes->end());
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  return token;
+}
+
+// Constant-time: compares digests, so the time depends on neither token nor its length.
+bool BearerMatches(std::string_view authorization, const std::string& token) {
+  static constexpr std::string_view kBearer = "Bearer ";
+  if (token.size() < 16 || authorization.rfind(kBearer, 0) != 0) return false;
+  auto a = Sha256Of(authorization.substr(kBearer.size()));
+  auto b = Sha256Of(std::string_view(token));
+  return ConstantTimeEquals(a, b);
+}
+
+int StatusFor(const Error& e) {
+  switch (e.code()) {
+    case ErrorCode::kVerificationFailed:
+      return 401;
+    case ErrorCode::kFailedPrecondition:
+      return 403;
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kCorrupt:
+      return 400;
+    case ErrorCode::kNotFound:
+      return 404;
+    case ErrorCode::kTooLarge:
+      return 413;
+    default:
+      return 503;
   }
 }
 
+}  // namespace
+
+FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env,
+                           Clock* clock)
+    : config_(std::move(config)),
+      store_(std::move(store)),
+      env_(env),
+      clock_(clock),
+      gate_(store_.get(), clock) {
+  paths_ = {config_.repo_dir, config_.keys_dir};
+  admin_token_ = ReadTokenFile(env_, config_.admin_token_file, "admin");
+  viewer_token_ = ReadTokenFile(env_, config_.viewer_token_file, "viewer");
+}
+
 bool FleetService::Authorized(std::string_view authorization) const {
-  static constexpr std::string_view kBearer = "Bearer ";
-  if (admin_token_.size() < 16 || authorization.rfind(kBearer, 0) != 0) return false;
-  std::string_view given = authorization.substr(kBearer.size());
-  // Compare digests so that the time depends on neither the token nor its length.
-  auto a = Sha256Of(given);
-  auto b = Sha256Of(std::string_view(admin_token_));
-  return ConstantTimeEquals(a, b);
+  return BearerMatches(authorization, admin_token_);
+}
+
+bool FleetService::MayView(std::string_view authorization) const {
+  return BearerMatches(authorization, admin_token_) || BearerMatches(authorization, viewer_token_);
 }
 
 bool FleetService::RateLimited(const std::string& install_id, long* retry_after) {
@@ -84,13 +122,37 @@ bool FleetService::RateLimited(const std::string& install_id, long* retry_after)
   return false;
 }
 
-ApiResponse FleetService::PostReports(std::string_view body) {
-  auto report = ParseReport(body);
+ApiResponse FleetService::Enroll(const SignedRequest& request, const std::string& peer) {
+  auto device = gate_.Enroll(request);
+  if (!device.ok()) {
+    if (device.error().code() == ErrorCode::kFailedPrecondition) {
+      Audit("enroll", peer, Json{{"device", request.signature.device}},
+            "refused: " + device.error().message());
+    }
+    return ErrorResponse(StatusFor(device.error()), device.error().message());
+  }
+  Audit("enroll", peer, Json{{"device", device->install_id}, {"enrollment", device->enrollment_id}},
+        device->status);
+  return JsonResponse(device->status == kDeviceAccepted ? 200 : 202,
+                      Json{{"status", device->status}, {"install_id", device->install_id}});
+}
+
+ApiResponse FleetService::PostReports(const SignedRequest& request) {
+  auto device = gate_.Authenticate(request);
+  if (!device.ok()) {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    ++reports_rejected_;
+    return ErrorResponse(StatusFor(device.error()), device.error().message());
+  }
+  auto report = ParseReport(request.body);
   if (!report.ok()) {
     std::lock_guard<std::mutex> lock(metrics_mu_);
     ++reports_rejected_;
     return ErrorResponse(report.error().code() == ErrorCode::kTooLarge ? 413 : 400,
                          report.error().message());
+  }
+  if (report->install_id != device->install_id) {
+    return ErrorResponse(403, "a device reports for itself only");
   }
   long retry_after = 0;
   if (RateLimited(report->install_id, &retry_after)) {
@@ -245,7 +307,11 @@ ApiResponse FleetService::AdminAudit(std::string_view authorization) {
   return JsonResponse(200, out);
 }
 
-ApiResponse FleetService::FleetImprovements() {
+ApiResponse FleetService::FleetImprovements(std::string_view authorization) {
+  if (!MayView(authorization)) {
+    return ErrorResponse(401, "the fleet views need the viewer or the admin token");
+  }
+  const bool admin = Authorized(authorization);
   auto improvements = online::ListImprovements(env_, clock_, paths_);
   auto rollout = online::ReadRollout(env_, clock_, paths_);
   auto counts = store_->DeviceCounts();
@@ -256,7 +322,9 @@ ApiResponse FleetService::FleetImprovements() {
   }
   // Rollout history and halts from the audit log.
   std::map<std::string, Json> history;
-  if (auto audit = ReadFileLimited(env_, config_.audit_log, 64 << 20); audit.ok()) {
+  auto audit = admin ? ReadFileLimited(env_, config_.audit_log, 64 << 20)
+                     : Result<std::vector<std::uint8_t>>(Error(ErrorCode::kNotFound, "viewer"));
+  if (audit.ok()) {
     std::string text(audit->begin(), audit->end());
     std::size_t pos = 0;
     while (pos < text.size()) {

@@ -1,5 +1,6 @@
-// What quietpatch-server does, apart from speaking HTTP: stores device reports (validated,
-// rate-limited per install id, acknowledged once stored), halts a rollout by itself when
+// What quietpatch-server does, apart from speaking HTTP: enrolls devices and stores the
+// reports they sign (device_gate.h; validated, rate-limited per device, acknowledged once
+// stored; anything unsigned is refused uncounted), halts a rollout by itself when
 // failures or rollbacks cross the rule, applies authenticated rollout changes with the
 // online rollout key, re-signs the timestamp before it expires, keeps the audit log, and
 // builds the fleet views and metrics. Thread-safe.
@@ -19,6 +20,7 @@
 #include "core/clock.h"
 #include "core/env.h"
 #include "online/repo_dir.h"
+#include "server/device_gate.h"
 #include "server/report_store.h"
 #include "server/server_config.h"
 
@@ -34,14 +36,26 @@ class FleetService {
  public:
   FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env, Clock* clock);
 
-  // POST /v1/reports. 200 {"stored": K} only after the events are committed.
-  ApiResponse PostReports(std::string_view body);
+  // POST /v1/enroll (device_gate.h): 200 {"status": "accepted"} or 202 pending.
+  ApiResponse Enroll(const SignedRequest& request, const std::string& peer);
+  // POST /v1/reports, signed by an accepted device. 200 {"stored": K} only after the
+  // events are committed; 401/403 (nothing stored) otherwise.
+  ApiResponse PostReports(const SignedRequest& request);
+  // The operator's device management, admin token only (each action audited):
+  //   POST /v1/admin/enrollments {"uses", "days", "require_accept"?, "note"?} -> the token
+  //   GET  /v1/admin/enrollments
+  //   POST /v1/admin/enrollments/revoke {"id"}      (and every device enrolled with it)
+  //   GET  /v1/admin/devices
+  //   POST /v1/admin/devices/accept {"id"}, /v1/admin/devices/revoke {"id"}
+  ApiResponse AdminDevices(std::string_view path, bool post, std::string_view authorization,
+                           std::string_view body, const std::string& peer);
   // POST /v1/admin/rollout {"id", "percent"?, "halted"?, "reason"?} with a valid token.
   ApiResponse AdminRollout(std::string_view authorization, std::string_view body,
                            const std::string& peer);
   ApiResponse AdminAudit(std::string_view authorization);
-  // GET /v1/fleet/improvements.
-  ApiResponse FleetImprovements();
+  // GET /v1/fleet/improvements, with the viewer or the admin token; the rollout history
+  // (audit entries) only with the admin token.
+  ApiResponse FleetImprovements(std::string_view authorization);
   // GET /metrics (Prometheus text); `watchers` from the HTTP layer.
   std::string Metrics(std::size_t watchers);
 
@@ -49,8 +63,10 @@ class FleetService {
   // minute). Returns true when it published.
   bool MaybeResignTimestamp();
 
-  // Constant-time check of a bearer token against the configured one.
+  // Constant-time check of a bearer token against the admin token.
   bool Authorized(std::string_view authorization) const;
+  // The admin or the viewer token.
+  bool MayView(std::string_view authorization) const;
 
   void CountRequest(const std::string& route, int status, double seconds);
   std::function<void()> on_publish;  // the HTTP layer wakes watchers
@@ -67,6 +83,8 @@ class FleetService {
   Clock* clock_;
   online::RepoPaths paths_;
   std::string admin_token_;
+  std::string viewer_token_;
+  DeviceGate gate_;
   std::mutex sign_mu_;  // one repository change at a time
   std::mutex audit_mu_;
   std::mutex rate_mu_;

@@ -12,7 +12,9 @@
 #include <list>
 #include <mutex>
 
+#include "contract/device_auth.h"
 #include "core/durable_file.h"
+#include "server/fleet_service.h"
 #include "server/report_parser.h"
 
 namespace qp::server {
@@ -218,7 +220,22 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (path == "/v1/reports") {
       if (method != http::verb::post) return SendError(405, "method not allowed", "reports", true);
-      return Work("reports", [this]() { return server_->service->PostReports(req_.body()); });
+      return Work("reports", [this]() { return server_->service->PostReports(Signed()); });
+    }
+    if (path == "/v1/enroll") {
+      if (method != http::verb::post) return SendError(405, "method not allowed", "enroll", true);
+      std::string peer = Peer();
+      return Work("enroll", [this, peer]() { return server_->service->Enroll(Signed(), peer); });
+    }
+    if (path.rfind("/v1/admin/enrollments", 0) == 0 || path.rfind("/v1/admin/devices", 0) == 0) {
+      std::string auth(req_[http::field::authorization]);
+      std::string peer = Peer();
+      std::string p(path);
+      bool post = method == http::verb::post;
+      if (!post && !get) return SendError(405, "method not allowed", "admin", true);
+      return Work("admin", [this, auth, peer, p, post]() {
+        return server_->service->AdminDevices(p, post, auth, req_.body(), peer);
+      });
     }
     if (path == "/v1/admin/rollout") {
       if (method != http::verb::post) return SendError(405, "method not allowed", "admin", true);
@@ -233,7 +250,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return Work("admin", [this, auth]() { return server_->service->AdminAudit(auth); });
     }
     if (path == "/v1/fleet/improvements" && get) {
-      return Work("fleet", [this]() { return server_->service->FleetImprovements(); });
+      std::string auth(req_[http::field::authorization]);
+      return Work("fleet", [this, auth]() { return server_->service->FleetImprovements(auth); });
     }
     if (path == "/metrics" && get) {
       return Send(200, server_->service->Metrics(server_->hub.size()), "text/plain; version=0.0.4",
@@ -249,6 +267,21 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return Send(200, server_->chart_js, "text/javascript", "dashboard", "public, max-age=86400");
     }
     SendError(404, "not found", "other", true);
+  }
+
+  // The request as a device signed it (contract/device_auth.h).
+  SignedRequest Signed() {
+    auto header = [&](const char* name) {
+      auto v = req_[name];
+      return std::string(v.data(), v.size());
+    };
+    SignedRequest r;
+    r.method = std::string_view(req_.method_string().data(), req_.method_string().size());
+    r.target = std::string_view(req_.target().data(), req_.target().size());
+    r.body = req_.body();
+    r.signature = {header(contract::kDeviceHeader), header(contract::kTimeHeader),
+                   header(contract::kNonceHeader), header(contract::kSignatureHeader)};
+    return r;
   }
 
   std::string Peer() {

@@ -22,7 +22,19 @@ CREATE TABLE IF NOT EXISTS devices (
   error TEXT NOT NULL, seq BIGINT NOT NULL, updated BIGINT NOT NULL,
   PRIMARY KEY (install_id, improvement_id));
 CREATE INDEX IF NOT EXISTS events_protected ON events (component, base, improvement, state);
+CREATE TABLE IF NOT EXISTS enrollments (
+  id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, max_uses INTEGER NOT NULL,
+  used INTEGER NOT NULL, created BIGINT NOT NULL, expires BIGINT NOT NULL,
+  require_accept BOOLEAN NOT NULL, revoked BOOLEAN NOT NULL, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_devices (
+  install_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrollment_id TEXT NOT NULL,
+  status TEXT NOT NULL, enrolled BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment_id);
 )SQL";
+
+constexpr const char* kEnrollmentColumns =
+    "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
+constexpr const char* kDeviceColumns = "install_id, public_key, enrollment_id, status, enrolled";
 
 struct ResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -51,6 +63,137 @@ class PostgresReportStore final : public ReportStore {
       return Fail(sql.substr(0, 40));
     }
     return r;
+  }
+
+  static Enrollment EnrollmentRow(PGresult* r, int i) {
+    Enrollment e;
+    e.id = PQgetvalue(r, i, 0);
+    e.secret_sha256 = PQgetvalue(r, i, 1);
+    e.max_uses = std::atoi(PQgetvalue(r, i, 2));
+    e.used = std::atoi(PQgetvalue(r, i, 3));
+    e.created = std::atoll(PQgetvalue(r, i, 4));
+    e.expires = std::atoll(PQgetvalue(r, i, 5));
+    e.require_accept = PQgetvalue(r, i, 6)[0] == 't';
+    e.revoked = PQgetvalue(r, i, 7)[0] == 't';
+    e.note = PQgetvalue(r, i, 8);
+    return e;
+  }
+
+  static Device DeviceRow(PGresult* r, int i) {
+    return Device{PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+                  PQgetvalue(r, i, 3), std::atoll(PQgetvalue(r, i, 4))};
+  }
+
+  Status AddEnrollment(const Enrollment& e) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(
+        Exec(std::string("INSERT INTO enrollments (") + kEnrollmentColumns +
+                 ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+             {e.id, e.secret_sha256, std::to_string(e.max_uses), std::to_string(e.used),
+              std::to_string(e.created), std::to_string(e.expires),
+              e.require_accept ? "true" : "false", e.revoked ? "true" : "false", e.note}));
+    return OkStatus();
+  }
+
+  Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec(std::string("SELECT ") + kEnrollmentColumns +
+                                         " FROM enrollments WHERE id = $1",
+                                     {id}));
+    if (PQntuples(r.get()) == 0) return std::optional<Enrollment>();
+    return std::optional<Enrollment>(EnrollmentRow(r.get(), 0));
+  }
+
+  Result<std::vector<Enrollment>> ListEnrollments() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec(std::string("SELECT ") + kEnrollmentColumns +
+                                     " FROM enrollments ORDER BY created"));
+    std::vector<Enrollment> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(EnrollmentRow(r.get(), i));
+    return out;
+  }
+
+  Result<Device> Enroll(const std::string& enrollment_id, const std::string& install_id,
+                        const std::string& public_key, std::int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("BEGIN"));
+    auto done = [&]() -> Result<Device> {
+      // The row lock orders concurrent enrollments with the same token (its use count).
+      QP_ASSIGN_OR_RETURN(auto er, Exec(std::string("SELECT ") + kEnrollmentColumns +
+                                            " FROM enrollments WHERE id = $1 FOR UPDATE",
+                                        {enrollment_id}));
+      std::optional<Enrollment> e;
+      if (PQntuples(er.get()) > 0) e = EnrollmentRow(er.get(), 0);
+      QP_ASSIGN_OR_RETURN(auto dr, Exec(std::string("SELECT ") + kDeviceColumns +
+                                            " FROM fleet_devices WHERE install_id = $1",
+                                        {install_id}));
+      std::optional<Device> known;
+      if (PQntuples(dr.get()) > 0) known = DeviceRow(dr.get(), 0);
+      QP_ASSIGN_OR_RETURN(Device d, DecideEnrollment(e, known, install_id, public_key, now));
+      if (known) return d;
+      QP_RETURN_IF_ERROR(
+          Exec("UPDATE enrollments SET used = used + 1 WHERE id = $1", {enrollment_id}));
+      QP_RETURN_IF_ERROR(Exec(
+          std::string("INSERT INTO fleet_devices (") + kDeviceColumns + ") VALUES ($1,$2,$3,$4,$5)",
+          {d.install_id, d.public_key, d.enrollment_id, d.status, std::to_string(d.enrolled)}));
+      return d;
+    }();
+    if (!done.ok()) {
+      (void)Exec("ROLLBACK");
+      return done.error();
+    }
+    QP_RETURN_IF_ERROR(Exec("COMMIT"));
+    return done;
+  }
+
+  Result<std::optional<Device>> FindDevice(const std::string& install_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec(std::string("SELECT ") + kDeviceColumns +
+                                         " FROM fleet_devices WHERE install_id = $1",
+                                     {install_id}));
+    if (PQntuples(r.get()) == 0) return std::optional<Device>();
+    return std::optional<Device>(DeviceRow(r.get(), 0));
+  }
+
+  Result<std::vector<Device>> ListDevices() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec(std::string("SELECT ") + kDeviceColumns +
+                                     " FROM fleet_devices ORDER BY enrolled"));
+    std::vector<Device> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(DeviceRow(r.get(), i));
+    return out;
+  }
+
+  Status SetDeviceStatus(const std::string& install_id, const std::string& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec("UPDATE fleet_devices SET status = $1 WHERE install_id = $2",
+                                     {status, install_id}));
+    if (std::string(PQcmdTuples(r.get())) == "0") {
+      return Error(ErrorCode::kNotFound, "no device " + install_id);
+    }
+    return OkStatus();
+  }
+
+  Result<int> RevokeEnrollment(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("BEGIN"));
+    auto done = [&]() -> Result<int> {
+      QP_ASSIGN_OR_RETURN(auto e,
+                          Exec("UPDATE enrollments SET revoked = true WHERE id = $1", {id}));
+      if (std::string(PQcmdTuples(e.get())) == "0") {
+        return Error(ErrorCode::kNotFound, "no enrollment " + id);
+      }
+      QP_ASSIGN_OR_RETURN(
+          auto d,
+          Exec("UPDATE fleet_devices SET status = 'revoked' WHERE enrollment_id = $1", {id}));
+      return std::atoi(PQcmdTuples(d.get()));
+    }();
+    if (!done.ok()) {
+      (void)Exec("ROLLBACK");
+      return done.error();
+    }
+    QP_RETURN_IF_ERROR(Exec("COMMIT"));
+    return done;
   }
 
   Status Init() {
@@ -98,7 +241,9 @@ class PostgresReportStore final : public ReportStore {
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_ASSIGN_OR_RETURN(auto r,
-                        Exec("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2"));
+                        Exec("SELECT d.improvement_id, d.state, COUNT(*) FROM devices d JOIN "
+                             "fleet_devices f ON f.install_id = d.install_id WHERE f.status = "
+                             "'accepted' GROUP BY 1, 2"));
     std::map<std::string, std::map<std::string, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       out[PQgetvalue(r.get(), i, 0)][PQgetvalue(r.get(), i, 1)] =
@@ -111,9 +256,10 @@ class PostgresReportStore final : public ReportStore {
                                                                   int limit) override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_ASSIGN_OR_RETURN(auto r,
-                        Exec("SELECT error, COUNT(*) FROM devices WHERE improvement_id = $1 AND "
-                             "state IN ('failed','rolled_back') GROUP BY error ORDER BY 2 DESC "
-                             "LIMIT " +
+                        Exec("SELECT d.error, COUNT(*) FROM devices d JOIN fleet_devices f ON "
+                             "f.install_id = d.install_id WHERE f.status = 'accepted' AND "
+                             "d.improvement_id = $1 AND d.state IN ('failed','rolled_back') "
+                             "GROUP BY d.error ORDER BY 2 DESC LIMIT " +
                                  std::to_string(limit),
                              {id}));
     std::vector<std::pair<std::string, int>> out;
@@ -127,9 +273,10 @@ class PostgresReportStore final : public ReportStore {
       const std::string& id) override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_ASSIGN_OR_RETURN(auto r,
-                        Exec("SELECT MIN(time) FROM events WHERE component || '/' || base || '/' "
-                             "|| improvement = $1 AND state = 'protected' GROUP BY install_id "
-                             "ORDER BY 1",
+                        Exec("SELECT MIN(e.time) FROM events e JOIN fleet_devices f ON "
+                             "f.install_id = e.install_id WHERE f.status = 'accepted' AND "
+                             "e.component || '/' || e.base || '/' || e.improvement = $1 AND "
+                             "e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
                              {id}));
     std::vector<std::pair<std::int64_t, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -148,6 +295,8 @@ class PostgresReportStore final : public ReportStore {
     std::lock_guard<std::mutex> lock(mu_);
     QP_RETURN_IF_ERROR(Exec("DELETE FROM events"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM devices"));
+    QP_RETURN_IF_ERROR(Exec("DELETE FROM fleet_devices"));
+    QP_RETURN_IF_ERROR(Exec("DELETE FROM enrollments"));
     return OkStatus();
   }
 

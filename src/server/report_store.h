@@ -1,12 +1,15 @@
-// Durable storage of device reports, behind one interface with two backends: SQLite (the
-// embedded default, WAL mode, a commit is fsynced before Store returns) and PostgreSQL
-// (libpq; several server instances may share one database). Storing is idempotent on
-// (install id, seq). Each call is a short transaction; implementations are thread-safe.
+// Durable storage of the fleet: enrollment credentials, enrolled devices and their reports,
+// behind one interface with two backends: SQLite (the embedded default, WAL mode, a commit
+// is fsynced before a call returns) and PostgreSQL (libpq; several server instances may
+// share one database). Storing reports is idempotent on (install id, seq). Every fleet
+// figure (counts, failure reasons, the protected series) counts accepted devices only.
+// Each call is a short transaction; implementations are thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,9 +32,52 @@ struct StoredEvent {
   }
 };
 
+// An enrollment credential: a token "qpe_<id>_<secret>" of which only the secret's SHA-256
+// is stored. Limited in uses and time; devices enrolled with it may need an operator's
+// acceptance.
+struct Enrollment {
+  std::string id;
+  std::string secret_sha256;  // hex
+  int max_uses = 1;
+  int used = 0;
+  std::int64_t created = 0, expires = 0;
+  bool require_accept = false;
+  bool revoked = false;
+  std::string note;
+};
+
+inline constexpr const char* kDevicePending = "pending";
+inline constexpr const char* kDeviceAccepted = "accepted";
+inline constexpr const char* kDeviceRevoked = "revoked";
+
+struct Device {
+  std::string install_id;
+  std::string public_key;  // ed25519, hex
+  std::string enrollment_id;
+  std::string status;  // pending, accepted, revoked
+  std::int64_t enrolled = 0;
+};
+
 class ReportStore {
  public:
   virtual ~ReportStore() = default;
+
+  virtual Status AddEnrollment(const Enrollment& enrollment) = 0;
+  virtual Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) = 0;
+  virtual Result<std::vector<Enrollment>> ListEnrollments() = 0;
+  // In one transaction: a device new to the fleet takes one use of a usable enrollment
+  // (not revoked, not expired at `now`, uses left) and is pending or accepted as the
+  // enrollment says; a device already enrolled with the same key through it is returned
+  // as it is (no use taken). kFailedPrecondition saying why otherwise.
+  virtual Result<Device> Enroll(const std::string& enrollment_id, const std::string& install_id,
+                                const std::string& public_key, std::int64_t now) = 0;
+  virtual Result<std::optional<Device>> FindDevice(const std::string& install_id) = 0;
+  virtual Result<std::vector<Device>> ListDevices() = 0;
+  // kNotFound when there is no such device.
+  virtual Status SetDeviceStatus(const std::string& install_id, const std::string& status) = 0;
+  // Revokes the enrollment and every device enrolled with it; returns how many devices.
+  virtual Result<int> RevokeEnrollment(const std::string& id) = 0;
+
   // Stores the events in one transaction; returns how many were new (not seen before).
   virtual Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) = 0;
   // Per improvement id: number of devices whose latest event about it is in each state.
@@ -47,6 +93,15 @@ class ReportStore {
   // Removes everything (tests and benchmarks only).
   virtual Status Clear() = 0;
 };
+
+// The enrollment rule both backends apply inside their transaction: `enrollment` as stored
+// (none: unknown), `known` the device already registered under `install_id`, if any.
+// Returns the device to register (or the known one, unchanged); kFailedPrecondition when
+// the enrollment is unknown, revoked, expired or used up, or the install id is taken by
+// another key or enrollment, or revoked.
+Result<Device> DecideEnrollment(const std::optional<Enrollment>& enrollment,
+                                const std::optional<Device>& known, const std::string& install_id,
+                                const std::string& public_key, std::int64_t now);
 
 // "sqlite:/var/lib/quietpatch-server/reports.db" or "postgresql://..." (libpq URI).
 Result<std::unique_ptr<ReportStore>> OpenReportStore(const std::string& url);

@@ -47,8 +47,25 @@ class ReportStoreTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<ReportStore> store_;
 };
 
+// Enrolls each install id (accepted) so that its reports count.
+void EnrollAll(ReportStore& store, const std::vector<std::string>& ids) {
+  Enrollment e;
+  e.id = "e-" + ids.front();
+  e.secret_sha256 = std::string(64, '0');
+  e.max_uses = 100;
+  e.created = 1000;
+  e.expires = 9000;
+  ASSERT_TRUE(store.AddEnrollment(e).ok());
+  for (const auto& id : ids) {
+    auto d = store.Enroll(e.id, id, "key-of-" + id, 1000);
+    ASSERT_TRUE(d.ok()) << d.error().ToString();
+    EXPECT_EQ(d->status, kDeviceAccepted);
+  }
+}
+
 TEST_P(ReportStoreTest, StoresIdempotentlyAndKeepsEachDevicesLatestState) {
   const std::string id = "openssl/3.0.17-1~deb12u2/a";
+  EnrollAll(*store_, {"d1", "d2", "d3"});
   auto n = store_->Store({Event("d1", 1, "downloading"), Event("d1", 2, "protected"),
                           Event("d2", 1, "failed", "a", "health check failed")},
                          5000);
@@ -77,6 +94,60 @@ TEST_P(ReportStoreTest, StoresIdempotentlyAndKeepsEachDevicesLatestState) {
   EXPECT_EQ((*series)[0], std::make_pair(std::int64_t{1002}, 1));
   EXPECT_EQ((*series)[1], std::make_pair(std::int64_t{1005}, 2));
   EXPECT_EQ(*store_->CountEvents(), 5);
+}
+
+int FailedDevices(ReportStore& store) {
+  auto counts = store.DeviceCounts();
+  return counts.ok() ? (*counts)["openssl/3.0.17-1~deb12u2/a"]["failed"] : -1;
+}
+
+TEST_P(ReportStoreTest, EnrollmentsAreLimitedAndOnlyAcceptedDevicesCount) {
+  Enrollment e;
+  e.id = "batch1";
+  e.secret_sha256 = std::string(64, 'a');
+  e.max_uses = 2;
+  e.created = 1000;
+  e.expires = 2000;
+  ASSERT_TRUE(store_->AddEnrollment(e).ok());
+  ASSERT_TRUE(store_->Enroll("batch1", "d1", "k1", 1500).ok());
+  ASSERT_TRUE(store_->Enroll("batch1", "d1", "k1", 1500).ok()) << "again: no second use";
+  EXPECT_EQ(store_->Enroll("batch1", "d1", "other-key", 1500).error().code(),
+            ErrorCode::kFailedPrecondition);
+  ASSERT_TRUE(store_->Enroll("batch1", "d2", "k2", 1500).ok());
+  EXPECT_EQ(store_->Enroll("batch1", "d3", "k3", 1500).error().code(),
+            ErrorCode::kFailedPrecondition);  // used up
+  EXPECT_EQ((*store_->FindEnrollment("batch1"))->used, 2);
+  e.id = "batch2";
+  e.require_accept = true;
+  ASSERT_TRUE(store_->AddEnrollment(e).ok());
+  EXPECT_EQ(store_->Enroll("batch2", "d4", "k4", 2000).error().code(),
+            ErrorCode::kFailedPrecondition);  // expired
+  auto pending = store_->Enroll("batch2", "d4", "k4", 1999);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->status, kDevicePending);
+  EXPECT_EQ(store_->Enroll("nope", "d5", "k5", 1500).error().code(),
+            ErrorCode::kFailedPrecondition);
+
+  ASSERT_TRUE(store_
+                  ->Store({Event("d1", 1, "failed"), Event("d2", 1, "failed"),
+                           Event("d4", 1, "failed"), Event("stranger", 1, "failed")},
+                          1600)
+                  .ok());
+  auto counts = store_->DeviceCounts();
+  EXPECT_EQ((*counts)["openssl/3.0.17-1~deb12u2/a"]["failed"], 2) << "pending and unknown: no";
+  ASSERT_TRUE(store_->SetDeviceStatus("d4", kDeviceAccepted).ok());
+  EXPECT_EQ(FailedDevices(*store_), 3);
+  EXPECT_EQ(store_->SetDeviceStatus("zz", kDeviceAccepted).error().code(), ErrorCode::kNotFound);
+  auto revoked = store_->RevokeEnrollment("batch1");
+  ASSERT_TRUE(revoked.ok());
+  EXPECT_EQ(*revoked, 2);
+  EXPECT_EQ(FailedDevices(*store_), 1);
+  EXPECT_EQ((*store_->FindDevice("d1"))->status, kDeviceRevoked);
+  EXPECT_EQ(store_->Enroll("batch1", "d1", "k1", 1500).error().code(),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(store_->RevokeEnrollment("nope").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(store_->ListDevices()->size(), 3u);
+  EXPECT_EQ(store_->ListEnrollments()->size(), 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReportStoreTest, ::testing::Values("sqlite", "postgresql"),

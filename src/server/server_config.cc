@@ -62,6 +62,7 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   QP_RETURN_IF_ERROR(str("repo_dir", &c.repo_dir));
   QP_RETURN_IF_ERROR(str("keys_dir", &c.keys_dir));
   QP_RETURN_IF_ERROR(str("admin_token_file", &c.admin_token_file));
+  QP_RETURN_IF_ERROR(str("viewer_token_file", &c.viewer_token_file));
   QP_RETURN_IF_ERROR(str("database", &c.database));
   QP_RETURN_IF_ERROR(str("audit_log", &c.audit_log));
   QP_RETURN_IF_ERROR(str("dashboard_dir", &c.dashboard_dir));

@@ -4,6 +4,7 @@
 //   repo_dir = "/srv/quietpatch/repo"
 //   keys_dir = "/etc/quietpatch-server/keys"      # online keys only: rollout, snapshot, timestamp
 //   admin_token_file = "/etc/quietpatch-server/admin.token"   # 0600, refused otherwise
+//   viewer_token_file = "/etc/quietpatch-server/viewer.token" # read-only fleet views (0600)
 //   database = "sqlite:/var/lib/quietpatch-server/reports.db"  # or postgresql://...
 //   audit_log = "/var/lib/quietpatch-server/audit.log"
 //   dashboard_dir = "/usr/share/quietpatch/dashboard"
@@ -29,6 +30,7 @@ struct ServerConfig {
   std::string repo_dir;
   std::string keys_dir;
   std::string admin_token_file;
+  std::string viewer_token_file;
   std::string database;
   std::string audit_log;
   std::string dashboard_dir;

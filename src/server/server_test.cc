@@ -14,6 +14,7 @@
 #include "core/test_dir.h"
 #include "publish/publisher.h"
 #include "server/server.h"
+#include "server/test_device.h"
 #include "server/test_postgres.h"
 
 namespace qp::server {
@@ -87,11 +88,7 @@ std::string Report(const std::string& install, int seq, const std::string& state
       .dump();
 }
 
-std::string Install(int i) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%032x", i + 1);
-  return buf;
-}
+constexpr const char* kAdmin = "Authorization: Bearer 0123456789abcdef0123456789abcdef";
 
 class ServerTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -150,6 +147,44 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     if (server_) server_->Stop();
   }
+
+  // A new enrollment token for `uses` devices.
+  std::string NewToken(int uses = 100, bool require_accept = false) {
+    Reply r = Http(port_, "POST", "/v1/admin/enrollments",
+                   Json{{"uses", uses}, {"days", 1}, {"require_accept", require_accept}}.dump(),
+                   {kAdmin});
+    EXPECT_EQ(r.status, 200) << r.body;
+    return Json::parse(r.body, nullptr, false).value("token", std::string());
+  }
+  Reply Enroll(const TestDevice& d, const std::string& token) {
+    std::string body = d.EnrollBody(token);
+    return Http(port_, "POST", "/v1/enroll", body, d.Sign("POST", "/v1/enroll", body));
+  }
+  // Device number i, enrolled (with the fixture's token) on first use.
+  const TestDevice& Device(int i) {
+    auto& d = devices_[i];
+    if (!d) {
+      d = std::make_unique<TestDevice>();
+      if (token_.empty()) token_ = NewToken();
+      Reply r = Enroll(*d, token_);
+      EXPECT_EQ(r.status, 200) << r.body;
+    }
+    return *d;
+  }
+  Reply Post(const TestDevice& d, const std::string& body) {
+    return Http(port_, "POST", "/v1/reports", body, d.Sign("POST", "/v1/reports", body));
+  }
+  Reply PostReport(int device, int seq, const std::string& state, const std::string& label = "a",
+                   const std::string& error = "") {
+    const TestDevice& d = Device(device);
+    return Post(d, Report(d.id(), seq, state, label, error));
+  }
+  Json Fleet() {
+    return Json::parse(Http(port_, "GET", "/v1/fleet/improvements", "", {kAdmin}).body);
+  }
+
+  std::map<int, std::unique_ptr<TestDevice>> devices_;
+  std::string token_;
 
   TestDir dir_;
   publish::RepoPaths paths_;
@@ -218,33 +253,139 @@ TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
   EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=x").status, 400);
 }
 
-TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerInstall) {
-  Reply ok = Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected"));
+TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerDevice) {
+  Reply ok = PostReport(1, 1, "protected");
   ASSERT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(Json::parse(ok.body)["stored"], 1);
-  EXPECT_EQ(
-      Json::parse(
-          Http(port_, "POST", "/v1/reports", Report(Install(1), 1, "protected")).body)["stored"],
-      0);
-  EXPECT_EQ(Http(port_, "POST", "/v1/reports", "{not json").status, 400);
-  Reply bad_state = Http(port_, "POST", "/v1/reports", Report(Install(2), 1, "exploded"));
+  EXPECT_EQ(Json::parse(PostReport(1, 1, "protected").body)["stored"], 0);
+  EXPECT_EQ(Post(Device(1), "{not json").status, 400);
+  Reply bad_state = PostReport(2, 1, "exploded");
   EXPECT_EQ(bad_state.status, 400);
   EXPECT_NE(bad_state.body.find("unknown state"), std::string::npos);
-  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report("not-hex", 1, "protected")).status, 400);
+  EXPECT_EQ(Post(Device(1), Report("not-hex", 1, "protected")).status, 400);
   EXPECT_EQ(Http(port_, "POST", "/v1/reports", std::string(300 * 1024, ' ')).status, 413);
-  // A flood from one install id is cut; another device is still served.
+  // A flood from one device is cut; another device is still served.
   int limited = 0;
   for (int i = 0; i < 40; ++i) {
-    Reply r = Http(port_, "POST", "/v1/reports", Report(Install(3), i + 1, "downloading"));
+    Reply r = PostReport(3, i + 1, "downloading");
     if (r.status == 429) {
       ++limited;
       EXPECT_FALSE(r.Header("retry-after").empty());
     }
   }
   EXPECT_GT(limited, 10);
-  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(4), 1, "protected")).status, 200);
-  Json fleet = Json::parse(Http(port_, "GET", "/v1/fleet/improvements").body);
-  EXPECT_EQ(fleet["improvements"][0]["devices"]["protected"], 2);
+  EXPECT_EQ(PostReport(4, 1, "protected").status, 200);
+  EXPECT_EQ(Fleet()["improvements"][0]["devices"]["protected"], 2);
+}
+
+TEST_P(ServerTest, UnsignedForgedAndReplayedReportsAreRefusedAndNeverCounted) {
+  // Twenty strangers report failures: nothing is stored, nothing is halted.
+  for (int i = 0; i < 20; ++i) {
+    TestDevice stranger;
+    std::string body = Report(stranger.id(), 1, "failed", "a", "forged");
+    EXPECT_EQ(Http(port_, "POST", "/v1/reports", body).status, 401);  // unsigned
+    Reply r = Http(port_, "POST", "/v1/reports", body, stranger.Sign("POST", "/v1/reports", body));
+    EXPECT_EQ(r.status, 401) << r.body;  // signed, but never enrolled
+  }
+  // An enrolled device's signature does not carry over to another body, a replay, or a
+  // stale clock.
+  const TestDevice& d = Device(1);
+  std::string body = Report(d.id(), 1, "failed", "a", "x");
+  auto headers = d.Sign("POST", "/v1/reports", body);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report(d.id(), 2, "failed"), headers).status, 401);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", body, headers).status, 200);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", body, headers).status, 401) << "a replay";
+  EXPECT_EQ(
+      Http(port_, "POST", "/v1/reports", body,
+           d.Sign("POST", "/v1/reports", body, Clock::Real()->Now() - std::chrono::minutes(10)))
+          .status,
+      401);
+  // A device reports for itself only.
+  EXPECT_EQ(Post(d, Report(Device(2).id(), 1, "failed")).status, 403);
+  auto events = OpenReportStore(config_.database).value()->CountEvents();
+  EXPECT_EQ(*events, 1);
+  auto rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
+  EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"], false);
+  // 20 unsigned, 20 from strangers, another body, a replay, a stale clock.
+  EXPECT_NE(Http(port_, "GET", "/metrics").body.find("qp_reports_rejected_total 43\n"),
+            std::string::npos);
+}
+
+TEST_P(ServerTest, EnrollmentTokensAreLimitedAndRevocationShutsDevicesOut) {
+  std::string token = NewToken(/*uses=*/2);
+  TestDevice a, b, c;
+  EXPECT_EQ(Enroll(a, token).status, 200);
+  EXPECT_EQ(Enroll(a, token).status, 200) << "enrolling again takes no second use";
+  EXPECT_EQ(Enroll(b, token).status, 200);
+  Reply used_up = Enroll(c, token);
+  EXPECT_EQ(used_up.status, 403);
+  EXPECT_NE(used_up.body.find("used up"), std::string::npos) << used_up.body;
+  EXPECT_EQ(Enroll(c, token.substr(0, token.size() - 1) + "0").status, 403);
+  EXPECT_EQ(Enroll(c, "qpe_nothing_here").status, 403);
+  // The enrollment body must be signed by the key it enrolls.
+  std::string body = c.EnrollBody(NewToken());
+  EXPECT_EQ(Http(port_, "POST", "/v1/enroll", body, a.Sign("POST", "/v1/enroll", body)).status,
+            401);
+
+  // A device that needs acceptance reports nothing until an operator accepts it.
+  std::string gated = NewToken(5, /*require_accept=*/true);
+  Reply pending = Enroll(c, gated);
+  EXPECT_EQ(pending.status, 202);
+  EXPECT_EQ(Post(c, Report(c.id(), 1, "protected")).status, 403);
+  Reply devices = Http(port_, "GET", "/v1/admin/devices", "", {kAdmin});
+  ASSERT_EQ(devices.status, 200);
+  EXPECT_EQ(Json::parse(devices.body).size(), 3u);
+  EXPECT_EQ(Http(port_, "GET", "/v1/admin/devices").status, 401);
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/admin/devices/accept", Json{{"id", c.id()}}.dump(), {kAdmin}).status,
+      200);
+  EXPECT_EQ(Post(c, Report(c.id(), 1, "protected")).status, 200);
+
+  // Revoking the first token revokes both of its devices: refused, and no longer counted.
+  EXPECT_EQ(Post(a, Report(a.id(), 1, "protected")).status, 200);
+  EXPECT_EQ(Fleet()["improvements"][0]["devices"]["protected"], 2);
+  std::string enrollment_id = token.substr(4, token.find('_', 4) - 4);
+  Reply revoked = Http(port_, "POST", "/v1/admin/enrollments/revoke",
+                       Json{{"id", enrollment_id}}.dump(), {kAdmin});
+  ASSERT_EQ(revoked.status, 200) << revoked.body;
+  EXPECT_EQ(Json::parse(revoked.body)["devices_revoked"], 2);
+  EXPECT_EQ(Post(a, Report(a.id(), 2, "protected")).status, 403);
+  EXPECT_EQ(Fleet()["improvements"][0]["devices"]["protected"], 1);
+  EXPECT_EQ(
+      Http(port_, "POST", "/v1/admin/devices/accept", Json{{"id", a.id()}}.dump(), {kAdmin}).status,
+      400)
+      << "a revoked device stays revoked";
+  // Each action is in the audit log; no token is.
+  std::string audit = ReadTestFile(config_.audit_log);
+  EXPECT_NE(audit.find("\"enrollments/revoke\""), std::string::npos);
+  EXPECT_NE(audit.find("\"devices/accept\""), std::string::npos);
+  EXPECT_EQ(audit.find(token.substr(token.rfind('_') + 1)), std::string::npos);
+}
+
+TEST_P(ServerTest, FleetViewsNeedAViewerOrAdminTokenAndOnlyAdminsSeeTheAuditTrail) {
+  WriteTestFile(dir_.Sub("viewer"), "viewer-viewer-viewer-viewer\n");
+  ::chmod(dir_.Sub("viewer").c_str(), 0600);
+  server_->Stop();
+  config_.viewer_token_file = dir_.Sub("viewer");
+  auto server = Server::Open(config_, Env::Default(), Clock::Real());
+  ASSERT_TRUE(server.ok());
+  server_ = std::move(server).value();
+  ASSERT_TRUE(server_->Start().ok());
+  port_ = server_->port();
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","percent":50})", {kAdmin})
+          .status,
+      200);
+  EXPECT_EQ(Http(port_, "GET", "/v1/fleet/improvements").status, 401);
+  Reply viewer = Http(port_, "GET", "/v1/fleet/improvements", "",
+                      {"Authorization: Bearer viewer-viewer-viewer-viewer"});
+  ASSERT_EQ(viewer.status, 200);
+  EXPECT_TRUE(Json::parse(viewer.body)["improvements"][0]["history"].empty());
+  EXPECT_EQ(Fleet()["improvements"][0]["history"][0]["action"], "rollout");
+  EXPECT_EQ(Http(port_, "GET", "/v1/admin/audit", "",
+                 {"Authorization: Bearer viewer-viewer-viewer-viewer"})
+                .status,
+            401);
 }
 
 TEST_P(ServerTest, AdminChangesNeedTheTokenAndAreAudited) {
@@ -276,25 +417,19 @@ TEST_P(ServerTest, AdminChangesNeedTheTokenAndAreAudited) {
 
 TEST_P(ServerTest, HaltsARolloutByItselfWhenFailuresCrossTheRule) {
   // Rule: at least 4 devices reporting, more than 25% failed or rolled back.
-  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(10), 1, "protected")).status, 200);
-  ASSERT_EQ(Http(port_, "POST", "/v1/reports", Report(Install(11), 1, "protected")).status, 200);
-  ASSERT_EQ(Http(port_, "POST", "/v1/reports",
-                 Report(Install(12), 1, "rolled_back", "a", "health check failed"))
-                .status,
-            200);
+  ASSERT_EQ(PostReport(10, 1, "protected").status, 200);
+  ASSERT_EQ(PostReport(11, 1, "protected").status, 200);
+  ASSERT_EQ(PostReport(12, 1, "rolled_back", "a", "health check failed").status, 200);
   auto rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
   EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"],
             false);  // 3 reports: below the minimum
-  ASSERT_EQ(
-      Http(port_, "POST", "/v1/reports", Report(Install(13), 1, "failed", "a", "download failed"))
-          .status,
-      200);
+  ASSERT_EQ(PostReport(13, 1, "failed", "a", "download failed").status, 200);
   rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
   EXPECT_EQ(rollout["improvements"]["comp/1.0/a"]["halted"], true);
   EXPECT_NE(
       rollout["improvements"]["comp/1.0/a"]["reason"].get<std::string>().find("auto-halt: 2 of 4"),
       std::string::npos);
-  Json fleet = Json::parse(Http(port_, "GET", "/v1/fleet/improvements").body);
+  Json fleet = Fleet();
   const Json& imp = fleet["improvements"][0];
   EXPECT_EQ(imp["rollout"]["halted"], true);
   EXPECT_EQ(imp["devices"]["failed"], 1);

@@ -21,7 +21,19 @@ CREATE TABLE IF NOT EXISTS devices (
   error TEXT NOT NULL, seq INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY (install_id, improvement_id));
 CREATE INDEX IF NOT EXISTS events_protected ON events (component, base, improvement, state);
+CREATE TABLE IF NOT EXISTS enrollments (
+  id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, max_uses INTEGER NOT NULL,
+  used INTEGER NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,
+  require_accept INTEGER NOT NULL, revoked INTEGER NOT NULL, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_devices (
+  install_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrollment_id TEXT NOT NULL,
+  status TEXT NOT NULL, enrolled INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment_id);
 )SQL";
+
+constexpr const char* kEnrollmentColumns =
+    "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
+constexpr const char* kDeviceColumns = "install_id, public_key, enrollment_id, status, enrolled";
 
 class SqliteReportStore final : public ReportStore {
  public:
@@ -115,6 +127,11 @@ class SqliteReportStore final : public ReportStore {
   template <typename Row>
   Status Query(const std::string& sql, const std::vector<std::string>& args, Row row) {
     std::lock_guard<std::mutex> lock(mu_);
+    return QueryLocked(sql, args, row);
+  }
+
+  template <typename Row>
+  Status QueryLocked(const std::string& sql, const std::vector<std::string>& args, Row row) {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return Fail("prepare");
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -133,11 +150,131 @@ class SqliteReportStore final : public ReportStore {
     return t ? reinterpret_cast<const char*>(t) : "";
   }
 
+  static Enrollment EnrollmentRow(sqlite3_stmt* st) {
+    Enrollment e;
+    e.id = Col(st, 0);
+    e.secret_sha256 = Col(st, 1);
+    e.max_uses = sqlite3_column_int(st, 2);
+    e.used = sqlite3_column_int(st, 3);
+    e.created = sqlite3_column_int64(st, 4);
+    e.expires = sqlite3_column_int64(st, 5);
+    e.require_accept = sqlite3_column_int(st, 6) != 0;
+    e.revoked = sqlite3_column_int(st, 7) != 0;
+    e.note = Col(st, 8);
+    return e;
+  }
+
+  static Device DeviceRow(sqlite3_stmt* st) {
+    return Device{Col(st, 0), Col(st, 1), Col(st, 2), Col(st, 3), sqlite3_column_int64(st, 4)};
+  }
+
+  Status AddEnrollment(const Enrollment& e) override {
+    return Query(std::string("INSERT INTO enrollments (") + kEnrollmentColumns +
+                     ") VALUES (?,?,?,?,?,?,?,?,?)",
+                 {e.id, e.secret_sha256, std::to_string(e.max_uses), std::to_string(e.used),
+                  std::to_string(e.created), std::to_string(e.expires),
+                  e.require_accept ? "1" : "0", e.revoked ? "1" : "0", e.note},
+                 [](sqlite3_stmt*) {});
+  }
+
+  Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) override {
+    std::optional<Enrollment> out;
+    QP_RETURN_IF_ERROR(
+        Query(std::string("SELECT ") + kEnrollmentColumns + " FROM enrollments WHERE id = ?", {id},
+              [&](sqlite3_stmt* st) { out = EnrollmentRow(st); }));
+    return out;
+  }
+
+  Result<std::vector<Enrollment>> ListEnrollments() override {
+    std::vector<Enrollment> out;
+    QP_RETURN_IF_ERROR(
+        Query(std::string("SELECT ") + kEnrollmentColumns + " FROM enrollments ORDER BY created",
+              {}, [&](sqlite3_stmt* st) { out.push_back(EnrollmentRow(st)); }));
+    return out;
+  }
+
+  Result<Device> Enroll(const std::string& enrollment_id, const std::string& install_id,
+                        const std::string& public_key, std::int64_t now) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    auto done = [&]() -> Result<Device> {
+      std::optional<Enrollment> e;
+      QP_RETURN_IF_ERROR(QueryLocked(
+          std::string("SELECT ") + kEnrollmentColumns + " FROM enrollments WHERE id = ?",
+          {enrollment_id}, [&](sqlite3_stmt* st) { e = EnrollmentRow(st); }));
+      std::optional<Device> known;
+      QP_RETURN_IF_ERROR(QueryLocked(
+          std::string("SELECT ") + kDeviceColumns + " FROM fleet_devices WHERE install_id = ?",
+          {install_id}, [&](sqlite3_stmt* st) { known = DeviceRow(st); }));
+      QP_ASSIGN_OR_RETURN(Device d, DecideEnrollment(e, known, install_id, public_key, now));
+      if (known) return d;
+      QP_RETURN_IF_ERROR(QueryLocked("UPDATE enrollments SET used = used + 1 WHERE id = ?",
+                                     {enrollment_id}, [](sqlite3_stmt*) {}));
+      QP_RETURN_IF_ERROR(QueryLocked(
+          std::string("INSERT INTO fleet_devices (") + kDeviceColumns + ") VALUES (?,?,?,?,?)",
+          {d.install_id, d.public_key, d.enrollment_id, d.status, std::to_string(d.enrolled)},
+          [](sqlite3_stmt*) {}));
+      return d;
+    }();
+    if (!done.ok()) {
+      (void)Exec("ROLLBACK");
+      return done.error();
+    }
+    QP_RETURN_IF_ERROR(Exec("COMMIT"));
+    return done;
+  }
+
+  Result<std::optional<Device>> FindDevice(const std::string& install_id) override {
+    std::optional<Device> out;
+    QP_RETURN_IF_ERROR(
+        Query(std::string("SELECT ") + kDeviceColumns + " FROM fleet_devices WHERE install_id = ?",
+              {install_id}, [&](sqlite3_stmt* st) { out = DeviceRow(st); }));
+    return out;
+  }
+
+  Result<std::vector<Device>> ListDevices() override {
+    std::vector<Device> out;
+    QP_RETURN_IF_ERROR(
+        Query(std::string("SELECT ") + kDeviceColumns + " FROM fleet_devices ORDER BY enrolled", {},
+              [&](sqlite3_stmt* st) { out.push_back(DeviceRow(st)); }));
+    return out;
+  }
+
+  Status SetDeviceStatus(const std::string& install_id, const std::string& status) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(QueryLocked("UPDATE fleet_devices SET status = ? WHERE install_id = ?",
+                                   {status, install_id}, [](sqlite3_stmt*) {}));
+    if (sqlite3_changes(db_) == 0) return Error(ErrorCode::kNotFound, "no device " + install_id);
+    return OkStatus();
+  }
+
+  Result<int> RevokeEnrollment(const std::string& id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status s =
+        QueryLocked("UPDATE enrollments SET revoked = 1 WHERE id = ?", {id}, [](sqlite3_stmt*) {});
+    bool found = s.ok() && sqlite3_changes(db_) > 0;
+    int devices = 0;
+    if (s.ok() && found) {
+      s = QueryLocked("UPDATE fleet_devices SET status = 'revoked' WHERE enrollment_id = ?", {id},
+                      [](sqlite3_stmt*) {});
+      devices = sqlite3_changes(db_);
+    }
+    if (!s.ok() || !found) {
+      (void)Exec("ROLLBACK");
+      if (!s.ok()) return s.error();
+      return Error(ErrorCode::kNotFound, "no enrollment " + id);
+    }
+    QP_RETURN_IF_ERROR(Exec("COMMIT"));
+    return devices;
+  }
+
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::map<std::string, std::map<std::string, int>> out;
-    QP_RETURN_IF_ERROR(
-        Query("SELECT improvement_id, state, COUNT(*) FROM devices GROUP BY 1, 2", {},
-              [&](sqlite3_stmt* st) { out[Col(st, 0)][Col(st, 1)] = sqlite3_column_int(st, 2); }));
+    QP_RETURN_IF_ERROR(Query(
+        "SELECT d.improvement_id, d.state, COUNT(*) FROM devices d JOIN fleet_devices f "
+        "ON f.install_id = d.install_id WHERE f.status = 'accepted' GROUP BY 1, 2",
+        {}, [&](sqlite3_stmt* st) { out[Col(st, 0)][Col(st, 1)] = sqlite3_column_int(st, 2); }));
     return out;
   }
 
@@ -145,8 +282,9 @@ class SqliteReportStore final : public ReportStore {
                                                                   int limit) override {
     std::vector<std::pair<std::string, int>> out;
     QP_RETURN_IF_ERROR(Query(
-        "SELECT error, COUNT(*) FROM devices WHERE improvement_id = ? AND state IN "
-        "('failed','rolled_back') GROUP BY error ORDER BY 2 DESC LIMIT " +
+        "SELECT d.error, COUNT(*) FROM devices d JOIN fleet_devices f ON f.install_id = "
+        "d.install_id WHERE f.status = 'accepted' AND d.improvement_id = ? AND d.state IN "
+        "('failed','rolled_back') GROUP BY d.error ORDER BY 2 DESC LIMIT " +
             std::to_string(limit),
         {id}, [&](sqlite3_stmt* st) { out.emplace_back(Col(st, 0), sqlite3_column_int(st, 1)); }));
     return out;
@@ -156,8 +294,9 @@ class SqliteReportStore final : public ReportStore {
       const std::string& id) override {
     std::vector<std::int64_t> times;
     QP_RETURN_IF_ERROR(Query(
-        "SELECT MIN(time) FROM events WHERE component || '/' || base || '/' || improvement = ? "
-        "AND state = 'protected' GROUP BY install_id ORDER BY 1",
+        "SELECT MIN(e.time) FROM events e JOIN fleet_devices f ON f.install_id = e.install_id "
+        "WHERE f.status = 'accepted' AND e.component || '/' || e.base || '/' || e.improvement "
+        "= ? AND e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
         {id}, [&](sqlite3_stmt* st) { times.push_back(sqlite3_column_int64(st, 0)); }));
     std::vector<std::pair<std::int64_t, int>> out;
     for (std::size_t i = 0; i < times.size(); ++i)
@@ -174,7 +313,9 @@ class SqliteReportStore final : public ReportStore {
 
   Status Clear() override {
     std::lock_guard<std::mutex> lock(mu_);
-    return Exec("DELETE FROM events; DELETE FROM devices;");
+    return Exec(
+        "DELETE FROM events; DELETE FROM devices; DELETE FROM fleet_devices; "
+        "DELETE FROM enrollments;");
   }
 
  private:
@@ -198,15 +339,6 @@ Result<std::unique_ptr<ReportStore>> OpenSqliteReportStore(const std::string& pa
   QP_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   QP_RETURN_IF_ERROR(store->Exec(kSchema));
   return std::unique_ptr<ReportStore>(std::move(store));
-}
-
-Result<std::unique_ptr<ReportStore>> OpenReportStore(const std::string& url) {
-  if (url.rfind("sqlite:", 0) == 0) return OpenSqliteReportStore(url.substr(7));
-  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0) {
-    return OpenPostgresReportStore(url);
-  }
-  return Error(ErrorCode::kInvalidArgument,
-               "database must be sqlite:PATH or postgresql://... (got \"" + url + "\")");
 }
 
 }  // namespace qp::server

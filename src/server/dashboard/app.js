@@ -86,9 +86,27 @@ function drawChart(id, imp) {
   }));
 }
 
+// The fleet views need the viewer (or admin) token. It comes once in the address
+// (https://server/#token=...), is kept for this tab only, and is taken out of the address
+// bar and history.
+function viewerToken() {
+  const m = location.hash.match(/^#token=([^&]+)/);
+  if (m) {
+    sessionStorage.setItem("qp-token", decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return sessionStorage.getItem("qp-token") || "";
+}
+
 async function refresh() {
   try {
-    const res = await fetch("/v1/fleet/improvements", { cache: "no-store" });
+    const res = await fetch("/v1/fleet/improvements", {
+      cache: "no-store", headers: { Authorization: "Bearer " + viewerToken() } });
+    if (res.status === 401) {
+      document.getElementById("updated").textContent =
+        "open this page as /#token=VIEWER_TOKEN (the fleet views need the viewer token)";
+      return;
+    }
     const body = await res.json();
     const list = body.improvements || [];
     if (list.length) {

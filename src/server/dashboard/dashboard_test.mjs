@@ -2,10 +2,10 @@
 // the page, waits for live data, and checks that every number shown matches the server's
 // API; saves a screenshot.
 //
-//   node dashboard_test.mjs http://127.0.0.1:PORT screenshot.png
+//   node dashboard_test.mjs http://127.0.0.1:PORT screenshot.png VIEWER_TOKEN
 import { chromium } from "playwright-core";
 
-const [url, screenshot] = process.argv.slice(2);
+const [url, screenshot, token] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -20,10 +20,12 @@ function expect(what, actual, expected) {
 }
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  await page.goto(url, { waitUntil: "load" });
+  await page.goto(url + "/#token=" + encodeURIComponent(token), { waitUntil: "load" });
   await page.waitForSelector("body[data-loaded=true] [data-improvement]", { timeout: 15000 });
   await page.waitForTimeout(500);  // charts drawn
-  const api = await (await fetch(url + "/v1/fleet/improvements")).json();
+  if (page.url().includes("token=")) throw new Error("the token stayed in the address bar");
+  const api = await (await fetch(url + "/v1/fleet/improvements",
+                                 { headers: { Authorization: "Bearer " + token } })).json();
   if (!api.improvements.length) throw new Error("the API lists no improvement");
   for (const imp of api.improvements) {
     const card = page.locator(`[data-improvement="${imp.id}"]`);

@@ -1,0 +1,34 @@
+#include "server/test_device.h"
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace qp::server {
+
+TestDevice::TestDevice()
+    : key_(crypto::SigningKey::Generate(crypto::Scheme::kEd25519).value()),
+      id_(contract::DeviceIdOf(key_.Public()).value()),
+      public_key_(key_.Public().public_value) {}
+
+std::string TestDevice::EnrollBody(const std::string& token) const {
+  return nlohmann::json{{"token", token}, {"public_key", public_key_}}.dump();
+}
+
+SignedRequest TestDevice::Request(std::string_view method, std::string_view target,
+                                  const std::string& body, WallTime now) const {
+  auto sig = contract::SignDeviceRequest(key_, id_, method, target, body, now,
+                                         contract::NewNonce().value());
+  if (!sig.ok()) throw std::runtime_error(sig.error().ToString());
+  return SignedRequest{method, target, body, *sig};
+}
+
+std::vector<std::string> TestDevice::Sign(const std::string& method, const std::string& target,
+                                          const std::string& body, WallTime now) const {
+  SignedRequest r = Request(method, target, body, now);
+  return {std::string(contract::kDeviceHeader) + ": " + r.signature.device,
+          std::string(contract::kTimeHeader) + ": " + r.signature.time,
+          std::string(contract::kNonceHeader) + ": " + r.signature.nonce,
+          std::string(contract::kSignatureHeader) + ": " + r.signature.signature};
+}
+
+}  // namespace qp::server
