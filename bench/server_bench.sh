@@ -2,7 +2,8 @@
 # Fleet server load benchmark on loopback, bounded in count and time. Prints in one run:
 #  - requests/s for timestamp.json from quietpatch-server and from nginx (Debian) serving
 #    the same directory, both measured with wrk, and their ratio (target: >= 0.8);
-#  - reports stored per second with no loss (sent = stored), on SQLite and on PostgreSQL;
+#  - signed reports from enrolled devices stored per second with no loss (sent = stored),
+#    on SQLite and on PostgreSQL;
 #  - memory with 10,000 idle watch connections;
 #  - time from a publish to all watchers answered.
 set -euo pipefail
@@ -60,7 +61,7 @@ echo "timestamp.json requests/s: quietpatch-server $qp_rps, nginx $ng_rps, ratio
 # 2. Reports stored per second, no loss, on both backends.
 python3 bench/report_load.py --help >/dev/null
 start_server "sqlite:$work/reports.db"
-python3 bench/report_load.py "http://127.0.0.1:$PORT" 200 50 "sqlite" "sqlite:$work/reports.db"
+python3 bench/report_load.py "http://127.0.0.1:$PORT" 200 50 "sqlite" "sqlite:$work/reports.db" "$work/token"
 stop_server
 pg="$work/pg"; mkdir -p "$pg/sock"; chown -R postgres:postgres "$pg"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
@@ -68,7 +69,7 @@ runuser -u postgres -- "$PGBIN/initdb" -D "$pg/data" -A trust -U postgres --no-s
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pg/data" -w -l "$pg/log" -o "-k $pg/sock -p 18932 -c listen_addresses=''" start >/dev/null
 PGURL="postgresql:///postgres?host=$pg/sock&port=18932&user=postgres"
 start_server "$PGURL"
-python3 bench/report_load.py "http://127.0.0.1:$PORT" 200 50 "postgresql" "$PGURL"
+python3 bench/report_load.py "http://127.0.0.1:$PORT" 200 50 "postgresql" "$PGURL" "$work/token"
 stop_server
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
 
