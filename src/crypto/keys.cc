@@ -150,9 +150,18 @@ Result<std::shared_ptr<const VerifyingKey>> VerifyingKey::Parse(const PublicKeyD
   if (!actual.ok() || *actual != scheme) {
     return Error(ErrorCode::kCorrupt, "public key does not match keytype " + key.keytype);
   }
+  int der_length = i2d_PUBKEY(pkey.get(), nullptr);
+  if (der_length <= 0) return Error(ErrorCode::kCorrupt, "public key does not encode");
+  std::vector<std::uint8_t> der(static_cast<std::size_t>(der_length));
+  unsigned char* out = der.data();
+  if (i2d_PUBKEY(pkey.get(), &out) != der_length) {
+    return Error(ErrorCode::kCorrupt, "public key does not encode");
+  }
   auto impl = std::make_unique<Impl>();
   impl->pkey = std::move(pkey);
-  return std::shared_ptr<const VerifyingKey>(new VerifyingKey(scheme, std::move(impl)));
+  auto parsed = std::shared_ptr<VerifyingKey>(new VerifyingKey(scheme, std::move(impl)));
+  parsed->identity_ = std::move(der);
+  return std::shared_ptr<const VerifyingKey>(std::move(parsed));
 }
 
 Status VerifyingKey::Verify(std::span<const std::uint8_t> message,

@@ -50,12 +50,16 @@ class VerifyingKey {
                 std::span<const std::uint8_t> signature) const;
 
   Scheme scheme() const { return scheme_; }
+  // The decoded key as DER SubjectPublicKeyInfo: the same for every spelling of one key
+  // (hex case, PEM line breaks, keytype aliases), so that distinct keys are counted by it.
+  const std::vector<std::uint8_t>& identity() const { return identity_; }
 
  private:
   struct Impl;
   VerifyingKey(Scheme scheme, std::unique_ptr<Impl> impl);
   Scheme scheme_;
   std::unique_ptr<Impl> impl_;
+  std::vector<std::uint8_t> identity_;
 };
 
 // A private key. Never printed or logged; ToPem() is for writing key files only.

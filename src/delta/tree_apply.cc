@@ -107,6 +107,11 @@ class Applier {
                           patch_->ReadAt(header_.payload_start + rec->payload_offset, buf));
       if (n != buf.size()) return Error(ErrorCode::kCorrupt, "truncated symlink target");
       target.assign(buf.begin(), buf.end());
+      // symlink(2) would keep only what comes before a NUL: the link would not be the one
+      // the manifest's hash covers.
+      if (target.empty() || target.find('\0') != std::string::npos) {
+        return Error(ErrorCode::kCorrupt, "symlink target is empty or contains NUL");
+      }
     } else {
       auto it = old_by_path_.find(e.path);
       if (it == old_by_path_.end() || it->second->type != EntryType::kSymlink) {

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "core/durable_file.h"
 #include "core/fault_env.h"
 #include "core/hash.h"
 #include "core/memory_file.h"
@@ -277,7 +278,8 @@ TEST(TreePatchTest, PathsThatEscapeTheTreeAreRejected) {
     return EncodePatchHeader(h);
   };
   ManifestEntry file{"x", EntryType::kFile, 0644, 0, {}};
-  for (std::string bad : {"../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "./a", "", "a/."}) {
+  for (std::string bad : {"../etc/passwd", "/etc/passwd", "a/../../b", "a//b", "./a", "", "a/.",
+                          "evil\x1b]0;title\x07", "two\nlines"}) {
     file.path = bad;
     auto bytes = header_with({file});
     MemoryFile f(bytes);
@@ -299,6 +301,28 @@ TEST(TreePatchTest, PathsThatEscapeTheTreeAreRejected) {
   auto unsorted = header_with({b, a});
   MemoryFile u(unsorted);
   EXPECT_FALSE(DecodePatchHeader(u).ok());
+}
+
+// A symlink target with a NUL byte: its hash covers the whole target, but symlink(2) would
+// store only the part before the NUL. Refused.
+TEST(TreePatchTest, ASymlinkTargetWithANulByteIsRefused) {
+  TestDir d;
+  ASSERT_TRUE(MakeDirs(Env::Default(), d.Sub("old")).ok());
+  auto old_m = ScanTree(Env::Default(), d.Sub("old"));
+  ASSERT_TRUE(old_m.ok());
+  const std::string target("/etc/shadow\0harmless", 21);
+  PatchHeader h;
+  h.source_digest = ManifestDigest(*old_m);
+  h.manifest = {ManifestEntry{"link", EntryType::kSymlink, 0777, target.size(), Sha256Of(target)}};
+  h.result_digest = ManifestDigest(h.manifest);
+  h.records = {PatchRecord{RecordOp::kSymlink, "link", "", 0, target.size()}};
+  auto bytes = EncodePatchHeader(h);
+  bytes.insert(bytes.end(), target.begin(), target.end());
+  WriteTestFile(d.Sub("p"), std::string(bytes.begin(), bytes.end()));
+  Status s = ApplyPatch(Env::Default(), d.Sub("old"), d.Sub("p"), d.Sub("out"), {});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("NUL"), std::string::npos) << s.error().ToString();
+  EXPECT_FALSE(TestPathExists(d.Sub("out")));
 }
 
 TEST(TreePatchTest, ENoSpaceDuringApplyLeavesNothingBehind) {

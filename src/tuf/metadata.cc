@@ -364,9 +364,9 @@ Status VerifyThreshold(std::string_view what, const std::string& canonical_signe
     auto raw = HexDecode(sig->sig);
     if (!raw.ok()) continue;
     if (!key->second.verifier->Verify(message, *raw).ok()) continue;
-    std::string identity =
-        key->second.description.keytype + "\n" + key->second.description.public_value;
-    if (!counted_keys.insert(identity).second) continue;
+    // By the decoded key, not its spelling: one key written twice counts once.
+    const auto& der = key->second.verifier->identity();
+    if (!counted_keys.insert(std::string(der.begin(), der.end())).second) continue;
     counted_ids.insert(keyid);
   }
   if (counted_ids.size() < threshold) {

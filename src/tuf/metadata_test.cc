@@ -119,5 +119,46 @@ TEST(MetadataTest, WrittenMetadataParsesBack) {
   EXPECT_TRUE(ParseRoot(*root).ok());
 }
 
+// One key written several ways (hex case, keytype alias, PEM with or without its final
+// newline) is one key: its signatures under each spelling count once toward a threshold.
+TEST(MetadataTest, AKeyCountsOnceHoweverItIsSpelled) {
+  const std::string message = "signed part";
+  std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(message.data()),
+                                      message.size());
+  auto check = [&](const crypto::SigningKey& signer,
+                   const std::vector<crypto::PublicKeyDescription>& spellings) {
+    std::map<std::string, Key> keys;
+    std::vector<std::string> ids;
+    std::vector<Signature> sigs;
+    auto sig = signer.Sign(bytes);
+    ASSERT_TRUE(sig.ok());
+    for (const auto& d : spellings) {
+      Key k = Key::FromDescription(d);
+      ASSERT_NE(k.verifier, nullptr) << d.public_value;
+      ids.push_back(k.KeyId());
+      sigs.push_back(Signature{k.KeyId(), HexEncode(*sig)});
+      keys[k.KeyId()] = k;
+    }
+    ASSERT_EQ(std::set<std::string>(ids.begin(), ids.end()).size(), spellings.size())
+        << "each spelling has its own key id";
+    EXPECT_TRUE(VerifyThreshold("root", message, sigs, keys, ids, 1).ok());
+    Status two = VerifyThreshold("root", message, sigs, keys, ids, 2);
+    ASSERT_FALSE(two.ok()) << "one key counted twice";
+    EXPECT_NE(two.error().message().find("1 of 2"), std::string::npos) << two.error().ToString();
+  };
+  auto ed = crypto::SigningKey::Generate(crypto::Scheme::kEd25519).value();
+  crypto::PublicKeyDescription lower = ed.Public(), upper = ed.Public();
+  for (auto& c : upper.public_value) c = static_cast<char>(std::toupper(c));
+  check(ed, {lower, upper});
+  auto ec = crypto::SigningKey::Generate(crypto::Scheme::kEcdsaP256).value();
+  crypto::PublicKeyDescription ecdsa = ec.Public(), alias = ec.Public(), trimmed = ec.Public();
+  ecdsa.keytype = "ecdsa";
+  alias.keytype = "ecdsa-sha2-nistp256";
+  while (!trimmed.public_value.empty() && trimmed.public_value.back() == '\n') {
+    trimmed.public_value.pop_back();
+  }
+  check(ec, {ecdsa, alias, trimmed});
+}
+
 }  // namespace
 }  // namespace qp::tuf
