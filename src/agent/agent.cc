@@ -47,7 +47,8 @@ Agent::Agent(AgentConfig config, Env* env, Clock* clock, Transport transport)
       env_(env),
       clock_(clock),
       transport_(transport),
-      installer_(env, transport.downloads, JoinPath(config_.state_dir, "downloads")),
+      installer_(env, transport.downloads, JoinPath(config_.state_dir, "downloads"),
+                 config_.limits.patch),
       loop_(LoopOptions(config_), this, clock, std::random_device{}()) {}
 
 Agent::~Agent() = default;
@@ -183,9 +184,14 @@ Status Agent::CheckLocked(const Request& request) {
       bundle_ ? tuf::BundleFetcher::kMetadataUrl : config_.repository_url + "/metadata/";
   uc.target_base_url =
       bundle_ ? tuf::BundleFetcher::kTargetsUrl : config_.repository_url + "/targets/";
+  uc.root_max_length = config_.limits.root;
+  uc.timestamp_max_length = config_.limits.timestamp;
+  uc.snapshot_max_length = config_.limits.snapshot;
+  uc.targets_max_length = config_.limits.targets;
+  uc.target_max_length = std::max(config_.limits.rollout, config_.limits.patch);
   tuf::Updater updater(uc, env_, bundle_ ? bundle_ : transport_.metadata, clock_);
   if (Status s = updater.Refresh(); !s.ok()) return FailCheck(s.error());
-  auto offer = ReadOffer(updater);
+  auto offer = ReadOffer(updater, config_.limits.rollout);
   if (!offer.ok()) return FailCheck(offer.error());
   offer_ = std::move(offer).value();
   state_.last_check = now;

@@ -40,6 +40,17 @@ Result<std::chrono::seconds> Seconds(const toml::table& t, const char* key, cons
   return std::chrono::seconds(*v);
 }
 
+Result<std::uint64_t> Bytes(const toml::table& t, const char* key, const std::string& file,
+                            std::uint64_t fallback) {
+  if (!t.contains(key)) return fallback;
+  auto v = t[key].value<std::int64_t>();
+  constexpr std::int64_t kMax = std::int64_t{16} << 30;
+  if (!v || *v < 1024 || *v > kMax) {
+    return Bad(file, key, "expected a byte count from 1024 to " + std::to_string(kMax));
+  }
+  return static_cast<std::uint64_t>(*v);
+}
+
 Result<std::string> String(const toml::table& t, const char* key, const std::string& file,
                            const std::string& fallback) {
   if (!t.contains(key)) return fallback;
@@ -58,7 +69,8 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
       "repository_url",        "server_url",     "trusted_root",        "components_dir",
       "interval_seconds",      "jitter_seconds", "max_backoff_seconds", "watch",
       "watch_timeout_seconds", "ca_file",        "admin_group",         "control_socket",
-      "enrollment_token_file"};
+      "enrollment_token_file", "max_root_bytes",    "max_timestamp_bytes",
+      "max_snapshot_bytes",    "max_targets_bytes", "max_rollout_bytes",   "max_patch_bytes"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;
@@ -93,6 +105,13 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
   QP_ASSIGN_OR_RETURN(c.enrollment_token_file, String(t, "enrollment_token_file", file,
                                                       JoinPath(config_dir, "enrollment.token")));
   QP_ASSIGN_OR_RETURN(c.admin_group, String(t, "admin_group", file, ""));
+  DownloadLimits& l = c.limits;
+  QP_ASSIGN_OR_RETURN(l.root, Bytes(t, "max_root_bytes", file, l.root));
+  QP_ASSIGN_OR_RETURN(l.timestamp, Bytes(t, "max_timestamp_bytes", file, l.timestamp));
+  QP_ASSIGN_OR_RETURN(l.snapshot, Bytes(t, "max_snapshot_bytes", file, l.snapshot));
+  QP_ASSIGN_OR_RETURN(l.targets, Bytes(t, "max_targets_bytes", file, l.targets));
+  QP_ASSIGN_OR_RETURN(l.rollout, Bytes(t, "max_rollout_bytes", file, l.rollout));
+  QP_ASSIGN_OR_RETURN(l.patch, Bytes(t, "max_patch_bytes", file, l.patch));
   QP_ASSIGN_OR_RETURN(c.control_socket, String(t, "control_socket", file, c.control_socket));
   return c;
 }

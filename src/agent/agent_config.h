@@ -13,6 +13,9 @@
 //   watch_timeout_seconds = 300
 //   ca_file = ""                                         # default: the system CA store
 //   enrollment_token_file = "/etc/quietpatch/enrollment.token"  # the fleet's credential
+//   # Absolute caps per download; a length the signed metadata gives only lowers them.
+//   max_root_bytes = 512000        max_timestamp_bytes = 16384   max_snapshot_bytes = 2000000
+//   max_targets_bytes = 5000000    max_rollout_bytes = 1048576   max_patch_bytes = 1073741824
 //   admin_group = "quietpatch"                           # besides root, may change things
 //   control_socket = "/run/quietpatch/control.sock"
 //
@@ -22,6 +25,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -29,6 +33,15 @@
 #include "core/result.h"
 
 namespace qp::agent {
+
+struct DownloadLimits {
+  std::uint64_t root = 512000;
+  std::uint64_t timestamp = 16384;
+  std::uint64_t snapshot = 2000000;
+  std::uint64_t targets = 5000000;  // each targets role
+  std::uint64_t rollout = 1 << 20;
+  std::uint64_t patch = std::uint64_t{1} << 30;
+};
 
 struct AgentConfig {
   std::string config_dir;
@@ -48,6 +61,7 @@ struct AgentConfig {
   std::string enrollment_token_file;
   std::string admin_group;
   std::string control_socket = "/run/quietpatch/control.sock";
+  DownloadLimits limits;
 };
 
 // Reads <config_dir>/agent.toml. kInvalidArgument "<file>: <field>: <problem>".

@@ -21,8 +21,8 @@ struct Offer {
 
 // Reads the improvements role's targets and rollout.json from a refreshed updater. A target
 // whose custom metadata is malformed is skipped (and logged); rollout.json that does not
-// verify or parse fails the check.
-Result<Offer> ReadOffer(tuf::Updater& updater);
+// verify or parse fails the check, as does one longer than `max_rollout_bytes`.
+Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes);
 
 // What a person asked for in this check: nothing (""), everything offered ("*", an offline
 // bundle), a component name, or one improvement id.

@@ -13,8 +13,12 @@ Status VerifyFile(Env* env, const std::string& path, const tuf::TargetFile& file
 
 }  // namespace
 
-Installer::Installer(Env* env, Downloader* downloads, std::string downloads_dir)
-    : env_(env), downloads_(downloads), dir_(std::move(downloads_dir)) {}
+Installer::Installer(Env* env, Downloader* downloads, std::string downloads_dir,
+                     std::uint64_t max_patch_bytes)
+    : env_(env),
+      downloads_(downloads),
+      dir_(std::move(downloads_dir)),
+      max_patch_bytes_(max_patch_bytes) {}
 
 Result<std::string> Installer::DownloadPatch(const Improvement& imp, tuf::Updater& updater,
                                              bool from_bundle) {
@@ -22,6 +26,8 @@ Result<std::string> Installer::DownloadPatch(const Improvement& imp, tuf::Update
   if (sha == imp.file.hashes.end() || sha->second.empty()) {
     return Error(ErrorCode::kUnsupported, "improvement without a sha256 hash");
   }
+  QP_RETURN_IF_ERROR(tuf::Updater::DownloadCap("patch " + imp.target_path, imp.file.length,
+                                               max_patch_bytes_));
   std::string done = JoinPath(dir_, sha->second + ".qpatch");
   if (env_->Stat(done).ok() && VerifyFile(env_, done, imp.file).ok()) return done;
   tuf::TargetInfo info{imp.target_path, imp.file, "improvements"};

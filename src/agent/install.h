@@ -27,8 +27,10 @@ struct FixOutcome {
 
 class Installer {
  public:
-  // Patches are downloaded into `downloads_dir` (owned by the agent, 0700).
-  Installer(Env* env, Downloader* downloads, std::string downloads_dir);
+  // Patches are downloaded into `downloads_dir` (owned by the agent, 0700); one longer
+  // than `max_patch_bytes` is refused, whatever its signed length.
+  Installer(Env* env, Downloader* downloads, std::string downloads_dir,
+            std::uint64_t max_patch_bytes);
 
   // The verified patch's path. A complete earlier download is reused; a partial one is
   // resumed; one that does not verify is deleted. `from_bundle`: the updater's fetcher is
@@ -44,6 +46,7 @@ class Installer {
   Env* env_;
   Downloader* downloads_;
   std::string dir_;
+  std::uint64_t max_patch_bytes_;
 };
 
 }  // namespace qp::agent

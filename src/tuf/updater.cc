@@ -131,8 +131,9 @@ Status Updater::LoadSnapshot() {
   const MetaFile& listed = trusted_->timestamp()->snapshot_meta;
   std::optional<std::uint64_t> version;
   if (trusted_->root().consistent_snapshot) version = listed.version;
-  auto bytes = fetcher_->Fetch(MetadataUrl("snapshot", version),
-                               listed.length.value_or(config_.snapshot_max_length));
+  QP_ASSIGN_OR_RETURN(std::uint64_t cap,
+                      DownloadCap("snapshot.json", listed.length, config_.snapshot_max_length));
+  auto bytes = fetcher_->Fetch(MetadataUrl("snapshot", version), cap);
   if (!bytes.ok()) return bytes.error().WithContext("snapshot");
   QP_RETURN_IF_ERROR(trusted_->UpdateSnapshot(*bytes, /*from_local_cache=*/false));
   return Persist("snapshot", *bytes);
@@ -153,8 +154,9 @@ Result<const Targets*> Updater::LoadTargets(const std::string& role, const std::
   }
   std::optional<std::uint64_t> version;
   if (trusted_->root().consistent_snapshot) version = listed->second.version;
-  auto bytes = fetcher_->Fetch(MetadataUrl(role, version),
-                               listed->second.length.value_or(config_.targets_max_length));
+  QP_ASSIGN_OR_RETURN(std::uint64_t cap, DownloadCap(role + ".json", listed->second.length,
+                                                     config_.targets_max_length));
+  auto bytes = fetcher_->Fetch(MetadataUrl(role, version), cap);
   if (!bytes.ok()) return bytes.error().WithContext(role);
   QP_RETURN_IF_ERROR(trusted_->UpdateTargets(*bytes, role, delegator));
   QP_RETURN_IF_ERROR(Persist(role, *bytes));
@@ -239,7 +241,23 @@ bool Updater::IsDownloaded(const TargetInfo& target, const std::string& file_pat
   return VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes, target.path).ok();
 }
 
+Result<std::uint64_t> Updater::DownloadCap(const std::string& what,
+                                           std::optional<std::uint64_t> signed_length,
+                                           std::uint64_t configured) {
+  // A signed length only lowers the configured cap: an online key cannot make a device
+  // buffer more than its configuration allows.
+  if (signed_length && *signed_length > configured) {
+    return Error(ErrorCode::kTooLarge, what + ": the signed metadata lists " +
+                                           std::to_string(*signed_length) +
+                                           " bytes, more than the " + std::to_string(configured) +
+                                           " this client accepts");
+  }
+  return signed_length.value_or(configured);
+}
+
 Result<std::vector<std::uint8_t>> Updater::FetchTarget(const TargetInfo& target) {
+  QP_RETURN_IF_ERROR(
+      DownloadCap("target " + target.path, target.file.length, config_.target_max_length));
   auto bytes = fetcher_->Fetch(TargetUrl(target), target.file.length);
   if (!bytes.ok()) return bytes.error().WithContext("target " + target.path);
   QP_RETURN_IF_ERROR(VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes,
@@ -248,6 +266,8 @@ Result<std::vector<std::uint8_t>> Updater::FetchTarget(const TargetInfo& target)
 }
 
 Status Updater::DownloadTarget(const TargetInfo& target, const std::string& file_path) {
+  QP_RETURN_IF_ERROR(
+      DownloadCap("target " + target.path, target.file.length, config_.target_max_length));
   auto bytes = fetcher_->Fetch(TargetUrl(target), target.file.length);
   if (!bytes.ok()) return bytes.error().WithContext("target " + target.path);
   QP_RETURN_IF_ERROR(VerifyLengthAndHashes(*bytes, target.file.length, target.file.hashes,

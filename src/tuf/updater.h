@@ -24,10 +24,13 @@ struct UpdaterConfig {
   std::string target_base_url;  // base URL of the targets ('/' appended when missing)
   std::uint32_t max_root_rotations = 256;
   std::uint32_t max_delegations = 32;  // roles visited per target lookup
+  // Absolute caps per kind of download. A length the signed metadata gives only lowers
+  // them; a larger one is refused (kTooLarge) before anything is fetched.
   std::uint64_t root_max_length = kMaxRootBytes;
   std::uint64_t timestamp_max_length = 16384;
   std::uint64_t snapshot_max_length = 2000000;
   std::uint64_t targets_max_length = 5000000;
+  std::uint64_t target_max_length = 64 << 20;  // a target fetched into memory
 };
 
 struct TargetInfo {
@@ -64,6 +67,11 @@ class Updater {
   // Downloads a small target into memory (at most its length) and checks length and
   // every hash.
   Result<std::vector<std::uint8_t>> FetchTarget(const TargetInfo& target);
+  // The cap for a download of `what`: `configured`, or the signed length when it is lower;
+  // kTooLarge when the signed length is higher.
+  static Result<std::uint64_t> DownloadCap(const std::string& what,
+                                           std::optional<std::uint64_t> signed_length,
+                                           std::uint64_t configured);
 
   // The URL the target is fetched from (consistent snapshots: dir/HASH.name).
   std::string TargetUrl(const TargetInfo& target) const;

@@ -102,6 +102,31 @@ TEST_F(ClientTest, EqualTimestampVersionKeepsTheStoredOneAndSucceeds) {
   EXPECT_EQ(Stored("timestamp"), stored);
 }
 
+// The online timestamp key signs a snapshot length of 2^40: the client refuses it before
+// fetching anything, instead of buffering up to that length.
+TEST_F(ClientTest, ASignedLengthAboveTheConfiguredCapIsRefusedBeforeFetching) {
+  ASSERT_TRUE(Refresh().ok());
+  ASSERT_TRUE(W().PublishSnapshot().ok());
+  W().timestamp().snapshot_meta.length = std::uint64_t{1} << 40;
+  W().timestamp().snapshot_meta.hashes.clear();
+  W().timestamp().version += 1;
+  auto bumped = W().Sign("timestamp");
+  ASSERT_TRUE(bumped.ok());
+  repo_->files()["metadata/timestamp.json"] = *bumped;
+  Status s = Refresh();
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kTooLarge) << s.error().ToString();
+  EXPECT_NE(s.error().message().find("1099511627776 bytes, more than the 2000000"),
+            std::string::npos)
+      << s.error().ToString();
+  for (const auto& url : repo_->metadata_requests) {
+    EXPECT_EQ(url.find("snapshot"), std::string::npos) << "fetched " << url;
+  }
+  // A lower signed length still bounds the download.
+  EXPECT_EQ(*Updater::DownloadCap("x", 100, 2000), 100u);
+  EXPECT_EQ(*Updater::DownloadCap("x", std::nullopt, 2000), 2000u);
+}
+
 TEST_F(ClientTest, RejectsSnapshotRollbackListedInTimestamp) {
   ASSERT_TRUE(W().PublishSnapshot().ok());
   ASSERT_TRUE(W().PublishTimestamp().ok());
