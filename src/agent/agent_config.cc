@@ -66,11 +66,11 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
   std::string file = JoinPath(config_dir, "agent.toml");
   QP_ASSIGN_OR_RETURN(toml::table t, ParseTomlFile(env, file));
   static const char* kKnown[] = {
-      "repository_url",        "server_url",     "trusted_root",        "components_dir",
-      "interval_seconds",      "jitter_seconds", "max_backoff_seconds", "watch",
-      "watch_timeout_seconds", "ca_file",        "admin_group",         "control_socket",
-      "enrollment_token_file", "max_root_bytes",    "max_timestamp_bytes",
-      "max_snapshot_bytes",    "max_targets_bytes", "max_rollout_bytes",   "max_patch_bytes"};
+      "repository_url",        "server_url",        "trusted_root",        "components_dir",
+      "interval_seconds",      "jitter_seconds",    "max_backoff_seconds", "watch",
+      "watch_timeout_seconds", "ca_file",           "admin_group",         "control_socket",
+      "enrollment_token_file", "max_root_bytes",    "max_timestamp_bytes", "max_snapshot_bytes",
+      "max_targets_bytes",     "max_rollout_bytes", "max_patch_bytes"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;

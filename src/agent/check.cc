@@ -17,8 +17,8 @@ Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes) 
   }
   QP_ASSIGN_OR_RETURN(auto rollout_info, updater.GetTargetInfo("rollout.json"));
   if (rollout_info.has_value()) {
-    QP_RETURN_IF_ERROR(tuf::Updater::DownloadCap("rollout.json", rollout_info->file.length,
-                                                 max_rollout_bytes));
+    QP_RETURN_IF_ERROR(
+        tuf::Updater::DownloadCap("rollout.json", rollout_info->file.length, max_rollout_bytes));
     QP_ASSIGN_OR_RETURN(auto bytes, updater.FetchTarget(*rollout_info));
     QP_ASSIGN_OR_RETURN(offer.rollout, contract::Rollout::Parse(bytes));
   }

@@ -26,8 +26,8 @@ Result<std::string> Installer::DownloadPatch(const Improvement& imp, tuf::Update
   if (sha == imp.file.hashes.end() || sha->second.empty()) {
     return Error(ErrorCode::kUnsupported, "improvement without a sha256 hash");
   }
-  QP_RETURN_IF_ERROR(tuf::Updater::DownloadCap("patch " + imp.target_path, imp.file.length,
-                                               max_patch_bytes_));
+  QP_RETURN_IF_ERROR(
+      tuf::Updater::DownloadCap("patch " + imp.target_path, imp.file.length, max_patch_bytes_));
   std::string done = JoinPath(dir_, sha->second + ".qpatch");
   if (env_->Stat(done).ok() && VerifyFile(env_, done, imp.file).ok()) return done;
   tuf::TargetInfo info{imp.target_path, imp.file, "improvements"};

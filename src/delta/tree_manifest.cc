@@ -16,7 +16,8 @@ Status ValidateRelativePath(const std::string& path) {
   if (path.find('\0') != std::string::npos) return bad("contains NUL");
   for (char c : path) {
     // Control characters in a name would reach terminals and logs as commands.
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return bad("contains a control character");
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return bad("contains a control character");
   }
   if (path.front() == '/') return bad("absolute");
   std::size_t start = 0;

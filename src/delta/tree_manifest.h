@@ -31,7 +31,8 @@ inline constexpr std::size_t kMaxPathLength = 4096;
 inline constexpr std::size_t kMaxEntries = 1'000'000;
 
 // Checks that `path` is a safe relative path: non-empty, no leading '/', no empty, "." or
-// ".." component, no NUL or other control character, at most kMaxPathLength bytes. kCorrupt naming the path otherwise.
+// ".." component, no NUL or other control character, at most kMaxPathLength bytes. kCorrupt naming
+// the path otherwise.
 Status ValidateRelativePath(const std::string& path);
 
 // Scans the tree under `root` (files, directories, symlinks; anything else is an error),

@@ -46,7 +46,7 @@ ApiResponse FleetService::AdminDevices(std::string_view path, bool post,
                                        const std::string& peer) {
   const std::string action(path.substr(std::string_view("/v1/admin/").size()));
   if (!Authorized(authorization)) {
-    if (post) Audit(action, peer, Json::object(), "refused: invalid token");
+    if (post) audit_.Refused(action, peer, "invalid token");
     return Fail(401, "invalid or missing bearer token");
   }
   if (!post) {

@@ -87,7 +87,8 @@ FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> sto
       store_(std::move(store)),
       env_(env),
       clock_(clock),
-      gate_(store_.get(), clock) {
+      gate_(store_.get(), clock),
+      audit_(env, clock, config_.audit_log) {
   paths_ = {config_.repo_dir, config_.keys_dir};
   admin_token_ = ReadTokenFile(env_, config_.admin_token_file, "admin");
   viewer_token_ = ReadTokenFile(env_, config_.viewer_token_file, "viewer");
@@ -231,24 +232,13 @@ void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
 
 void FleetService::Audit(const std::string& action, const std::string& peer, const Json& details,
                          const std::string& result) {
-  if (config_.audit_log.empty()) return;
-  Json line{{"time", Unix(clock_->Now())},
-            {"action", action},
-            {"by", peer},
-            {"details", details},
-            {"result", result}};
-  std::lock_guard<std::mutex> lock(audit_mu_);
-  auto existing = ReadFileLimited(env_, config_.audit_log, 64 << 20);
-  std::string text = existing.ok() ? std::string(existing->begin(), existing->end()) : "";
-  text += line.dump() + "\n";
-  Status s = WriteFileDurably(env_, config_.audit_log, text, 0600);
-  if (!s.ok()) spdlog::error("audit log: {}", s.error().ToString());
+  (void)audit_.Record(action, peer, details, result);
 }
 
 ApiResponse FleetService::AdminRollout(std::string_view authorization, std::string_view body,
                                        const std::string& peer) {
   if (!Authorized(authorization)) {
-    Audit("rollout", peer, Json::object(), "refused: invalid token");
+    audit_.Refused("rollout", peer, "invalid token");
     return ErrorResponse(401, "invalid or missing bearer token");
   }
   Json j = Json::parse(body, nullptr, false);
@@ -291,20 +281,7 @@ ApiResponse FleetService::AdminRollout(std::string_view authorization, std::stri
 
 ApiResponse FleetService::AdminAudit(std::string_view authorization) {
   if (!Authorized(authorization)) return ErrorResponse(401, "invalid or missing bearer token");
-  Json out = Json::array();
-  auto bytes = ReadFileLimited(env_, config_.audit_log, 64 << 20);
-  if (bytes.ok()) {
-    std::string text(bytes->begin(), bytes->end());
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      std::size_t nl = text.find('\n', pos);
-      Json line = Json::parse(text.substr(pos, nl - pos), nullptr, false);
-      if (!line.is_discarded()) out.push_back(line);
-      if (nl == std::string::npos) break;
-      pos = nl + 1;
-    }
-  }
-  return JsonResponse(200, out);
+  return JsonResponse(200, audit_.Recent());
 }
 
 ApiResponse FleetService::FleetImprovements(std::string_view authorization) {
@@ -322,19 +299,12 @@ ApiResponse FleetService::FleetImprovements(std::string_view authorization) {
   }
   // Rollout history and halts from the audit log.
   std::map<std::string, Json> history;
-  auto audit = admin ? ReadFileLimited(env_, config_.audit_log, 64 << 20)
-                     : Result<std::vector<std::uint8_t>>(Error(ErrorCode::kNotFound, "viewer"));
-  if (audit.ok()) {
-    std::string text(audit->begin(), audit->end());
-    std::size_t pos = 0;
-    while (pos < text.size()) {
-      std::size_t nl = text.find('\n', pos);
-      Json line = Json::parse(text.substr(pos, nl - pos), nullptr, false);
-      if (!line.is_discarded() && line.contains("details") && line["details"].contains("id")) {
+  if (admin) {
+    for (const auto& line : audit_.Recent()) {
+      if (line.contains("details") && line["details"].is_object() &&
+          line["details"].contains("id") && line["details"]["id"].is_string()) {
         history[line["details"]["id"].get<std::string>()].push_back(line);
       }
-      if (nl == std::string::npos) break;
-      pos = nl + 1;
     }
   }
   Json list = Json::array();

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/env.h"
 #include "online/repo_dir.h"
+#include "server/audit_log.h"
 #include "server/device_gate.h"
 #include "server/report_store.h"
 #include "server/server_config.h"
@@ -85,8 +86,8 @@ class FleetService {
   std::string admin_token_;
   std::string viewer_token_;
   DeviceGate gate_;
+  AuditLog audit_;
   std::mutex sign_mu_;  // one repository change at a time
-  std::mutex audit_mu_;
   std::mutex rate_mu_;
   struct Bucket {
     double tokens = 0;
