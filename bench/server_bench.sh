@@ -24,8 +24,10 @@ $B/src/apps/quietpatch-repo --repo "$work/repo" build --component comp --platfor
 $B/src/apps/quietpatch-repo --repo "$work/repo" --keys "$work/keys" publish "$work/imp" --percent 100
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/token"; chmod 600 "$work/token"
 
+# Every simulated client comes from 127.0.0.1: one address may hold all the watches here.
+echo 'watch_per_address = 20000' > "$work/server.toml"
 start_server() {  # $1 database URL -> sets PORT
-  "$B/src/apps/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/keys" \
+  "$B/src/apps/quietpatch-server" --config "$work/server.toml" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/keys" \
     --database "$1" --admin-token-file "$work/token" --audit-log "$work/audit.log" --threads 2 \
     --log-level warn > "$work/server.out" 2>&1 &
   SERVER_PID=$!

@@ -2,14 +2,18 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+
+#include <array>
 #include <chrono>
 #include <fstream>
 #include <list>
+#include <map>
 #include <mutex>
 
 #include "contract/device_auth.h"
@@ -26,7 +30,12 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
+// Connections at most, whatever the descriptor limit allows; and descriptors kept for
+// files, the database and logs.
 constexpr std::size_t kMaxConnections = 20000;
+constexpr std::size_t kReservedDescriptors = 64;
+// After accept() fails (out of descriptors, say), wait this long before accepting again.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr auto kWriteTimeout = std::chrono::seconds(30);
 
 std::string Query(std::string_view target, const std::string& key) {
@@ -122,6 +131,33 @@ class WatchHub {
   std::list<std::shared_ptr<Waiter>> waiters_;
 };
 
+// Watch slots per client address: a client holding its share gets 429, the others are
+// still served. A slot is released when its handle is destroyed.
+class PeerSlots {
+ public:
+  // Null when `peer` already holds `per_peer` slots.
+  std::shared_ptr<void> Take(const std::string& peer, int per_peer) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int& n = held_[peer];
+    if (n >= per_peer) return nullptr;
+    ++n;
+    return std::make_shared<Slot>(this, peer);
+  }
+
+ private:
+  struct Slot {
+    Slot(PeerSlots* o, std::string p) : owner(o), peer(std::move(p)) {}
+    ~Slot() {
+      std::lock_guard<std::mutex> lock(owner->mu_);
+      if (--owner->held_[peer] <= 0) owner->held_.erase(peer);
+    }
+    PeerSlots* owner;
+    std::string peer;
+  };
+  std::mutex mu_;
+  std::map<std::string, int> held_;
+};
+
 struct HttpServer::Impl {
   const ServerConfig& config;
   FleetService* service;
@@ -134,6 +170,9 @@ struct HttpServer::Impl {
   asio::steady_timer resign_timer{ioc};
   std::vector<std::thread> threads;
   WatchHub hub;
+  PeerSlots watch_slots;
+  asio::steady_timer accept_timer{ioc};
+  std::size_t max_connections = kMaxConnections;
   std::atomic<std::size_t> connections{0};
   std::atomic<std::uint64_t> published_version{0};
   std::atomic<bool> stopping{false};
@@ -328,6 +367,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     std::uint64_t now = server_->files->TimestampVersion();
     if (now > known) return SendWatch(now);
+    watch_slot_ = server_->watch_slots.Take(Peer(), server_->config.watch_per_address);
+    if (!watch_slot_) {
+      auto res = MakeResponse(429, R"({"error":"too many watches from this address"})",
+                              "application/json", "no-store");
+      res->set(http::field::retry_after, std::to_string(timeout > 0 ? timeout : 30));
+      return Write(res, "watch");
+    }
     Lowest().expires_never();  // an idle watcher is expected to be idle
     auto self = shared_from_this();
     waiter_ = server_->hub.Add(known, [self](std::uint64_t v) {
@@ -335,6 +381,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         self->timer_.cancel();
         if (v == 0) {
           self->waiter_.reset();
+          self->EndWatch();
           self->Send(204, "", "", "watch", "no-store");  // shutting down: nothing new
         } else {
           self->SendWatch(v);
@@ -346,13 +393,40 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (ec || !self->waiter_ || self->waiter_->done.exchange(true)) return;
       self->server_->hub.Remove(self->waiter_);
       self->waiter_.reset();
+      self->EndWatch();
       self->Send(204, "", "", "watch", "no-store");
     });
-    // A watcher that hangs up is noticed at the next notify or its timeout.
+    WatchForHangUp();
+  }
+
+  // A watching client sends nothing until it is answered: a read completing meanwhile means
+  // it hung up (or broke the protocol). Either way its slot is freed at once.
+  void WatchForHangUp() {
+    const std::uint64_t generation = ++watch_generation_;
+    stream_.async_read_some(asio::buffer(probe_), [self = shared_from_this(), generation](
+                                                      beast::error_code, std::size_t) {
+      if (generation != self->watch_generation_ || !self->waiter_) return;  // answered
+      if (self->waiter_->done.exchange(true)) return;
+      self->server_->hub.Remove(self->waiter_);
+      self->waiter_.reset();
+      self->timer_.cancel();
+      self->watch_slot_.reset();
+      self->Close();
+    });
+  }
+
+  // Before a watch is answered: the hang-up read is cancelled (the next request is read
+  // normally) and the slot released.
+  void EndWatch() {
+    ++watch_generation_;
+    beast::error_code ignored;
+    Lowest().socket().cancel(ignored);
+    watch_slot_.reset();
   }
 
   void SendWatch(std::uint64_t version) {
     waiter_.reset();
+    EndWatch();
     Send(200, nlohmann::json{{"timestamp", version}}.dump(), "application/json", "watch",
          "no-store");
   }
@@ -417,6 +491,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       server_->hub.Remove(waiter_);
       waiter_.reset();
     }
+    watch_slot_.reset();
     timer_.cancel();
     if constexpr (kTls) {
       Lowest().expires_after(std::chrono::seconds(2));
@@ -437,6 +512,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<http::request_parser<http::string_body>> parser_;
   http::request<http::string_body> req_;
   std::shared_ptr<WatchHub::Waiter> waiter_;
+  std::shared_ptr<void> watch_slot_;
+  std::uint64_t watch_generation_ = 0;
+  std::array<char, 1> probe_{};
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
@@ -445,19 +523,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 void HttpServer::Impl::Accept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping) return;
-    if (!ec) {
-      if (connections >= kMaxConnections) {
-        beast::error_code ignored;
-        socket.close(ignored);  // over the limit: refuse rather than fall over
+    if (ec) {
+      // Out of descriptors, typically: accepting again at once would spin. Existing
+      // connections go on meanwhile and free descriptors as they end.
+      spdlog::warn("accept: {}; retrying in {} ms", ec.message(),
+                   std::chrono::milliseconds(kAcceptBackoff).count());
+      accept_timer.expires_after(kAcceptBackoff);
+      accept_timer.async_wait([this](beast::error_code timer_ec) {
+        if (!timer_ec && !stopping) Accept();
+      });
+      return;
+    }
+    if (connections >= max_connections) {
+      beast::error_code ignored;
+      socket.close(ignored);  // over the limit: refuse rather than fall over
+    } else {
+      connections++;
+      if (tls) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *tls,
+                                                                        this)
+            ->Start();
       } else {
-        connections++;
-        if (tls) {
-          std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), *tls,
-                                                                          this)
-              ->Start();
-        } else {
-          std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
-        }
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
       }
     }
     Accept();
@@ -526,6 +613,23 @@ Status HttpServer::Start() {
     return Error(ErrorCode::kIo, "listen on " + s.config.listen_address + ":" +
                                      std::to_string(s.config.listen_port) + ": " + ec.message());
   }
+  // As many descriptors as the hard limit allows; the connection cap follows from them.
+  rlimit files_limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &files_limit) == 0 &&
+      files_limit.rlim_cur < files_limit.rlim_max) {
+    files_limit.rlim_cur = files_limit.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &files_limit);
+    (void)::getrlimit(RLIMIT_NOFILE, &files_limit);
+  }
+  if (files_limit.rlim_cur != RLIM_INFINITY) {
+    std::size_t usable = files_limit.rlim_cur > kReservedDescriptors
+                             ? static_cast<std::size_t>(files_limit.rlim_cur) - kReservedDescriptors
+                             : 1;
+    s.max_connections = std::min(kMaxConnections, usable);
+  }
+  spdlog::info("capacity: {} descriptors, {} connections at most, {} watches per address",
+               static_cast<unsigned long long>(files_limit.rlim_cur), s.max_connections,
+               s.config.watch_per_address);
   s.published_version = s.files->TimestampVersion();
   s.service->on_publish = [this] { NotifyPublished(); };
   s.Accept();

@@ -12,6 +12,7 @@
 //   threads = 2
 //   report_rate_per_minute = 60                   # per install id
 //   timestamp_resign_hours = 6                    # re-sign when it expires sooner
+//   watch_per_address = 256                       # open watches per client address
 //   [auto_halt]
 //   min_reports = 20
 //   max_failure_percent = 5
@@ -39,6 +40,7 @@ struct ServerConfig {
   int report_rate_per_minute = 60;
   int timestamp_resign_hours = 6;
   int request_timeout_seconds = 10;  // to send a whole request (slow clients are cut)
+  int watch_per_address = 256;       // open watches one client address may hold
   int auto_halt_min_reports = 20;
   double auto_halt_max_failure_percent = 5;
 };

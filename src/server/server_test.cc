@@ -124,6 +124,7 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
     config_.auto_halt_min_reports = 4;
     config_.auto_halt_max_failure_percent = 25;
     config_.request_timeout_seconds = 1;
+    config_.watch_per_address = 8;
     if (GetParam() == "sqlite") {
       config_.database = "sqlite:" + dir_.Sub("reports.db");
     } else {
@@ -251,6 +252,67 @@ TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
   EXPECT_GT(Json::parse(woke.body)["timestamp"].get<std::uint64_t>(), v);
   EXPECT_LT(std::chrono::steady_clock::now() - published, std::chrono::seconds(2));
   EXPECT_EQ(Http(port_, "GET", "/v1/watch?timestamp=x").status, 400);
+}
+
+// Polls `pred` every 20 ms for up to `limit`.
+template <typename Pred>
+bool Eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+TEST_P(ServerTest, WatchSlotsAreSharedPerAddressAndFreedWhenClientsHangUp) {
+  std::string watch = "GET /v1/watch?timestamp=" + std::to_string(files_->TimestampVersion()) +
+                      "&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n";
+  std::vector<int> fds;
+  for (int i = 0; i < 8; ++i) {
+    int fd = Connect(port_);
+    ASSERT_GE(fd, 0);
+    ASSERT_GT(::send(fd, watch.data(), watch.size(), MSG_NOSIGNAL), 0);
+    fds.push_back(fd);
+  }
+  ASSERT_TRUE(Eventually([&] { return server_->http().watchers() == 8u; }));
+  // This address holds its share: the next watch is refused at once, other requests served.
+  Reply refused =
+      Http(port_, "GET",
+           "/v1/watch?timestamp=" + std::to_string(files_->TimestampVersion()) + "&timeout=60");
+  EXPECT_EQ(refused.status, 429);
+  EXPECT_FALSE(refused.Header("retry-after").empty());
+  EXPECT_EQ(Http(port_, "GET", "/repo/metadata/timestamp.json").status, 200);
+  // The clients hang up: their slots are free at once, not at their timeout (60 s).
+  for (int fd : fds) ::close(fd);
+  ASSERT_TRUE(Eventually([&] { return server_->http().watchers() == 0u; }))
+      << server_->http().watchers() << " watchers left";
+  // A watch answered on a kept-alive connection leaves it usable for the next request.
+  int fd = Connect(port_);
+  ASSERT_GT(::send(fd, watch.data(), watch.size(), MSG_NOSIGNAL), 0);
+  ASSERT_TRUE(Eventually([&] { return server_->http().watchers() == 1u; }));
+  ASSERT_EQ(
+      Http(port_, "POST", "/v1/admin/rollout", R"({"id":"comp/1.0/a","percent":40})", {kAdmin})
+          .status,
+      200);
+  std::string got;
+  char buf[4096];
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  while (got.find("}") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
+  std::string next =
+      "GET /repo/metadata/timestamp.json HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+  ASSERT_GT(::send(fd, next.data(), next.size(), MSG_NOSIGNAL), 0);
+  got.clear();
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) got.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
 }
 
 TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerDevice) {
