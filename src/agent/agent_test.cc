@@ -4,12 +4,17 @@
 // the server refuses, each in milliseconds, with no sockets and no sleeping.
 #include "agent/agent.h"
 
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
 #include <map>
+#include <thread>
 
+#include "agent/control.h"
 #include "contract/device_auth.h"
 #include "core/durable_file.h"
 #include "core/test_dir.h"
@@ -368,6 +373,63 @@ TEST_F(AgentTest, ARemovedFixIsNotReinstalledByItselfButIsOnRequest) {
   ASSERT_TRUE(agent->InstallNow("comp/1.0/a").ok());
   EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
   EXPECT_EQ(agent->InstallNow("other").error().code(), ErrorCode::kNotFound);
+}
+
+int ConnectUnix(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+TEST_F(AgentTest, TheControlSocketServesOthersWhileAClientDripsAndCapsEachUser) {
+  auto agent = StartAgent();
+  const std::string socket = dir_.Sub("c.sock");
+  ControlServer control(agent.get(), socket,
+                        ControlServer::Options{std::chrono::milliseconds(400)});
+  ASSERT_TRUE(control.Start().ok());
+  // A client dripping a byte every 100 ms: it never completes a request.
+  int drip = ConnectUnix(socket);
+  ASSERT_GE(drip, 0);
+  ASSERT_EQ(::send(drip, "{", 1, MSG_NOSIGNAL), 1);
+  // Meanwhile another client is answered.
+  auto status = CallControl(socket, Json{{"cmd", "status"}}, 2000);
+  ASSERT_TRUE(status.ok()) << status.error().ToString();
+  EXPECT_EQ((*status)["ok"], true);
+  // The dripping client is cut at the whole-request deadline, however often it sends.
+  std::string answer;
+  int sent = 0;
+  for (; sent < 50; ++sent) {
+    if (::send(drip, " ", 1, MSG_NOSIGNAL) != 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    char buf[512];
+    ssize_t n = ::recv(drip, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) answer.append(buf, static_cast<std::size_t>(n));
+    if (n == 0 || answer.find('\n') != std::string::npos) break;
+  }
+  ::close(drip);
+  EXPECT_LT(sent, 50) << "never cut";
+  EXPECT_NE(answer.find("too slow"), std::string::npos) << answer;
+  // One user holds at most kMaxPerUser connections; the next is told to come back.
+  std::vector<int> idle;
+  for (int i = 0; i < ControlServer::kMaxPerUser; ++i) idle.push_back(ConnectUnix(socket));
+  auto busy = CallControl(socket, Json{{"cmd", "status"}}, 2000);
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ((*busy)["code"], "busy") << busy->dump();
+  for (int fd : idle) ::close(fd);
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    auto again = CallControl(socket, Json{{"cmd", "status"}}, 2000);
+    served = again.ok() && (*again)["ok"] == true;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(served) << "slots come back when the connections end";
+  control.Stop();
 }
 
 }  // namespace

@@ -20,12 +20,19 @@ namespace {
 
 constexpr std::size_t kMaxRequest = 64 * 1024;
 
+// Reads one line within `timeout_ms` in all (not per read: a client dripping a byte at a
+// time is cut at the deadline).
 bool ReadAll(int fd, std::string* out, std::size_t limit, int timeout_ms) {
   char buf[4096];
+  const auto deadline = Clock::Real()->Monotonic() + std::chrono::milliseconds(timeout_ms);
   while (out->size() <= limit) {
     if (!out->empty() && out->back() == '\n') return true;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                      Clock::Real()->Monotonic());
+    if (left.count() <= 0) return false;
     pollfd p{fd, POLLIN, 0};
-    int n = ::poll(&p, 1, timeout_ms);
+    int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     ssize_t got = ::read(fd, buf, sizeof(buf));
     if (got < 0 && errno == EINTR) continue;
@@ -77,7 +84,10 @@ bool IsAdmin(unsigned uid, unsigned gid, const std::string& admin_group) {
 }
 
 ControlServer::ControlServer(Agent* agent, std::string socket_path)
-    : agent_(agent), path_(std::move(socket_path)) {}
+    : ControlServer(agent, std::move(socket_path), Options()) {}
+
+ControlServer::ControlServer(Agent* agent, std::string socket_path, Options options)
+    : agent_(agent), path_(std::move(socket_path)), options_(options) {}
 
 ControlServer::~ControlServer() { Stop(); }
 
@@ -103,6 +113,11 @@ Status ControlServer::Start() {
 void ControlServer::Stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
+  {
+    // Connections in progress end within their deadline (or their command).
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return active_ == 0; });
+  }
   if (listen_fd_ >= 0) {
     ::close(listen_fd_);
     ::unlink(path_.c_str());
@@ -116,19 +131,49 @@ void ControlServer::Serve() {
     if (::poll(&p, 1, 200) <= 0) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    Handle(fd);
-    ::close(fd);
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+      ::close(fd);
+      continue;
+    }
+    // An answer the client does not take within the deadline is abandoned.
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(options_.deadline.count() / 1000);
+    tv.tv_usec = static_cast<suseconds_t>((options_.deadline.count() % 1000) * 1000);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    bool busy;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy = active_ >= kMaxConnections || per_user_[cred.uid] >= kMaxPerUser;
+      if (!busy) {
+        ++active_;
+        ++per_user_[cred.uid];
+      } else if (per_user_[cred.uid] == 0) {
+        per_user_.erase(cred.uid);
+      }
+    }
+    if (busy) {
+      WriteAll(fd, Fail("busy", "too many control connections; try again").dump() + "\n");
+      ::close(fd);
+      continue;
+    }
+    std::thread([this, fd, cred] {
+      Handle(fd, cred.uid, cred.gid);
+      ::close(fd);
+      std::lock_guard<std::mutex> lock(mu_);
+      --active_;
+      if (--per_user_[cred.uid] <= 0) per_user_.erase(cred.uid);
+      idle_.notify_all();
+    }).detach();
   }
 }
 
-void ControlServer::Handle(int fd) {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return;
+void ControlServer::Handle(int fd, unsigned uid, unsigned gid) {
   std::string request;
   Json answer;
   bool flush = false;
-  if (!ReadAll(fd, &request, kMaxRequest, 5000)) {
+  if (!ReadAll(fd, &request, kMaxRequest, static_cast<int>(options_.deadline.count()))) {
     answer = Fail("bad_request", "request too large, incomplete or too slow");
   } else {
     Json j = Json::parse(request, nullptr, false);
@@ -136,7 +181,7 @@ void ControlServer::Handle(int fd) {
       answer = Fail("bad_request", "expected a JSON object with \"cmd\"");
     } else {
       std::string cmd = j["cmd"].get<std::string>();
-      bool admin = IsAdmin(cred.uid, cred.gid, agent_->config().admin_group);
+      bool admin = IsAdmin(uid, gid, agent_->config().admin_group);
       bool changes = cmd == "settings" || cmd == "check" || cmd == "install" || cmd == "remove" ||
                      cmd == "install_bundle";
       if (changes && !admin) {
@@ -146,7 +191,7 @@ void ControlServer::Handle(int fd) {
                                ? std::string()
                                : " or members of group " + agent_->config().admin_group) +
                           " may " + cmd);
-        spdlog::warn("control: uid {} denied {}", cred.uid, cmd);
+        spdlog::warn("control: uid {} denied {}", uid, cmd);
       } else if (cmd == "status") {
         answer = Json{{"ok", true}, {"result", agent_->StatusJson()}};
       } else if (cmd == "history") {
@@ -177,7 +222,7 @@ void ControlServer::Handle(int fd) {
         answer = Fail("bad_request", "unknown command " + cmd);
       }
       if (changes && admin) {
-        spdlog::info("control: uid {}: {}", cred.uid, cmd);
+        spdlog::info("control: uid {}: {}", uid, cmd);
         flush = true;
       }
     }

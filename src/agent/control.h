@@ -11,6 +11,10 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -20,9 +24,20 @@
 
 namespace qp::agent {
 
+// Connections are served concurrently (a slow client holds only its own connection), each
+// within a whole-request deadline; at most kMaxConnections at once, kMaxPerUser of them
+// from one user. Beyond that a connection is answered {"code": "busy"} and closed.
 class ControlServer {
  public:
+  static constexpr int kMaxConnections = 16;
+  static constexpr int kMaxPerUser = 4;
+  struct Options {
+    // The whole request must arrive within this; the answer must be taken within it too.
+    std::chrono::milliseconds deadline{5000};
+  };
+
   ControlServer(Agent* agent, std::string socket_path);
+  ControlServer(Agent* agent, std::string socket_path, Options options);
   ~ControlServer();
 
   // Binds (replacing a stale socket file), makes the socket connectable by everyone
@@ -32,13 +47,18 @@ class ControlServer {
 
  private:
   void Serve();
-  void Handle(int fd);
+  void Handle(int fd, unsigned uid, unsigned gid);
 
   Agent* agent_;
   std::string path_;
+  Options options_;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int active_ = 0;
+  std::map<unsigned, int> per_user_;
 };
 
 // Sends one request to the daemon and returns its answer. kNotFound when no daemon listens
