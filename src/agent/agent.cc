@@ -153,6 +153,11 @@ Status Agent::InstallNow(const std::string& what) {
 
 Status Agent::InstallBundle(const std::string& path) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
+  // A FIFO or a device would block the daemon (holding its lock) or never end.
+  QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(path));
+  if (info.type != FileType::kRegular) {
+    return Error(ErrorCode::kInvalidArgument, "bundle " + path + " is not a regular file");
+  }
   QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env_, path, kMaxBundleBytes));
   auto files = tuf::ParseBundle(bytes);
   if (!files.ok()) return files.error().WithContext("bundle " + path);

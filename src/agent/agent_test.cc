@@ -5,6 +5,7 @@
 #include "agent/agent.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <gtest/gtest.h>
@@ -385,6 +386,14 @@ int ConnectUnix(const std::string& path) {
     return -1;
   }
   return fd;
+}
+
+TEST_F(AgentTest, ABundlePathThatIsAFifoIsRefusedWithoutBlocking) {
+  auto agent = StartAgent();
+  ASSERT_EQ(::mkfifo(dir_.Sub("bundle.fifo").c_str(), 0600), 0);
+  Status s = agent->InstallBundle(dir_.Sub("bundle.fifo"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message().find("not a regular file"), std::string::npos);
 }
 
 TEST_F(AgentTest, TheControlSocketServesOthersWhileAClientDripsAndCapsEachUser) {

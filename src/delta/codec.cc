@@ -364,16 +364,26 @@ Result<std::unique_ptr<StreamDecoder>> StreamDecoder::Open(
                                             std::to_string(static_cast<int>(codec)));
 }
 
+Result<std::vector<std::uint8_t>> ReadStream(StreamDecoder& dec, std::uint64_t raw_len) {
+  constexpr std::size_t kChunk = 64 * 1024;
+  std::vector<std::uint8_t> out;
+  while (out.size() < raw_len) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, raw_len - out.size()));
+    std::size_t at = out.size();
+    out.resize(at + n);
+    QP_RETURN_IF_ERROR(dec.Read(std::span(out.data() + at, n)));
+  }
+  QP_RETURN_IF_ERROR(dec.Finish());
+  return out;
+}
+
 Result<std::vector<std::uint8_t>> DecodeAll(Codec codec, std::span<const std::uint8_t> params,
                                             std::span<const std::uint8_t> comp,
                                             std::uint64_t raw_len, const char* name) {
   MemoryFile src(comp);
   QP_ASSIGN_OR_RETURN(auto dec,
                       StreamDecoder::Open(codec, params, &src, 0, comp.size(), raw_len, name));
-  std::vector<std::uint8_t> out(static_cast<std::size_t>(raw_len));
-  QP_RETURN_IF_ERROR(dec->Read(out));
-  QP_RETURN_IF_ERROR(dec->Finish());
-  return out;
+  return ReadStream(*dec, raw_len);
 }
 
 }  // namespace qp::delta

@@ -55,6 +55,10 @@ class StreamDecoder {
                                                      const char* name);
 };
 
+// Reads a stream's `raw_len` bytes into memory, growing with what is decoded (in 64 KiB
+// steps), then checks its end: a declared length that the data does not back costs nothing.
+Result<std::vector<std::uint8_t>> ReadStream(StreamDecoder& dec, std::uint64_t raw_len);
+
 // Whole-buffer convenience for small streams: decodes into a vector of raw_len bytes.
 Result<std::vector<std::uint8_t>> DecodeAll(Codec codec, std::span<const std::uint8_t> params,
                                             std::span<const std::uint8_t> comp,

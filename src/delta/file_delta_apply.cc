@@ -210,11 +210,11 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   std::vector<Control> controls;
   {
     QP_ASSIGN_OR_RETURN(auto dec, open(0));
-    std::vector<std::uint8_t> raw(static_cast<std::size_t>(ctrl_info.raw_len));
-    QP_RETURN_IF_ERROR(dec->Read(raw));
-    QP_RETURN_IF_ERROR(dec->Finish());
+    // Memory grows with what is actually decoded, never with what a header declares: a
+    // few bytes of patch claiming gigabytes of controls cost nothing.
+    QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> raw, ReadStream(*dec, ctrl_info.raw_len));
     ByteReader cr(raw);
-    controls.reserve(static_cast<std::size_t>(count));
+    controls.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, raw.size() / 3)));
     std::int64_t old_pos = 0;
     std::uint64_t add_total = 0, copy_total = 0;
     for (std::uint64_t i = 0; i < count; ++i) {

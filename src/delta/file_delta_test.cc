@@ -1,12 +1,16 @@
 #include "delta/file_delta.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <array>
 #include <cstring>
 #include <random>
 
 #include "core/memory_file.h"
+#include "delta/byte_io.h"
+#include "delta/codec.h"
+#include "delta/file_delta_format.h"
 #include "delta/x86_predictor.h"
 
 namespace qp::delta {
@@ -293,6 +297,46 @@ TEST(FileDeltaTest, RejectsWrongSourceAndCorruptPayloads) {
   Bytes bad_transform = *patch;
   bad_transform[0] = 7;
   EXPECT_EQ(ApplyFileDeltaToMemory(a, bad_transform).error().code(), ErrorCode::kUnsupported);
+}
+
+// A few hundred bytes declaring half a gigabyte of controls (the most the format allows):
+// decoding fails on the missing data having allocated only what was actually decoded.
+TEST(FileDeltaTest, ADeclaredLengthTheDataDoesNotBackCostsNoMemory) {
+  const std::vector<std::uint8_t> old_data(100, 'a');
+  const std::uint64_t controls = kMaxControls, new_size = 1000;
+  CompressOptions zstd_only;
+  zstd_only.try_lzma = false;
+  const EncodedStream enc = CompressBest(std::vector<std::uint8_t>(4096, 0), zstd_only);
+  ASSERT_EQ(enc.codec, Codec::kZstd);
+  const std::vector<std::uint8_t>& tiny = enc.bytes;
+  ByteWriter w;
+  w.U8(kTransformNone);
+  w.Varint(old_data.size());
+  w.Varint(new_size);
+  w.Varint(controls);
+  w.U8(kLayoutDense);
+  w.Varint(new_size);  // difference length: all of the new file
+  const std::uint64_t raw[3] = {controls * 30, new_size, 0};
+  for (std::uint64_t r : raw) {
+    w.U8(static_cast<std::uint8_t>(Codec::kZstd));
+    w.U8(0);
+    w.Varint(r);
+    w.Varint(tiny.size());
+  }
+  for (int i = 0; i < 3; ++i) w.Bytes(tiny);
+  std::vector<std::uint8_t> patch = w.Take();
+  ASSERT_LT(patch.size(), 300u);
+  rusage before{};
+  ::getrusage(RUSAGE_SELF, &before);
+  MemoryFile old_file(old_data), patch_file(patch);
+  std::vector<std::uint8_t> out;
+  VectorSink sink(&out);
+  auto r = ApplyFileDelta(old_file, patch_file, 0, patch.size(), sink);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt) << r.error().ToString();
+  rusage after{};
+  ::getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 * 1024) << "KiB of peak memory grown";
 }
 
 }  // namespace
