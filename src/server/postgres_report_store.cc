@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include <mutex>
+#include <set>
 
 #include "server/report_store.h"
 
@@ -232,6 +233,20 @@ class PostgresReportStore final : public ReportStore {
       if (!u.ok()) {
         (void)Exec("ROLLBACK");
         return u.error();
+      }
+    }
+    // A bounded history per device.
+    std::set<std::string> ids;
+    for (const auto& e : events) ids.insert(e.install_id);
+    for (const auto& id : ids) {
+      auto pruned = Exec(
+          "DELETE FROM events WHERE install_id = $1 AND seq < (SELECT MIN(seq) FROM (SELECT seq "
+          "FROM events WHERE install_id = $1 ORDER BY seq DESC LIMIT " +
+              std::to_string(kHistoryPerDevice) + ") AS recent)",
+          {id});
+      if (!pruned.ok()) {
+        (void)Exec("ROLLBACK");
+        return pruned.error();
       }
     }
     QP_RETURN_IF_ERROR(Exec("COMMIT"));

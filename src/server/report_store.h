@@ -58,6 +58,9 @@ struct Device {
   std::int64_t enrolled = 0;
 };
 
+// Events kept per device (its latest state per improvement is kept apart, always).
+inline constexpr int kHistoryPerDevice = 1000;
+
 class ReportStore {
  public:
   virtual ~ReportStore() = default;
@@ -79,6 +82,8 @@ class ReportStore {
   virtual Result<int> RevokeEnrollment(const std::string& id) = 0;
 
   // Stores the events in one transaction; returns how many were new (not seen before).
+  // Each device keeps its latest state per improvement and its newest kHistoryPerDevice
+  // events; older events are dropped in the same transaction.
   virtual Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) = 0;
   // Per improvement id: number of devices whose latest event about it is in each state.
   virtual Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() = 0;

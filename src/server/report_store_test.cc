@@ -150,6 +150,21 @@ TEST_P(ReportStoreTest, EnrollmentsAreLimitedAndOnlyAcceptedDevicesCount) {
   EXPECT_EQ(store_->ListEnrollments()->size(), 2u);
 }
 
+TEST_P(ReportStoreTest, EachDeviceKeepsABoundedHistoryAndItsLatestState) {
+  EnrollAll(*store_, {"busy", "quiet"});
+  ASSERT_TRUE(store_->Store({Event("quiet", 1, "protected")}, 1000).ok());
+  for (int batch = 0; batch < 12; ++batch) {
+    std::vector<StoredEvent> events;
+    for (int i = 1; i <= 100; ++i) events.push_back(Event("busy", batch * 100 + i, "downloading"));
+    if (batch == 11) events.back().state = "protected";
+    ASSERT_TRUE(store_->Store(events, 2000).ok());
+  }
+  EXPECT_EQ(*store_->CountEvents(), kHistoryPerDevice + 1);
+  auto counts = store_->DeviceCounts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)["openssl/3.0.17-1~deb12u2/a"]["protected"], 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReportStoreTest, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param_info) { return param_info.param; });
 

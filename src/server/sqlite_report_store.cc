@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <mutex>
+#include <set>
 
 #include "server/report_store.h"
 
@@ -30,6 +31,11 @@ CREATE TABLE IF NOT EXISTS fleet_devices (
   status TEXT NOT NULL, enrolled INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment_id);
 )SQL";
+
+constexpr const char* kPruneHistory =
+    "DELETE FROM events WHERE install_id = ? AND seq < (SELECT MIN(seq) FROM (SELECT seq FROM "
+    "events WHERE install_id = ? ORDER BY seq DESC LIMIT 1000) AS recent)";
+static_assert(kHistoryPerDevice == 1000, "kPruneHistory keeps 1000 events");
 
 constexpr const char* kEnrollmentColumns =
     "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
@@ -114,7 +120,14 @@ class SqliteReportStore final : public ReportStore {
       }
       sqlite3_finalize(insert);
       sqlite3_finalize(upsert);
-      return result;
+      if (!result.ok()) return result;
+      // A bounded history per device.
+      std::set<std::string> ids;
+      for (const auto& e : events) ids.insert(e.install_id);
+      for (const auto& id : ids) {
+        QP_RETURN_IF_ERROR(QueryLocked(kPruneHistory, {id, id}, [](sqlite3_stmt*) {}));
+      }
+      return OkStatus();
     }();
     if (!s.ok()) {
       (void)Exec("ROLLBACK");
