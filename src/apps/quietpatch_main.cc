@@ -16,6 +16,7 @@
 
 #include "agent/control.h"
 #include "apps/main_guard.h"
+#include "apps/terminal_safe.h"
 
 namespace {
 
@@ -99,6 +100,9 @@ void PrintHistory(const Json& h) {
 }
 
 int Run(int argc, char** argv) {
+  // Everything printed may carry text from the repository or the server.
+  qp::apps::TerminalSafeStream safe_out(std::cout);
+  qp::apps::TerminalSafeStream safe_err(std::cerr);
   CLI::App app{"quietpatch: security improvements on this device"};
   std::string socket = "/run/quietpatch/control.sock";
   bool json = false;
