@@ -45,6 +45,12 @@ void PrintStatus(const Json& s) {
     std::cout << "Deferral: " << s["defer_hours"].get<int>()
               << " hours (not for fixes exploited in the wild)\n";
   }
+  std::cout << "Enrollment: " << s.value("enrollment", std::string("unknown")) << " (install id "
+            << s.value("install_id", std::string("?")) << ")";
+  if (!s.value("enrollment_error", std::string()).empty()) {
+    std::cout << ": " << s.value("enrollment_error", std::string());
+  }
+  std::cout << "\n";
   std::cout << "Last check: " << Time(s["last_check"]);
   if (!s["last_check_error"].get<std::string>().empty()) {
     std::cout << " (failed: " << s["last_check_error"].get<std::string>() << ")";
