@@ -22,12 +22,20 @@ digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | s
 status() { "$BIN/quietpatch" --socket "$work/devices/$1/control.sock" --json status; }
 field() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 URL=$(cat "$work/server/url")
-api=$(curl -s "$URL/v1/fleet/improvements")
+api=$(curl -s -H "Authorization: Bearer $(cat "$work/server/viewer.token")" "$URL/v1/fleet/improvements")
+admin=$(cat "$work/server/admin.token")
 BASE=$(ls "$work/repo/targets/improvements/openssl")
 A="openssl/$BASE/a"; B="openssl/$BASE/b"
 failing=$(cat "$work/failing_device"); opted=$(cat "$work/opted_out_device"); removed=$(cat "$work/removed_device")
 A_D=$(digest "$work/trees/a"); B_D=$(digest "$work/trees/b"); BASE_D=$(digest "$work/trees/base")
 dev() { python3 -c "import json,sys; i={x['id']:x for x in json.load(sys.stdin)['improvements']}[sys.argv[1]]; print(i['devices'][sys.argv[2]] if sys.argv[2] in i['devices'] else i['rollout'][sys.argv[2]])" "$1" "$2" <<<"$api"; }
+
+# The fleet enrolled: every device with its own key, accepted, through one token.
+devices=$(curl -s -H "Authorization: Bearer $admin" "$URL/v1/admin/devices")
+check "server: all $N devices enrolled and accepted, each with its own install id" \
+  "[ \"\$(field 'len({x[\"id\"] for x in d if x[\"status\"] == \"accepted\"})' <<<\"\$devices\")\" = $N ]"
+check "server: the fleet views refuse a request without a token" \
+  "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $URL/v1/fleet/improvements)\" = 401 ]"
 
 # Act 1: every device with Automatically Install on got (a) (trees may have moved on to
 # (b) in act 2, or back to (a) after the remove), the server saw them protected.
