@@ -10,11 +10,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-ApiResponse Reply(int status, const Json& j) { return ApiResponse{status, j.dump(), 0}; }
-ApiResponse Fail(int status, const std::string& message) {
-  return Reply(status, Json{{"error", message}});
-}
-
 Json EnrollmentJson(const Enrollment& e) {
   return Json{{"id", e.id},           {"uses", e.max_uses},   {"used", e.used},
               {"created", e.created}, {"expires", e.expires}, {"require_accept", e.require_accept},
@@ -47,33 +42,34 @@ ApiResponse FleetService::AdminDevices(std::string_view path, bool post,
   const std::string action(path.substr(std::string_view("/v1/admin/").size()));
   if (!Authorized(authorization)) {
     if (post) audit_.Refused(action, peer, "invalid token");
-    return Fail(401, "invalid or missing bearer token");
+    return ErrorResponse(401, "invalid or missing bearer token");
   }
   if (!post) {
     if (path == "/v1/admin/enrollments") {
       auto list = store_->ListEnrollments();
-      if (!list.ok()) return Fail(500, list.error().ToString());
+      if (!list.ok()) return ErrorResponse(500, list.error().ToString());
       Json out = Json::array();
       for (const auto& e : *list) out.push_back(EnrollmentJson(e));
-      return Reply(200, out);
+      return JsonResponse(200, out);
     }
     if (path == "/v1/admin/devices") {
       auto list = store_->ListDevices();
-      if (!list.ok()) return Fail(500, list.error().ToString());
+      if (!list.ok()) return ErrorResponse(500, list.error().ToString());
       Json out = Json::array();
       for (const auto& d : *list) out.push_back(DeviceJson(d));
-      return Reply(200, out);
+      return JsonResponse(200, out);
     }
-    return Fail(405, "method not allowed");
+    return ErrorResponse(405, "method not allowed");
   }
   Json j = Json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return Fail(400, "expected a JSON object");
+  if (j.is_discarded() || !j.is_object()) return ErrorResponse(400, "expected a JSON object");
   if (path == "/v1/admin/enrollments") {
     if (!j.value("uses", Json()).is_number_integer() ||
         !j.value("days", Json()).is_number_integer() ||
         !j.value("require_accept", Json(false)).is_boolean() ||
         !j.value("note", Json("")).is_string()) {
-      return Fail(400, R"(expected {"uses": N, "days": D, "require_accept"?: bool, "note"?: ""})");
+      return ErrorResponse(
+          400, R"(expected {"uses": N, "days": D, "require_accept"?: bool, "note"?: ""})");
     }
     auto created =
         gate_.CreateEnrollment(j["uses"].get<int>(), std::chrono::hours(24) * j["days"].get<int>(),
@@ -81,15 +77,15 @@ ApiResponse FleetService::AdminDevices(std::string_view path, bool post,
     Json details = j;
     if (!created.ok()) {
       Audit(action, peer, details, created.error().ToString());
-      return Fail(StatusOf(created.error()), created.error().ToString());
+      return ErrorResponse(StatusOf(created.error()), created.error().ToString());
     }
     details["id"] = created->enrollment.id;
     Audit(action, peer, details, "ok");
     Json out = EnrollmentJson(created->enrollment);
     out["token"] = created->token;
-    return Reply(200, out);
+    return JsonResponse(200, out);
   }
-  if (!j.value("id", Json()).is_string()) return Fail(400, R"(expected {"id": "..."})");
+  if (!j.value("id", Json()).is_string()) return ErrorResponse(400, R"(expected {"id": "..."})");
   const std::string id = j["id"].get<std::string>();
   Json result;
   Status s = OkStatus();
@@ -117,11 +113,11 @@ ApiResponse FleetService::AdminDevices(std::string_view path, bool post,
     gate_.Forget(id);
     if (s.ok()) result = Json{{"id", id}, {"status", accept ? kDeviceAccepted : kDeviceRevoked}};
   } else {
-    return Fail(404, "not found");
+    return ErrorResponse(404, "not found");
   }
   Audit(action, peer, j, s.ok() ? "ok" : s.error().ToString());
-  if (!s.ok()) return Fail(StatusOf(s.error()), s.error().ToString());
-  return Reply(200, result);
+  if (!s.ok()) return ErrorResponse(StatusOf(s.error()), s.error().ToString());
+  return JsonResponse(200, result);
 }
 
 }  // namespace qp::server

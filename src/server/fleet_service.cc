@@ -19,11 +19,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-ApiResponse JsonResponse(int status, const Json& j) { return ApiResponse{status, j.dump(), 0}; }
-ApiResponse ErrorResponse(int status, const std::string& message) {
-  return JsonResponse(status, Json{{"error", message}});
-}
-
 constexpr double kLatencyBuckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300};
 
 std::int64_t Unix(WallTime t) {

@@ -33,6 +33,13 @@ struct ApiResponse {
   long retry_after = 0;
 };
 
+inline ApiResponse JsonResponse(int status, const nlohmann::json& j) {
+  return ApiResponse{status, j.dump(), 0};
+}
+inline ApiResponse ErrorResponse(int status, const std::string& message) {
+  return JsonResponse(status, nlohmann::json{{"error", message}});
+}
+
 class FleetService {
  public:
   FleetService(ServerConfig config, std::unique_ptr<ReportStore> store, Env* env, Clock* clock);
