@@ -378,10 +378,7 @@ Result<std::vector<std::string>> Agent::Sign(const std::string& url, const std::
   QP_ASSIGN_OR_RETURN(
       auto sig, contract::SignDeviceRequest(identity_->key, install_id_, "POST", UrlTarget(url),
                                             body, clock_->Now(), nonce));
-  return std::vector<std::string>{std::string(contract::kDeviceHeader) + ": " + sig.device,
-                                  std::string(contract::kTimeHeader) + ": " + sig.time,
-                                  std::string(contract::kNonceHeader) + ": " + sig.nonce,
-                                  std::string(contract::kSignatureHeader) + ": " + sig.signature};
+  return contract::SignatureHeaderLines(sig);
 }
 
 Status Agent::EnsureEnrolled() {

@@ -10,10 +10,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-std::int64_t Seconds(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 WallTime FromSeconds(std::int64_t s) { return WallTime(std::chrono::seconds(s)); }
 
 }  // namespace
@@ -52,13 +48,13 @@ Result<AgentState> LoadAgentState(Env* env, const std::string& path) {
 
 Status SaveAgentState(Env* env, const std::string& path, const AgentState& state) {
   Json first = Json::object();
-  for (const auto& [id, t] : state.first_seen) first[id] = Seconds(t);
+  for (const auto& [id, t] : state.first_seen) first[id] = UnixSeconds(t);
   Json installed = Json::object();
   for (const auto& [name, fix] : state.installed) {
     installed[name] = Json{{"cves", fix.cves}, {"urgency", fix.urgency}};
   }
   Json j{{"first_seen", first}, {"installed", installed}, {"declined", state.declined}};
-  if (state.last_check) j["last_check"] = Seconds(*state.last_check);
+  if (state.last_check) j["last_check"] = UnixSeconds(*state.last_check);
   if (!state.enrollment.empty()) j["enrollment"] = state.enrollment;
   return WriteFileDurably(env, path, j.dump(1) + "\n", 0644);
 }

@@ -8,10 +8,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-std::int64_t Seconds(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 std::string PatchLevel(const std::string& base, const std::string& label) {
   return label.empty() ? base : base + " (" + label + ")";
 }
@@ -25,7 +21,7 @@ Json OfferedJson(const ComponentView& v) {
          {"urgency", v.offered->urgency},
          {"exploited", v.offered->exploited},
          {"patch_bytes", v.offered->file.length}};
-  if (v.offered_state == "deferred") j["deferred_until"] = Seconds(v.deferred_until);
+  if (v.offered_state == "deferred") j["deferred_until"] = UnixSeconds(v.deferred_until);
   return j;
 }
 
@@ -84,7 +80,7 @@ Json StatusJson(store::Store& store, const std::vector<store::ComponentConfig>& 
               {"auto_install", summary.auto_install},
               {"auto_install_locked", summary.auto_install_locked},
               {"defer_hours", summary.defer.count()},
-              {"last_check", summary.last_check ? Json(Seconds(*summary.last_check)) : Json()},
+              {"last_check", summary.last_check ? Json(UnixSeconds(*summary.last_check)) : Json()},
               {"last_check_error", summary.last_check_error},
               {"pending_reports", summary.pending_reports},
               {"install_id", summary.install_id},
@@ -100,7 +96,7 @@ Json HistoryJson(store::Store& store, const std::vector<store::ComponentConfig>&
     if (!h.ok()) continue;
     for (const auto& e : *h) {
       out.push_back(Json{{"component", c.name},
-                         {"time", Seconds(e.time)},
+                         {"time", UnixSeconds(e.time)},
                          {"op", e.op},
                          {"from", e.from},
                          {"to", e.to},

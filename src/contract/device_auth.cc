@@ -89,6 +89,12 @@ Status VerifyDeviceRequest(const crypto::VerifyingKey& key, const DeviceSignatur
   return OkStatus();
 }
 
+std::vector<std::string> SignatureHeaderLines(const DeviceSignature& sig) {
+  return {std::string(kDeviceHeader) + ": " + sig.device,
+          std::string(kTimeHeader) + ": " + sig.time, std::string(kNonceHeader) + ": " + sig.nonce,
+          std::string(kSignatureHeader) + ": " + sig.signature};
+}
+
 Result<std::string> NewNonce() {
   std::uint8_t b[kNonceChars / 2];
   if (RAND_bytes(b, sizeof b) != 1) return Error(ErrorCode::kInternal, "no randomness for a nonce");

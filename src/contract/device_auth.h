@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/result.h"
@@ -63,6 +64,9 @@ Result<DeviceSignature> SignDeviceRequest(const crypto::SigningKey& key, const s
 Status VerifyDeviceRequest(const crypto::VerifyingKey& key, const DeviceSignature& sig,
                            std::string_view method, std::string_view target, std::string_view body,
                            WallTime now);
+
+// The signature as HTTP header lines ("QP-Device: ...", in the order above).
+std::vector<std::string> SignatureHeaderLines(const DeviceSignature& sig);
 
 // A random nonce (32 hex characters).
 Result<std::string> NewNonce();

@@ -3,11 +3,17 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 
 namespace qp {
 
 using WallTime = std::chrono::system_clock::time_point;
+
+// Whole seconds since the Unix epoch, as files and the wire carry times.
+inline std::int64_t UnixSeconds(WallTime t) {
+  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+}
 
 class Clock {
  public:

@@ -10,10 +10,6 @@ using Json = nlohmann::json;
 
 namespace {
 
-std::int64_t Unix(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 constexpr std::size_t kMaxPeersTracked = 100000;
 
 }  // namespace
@@ -26,8 +22,8 @@ Status AuditLog::AppendLocked(const std::string& line) {
   if (info.ok() && info->size >= rotate_bytes_) {
     // Renamed aside, never truncated: every record stays on disk, and the newest one is
     // always in the current file.
-    std::string aside =
-        path_ + "." + std::to_string(Unix(clock_->Now())) + "-" + std::to_string(++rotations_);
+    std::string aside = path_ + "." + std::to_string(UnixSeconds(clock_->Now())) + "-" +
+                        std::to_string(++rotations_);
     QP_RETURN_IF_ERROR(env_->Rename(path_, aside));
     QP_RETURN_IF_ERROR(env_->SyncDir(DirName(path_)));
     spdlog::info("audit log rotated to {}", aside);
@@ -45,7 +41,7 @@ Status AuditLog::AppendLocked(const std::string& line) {
 Status AuditLog::Record(const std::string& action, const std::string& peer, const Json& details,
                         const std::string& result) {
   if (path_.empty()) return OkStatus();
-  Json line{{"time", Unix(clock_->Now())},
+  Json line{{"time", UnixSeconds(clock_->Now())},
             {"action", action},
             {"by", peer},
             {"details", details},

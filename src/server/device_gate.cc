@@ -12,10 +12,6 @@ namespace {
 constexpr const char* kTokenPrefix = "qpe_";
 constexpr std::size_t kIdBytes = 8, kSecretBytes = 32;
 
-std::int64_t Unix(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 Result<std::string> RandomHex(std::size_t bytes) {
   std::vector<std::uint8_t> b(bytes);
   if (RAND_bytes(b.data(), static_cast<int>(b.size())) != 1) {
@@ -47,7 +43,7 @@ Result<DeviceGate::NewEnrollment> DeviceGate::CreateEnrollment(int uses, std::ch
   out.enrollment.id = id;
   out.enrollment.secret_sha256 = HexEncode(Sha256Of(std::string_view(secret)));
   out.enrollment.max_uses = uses;
-  out.enrollment.created = Unix(clock_->Now());
+  out.enrollment.created = UnixSeconds(clock_->Now());
   out.enrollment.expires = out.enrollment.created + valid.count() * 3600;
   out.enrollment.require_accept = require_accept;
   out.enrollment.note = note;
@@ -94,8 +90,8 @@ Result<Device> DeviceGate::Enroll(const SignedRequest& request) {
   if (!enrollment || !ConstantTimeEquals(given, want)) {
     return Error(ErrorCode::kFailedPrecondition, "unknown enrollment token");
   }
-  QP_ASSIGN_OR_RETURN(Device d,
-                      store_->Enroll(enrollment_id, *id, pub.public_value, Unix(clock_->Now())));
+  QP_ASSIGN_OR_RETURN(
+      Device d, store_->Enroll(enrollment_id, *id, pub.public_value, UnixSeconds(clock_->Now())));
   Forget(*id);
   return d;
 }

@@ -21,10 +21,6 @@ namespace {
 
 constexpr double kLatencyBuckets[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 300};
 
-std::int64_t Unix(WallTime t) {
-  return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
-}
-
 }  // namespace
 
 namespace {
@@ -156,7 +152,7 @@ ApiResponse FleetService::PostReports(const SignedRequest& request) {
     r.retry_after = std::max(1L, retry_after);
     return r;
   }
-  auto stored = store_->Store(report->events, Unix(clock_->Now()));
+  auto stored = store_->Store(report->events, UnixSeconds(clock_->Now()));
   if (!stored.ok()) {
     spdlog::error("reports: {}", stored.error().ToString());
     ApiResponse r = ErrorResponse(503, "reports are not being stored right now");
@@ -343,7 +339,7 @@ ApiResponse FleetService::FleetImprovements(std::string_view authorization) {
                         {"protected_series", series},
                         {"history", history.count(id) ? history[id] : Json::array()}});
   }
-  return JsonResponse(200, Json{{"generated", Unix(clock_->Now())}, {"improvements", list}});
+  return JsonResponse(200, Json{{"generated", UnixSeconds(clock_->Now())}, {"improvements", list}});
 }
 
 void FleetService::CountRequest(const std::string& route, int status, double seconds) {

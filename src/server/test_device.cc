@@ -24,11 +24,7 @@ SignedRequest TestDevice::Request(std::string_view method, std::string_view targ
 
 std::vector<std::string> TestDevice::Sign(const std::string& method, const std::string& target,
                                           const std::string& body, WallTime now) const {
-  SignedRequest r = Request(method, target, body, now);
-  return {std::string(contract::kDeviceHeader) + ": " + r.signature.device,
-          std::string(contract::kTimeHeader) + ": " + r.signature.time,
-          std::string(contract::kNonceHeader) + ": " + r.signature.nonce,
-          std::string(contract::kSignatureHeader) + ": " + r.signature.signature};
+  return contract::SignatureHeaderLines(Request(method, target, body, now).signature);
 }
 
 }  // namespace qp::server
