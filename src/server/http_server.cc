@@ -9,17 +9,21 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <fstream>
 #include <list>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <vector>
 
 #include "contract/device_auth.h"
 #include "core/durable_file.h"
 #include "server/fleet_service.h"
 #include "server/report_parser.h"
+#include "server/watch_hub.h"
 
 namespace qp::server {
 
@@ -72,91 +76,6 @@ Result<std::string> ReadDashboardFile(const std::string& path) {
 }
 
 }  // namespace
-
-// Watchers waiting for a newer timestamp.
-class WatchHub {
- public:
-  struct Waiter {
-    std::uint64_t known = 0;
-    std::function<void(std::uint64_t)> fire;  // called at most once, from any thread
-    std::atomic<bool> done{false};
-  };
-  std::shared_ptr<Waiter> Add(std::uint64_t known, std::function<void(std::uint64_t)> fire) {
-    auto w = std::make_shared<Waiter>();
-    w->known = known;
-    w->fire = std::move(fire);
-    std::lock_guard<std::mutex> lock(mu_);
-    waiters_.push_back(w);
-    return w;
-  }
-  void Notify(std::uint64_t version) {
-    std::list<std::shared_ptr<Waiter>> ready;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = waiters_.begin(); it != waiters_.end();) {
-        if ((*it)->done || (*it)->known < version) {
-          if (!(*it)->done) ready.push_back(*it);
-          it = waiters_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-    }
-    for (auto& w : ready) {
-      if (!w->done.exchange(true)) w->fire(version);
-    }
-  }
-  // Answers every watcher with "nothing new" (fire(0)).
-  void CloseAll() {
-    std::list<std::shared_ptr<Waiter>> all;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      all.swap(waiters_);
-    }
-    for (auto& w : all) {
-      if (!w->done.exchange(true)) w->fire(0);
-    }
-  }
-  void Remove(const std::shared_ptr<Waiter>& w) {
-    std::lock_guard<std::mutex> lock(mu_);
-    waiters_.remove(w);
-  }
-  std::size_t size() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return waiters_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::list<std::shared_ptr<Waiter>> waiters_;
-};
-
-// Watch slots per client address: a client holding its share gets 429, the others are
-// still served. A slot is released when its handle is destroyed.
-class PeerSlots {
- public:
-  // Null when `peer` already holds `per_peer` slots.
-  std::shared_ptr<void> Take(const std::string& peer, int per_peer) {
-    std::lock_guard<std::mutex> lock(mu_);
-    int& n = held_[peer];
-    if (n >= per_peer) return nullptr;
-    ++n;
-    return std::make_shared<Slot>(this, peer);
-  }
-
- private:
-  struct Slot {
-    Slot(PeerSlots* o, std::string p) : owner(o), peer(std::move(p)) {}
-    ~Slot() {
-      std::lock_guard<std::mutex> lock(owner->mu_);
-      if (--owner->held_[peer] <= 0) owner->held_.erase(peer);
-    }
-    PeerSlots* owner;
-    std::string peer;
-  };
-  std::mutex mu_;
-  std::map<std::string, int> held_;
-};
 
 struct HttpServer::Impl {
   const ServerConfig& config;
@@ -335,25 +254,96 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     FileResponse f = server_->files->Serve(rel, std::string_view(range.data(), range.size()),
                                            std::string_view(etag.data(), etag.size()));
     if (f.status == 404 || f.status == 400) return SendError(f.status, "not found", "repo", true);
+    bool has_body = (f.status == 200 || f.status == 206) && req_.method() != http::verb::head;
+    if (has_body && f.file) return StreamFile(f);
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(f.status), req_.version());
-    res->set(http::field::server, "quietpatch-server");
-    res->set(http::field::accept_ranges, "bytes");
-    if (!f.etag.empty()) res->set(http::field::etag, f.etag);
-    if (!f.cache_control.empty()) res->set(http::field::cache_control, f.cache_control);
-    if (!f.content_range.empty()) res->set(http::field::content_range, f.content_range);
-    if (!f.content_type.empty()) res->set(http::field::content_type, f.content_type);
-    if ((f.status == 200 || f.status == 206) && f.body) {
-      if (req_.method() == http::verb::head) {
-        res->content_length(f.length);
-      } else {
-        res->body().assign(f.body->data() + f.offset, f.length);
-        res->prepare_payload();
-      }
+    SetFileHeaders(*res, f);
+    if (has_body && f.body) {
+      res->body().assign(f.body->data() + f.offset, f.length);
+      res->prepare_payload();
     } else {
-      res->content_length(0);
+      res->content_length(f.status == 200 || f.status == 206 ? f.length : 0);
     }
     Write(res, "repo");
+  }
+
+  template <class Message>
+  void SetFileHeaders(Message& res, const FileResponse& f) {
+    res.set(http::field::server, "quietpatch-server");
+    res.set(http::field::accept_ranges, "bytes");
+    if (!f.etag.empty()) res.set(http::field::etag, f.etag);
+    if (!f.cache_control.empty()) res.set(http::field::cache_control, f.cache_control);
+    if (!f.content_range.empty()) res.set(http::field::content_range, f.content_range);
+    if (!f.content_type.empty()) res.set(http::field::content_type, f.content_type);
+  }
+
+  // A large file goes out in kStreamPiece pieces read from disk as the client takes them:
+  // a connection holds one piece at most, however large the file and however slow the
+  // reader (each piece must be taken within the write timeout).
+  struct Streaming {
+    http::response<http::buffer_body> res;
+    std::optional<http::response_serializer<http::buffer_body>> serializer;
+    std::shared_ptr<const OpenFile> file;
+    std::uint64_t offset = 0, remaining = 0;
+    bool keep = false;
+    std::vector<char> piece;
+  };
+  static constexpr std::size_t kStreamPiece = 64 << 10;
+
+  void StreamFile(const FileResponse& f) {
+    auto s = std::make_shared<Streaming>();
+    s->res = http::response<http::buffer_body>(static_cast<http::status>(f.status), req_.version());
+    SetFileHeaders(s->res, f);
+    s->res.content_length(f.length);
+    s->keep = req_.keep_alive() && !server_->stopping;
+    s->res.keep_alive(s->keep);
+    s->res.body().data = nullptr;
+    s->res.body().more = true;
+    s->file = f.file;
+    s->offset = f.offset;
+    s->remaining = f.length;
+    s->piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kStreamPiece, f.length)));
+    s->serializer.emplace(s->res);
+    server_->service->CountRequest(
+        "repo", f.status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    Lowest().expires_after(kWriteTimeout);
+    http::async_write_header(stream_, *s->serializer,
+                             [self = shared_from_this(), s](beast::error_code ec, std::size_t) {
+                               if (ec) return self->Close();
+                               self->StreamPiece(s);
+                             });
+  }
+
+  void StreamPiece(const std::shared_ptr<Streaming>& s) {
+    if (s->remaining == 0) {
+      s->res.body().data = nullptr;
+      s->res.body().more = false;
+    } else {
+      std::size_t want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(s->piece.size(), s->remaining));
+      std::size_t got = s->file->ReadAt(s->offset, s->piece.data(), want);
+      if (got == 0) {
+        // The file shrank under us: the client sees a short body and retries.
+        spdlog::warn("repository file ended early while streaming; connection closed");
+        return Close();
+      }
+      s->offset += got;
+      s->remaining -= got;
+      s->res.body().data = s->piece.data();
+      s->res.body().size = got;
+      s->res.body().more = true;
+    }
+    Lowest().expires_after(kWriteTimeout);
+    http::async_write(stream_, *s->serializer,
+                      [self = shared_from_this(), s](beast::error_code ec, std::size_t) {
+                        if (ec == http::error::need_buffer) ec = {};
+                        if (ec) return self->Close();
+                        if (!s->serializer->is_done()) return self->StreamPiece(s);
+                        if (!s->keep) return self->Close();
+                        self->Read();
+                      });
   }
 
   void Watch(std::string_view target) {

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -13,7 +14,6 @@
 namespace qp::server {
 namespace {
 
-constexpr std::uint64_t kMaxCachedBytes = 8 << 20;
 constexpr std::uint64_t kMaxFileBytes = 1ull << 32;
 
 std::string Hex(std::uint64_t v) {
@@ -128,6 +128,19 @@ RepositoryFiles::RepositoryFiles(std::string repo_dir) : dir_(std::move(repo_dir
   real_dir_ = ::realpath(dir_.c_str(), buf) != nullptr ? std::string(buf) : dir_;
 }
 
+OpenFile::~OpenFile() { ::close(fd_); }
+
+std::size_t OpenFile::ReadAt(std::uint64_t offset, char* out, std::size_t size) const {
+  std::size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(fd_, out + done, size - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
 std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::string& relative) {
   std::string full = real_dir_ + "/" + relative;
   struct stat st {};
@@ -135,13 +148,14 @@ std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::
       static_cast<std::uint64_t>(st.st_size) > kMaxFileBytes) {
     return nullptr;
   }
-  std::int64_t mtime =
-      static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  auto mtime_of = [](const struct stat& s) {
+    return static_cast<std::int64_t>(s.st_mtim.tv_sec) * 1000000000 + s.st_mtim.tv_nsec;
+  };
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = cache_.find(relative);
     if (it != cache_.end() && it->second->ino == st.st_ino && it->second->dev == st.st_dev &&
-        it->second->mtime_ns == mtime &&
+        it->second->mtime_ns == mtime_of(st) &&
         it->second->size == static_cast<std::uint64_t>(st.st_size)) {
       return it->second;
     }
@@ -151,31 +165,31 @@ std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::
   if (::realpath(full.c_str(), buf) == nullptr) return nullptr;
   std::string real(buf);
   if (real.rfind(real_dir_ + "/", 0) != 0) return nullptr;
-  int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return nullptr;
-  auto content = std::make_shared<std::string>(static_cast<std::size_t>(st.st_size), '\0');
-  std::size_t done = 0;
-  while (done < content->size()) {
-    ssize_t n =
-        ::pread(fd, content->data() + done, content->size() - done, static_cast<off_t>(done));
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
+  auto file = std::make_shared<const OpenFile>(fd);
+  // What was opened is what is described (the path may have been replaced since the stat).
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<std::uint64_t>(st.st_size) > kMaxFileBytes) {
+    return nullptr;
   }
-  ::close(fd);
-  if (done != content->size()) return nullptr;
   auto cached = std::make_shared<Cached>();
   cached->dev = st.st_dev;
   cached->ino = st.st_ino;
   cached->size = static_cast<std::uint64_t>(st.st_size);
-  cached->mtime_ns = mtime;
-  cached->content = std::move(content);
-  cached->etag = "\"" + Hex(cached->size) + "-" + Hex(static_cast<std::uint64_t>(mtime)) + "-" +
-                 Hex(cached->ino) + "\"";
-  if (cached->size <= kMaxCachedBytes) {
-    std::unique_lock<std::shared_mutex> lock(mu_);
-    if (cache_.size() > 4096) cache_.clear();
-    cache_[relative] = cached;
+  cached->mtime_ns = mtime_of(st);
+  cached->etag = "\"" + Hex(cached->size) + "-" +
+                 Hex(static_cast<std::uint64_t>(cached->mtime_ns)) + "-" + Hex(cached->ino) + "\"";
+  if (cached->size > kMaxCachedBytes) {
+    cached->file = std::move(file);  // streamed by the caller, never held whole
+    return cached;
   }
+  auto content = std::make_shared<std::string>(static_cast<std::size_t>(cached->size), '\0');
+  if (file->ReadAt(0, content->data(), content->size()) != content->size()) return nullptr;
+  cached->content = std::move(content);
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (cache_.size() > 4096) cache_.clear();
+  cache_[relative] = cached;
   return cached;
 }
 
@@ -214,6 +228,7 @@ FileResponse RepositoryFiles::Serve(std::string_view path, std::string_view rang
   r.content_type = decoded.ends_with(".json") ? "application/json" : "application/octet-stream";
   r.total = file->size;
   r.body = file->content;
+  r.file = file->file;
   if (!if_none_match.empty() && if_none_match == file->etag) {
     r.status = 304;
     return r;
@@ -241,7 +256,7 @@ FileResponse RepositoryFiles::Serve(std::string_view path, std::string_view rang
 
 std::uint64_t RepositoryFiles::TimestampVersion() {
   auto file = Load("metadata/timestamp.json");
-  if (!file) return 0;
+  if (!file || !file->content) return 0;  // absent, or implausibly large
   const std::string& text = *file->content;
   auto peek = contract::PeekTimestamp(
       std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));

@@ -1,10 +1,13 @@
 // Serving the repository's static files: no path escapes (every segment checked, symlinks
 // resolved and kept inside the repository), ETag and If-None-Match, Cache-Control that
 // fits each file (timestamp.json short-lived; versioned metadata and hash-named targets
-// immutable), HEAD, and single byte ranges for resumed downloads. Small files are cached
-// in memory and revalidated with one stat per request. Thread-safe.
+// immutable), HEAD, and single byte ranges for resumed downloads. Files up to
+// kMaxCachedBytes are cached in memory and revalidated with one stat per request; larger
+// ones are handed over as an open descriptor, for the caller to stream in pieces, so a
+// response never holds more than a piece of a big file in memory. Thread-safe.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -14,9 +17,26 @@
 
 namespace qp::server {
 
+// An open repository file, read in pieces by whoever streams it; closed with the last
+// reference.
+class OpenFile {
+ public:
+  explicit OpenFile(int fd) : fd_(fd) {}
+  ~OpenFile();
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  // Reads up to `size` bytes at `offset`; 0 at the end or on an error.
+  std::size_t ReadAt(std::uint64_t offset, char* out, std::size_t size) const;
+
+ private:
+  int fd_;
+};
+
 struct FileResponse {
   int status = 404;
-  std::shared_ptr<const std::string> body;  // the whole file (range applied by the caller)
+  // One of the two is set for 200 and 206 (range applied by the caller):
+  std::shared_ptr<const std::string> body;  // a small file, whole, from the cache
+  std::shared_ptr<const OpenFile> file;     // a large file, to stream from disk
   std::uint64_t offset = 0, length = 0;     // the part to send
   std::uint64_t total = 0;
   std::string content_type, etag, cache_control, content_range;
@@ -24,6 +44,8 @@ struct FileResponse {
 
 class RepositoryFiles {
  public:
+  static constexpr std::uint64_t kMaxCachedBytes = 8 << 20;
+
   explicit RepositoryFiles(std::string repo_dir);
 
   // `path` is the URL path below /repo/ (still percent-encoded); `range` the Range header.
@@ -38,7 +60,8 @@ class RepositoryFiles {
   struct Cached {
     std::uint64_t dev = 0, ino = 0, size = 0;
     std::int64_t mtime_ns = 0;
-    std::shared_ptr<const std::string> content;
+    std::shared_ptr<const std::string> content;  // small files
+    std::shared_ptr<const OpenFile> file;        // large files (never cached)
     std::string etag;
   };
   std::shared_ptr<const Cached> Load(const std::string& relative);

@@ -227,6 +227,34 @@ TEST_P(ServerTest, ServesRepositoryFilesWithCachingRangesAndNoEscapes) {
   EXPECT_EQ(Http(port_, "POST", "/repo/metadata/timestamp.json").status, 405);
 }
 
+TEST_P(ServerTest, ALargeTargetIsStreamedFromDiskWholeAndInRanges) {
+  // Larger than the in-memory cache takes: streamed from disk in pieces.
+  std::string big(RepositoryFiles::kMaxCachedBytes * 2 + 12345, '\0');
+  std::uint64_t x = 88172645463325252ull;
+  for (auto& c : big) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  std::string name = "/targets/" + std::string(64, 'a') + ".big.qpatch";
+  ASSERT_TRUE(WriteFileDurably(Env::Default(), paths_.repo_dir + name, big).ok());
+  Reply whole = Http(port_, "GET", "/repo" + name);
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.Header("content-length"), std::to_string(big.size()));
+  EXPECT_TRUE(whole.body == big) << "streamed body differs (" << whole.body.size() << " bytes)";
+  std::uint64_t first = RepositoryFiles::kMaxCachedBytes + 7;
+  Reply part =
+      Http(port_, "GET", "/repo" + name, "", {"Range: bytes=" + std::to_string(first) + "-"});
+  ASSERT_EQ(part.status, 206);
+  EXPECT_TRUE(part.body == big.substr(first));
+  Reply head = Http(port_, "HEAD", "/repo" + name);
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.Header("content-length"), std::to_string(big.size()));
+  EXPECT_TRUE(head.body.empty());
+  EXPECT_EQ(
+      Http(port_, "GET", "/repo" + name, "", {"If-None-Match: " + whole.Header("etag")}).status,
+      304);
+}
+
 TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
   std::uint64_t v = files_->TimestampVersion();
   Reply old = Http(port_, "GET", "/v1/watch?timestamp=" + std::to_string(v - 1) + "&timeout=5");
