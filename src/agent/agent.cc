@@ -373,10 +373,11 @@ Json Agent::HistoryJson() {
   return agent::HistoryJson(*store_, components_);
 }
 
-Result<std::vector<std::string>> Agent::Sign(const std::string& url, const std::string& body) {
+Result<std::vector<std::string>> Agent::Sign(const std::string& method, const std::string& url,
+                                             const std::string& body) {
   QP_ASSIGN_OR_RETURN(std::string nonce, contract::NewNonce());
   QP_ASSIGN_OR_RETURN(
-      auto sig, contract::SignDeviceRequest(identity_->key, install_id_, "POST", UrlTarget(url),
+      auto sig, contract::SignDeviceRequest(identity_->key, install_id_, method, UrlTarget(url),
                                             body, clock_->Now(), nonce));
   return contract::SignatureHeaderLines(sig);
 }
@@ -393,7 +394,7 @@ Status Agent::EnsureEnrolled() {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
   const std::string url = config_.server_url + "/v1/enroll";
   const std::string body = Json{{"token", text}, {"public_key", identity_->public_key}}.dump();
-  QP_ASSIGN_OR_RETURN(auto headers, Sign(url, body));
+  QP_ASSIGN_OR_RETURN(auto headers, Sign("POST", url, body));
   QP_ASSIGN_OR_RETURN(auto answer, transport_.reports->Send(url, body, headers));
   if (answer.status == 200 || answer.status == 202) {
     state_.enrollment = answer.status == 200 ? "accepted" : "pending";
@@ -421,7 +422,7 @@ Status Agent::FlushReports(long* retry_after) {
   QP_RETURN_IF_ERROR(EnsureEnrolled());
   const std::string url = config_.server_url + "/v1/reports";
   auto sent = reports_->Flush(
-      *transport_.reports, [&](const std::string& body) { return Sign(url, body); }, url,
+      *transport_.reports, [&](const std::string& body) { return Sign("POST", url, body); }, url,
       install_id_, kAgentVersion, retry_after);
   if (!sent.ok()) {
     if (sent.error().code() == ErrorCode::kVerificationFailed) {
@@ -454,19 +455,31 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
   if (config_.server_url.empty() || !config_.watch) {
     return Error(ErrorCode::kUnsupported, "no server to watch");
   }
-  std::uint64_t version;
+  long timeout = static_cast<long>(config_.watch_timeout.count());
+  std::string url;
+  std::vector<std::string> headers;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    version = TrustedTimestampVersion();
+    url = config_.server_url + "/v1/watch?timestamp=" + std::to_string(TrustedTimestampVersion()) +
+          "&timeout=" + std::to_string(timeout);
+    // An enrolled device signs its watch: the server gives it a slot of its own rather than
+    // one of its address's (several devices may share an address).
+    if (state_.enrollment == "accepted") {
+      QP_ASSIGN_OR_RETURN(headers, Sign("GET", url, ""));
+    }
   }
-  long timeout = static_cast<long>(config_.watch_timeout.count());
-  auto r = transport_.watch->Watch(config_.server_url +
-                                       "/v1/watch?timestamp=" + std::to_string(version) +
-                                       "&timeout=" + std::to_string(timeout),
-                                   timeout + kWatchGraceSeconds, cancel);
+  auto r = transport_.watch->Watch(url, headers, timeout + kWatchGraceSeconds, cancel);
   if (!r.ok()) return r.error();
   if (r->status == 204) return false;
   if (r->status == 200) return true;
+  if (r->status == 401 && !headers.empty()) {
+    // The service no longer knows this device: enroll again (with the next report) and
+    // watch anonymously meanwhile.
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    state_.enrollment.clear();
+    (void)SaveState();
+    return Error(ErrorCode::kIo, "watch: the service does not know this device (HTTP 401)");
+  }
   if (r->status == 404)
     return Error(ErrorCode::kUnsupported, "the server offers no watch endpoint");
   return Error(ErrorCode::kIo, "watch: HTTP " + std::to_string(r->status));

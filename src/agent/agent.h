@@ -101,8 +101,9 @@ class Agent final : public CheckTarget {
   // Enrolls this device's key with the operator's token, once; kFailedPrecondition while
   // there is no token or the operator has not accepted the device yet.
   Status EnsureEnrolled();
-  // Header lines signing a POST of `body` to `url`.
-  Result<std::vector<std::string>> Sign(const std::string& url, const std::string& body);
+  // Header lines signing a request (`method` to `url` with `body`).
+  Result<std::vector<std::string>> Sign(const std::string& method, const std::string& url,
+                                        const std::string& body);
   std::string MetadataDir() const;
   std::uint64_t TrustedTimestampVersion();
 

@@ -89,8 +89,7 @@ class FakeServer final : public tuf::Fetcher,
     return end;
   }
 
-  Result<HttpAnswer> Send(const std::string& url, const std::string& body,
-                          const std::vector<std::string>& headers) override {
+  static contract::DeviceSignature SignatureOf(const std::vector<std::string>& headers) {
     contract::DeviceSignature sig;
     for (const auto& h : headers) {
       std::string name = h.substr(0, h.find(':')), value = h.substr(h.find(':') + 2);
@@ -99,6 +98,12 @@ class FakeServer final : public tuf::Fetcher,
       if (name == contract::kNonceHeader) sig.nonce = value;
       if (name == contract::kSignatureHeader) sig.signature = value;
     }
+    return sig;
+  }
+
+  Result<HttpAnswer> Send(const std::string& url, const std::string& body,
+                          const std::vector<std::string>& headers) override {
+    contract::DeviceSignature sig = SignatureOf(headers);
     std::string target = url.substr(std::string(kServerUrl).size());
     if (target == "/v1/enroll") {
       Json j = Json::parse(body);
@@ -120,8 +125,20 @@ class FakeServer final : public tuf::Fetcher,
     return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), ""};
   }
 
-  Result<HttpAnswer> Watch(const std::string& url, long, const std::atomic<bool>*) override {
+  Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers, long,
+                           const std::atomic<bool>*) override {
     watch_urls.push_back(url);
+    if (!headers.empty()) {
+      contract::DeviceSignature sig = SignatureOf(headers);
+      auto key = crypto::VerifyingKey::Parse({"ed25519", "ed25519", device_key});
+      if (!key.ok() ||
+          !contract::VerifyDeviceRequest(
+               **key, sig, "GET", url.substr(std::string(kServerUrl).size()), "", clock_->Now())
+               .ok()) {
+        return HttpAnswer{401, "unknown device", ""};
+      }
+      signed_watches.push_back(sig.device);
+    }
     return HttpAnswer{204, "", ""};
   }
 
@@ -133,6 +150,7 @@ class FakeServer final : public tuf::Fetcher,
   int enrollments = 0;
   int downloads = 0;
   std::vector<std::uint64_t> resumed_from;
+  std::vector<std::string> signed_watches;  // the devices that signed their watches
   std::vector<std::string> report_states;
   std::vector<std::string> watch_urls;
 
@@ -360,6 +378,23 @@ TEST_F(AgentTest, AWatchAsksForMetadataNewerThanWhatTheDeviceTrusts) {
   EXPECT_NE(server_.watch_urls[0].find("/v1/watch?timestamp=0&"), std::string::npos);
   EXPECT_EQ(server_.watch_urls[1].find("/v1/watch?timestamp=0&"), std::string::npos)
       << "after a check the device asks for a newer version than the one it verified";
+  EXPECT_TRUE(server_.signed_watches.empty()) << "not enrolled yet: the watch is anonymous";
+}
+
+TEST_F(AgentTest, AnEnrolledDeviceSignsItsWatchAndEnrollsAgainWhenItIsRefused) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());  // enrolls
+  ASSERT_TRUE(agent->Watch(nullptr).ok());
+  ASSERT_EQ(server_.signed_watches.size(), 1u);
+  EXPECT_EQ(server_.signed_watches[0], agent->StatusJson()["install_id"]);
+  server_.device_key.clear();  // the service forgot the device
+  EXPECT_FALSE(agent->Watch(nullptr).ok());
+  EXPECT_NE(agent->StatusJson()["enrollment"], "accepted");
+  ASSERT_TRUE(agent->Watch(nullptr).ok());  // anonymous meanwhile
+  EXPECT_EQ(server_.signed_watches.size(), 1u);
 }
 
 TEST_F(AgentTest, ARemovedFixIsNotReinstalledByItselfButIsOnRequest) {

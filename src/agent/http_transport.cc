@@ -33,10 +33,11 @@ Result<HttpAnswer> HttpTransport::Send(const std::string& url, const std::string
   return Answer(std::move(r));
 }
 
-Result<HttpAnswer> HttpTransport::Watch(const std::string& url, long timeout_seconds,
-                                        const std::atomic<bool>* cancel) {
-  QP_ASSIGN_OR_RETURN(auto r,
-                      watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel));
+Result<HttpAnswer> HttpTransport::Watch(const std::string& url,
+                                        const std::vector<std::string>& headers,
+                                        long timeout_seconds, const std::atomic<bool>* cancel) {
+  QP_ASSIGN_OR_RETURN(
+      auto r, watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel, headers));
   return Answer(std::move(r));
 }
 

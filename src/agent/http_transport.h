@@ -19,8 +19,8 @@ class HttpTransport final : public Downloader, public ReportSender, public Watch
                                  std::uint64_t max_length) override;
   Result<HttpAnswer> Send(const std::string& url, const std::string& body,
                           const std::vector<std::string>& headers) override;
-  Result<HttpAnswer> Watch(const std::string& url, long timeout_seconds,
-                           const std::atomic<bool>* cancel) override;
+  Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
+                           long timeout_seconds, const std::atomic<bool>* cancel) override;
 
  private:
   // A watch answer is small ({"timestamp": N}).

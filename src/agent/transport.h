@@ -49,10 +49,10 @@ class ReportSender {
 class WatchClient {
  public:
   virtual ~WatchClient() = default;
-  // GET of a long-poll URL, abandoned after `timeout_seconds` or within a second of
-  // `cancel` becoming true (kIo "cancelled").
-  virtual Result<HttpAnswer> Watch(const std::string& url, long timeout_seconds,
-                                   const std::atomic<bool>* cancel) = 0;
+  // GET of a long-poll URL with extra header lines (the device's signature), abandoned
+  // after `timeout_seconds` or within a second of `cancel` becoming true (kIo "cancelled").
+  virtual Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
+                                   long timeout_seconds, const std::atomic<bool>* cancel) = 0;
 };
 
 struct Transport {

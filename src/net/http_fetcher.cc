@@ -253,8 +253,9 @@ Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url, cons
 
 Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
                                                std::size_t max_response,
-                                               const std::atomic<bool>* cancel) {
-  return Request(url, nullptr, {}, timeout_seconds, max_response, cancel);
+                                               const std::atomic<bool>* cancel,
+                                               const std::vector<std::string>& headers) {
+  return Request(url, nullptr, headers, timeout_seconds, max_response, cancel);
 }
 
 Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,

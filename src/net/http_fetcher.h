@@ -55,11 +55,13 @@ class HttpFetcher final : public tuf::Fetcher {
   Result<Response> PostJson(const std::string& url, const std::string& body,
                             const std::vector<std::string>& headers = {},
                             std::size_t max_response = 1 << 20);
-  // GET for small JSON answers (watch), with a per-request timeout in seconds. When
-  // `cancel` becomes true the request is abandoned (kIo "cancelled") within a second.
+  // GET for small JSON answers (watch), with a per-request timeout in seconds and extra
+  // header lines. When `cancel` becomes true the request is abandoned (kIo "cancelled")
+  // within a second.
   Result<Response> Get(const std::string& url, long timeout_seconds,
                        std::size_t max_response = 1 << 20,
-                       const std::atomic<bool>* cancel = nullptr);
+                       const std::atomic<bool>* cancel = nullptr,
+                       const std::vector<std::string>& headers = {});
 
   // Requests made so far (for tests and benchmarks).
   std::uint64_t request_count() const { return request_count_; }

@@ -129,6 +129,13 @@ ApiResponse FleetService::Enroll(const SignedRequest& request, const std::string
                       Json{{"status", device->status}, {"install_id", device->install_id}});
 }
 
+ApiResponse FleetService::AuthenticateWatch(const SignedRequest& request, std::string* install_id) {
+  auto device = gate_.Authenticate(request);
+  if (!device.ok()) return ErrorResponse(StatusFor(device.error()), device.error().message());
+  *install_id = device->install_id;
+  return JsonResponse(200, nlohmann::json::object());
+}
+
 ApiResponse FleetService::PostReports(const SignedRequest& request) {
   auto device = gate_.Authenticate(request);
   if (!device.ok()) {

@@ -49,6 +49,9 @@ class FleetService {
   // POST /v1/reports, signed by an accepted device. 200 {"stored": K} only after the
   // events are committed; 401/403 (nothing stored) otherwise.
   ApiResponse PostReports(const SignedRequest& request);
+  // A signed GET /v1/watch: 200 with the accepted device's install id in `install_id` (its
+  // watches get a share of their own), or the 401/403 to answer.
+  ApiResponse AuthenticateWatch(const SignedRequest& request, std::string* install_id);
   // The operator's device management, admin token only (each action audited):
   //   POST /v1/admin/enrollments {"uses", "days", "require_accept"?, "note"?} -> the token
   //   GET  /v1/admin/enrollments

@@ -357,9 +357,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     std::uint64_t now = server_->files->TimestampVersion();
     if (now > known) return SendWatch(now);
-    watch_slot_ = server_->watch_slots.Take(Peer(), server_->config.watch_per_address);
+    if (req_[contract::kDeviceHeader].empty()) {
+      // Anonymous: a share per client address.
+      return BeginWatch(known, timeout, "address " + Peer(), server_->config.watch_per_address);
+    }
+    // Signed by an enrolled device: a share per device, whatever address it comes from (a
+    // fleet behind one NAT address is not held to one address's share). A bad signature is
+    // refused, not downgraded to anonymous.
+    auto self = shared_from_this();
+    asio::post(server_->workers, [self, known, timeout] {
+      auto id = std::make_shared<std::string>();
+      ApiResponse r = self->server_->service->AuthenticateWatch(self->Signed(), id.get());
+      asio::post(self->stream_.get_executor(), [self, r, id, known, timeout] {
+        if (r.status != 200) {
+          return self->Write(self->MakeResponse(r.status, r.body, "application/json", "no-store"),
+                             "watch");
+        }
+        self->BeginWatch(known, timeout, "device " + *id, self->server_->config.watch_per_device);
+      });
+    });
+  }
+
+  // Waits (in one of `owner`'s slots) for a timestamp newer than `known`, `timeout` seconds
+  // at most.
+  void BeginWatch(std::uint64_t known, std::uint64_t timeout, const std::string& owner, int share) {
+    std::uint64_t now = server_->files->TimestampVersion();  // published meanwhile?
+    if (now > known) return SendWatch(now);
+    watch_slot_ = server_->watch_slots.Take(owner, share);
     if (!watch_slot_) {
-      auto res = MakeResponse(429, R"({"error":"too many watches from this address"})",
+      auto res = MakeResponse(429,
+                              nlohmann::json{{"error", "too many watches from this " +
+                                                           owner.substr(0, owner.find(' '))}}
+                                  .dump(),
                               "application/json", "no-store");
       res->set(http::field::retry_after, std::to_string(timeout > 0 ? timeout : 30));
       return Write(res, "watch");

@@ -73,6 +73,7 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   QP_RETURN_IF_ERROR(num("timestamp_resign_hours", &c.timestamp_resign_hours, 1, 23));
   QP_RETURN_IF_ERROR(num("request_timeout_seconds", &c.request_timeout_seconds, 1, 300));
   QP_RETURN_IF_ERROR(num("watch_per_address", &c.watch_per_address, 1, 100000));
+  QP_RETURN_IF_ERROR(num("watch_per_device", &c.watch_per_device, 1, 100));
   if (const toml::table* h = t["auto_halt"].as_table()) {
     if (auto v = (*h)["min_reports"].value<std::int64_t>())
       c.auto_halt_min_reports = static_cast<int>(*v);

@@ -12,7 +12,8 @@
 //   threads = 2
 //   report_rate_per_minute = 60                   # per install id
 //   timestamp_resign_hours = 6                    # re-sign when it expires sooner
-//   watch_per_address = 256                       # open watches per client address
+//   watch_per_address = 256                       # open anonymous watches per client address
+//   watch_per_device = 2                          # open signed watches per enrolled device
 //   [auto_halt]
 //   min_reports = 20
 //   max_failure_percent = 5
@@ -40,7 +41,8 @@ struct ServerConfig {
   int report_rate_per_minute = 60;
   int timestamp_resign_hours = 6;
   int request_timeout_seconds = 10;  // to send a whole request (slow clients are cut)
-  int watch_per_address = 256;       // open watches one client address may hold
+  int watch_per_address = 256;       // open anonymous watches one client address may hold
+  int watch_per_device = 2;          // open signed watches one enrolled device may hold
   int auto_halt_min_reports = 20;
   double auto_halt_max_failure_percent = 5;
 };

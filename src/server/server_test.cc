@@ -343,6 +343,51 @@ TEST_P(ServerTest, WatchSlotsAreSharedPerAddressAndFreedWhenClientsHangUp) {
   EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200") << got;
 }
 
+TEST_P(ServerTest, SignedWatchesHaveAShareOfTheirOwnPerDeviceAndForgedOnesAreRefused) {
+  const std::string target =
+      "/v1/watch?timestamp=" + std::to_string(files_->TimestampVersion()) + "&timeout=60";
+  auto open_watch = [&](const std::vector<std::string>& headers) {
+    int fd = Connect(port_);
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: t\r\n";
+    for (const auto& h : headers) req += h + "\r\n";
+    req += "\r\n";
+    EXPECT_GT(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), 0);
+    return fd;
+  };
+  std::vector<int> fds;
+  // The address's anonymous share is taken...
+  for (int i = 0; i < config_.watch_per_address; ++i) fds.push_back(open_watch({}));
+  ASSERT_TRUE(Eventually([&] {
+    return server_->http().watchers() == static_cast<std::size_t>(config_.watch_per_address);
+  }));
+  // ...yet each enrolled device (here behind the same address) still watches, up to its
+  // own share.
+  const TestDevice& a = Device(1);
+  const TestDevice& b = Device(2);
+  for (int i = 0; i < config_.watch_per_device; ++i)
+    fds.push_back(open_watch(a.Sign("GET", target, "")));
+  fds.push_back(open_watch(b.Sign("GET", target, "")));
+  std::size_t expected =
+      static_cast<std::size_t>(config_.watch_per_address + config_.watch_per_device + 1);
+  ASSERT_TRUE(Eventually([&] { return server_->http().watchers() == expected; }))
+      << server_->http().watchers();
+  EXPECT_EQ(Http(port_, "GET", target, "", a.Sign("GET", target, "")).status, 429)
+      << "device a holds its share";
+  // Forged, replayed, stranger's and revoked-device watches are refused, not made anonymous.
+  TestDevice stranger;
+  EXPECT_EQ(Http(port_, "GET", target, "", stranger.Sign("GET", target, "")).status, 401);
+  const std::string now_target =
+      "/v1/watch?timestamp=" + std::to_string(files_->TimestampVersion()) + "&timeout=0";
+  auto replayed = b.Sign("GET", now_target, "");
+  EXPECT_EQ(Http(port_, "GET", now_target, "", replayed).status, 204);
+  EXPECT_EQ(Http(port_, "GET", now_target, "", replayed).status, 401);
+  auto forged = b.Sign("GET", target + "0", "");
+  EXPECT_EQ(Http(port_, "GET", target, "", forged).status, 401);
+  EXPECT_EQ(server_->http().watchers(), expected);
+  for (int fd : fds) ::close(fd);
+  ASSERT_TRUE(Eventually([&] { return server_->http().watchers() == 0u; }));
+}
+
 TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerDevice) {
   Reply ok = PostReport(1, 1, "protected");
   ASSERT_EQ(ok.status, 200) << ok.body;
