@@ -14,8 +14,13 @@ constexpr std::size_t kMaxPeersTracked = 100000;
 
 }  // namespace
 
-AuditLog::AuditLog(Env* env, Clock* clock, std::string path, std::uint64_t rotate_bytes)
-    : env_(env), clock_(clock), path_(std::move(path)), rotate_bytes_(rotate_bytes) {}
+AuditLog::AuditLog(Env* env, Clock* clock, std::string path, AuditTable* table,
+                   std::uint64_t rotate_bytes)
+    : env_(env),
+      clock_(clock),
+      path_(std::move(path)),
+      table_(table),
+      rotate_bytes_(rotate_bytes) {}
 
 Status AuditLog::AppendLocked(const std::string& line) {
   auto info = env_->Stat(path_);
@@ -40,14 +45,17 @@ Status AuditLog::AppendLocked(const std::string& line) {
 
 Status AuditLog::Record(const std::string& action, const std::string& peer, const Json& details,
                         const std::string& result) {
-  if (path_.empty()) return OkStatus();
-  Json line{{"time", UnixSeconds(clock_->Now())},
-            {"action", action},
-            {"by", peer},
-            {"details", details},
-            {"result", result}};
-  std::lock_guard<std::mutex> lock(mu_);
-  Status s = AppendLocked(line.dump() + "\n");
+  if (path_.empty() && table_ == nullptr) return OkStatus();
+  const std::int64_t now = UnixSeconds(clock_->Now());
+  Json line{
+      {"time", now}, {"action", action}, {"by", peer}, {"details", details}, {"result", result}};
+  Status s = OkStatus();
+  if (table_ != nullptr) {
+    s = table_->AppendAudit(now, line.dump());
+  } else {
+    std::lock_guard<std::mutex> lock(mu_);
+    s = AppendLocked(line.dump() + "\n");
+  }
   if (!s.ok()) spdlog::error("audit log: {}", s.error().ToString());
   return s;
 }
@@ -71,6 +79,18 @@ void AuditLog::Refused(const std::string& action, const std::string& peer, const
 
 Json AuditLog::Recent() {
   Json out = Json::array();
+  if (table_ != nullptr) {
+    auto records = table_->RecentAudit(kMaxReadRecords);
+    if (!records.ok()) {
+      spdlog::error("audit log: {}", records.error().ToString());
+      return out;
+    }
+    for (const auto& text : *records) {
+      Json record = Json::parse(text, nullptr, false);
+      if (!record.is_discarded()) out.push_back(std::move(record));
+    }
+    return out;
+  }
   if (path_.empty()) return out;
   std::lock_guard<std::mutex> lock(mu_);
   auto file = env_->NewRandomAccessFile(path_);

@@ -4,6 +4,7 @@
 
 #include "core/read_counting_env.h"
 #include "core/test_dir.h"
+#include "server/test_postgres.h"
 
 namespace qp::server {
 namespace {
@@ -27,7 +28,8 @@ TEST(AuditLogTest, ARecordReadsNothingAndRotationKeepsEveryRecord) {
   TestDir dir;
   SimulatedClock clock(std::chrono::system_clock::from_time_t(1800000000));
   ReadCountingEnv env(Env::Default());
-  AuditLog log(&env, &clock, dir.Sub("audit.log"), /*rotate_bytes=*/4096);
+  AuditLog log(&env, &clock, dir.Sub("audit.log"), /*table=*/nullptr,
+               /*rotate_bytes=*/4096);
   for (int i = 0; i < 200; ++i) {
     ASSERT_TRUE(log.Record("rollout", "admin", {{"id", "comp/1.0/a"}, {"n", i}}, "ok").ok());
   }
@@ -46,6 +48,32 @@ TEST(AuditLogTest, ARecordReadsNothingAndRotationKeepsEveryRecord) {
   auto recent = log.Recent();
   ASSERT_FALSE(recent.empty());
   EXPECT_EQ(recent.back()["details"]["n"], 199);
+}
+
+TEST(AuditLogTest, OnPostgresqlEveryInstanceWritesAndReadsOneTrailInTheDatabase) {
+  TestPostgres pg;
+  ASSERT_FALSE(pg.url().empty()) << pg.error();
+  auto first = OpenReportStore(pg.url());
+  auto second = OpenReportStore(pg.url());
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_NE((*first)->audit_table(), nullptr);
+  TestDir dir;
+  SimulatedClock clock(std::chrono::system_clock::from_time_t(1800000000));
+  // Two instances, each with its own disk: neither writes a file.
+  AuditLog a(Env::Default(), &clock, dir.Sub("a.log"), (*first)->audit_table());
+  AuditLog b(Env::Default(), &clock, dir.Sub("b.log"), (*second)->audit_table());
+  ASSERT_TRUE(a.Record("rollout", "10.0.0.1", {{"id", "comp/1.0/a"}, {"percent", 50}}, "ok").ok());
+  ASSERT_TRUE(b.Record("revoke", "10.0.0.2", {{"id", "comp/1.0/a"}}, "ok").ok());
+  for (int i = 0; i < 100; ++i) a.Refused("rollout", "203.0.113.9", "invalid token");
+  auto seen_by_a = a.Recent();
+  auto seen_by_b = b.Recent();
+  EXPECT_EQ(seen_by_a, seen_by_b);
+  ASSERT_EQ(seen_by_b.size(), 3u);
+  EXPECT_EQ(seen_by_b[0]["details"]["percent"], 50);
+  EXPECT_EQ(seen_by_b[1]["action"], "revoke");
+  EXPECT_EQ(seen_by_b[2]["details"]["refusals"], 1);
+  EXPECT_FALSE(Env::Default()->Stat(dir.Sub("a.log")).ok());
+  EXPECT_FALSE(Env::Default()->Stat(dir.Sub("b.log")).ok());
 }
 
 }  // namespace

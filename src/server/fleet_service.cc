@@ -79,7 +79,7 @@ FleetService::FleetService(ServerConfig config, std::unique_ptr<ReportStore> sto
       env_(env),
       clock_(clock),
       gate_(store_.get(), clock),
-      audit_(env, clock, config_.audit_log) {
+      audit_(env, clock, config_.audit_log, store_->audit_table()) {
   paths_ = {config_.repo_dir, config_.keys_dir};
   admin_token_ = ReadTokenFile(env_, config_.admin_token_file, "admin");
   viewer_token_ = ReadTokenFile(env_, config_.viewer_token_file, "viewer");

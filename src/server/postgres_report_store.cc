@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS fleet_devices (
   install_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, enrollment_id TEXT NOT NULL,
   status TEXT NOT NULL, enrolled BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment_id);
+CREATE TABLE IF NOT EXISTS audit (
+  id BIGSERIAL PRIMARY KEY, time BIGINT NOT NULL, record TEXT NOT NULL);
 )SQL";
 
 constexpr const char* kEnrollmentColumns =
@@ -42,7 +44,7 @@ struct ResultDeleter {
 };
 using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
-class PostgresReportStore final : public ReportStore {
+class PostgresReportStore final : public ReportStore, public AuditTable {
  public:
   explicit PostgresReportStore(PGconn* conn) : conn_(conn) {}
   ~PostgresReportStore() override { PQfinish(conn_); }
@@ -306,8 +308,28 @@ class PostgresReportStore final : public ReportStore {
     return static_cast<std::int64_t>(std::atoll(PQgetvalue(r.get(), 0, 0)));
   }
 
+  AuditTable* audit_table() override { return this; }
+
+  Status AppendAudit(std::int64_t time, const std::string& record) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(
+        Exec("INSERT INTO audit (time, record) VALUES ($1, $2)", {std::to_string(time), record}));
+    return OkStatus();
+  }
+
+  Result<std::vector<std::string>> RecentAudit(int limit) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    QP_ASSIGN_OR_RETURN(auto r, Exec("SELECT record FROM (SELECT id, record FROM audit ORDER BY "
+                                     "id DESC LIMIT $1) newest ORDER BY id",
+                                     {std::to_string(limit)}));
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.emplace_back(PQgetvalue(r.get(), i, 0));
+    return out;
+  }
+
   Status Clear() override {
     std::lock_guard<std::mutex> lock(mu_);
+    QP_RETURN_IF_ERROR(Exec("DELETE FROM audit"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM events"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM devices"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM fleet_devices"));

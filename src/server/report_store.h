@@ -61,9 +61,24 @@ struct Device {
 // Events kept per device (its latest state per improvement is kept apart, always).
 inline constexpr int kHistoryPerDevice = 1000;
 
+// The audit trail kept in the database, where every instance sharing it writes and reads
+// (PostgreSQL). Records are only ever inserted.
+class AuditTable {
+ public:
+  virtual ~AuditTable() = default;
+  // One record (a JSON object's text), committed before it returns.
+  virtual Status AppendAudit(std::int64_t time, const std::string& record) = 0;
+  // The newest `limit` records, oldest first.
+  virtual Result<std::vector<std::string>> RecentAudit(int limit) = 0;
+};
+
 class ReportStore {
  public:
   virtual ~ReportStore() = default;
+
+  // The database's audit table, or null when the audit log is a local file (SQLite: one
+  // instance, whose file sits beside its database).
+  virtual AuditTable* audit_table() { return nullptr; }
 
   virtual Status AddEnrollment(const Enrollment& enrollment) = 0;
   virtual Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) = 0;
