@@ -15,78 +15,13 @@
 #include "publish/publisher.h"
 #include "server/server.h"
 #include "server/test_device.h"
+#include "server/test_http.h"
 #include "server/test_postgres.h"
 
 namespace qp::server {
 namespace {
 
 using Json = nlohmann::json;
-
-struct Reply {
-  int status = 0;
-  std::string headers, body;
-  std::string Header(const std::string& name) const {
-    std::string lower = headers;
-    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string key = "\n" + name + ": ";
-    std::size_t at = lower.find(key);
-    if (at == std::string::npos) return "";
-    std::size_t end = headers.find('\r', at + key.size());
-    return headers.substr(at + key.size(), end - at - key.size());
-  }
-};
-
-int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// One request on its own connection ("Connection: close" is added).
-Reply Http(int port, const std::string& method, const std::string& target,
-           const std::string& body = "", const std::vector<std::string>& headers = {}) {
-  int fd = Connect(port);
-  std::string req = method + " " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n";
-  for (const auto& h : headers) req += h + "\r\n";
-  if (!body.empty() || method == "POST")
-    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  req += "\r\n" + body;
-  (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  ::close(fd);
-  Reply r;
-  std::size_t split = out.find("\r\n\r\n");
-  r.headers = out.substr(0, split);
-  r.body = split == std::string::npos ? "" : out.substr(split + 4);
-  if (out.size() > 12) r.status = std::atoi(out.substr(9, 3).c_str());
-  return r;
-}
-
-std::string Report(const std::string& install, int seq, const std::string& state,
-                   const std::string& label = "a", const std::string& error = "") {
-  return Json{{"install_id", install},
-              {"agent_version", "0.1.0"},
-              {"events", Json::array({Json{{"seq", seq},
-                                           {"time", 1800000000 + seq},
-                                           {"component", "comp"},
-                                           {"platform", "linux-x86_64"},
-                                           {"base", "1.0"},
-                                           {"improvement", label},
-                                           {"state", state},
-                                           {"error", error},
-                                           {"restart_needed", Json::array()}}})}}
-      .dump();
-}
 
 constexpr const char* kAdmin = "Authorization: Bearer 0123456789abcdef0123456789abcdef";
 
@@ -178,7 +113,7 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
   Reply PostReport(int device, int seq, const std::string& state, const std::string& label = "a",
                    const std::string& error = "") {
     const TestDevice& d = Device(device);
-    return Post(d, Report(d.id(), seq, state, label, error));
+    return Post(d, ReportBody(d.id(), seq, state, label, error));
   }
   Json Fleet() {
     return Json::parse(Http(port_, "GET", "/v1/fleet/improvements", "", {kAdmin}).body);
@@ -283,16 +218,6 @@ TEST_P(ServerTest, WatchAnswersWhenNewMetadataIsPublishedAndAtTheTimeout) {
 }
 
 // Polls `pred` every 20 ms for up to `limit`.
-template <typename Pred>
-bool Eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return pred();
-}
-
 TEST_P(ServerTest, WatchSlotsAreSharedPerAddressAndFreedWhenClientsHangUp) {
   std::string watch = "GET /v1/watch?timestamp=" + std::to_string(files_->TimestampVersion()) +
                       "&timeout=60 HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -397,7 +322,7 @@ TEST_P(ServerTest, ReportsAreValidatedStoredOnceAndRateLimitedPerDevice) {
   Reply bad_state = PostReport(2, 1, "exploded");
   EXPECT_EQ(bad_state.status, 400);
   EXPECT_NE(bad_state.body.find("unknown state"), std::string::npos);
-  EXPECT_EQ(Post(Device(1), Report("not-hex", 1, "protected")).status, 400);
+  EXPECT_EQ(Post(Device(1), ReportBody("not-hex", 1, "protected")).status, 400);
   EXPECT_EQ(Http(port_, "POST", "/v1/reports", std::string(300 * 1024, ' ')).status, 413);
   // A flood from one device is cut; another device is still served.
   int limited = 0;
@@ -417,7 +342,7 @@ TEST_P(ServerTest, UnsignedForgedAndReplayedReportsAreRefusedAndNeverCounted) {
   // Twenty strangers report failures: nothing is stored, nothing is halted.
   for (int i = 0; i < 20; ++i) {
     TestDevice stranger;
-    std::string body = Report(stranger.id(), 1, "failed", "a", "forged");
+    std::string body = ReportBody(stranger.id(), 1, "failed", "a", "forged");
     EXPECT_EQ(Http(port_, "POST", "/v1/reports", body).status, 401);  // unsigned
     Reply r = Http(port_, "POST", "/v1/reports", body, stranger.Sign("POST", "/v1/reports", body));
     EXPECT_EQ(r.status, 401) << r.body;  // signed, but never enrolled
@@ -425,9 +350,10 @@ TEST_P(ServerTest, UnsignedForgedAndReplayedReportsAreRefusedAndNeverCounted) {
   // An enrolled device's signature does not carry over to another body, a replay, or a
   // stale clock.
   const TestDevice& d = Device(1);
-  std::string body = Report(d.id(), 1, "failed", "a", "x");
+  std::string body = ReportBody(d.id(), 1, "failed", "a", "x");
   auto headers = d.Sign("POST", "/v1/reports", body);
-  EXPECT_EQ(Http(port_, "POST", "/v1/reports", Report(d.id(), 2, "failed"), headers).status, 401);
+  EXPECT_EQ(Http(port_, "POST", "/v1/reports", ReportBody(d.id(), 2, "failed"), headers).status,
+            401);
   EXPECT_EQ(Http(port_, "POST", "/v1/reports", body, headers).status, 200);
   EXPECT_EQ(Http(port_, "POST", "/v1/reports", body, headers).status, 401) << "a replay";
   EXPECT_EQ(
@@ -436,7 +362,7 @@ TEST_P(ServerTest, UnsignedForgedAndReplayedReportsAreRefusedAndNeverCounted) {
           .status,
       401);
   // A device reports for itself only.
-  EXPECT_EQ(Post(d, Report(Device(2).id(), 1, "failed")).status, 403);
+  EXPECT_EQ(Post(d, ReportBody(Device(2).id(), 1, "failed")).status, 403);
   auto events = OpenReportStore(config_.database).value()->CountEvents();
   EXPECT_EQ(*events, 1);
   auto rollout = online::ReadRollout(Env::Default(), Clock::Real(), paths_).value().ToJson();
@@ -466,7 +392,7 @@ TEST_P(ServerTest, EnrollmentTokensAreLimitedAndRevocationShutsDevicesOut) {
   std::string gated = NewToken(5, /*require_accept=*/true);
   Reply pending = Enroll(c, gated);
   EXPECT_EQ(pending.status, 202);
-  EXPECT_EQ(Post(c, Report(c.id(), 1, "protected")).status, 403);
+  EXPECT_EQ(Post(c, ReportBody(c.id(), 1, "protected")).status, 403);
   Reply devices = Http(port_, "GET", "/v1/admin/devices", "", {kAdmin});
   ASSERT_EQ(devices.status, 200);
   EXPECT_EQ(Json::parse(devices.body).size(), 3u);
@@ -474,24 +400,26 @@ TEST_P(ServerTest, EnrollmentTokensAreLimitedAndRevocationShutsDevicesOut) {
   ASSERT_EQ(
       Http(port_, "POST", "/v1/admin/devices/accept", Json{{"id", c.id()}}.dump(), {kAdmin}).status,
       200);
-  EXPECT_EQ(Post(c, Report(c.id(), 1, "protected")).status, 200);
+  EXPECT_EQ(Post(c, ReportBody(c.id(), 1, "protected")).status, 200);
 
   // Revoking the first token revokes both of its devices: refused, and no longer counted.
-  EXPECT_EQ(Post(a, Report(a.id(), 1, "protected")).status, 200);
+  EXPECT_EQ(Post(a, ReportBody(a.id(), 1, "protected")).status, 200);
   EXPECT_EQ(Fleet()["improvements"][0]["devices"]["protected"], 2);
   std::string enrollment_id = token.substr(4, token.find('_', 4) - 4);
   Reply revoked = Http(port_, "POST", "/v1/admin/enrollments/revoke",
                        Json{{"id", enrollment_id}}.dump(), {kAdmin});
   ASSERT_EQ(revoked.status, 200) << revoked.body;
   EXPECT_EQ(Json::parse(revoked.body)["devices_revoked"], 2);
-  EXPECT_EQ(Post(a, Report(a.id(), 2, "protected")).status, 403);
+  EXPECT_EQ(Post(a, ReportBody(a.id(), 2, "protected")).status, 403);
   EXPECT_EQ(Fleet()["improvements"][0]["devices"]["protected"], 1);
   EXPECT_EQ(
       Http(port_, "POST", "/v1/admin/devices/accept", Json{{"id", a.id()}}.dump(), {kAdmin}).status,
       400)
       << "a revoked device stays revoked";
-  // Each action is in the audit log; no token is.
-  std::string audit = ReadTestFile(config_.audit_log);
+  // Each action is in the audit trail (a file on SQLite, a table on PostgreSQL); no token is.
+  Reply trail = Http(port_, "GET", "/v1/admin/audit", "", {kAdmin});
+  ASSERT_EQ(trail.status, 200);
+  const std::string& audit = trail.body;
   EXPECT_NE(audit.find("\"enrollments/revoke\""), std::string::npos);
   EXPECT_NE(audit.find("\"devices/accept\""), std::string::npos);
   EXPECT_EQ(audit.find(token.substr(token.rfind('_') + 1)), std::string::npos);

@@ -5,6 +5,23 @@
 
 namespace qp::server {
 
+std::string ReportBody(const std::string& install_id, int seq, const std::string& state,
+                       const std::string& label, const std::string& error) {
+  using Json = nlohmann::json;
+  return Json{{"install_id", install_id},
+              {"agent_version", "0.1.0"},
+              {"events", Json::array({Json{{"seq", seq},
+                                           {"time", 1800000000 + seq},
+                                           {"component", "comp"},
+                                           {"platform", "linux-x86_64"},
+                                           {"base", "1.0"},
+                                           {"improvement", label},
+                                           {"state", state},
+                                           {"error", error},
+                                           {"restart_needed", Json::array()}}})}}
+      .dump();
+}
+
 TestDevice::TestDevice()
     : key_(crypto::SigningKey::Generate(crypto::Scheme::kEd25519).value()),
       id_(contract::DeviceIdOf(key_.Public()).value()),

@@ -32,4 +32,9 @@ class TestDevice {
   std::string id_, public_key_;
 };
 
+// A report of one event about improvement comp/1.0/<label> (linux-x86_64), as an agent
+// sends it.
+std::string ReportBody(const std::string& install_id, int seq, const std::string& state,
+                       const std::string& label = "a", const std::string& error = "");
+
 }  // namespace qp::server
