@@ -106,6 +106,7 @@ int Run(int argc, char** argv) {
   }
   if (once) {
     auto s = agent.Check();
+    if (!s.ok()) spdlog::error("check: {}", s.error().ToString());
     long retry = 0;
     auto r = agent.FlushReports(&retry);
     if (!r.ok()) spdlog::warn("reports: {}", r.error().ToString());
