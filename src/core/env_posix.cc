@@ -86,7 +86,9 @@ class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, CreateMode mode,
                                                         mode_t permissions) override {
-    int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
+    // Never through a symlink planted at the name (O_EXCL alone refuses one; O_NOFOLLOW
+    // covers truncating and appending).
+    int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW;
     flags |= mode == CreateMode::kExclusive ? O_EXCL
              : mode == CreateMode::kAppend  ? O_APPEND
                                             : O_TRUNC;

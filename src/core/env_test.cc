@@ -45,6 +45,17 @@ TEST(EnvTest, ExclusiveCreateRefusesExistingPath) {
   EXPECT_EQ(ReadTestFile(dir.Sub("a")), "x");
 }
 
+TEST(EnvTest, WritingNeverFollowsASymlinkAtThePath) {
+  TestDir dir;
+  Env* env = Env::Default();
+  WriteTestFile(dir.Sub("victim"), "precious");
+  ASSERT_TRUE(env->Symlink("victim", dir.Sub("planted")).ok());
+  for (CreateMode mode : {CreateMode::kTruncate, CreateMode::kAppend, CreateMode::kExclusive}) {
+    EXPECT_FALSE(env->NewWritableFile(dir.Sub("planted"), mode, 0600).ok());
+  }
+  EXPECT_EQ(ReadTestFile(dir.Sub("victim")), "precious");
+}
+
 TEST(EnvTest, RenameExchangeSwapsDirectories) {
   TestDir dir;
   Env* env = Env::Default();

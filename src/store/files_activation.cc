@@ -18,7 +18,10 @@ std::string TreePath(const std::string& file) { return file.substr(1); }
 
 Status CopyFile(Env* env, const std::string& from, const std::string& to, mode_t mode) {
   QP_ASSIGN_OR_RETURN(auto in, env->NewRandomAccessFile(from));
-  QP_ASSIGN_OR_RETURN(auto out, env->NewWritableFile(to, CreateMode::kTruncate, mode));
+  // A new file: whatever is at the name (a leftover, or something planted there) is
+  // removed, not written through.
+  QP_RETURN_IF_ERROR(RemoveTree(env, to));
+  QP_ASSIGN_OR_RETURN(auto out, env->NewWritableFile(to, CreateMode::kExclusive, mode));
   std::vector<std::uint8_t> buf(1 << 20);
   std::uint64_t offset = 0;
   while (true) {
