@@ -115,19 +115,26 @@ Result<DeviceGate::Cached> DeviceGate::Lookup(const std::string& install_id) {
 }
 
 Result<bool> DeviceGate::FirstUse(const std::string& install_id, const std::string& nonce) {
-  auto now = clock_->Monotonic();
-  std::lock_guard<std::mutex> lock(mu_);
-  while (!nonce_order_.empty() && now - nonce_order_.front().first > 2 * contract::kMaxClockSkew) {
-    nonces_.erase(nonce_order_.front().second);
-    nonce_order_.pop_front();
+  const std::string key = install_id + "/" + nonce;
+  {
+    auto now = clock_->Monotonic();
+    std::lock_guard<std::mutex> lock(mu_);
+    while (!nonce_order_.empty() &&
+           now - nonce_order_.front().first > 2 * contract::kMaxClockSkew) {
+      nonces_.erase(nonce_order_.front().second);
+      nonce_order_.pop_front();
+    }
+    if (nonces_.size() >= kMaxNonces) {
+      return Error(ErrorCode::kIo, "too many requests in the replay window; retry later");
+    }
+    if (!nonces_.insert(key).second) return false;
+    nonce_order_.emplace_back(now, key);
   }
-  if (nonces_.size() >= kMaxNonces) {
-    return Error(ErrorCode::kIo, "too many requests in the replay window; retry later");
-  }
-  std::string key = install_id + "/" + nonce;
-  if (!nonces_.insert(key).second) return false;
-  nonce_order_.emplace_back(now, key);
-  return true;
+  if (!store_->SharesNonces()) return true;
+  // Another instance may have seen it: the database decides (outside the lock).
+  const std::int64_t wall = UnixSeconds(clock_->Now());
+  const std::int64_t window = 2 * contract::kMaxClockSkew.count();
+  return store_->ClaimNonce(key, wall, wall - window);
 }
 
 Result<Device> DeviceGate::Authenticate(const SignedRequest& request) {

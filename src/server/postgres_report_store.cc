@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS fleet_devices (
 CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment_id);
 CREATE TABLE IF NOT EXISTS audit (
   id BIGSERIAL PRIMARY KEY, time BIGINT NOT NULL, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, time BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS nonces_time ON nonces (time);
 )SQL";
+
+// A claim in this many prunes the nonces past the replay window.
+constexpr int kPruneEvery = 1000;
 
 constexpr const char* kEnrollmentColumns =
     "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
@@ -310,6 +315,21 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
 
   AuditTable* audit_table() override { return this; }
 
+  bool SharesNonces() const override { return true; }
+
+  Result<bool> ClaimNonce(const std::string& key, std::int64_t now,
+                          std::int64_t forget_before) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (++claims_ % kPruneEvery == 0) {
+      QP_RETURN_IF_ERROR(
+          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
+    }
+    QP_ASSIGN_OR_RETURN(auto r, Exec("INSERT INTO nonces (key, time) VALUES ($1, $2) ON CONFLICT "
+                                     "DO NOTHING",
+                                     {key, std::to_string(now)}));
+    return std::string_view(PQcmdTuples(r.get())) == "1";
+  }
+
   Status AppendAudit(std::int64_t time, const std::string& record) override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_RETURN_IF_ERROR(
@@ -330,6 +350,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   Status Clear() override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_RETURN_IF_ERROR(Exec("DELETE FROM audit"));
+    QP_RETURN_IF_ERROR(Exec("DELETE FROM nonces"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM events"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM devices"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM fleet_devices"));
@@ -340,6 +361,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
  private:
   PGconn* conn_;
   std::mutex mu_;
+  std::uint64_t claims_ = 0;
 };
 
 }  // namespace

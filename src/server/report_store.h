@@ -80,6 +80,17 @@ class ReportStore {
   // instance, whose file sits beside its database).
   virtual AuditTable* audit_table() { return nullptr; }
 
+  // Whether several instances share this database (PostgreSQL): then a request nonce is
+  // claimed in the database, so a request replayed to another instance is refused too.
+  virtual bool SharesNonces() const { return false; }
+  // Claims `key` at `now` (unix seconds); false when it was claimed before. Claims older
+  // than `forget_before` may be dropped.
+  virtual Result<bool> ClaimNonce(const std::string& key, std::int64_t now,
+                                  std::int64_t forget_before) {
+    (void)key, (void)now, (void)forget_before;
+    return Error(ErrorCode::kUnsupported, "this database keeps no nonces");
+  }
+
   virtual Status AddEnrollment(const Enrollment& enrollment) = 0;
   virtual Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) = 0;
   virtual Result<std::vector<Enrollment>> ListEnrollments() = 0;

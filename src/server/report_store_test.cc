@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "core/test_dir.h"
+#include "server/device_gate.h"
+#include "server/test_device.h"
 #include "server/test_postgres.h"
 
 namespace qp::server {
@@ -170,6 +172,33 @@ INSTANTIATE_TEST_SUITE_P(Backends, ReportStoreTest, ::testing::Values("sqlite", 
 
 TEST(ReportStoreOpenTest, RejectsUnknownDatabaseUrls) {
   EXPECT_EQ(OpenReportStore("mysql://x").error().code(), ErrorCode::kInvalidArgument);
+}
+
+// Two instances on one PostgreSQL database: a request one of them took is a replay to the
+// other (on SQLite there is one instance, and its memory is enough).
+TEST(DeviceGateOnPostgresqlTest, ARequestReplayedToAnotherInstanceIsRefused) {
+  TestPostgres pg;
+  ASSERT_FALSE(pg.url().empty()) << pg.error();
+  auto first = OpenReportStore(pg.url());
+  auto second = OpenReportStore(pg.url());
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->Clear().ok());
+  DeviceGate a(first->get(), Clock::Real()), b(second->get(), Clock::Real());
+  auto enrollment = a.CreateEnrollment(1, std::chrono::hours(1), false, "test");
+  ASSERT_TRUE(enrollment.ok());
+  TestDevice device;
+  const std::string enroll_body = device.EnrollBody(enrollment->token);
+  ASSERT_TRUE(a.Enroll(device.Request("POST", "/v1/enroll", enroll_body)).ok());
+  const std::string body = ReportBody(device.id(), 1, "protected");
+  SignedRequest request = device.Request("POST", "/v1/reports", body);
+  ASSERT_TRUE(a.Authenticate(request).ok());
+  auto replayed = b.Authenticate(request);
+  ASSERT_FALSE(replayed.ok());
+  EXPECT_EQ(replayed.error().code(), ErrorCode::kVerificationFailed);
+  EXPECT_NE(replayed.error().message().find("replayed"), std::string::npos)
+      << replayed.error().ToString();
+  // A fresh request from the same device passes either instance.
+  EXPECT_TRUE(b.Authenticate(device.Request("POST", "/v1/reports", body)).ok());
 }
 
 }  // namespace
