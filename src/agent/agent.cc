@@ -18,6 +18,8 @@ namespace {
 
 // A watch request may take the server's timeout plus this before the agent gives up on it.
 constexpr long kWatchGraceSeconds = 15;
+// How long the outcome of a full check may be reused by checks that find nothing published.
+constexpr std::chrono::hours kMaxIdleReuse{6};
 // An offline bundle is read whole into memory.
 constexpr std::uint64_t kMaxBundleBytes = std::uint64_t{2} << 30;
 
@@ -169,6 +171,7 @@ Status Agent::InstallBundle(const std::string& path) {
 }
 
 Status Agent::FailCheck(const Error& e) {
+  idle_ = {};  // the next check starts from the metadata again
   last_check_error_ = e.ToString();
   for (const auto& c : components_) {
     views_[c.name].last_error = "update check failed: " + e.ToString();
@@ -183,6 +186,18 @@ Status Agent::FailCheck(const Error& e) {
 Status Agent::CheckLocked(const Request& request) {
   WallTime now = clock_->Now();
   if (auto p = LoadPolicy(env_, config_.config_dir); p.ok()) policy_ = *p;
+  // One conditional request first: when nothing was published, that is the whole check.
+  std::string etag;  // of the timestamp.json this check starts from
+  if (bundle_ == nullptr && transport_.probe != nullptr) {
+    auto probe =
+        transport_.probe->Probe(config_.repository_url + "/metadata/timestamp.json", idle_.etag);
+    if (probe.ok() && probe->status == 304 && !idle_.etag.empty()) {
+      if (IdleCheck(request, now)) return OkStatus();
+      etag = idle_.etag;
+    } else if (probe.ok() && probe->status == 200) {
+      etag = probe->etag;
+    }
+  }
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
   uc.metadata_url =
@@ -201,6 +216,15 @@ Status Agent::CheckLocked(const Request& request) {
   offer_ = std::move(offer).value();
   state_.last_check = now;
   last_check_error_.clear();
+  // The outcome may be reused while the timestamp stays the same, for kMaxIdleReuse at most
+  // (so that files changed behind the store's back and a new base version are seen), and
+  // never past the expiry of the metadata it came from.
+  idle_.etag = etag;
+  idle_.fresh_until = now + kMaxIdleReuse;
+  if (const tuf::Timestamp* t = updater.trusted()->timestamp())
+    idle_.fresh_until = std::min(idle_.fresh_until, t->expires);
+  if (const tuf::Snapshot* s = updater.trusted()->snapshot())
+    idle_.fresh_until = std::min(idle_.fresh_until, s->expires);
 
   Status first_error = OkStatus();
   for (const auto& c : components_) {
@@ -222,27 +246,62 @@ Status Agent::CheckLocked(const Request& request) {
         state_.first_seen.emplace(imp.Id(), now);
       }
     }
-    DecisionInput in;
-    in.component = c.name;
-    in.platform = c.platform;
-    in.base = st->base_version;
-    in.current_label = st->current.label;
-    in.improvements = &offer_.improvements;
-    in.rollout = &offer_.rollout;
-    in.install_id = install_id_;
-    in.auto_install = EffectiveAutoInstall();
-    in.defer = policy_.defer;
-    in.first_seen = &state_.first_seen;
-    in.now = now;
-    ApplyDecision(c, *st, DecideFor(in, request, state_), updater, &first_error);
+    ApplyDecision(c, *st, DecideFor(InputFor(c, *st, now), request, state_), &updater,
+                  &first_error);
     ReportInstalled(c);
   }
   QP_RETURN_IF_ERROR(SaveState());
   return first_error;
 }
 
+DecisionInput Agent::InputFor(const store::ComponentConfig& c, const store::ComponentStatus& st,
+                              WallTime now) {
+  DecisionInput in;
+  in.component = c.name;
+  in.platform = c.platform;
+  in.base = st.base_version;
+  in.current_label = st.current.label;
+  in.improvements = &offer_.improvements;
+  in.rollout = &offer_.rollout;
+  in.install_id = install_id_;
+  in.auto_install = EffectiveAutoInstall();
+  in.defer = policy_.defer;
+  in.first_seen = &state_.first_seen;
+  in.now = now;
+  return in;
+}
+
+bool Agent::IdleCheck(const Request& request, WallTime now) {
+  if (!request.empty() || now >= idle_.fresh_until) return false;
+  struct Planned {
+    const store::ComponentConfig* config;
+    store::ComponentStatus status;
+    Decision decision;
+  };
+  std::vector<Planned> plan;
+  for (const auto& c : components_) {
+    auto st = store_->GetStatus(c.name);  // as the store last saw it: nothing hashed
+    if (!st.ok() || st->modified) return false;
+    Decision d = DecideFor(InputFor(c, *st, now), request, state_);
+    if (d.kind == Decision::Kind::kInstall || d.kind == Decision::Kind::kRemoveRevoked) {
+      return false;  // something to do: the full check verifies before acting
+    }
+    plan.push_back({&c, std::move(st).value(), std::move(d)});
+  }
+  Status ignored = OkStatus();
+  for (const auto& p : plan) {
+    ApplyDecision(*p.config, p.status, p.decision, nullptr, &ignored);
+    ReportInstalled(*p.config);
+  }
+  state_.last_check = now;
+  last_check_error_.clear();
+  (void)SaveState();
+  spdlog::debug("agent: nothing published since the last check (304)");
+  return true;
+}
+
 void Agent::ApplyDecision(const store::ComponentConfig& c, const store::ComponentStatus& st,
-                          const Decision& d, tuf::Updater& updater, Status* first_error) {
+                          const Decision& d, tuf::Updater* updater, Status* first_error) {
   ComponentView& view = views_[c.name];
   view.offered.reset();
   view.offered_state.clear();
@@ -256,7 +315,8 @@ void Agent::ApplyDecision(const store::ComponentConfig& c, const store::Componen
       break;
     }
     case Decision::Kind::kInstall: {
-      Status s = InstallImprovement(c, st, *d.improvement, updater);
+      if (updater == nullptr) break;  // not from an idle check (IdleCheck)
+      Status s = InstallImprovement(c, st, *d.improvement, *updater);
       if (!s.ok() && first_error->ok()) *first_error = s;
       break;
     }

@@ -86,8 +86,16 @@ class Agent final : public CheckTarget {
   Status CheckLocked(const Request& request);
   // Fails the check: every component reports it, status shows it.
   Status FailCheck(const Error& e);
+  // A check with nothing published since the last full one (the probe said 304): the
+  // decisions again, on the offer and the store's states already known (no metadata read,
+  // no signature checked, no file hashed). False when that is not enough (a fix to install
+  // or remove, a state not known yet, metadata close to expiry): the full check runs.
+  bool IdleCheck(const Request& request, WallTime now);
+  DecisionInput InputFor(const store::ComponentConfig& c, const store::ComponentStatus& st,
+                         WallTime now);
+  // `updater`: null only for decisions that install nothing.
   void ApplyDecision(const store::ComponentConfig& c, const store::ComponentStatus& st,
-                     const Decision& d, tuf::Updater& updater, Status* first_error);
+                     const Decision& d, tuf::Updater* updater, Status* first_error);
   Status InstallImprovement(const store::ComponentConfig& c, const store::ComponentStatus& st,
                             const Improvement& imp, tuf::Updater& updater);
   // Reports the state of an installed improvement: protected, or installed while processes
@@ -122,6 +130,12 @@ class Agent final : public CheckTarget {
   std::unique_ptr<ReportQueue> reports_;
   Installer installer_;
   Offer offer_;
+  // What an idle check starts from: the ETag of the timestamp.json the last full check
+  // verified (empty: none), and until when that check's outcome may be reused.
+  struct Idle {
+    std::string etag;
+    WallTime fresh_until;
+  } idle_;
   AgentState state_;
   std::map<std::string, ComponentView> views_;
   std::string last_check_error_;

@@ -18,6 +18,8 @@
 #include "agent/control.h"
 #include "contract/device_auth.h"
 #include "core/durable_file.h"
+#include "core/hash.h"
+#include "core/read_counting_env.h"
 #include "core/test_dir.h"
 #include "delta/tree_manifest.h"
 #include "publish/publisher.h"
@@ -55,20 +57,32 @@ std::string Digest(const std::string& root) {
 class FakeServer final : public tuf::Fetcher,
                          public Downloader,
                          public ReportSender,
-                         public WatchClient {
+                         public WatchClient,
+                         public MetadataProbe {
  public:
   FakeServer(std::string repo_dir, Clock* clock) : repo_dir_(std::move(repo_dir)), clock_(clock) {}
 
-  Transport transport() { return Transport{this, this, this, this}; }
+  Transport transport() { return Transport{this, this, this, this, this}; }
 
   Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
                                           std::uint64_t max_length) override {
+    ++metadata_fetches;
     QP_ASSIGN_OR_RETURN(auto path, Path(url));
     auto bytes = ReadFileLimited(Env::Default(), path, max_length);
     if (!bytes.ok() && bytes.error().code() != ErrorCode::kNotFound) {
       return Error(ErrorCode::kTooLarge, url + ": longer than " + std::to_string(max_length));
     }
     return bytes;
+  }
+
+  // The ETag is the file's SHA-256, as good as the real server's for this purpose.
+  Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) override {
+    ++probes;
+    QP_ASSIGN_OR_RETURN(auto path, Path(url));
+    QP_ASSIGN_OR_RETURN(auto body, ReadFileLimited(Env::Default(), path, 1 << 20));
+    std::string current = "\"" + HexEncode(Sha256Of(body)) + "\"";
+    if (etag == current) return HttpAnswer{304, "", "", current};
+    return HttpAnswer{200, std::string(body.begin(), body.end()), "", current};
   }
 
   Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial,
@@ -107,22 +121,22 @@ class FakeServer final : public tuf::Fetcher,
     std::string target = url.substr(std::string(kServerUrl).size());
     if (target == "/v1/enroll") {
       Json j = Json::parse(body);
-      if (j["token"] != "qpe_test_token") return HttpAnswer{403, "unknown token", ""};
+      if (j["token"] != "qpe_test_token") return HttpAnswer{403, "unknown token", "", ""};
       device_key = j["public_key"];
       ++enrollments;
-      return HttpAnswer{require_accept ? 202 : 200, "{}", ""};
+      return HttpAnswer{require_accept ? 202 : 200, "{}", "", ""};
     }
-    if (target != "/v1/reports") return HttpAnswer{404, "", ""};
-    if (reports_down) return HttpAnswer{503, "", "30"};
+    if (target != "/v1/reports") return HttpAnswer{404, "", "", ""};
+    if (reports_down) return HttpAnswer{503, "", "30", ""};
     auto key = crypto::VerifyingKey::Parse({"ed25519", "ed25519", device_key});
     if (!key.ok() || require_accept ||
         !contract::VerifyDeviceRequest(**key, sig, "POST", target, body, clock_->Now()).ok()) {
-      return HttpAnswer{401, "unknown device", ""};
+      return HttpAnswer{401, "unknown device", "", ""};
     }
     Json j = Json::parse(body);
-    if (j["install_id"] != sig.device) return HttpAnswer{403, "", ""};
+    if (j["install_id"] != sig.device) return HttpAnswer{403, "", "", ""};
     for (const auto& e : j["events"]) report_states.push_back(e["state"].get<std::string>());
-    return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), ""};
+    return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), "", ""};
   }
 
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers, long,
@@ -135,11 +149,11 @@ class FakeServer final : public tuf::Fetcher,
           !contract::VerifyDeviceRequest(
                **key, sig, "GET", url.substr(std::string(kServerUrl).size()), "", clock_->Now())
                .ok()) {
-        return HttpAnswer{401, "unknown device", ""};
+        return HttpAnswer{401, "unknown device", "", ""};
       }
       signed_watches.push_back(sig.device);
     }
-    return HttpAnswer{204, "", ""};
+    return HttpAnswer{204, "", "", ""};
   }
 
   bool corrupt_downloads = false;
@@ -149,6 +163,8 @@ class FakeServer final : public tuf::Fetcher,
   std::string device_key;  // enrolled
   int enrollments = 0;
   int downloads = 0;
+  int metadata_fetches = 0;
+  int probes = 0;
   std::vector<std::uint64_t> resumed_from;
   std::vector<std::string> signed_watches;  // the devices that signed their watches
   std::vector<std::string> report_states;
@@ -204,11 +220,11 @@ class AgentTest : public ::testing::Test {
     ASSERT_TRUE(p.ok()) << p.error().ToString();
   }
 
-  std::unique_ptr<Agent> StartAgent(const std::string& policy = "") {
+  std::unique_ptr<Agent> StartAgent(const std::string& policy = "", Env* env = Env::Default()) {
     if (!policy.empty()) WriteTestFile(config_dir_ + "/policy.toml", policy);
     auto config = LoadAgentConfig(Env::Default(), config_dir_, dir_.Sub("device/state"));
     EXPECT_TRUE(config.ok()) << config.error().ToString();
-    auto agent = std::make_unique<Agent>(*config, Env::Default(), &clock_, server_.transport());
+    auto agent = std::make_unique<Agent>(*config, env, &clock_, server_.transport());
     Status s = agent->Start();
     EXPECT_TRUE(s.ok()) << s.error().ToString();
     return agent;
@@ -239,6 +255,32 @@ TEST_F(AgentTest, InstallsAPublishedFixAndReportsItProtected) {
   ASSERT_TRUE(agent->Check().ok());
   EXPECT_EQ(server_.downloads, 1);
   EXPECT_EQ(agent->PendingReports(), 0u);
+}
+
+TEST_F(AgentTest, ACheckWithNothingPublishedIsOneConditionalRequestAndHashesNothing) {
+  Publish("a", 1, /*exploited=*/false);
+  ReadCountingEnv env(Env::Default());
+  auto agent = StartAgent("", &env);
+  ASSERT_TRUE(agent->Check().ok());
+  ASSERT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+  server_.metadata_fetches = server_.probes = 0;
+  env.Reset();
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(server_.probes, 1);
+  EXPECT_EQ(server_.metadata_fetches, 0) << "no metadata read, so no signature checked";
+  EXPECT_EQ(env.BytesRead(live_ + "/lib/libcomp.so.1"), 0u) << "no live file hashed";
+  EXPECT_EQ(agent->StatusJson()["last_check_error"], "");
+  // A new fix is published: the probe sees a new timestamp, the full check installs it.
+  Publish("b", 2, /*exploited=*/false, {{"a", dir_.Sub("v1")}});
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v2")));
+  // Past the reuse limit the full check runs though nothing was published (so a file
+  // changed behind the store's back is seen).
+  ASSERT_TRUE(agent->Check().ok());
+  server_.metadata_fetches = 0;
+  clock_.Advance(std::chrono::hours(7));
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_GT(server_.metadata_fetches, 0);
 }
 
 TEST_F(AgentTest, ADeferredFixInstallsWhenTheDeferralEndsOnTheAgentsClock) {

@@ -11,8 +11,12 @@ net::HttpOptions Options(const std::string& ca_file, const std::string& user_age
 }
 
 HttpAnswer Answer(net::HttpFetcher::Response r) {
-  return HttpAnswer{r.status, std::move(r.body), std::move(r.retry_after)};
+  return HttpAnswer{r.status, std::move(r.body), std::move(r.retry_after), std::move(r.etag)};
 }
+
+// A probe's answer is a timestamp at most (or nothing, for 304).
+constexpr std::size_t kMaxProbeBytes = 64 << 10;
+constexpr long kProbeTimeoutSeconds = 60;
 
 }  // namespace
 
@@ -38,6 +42,14 @@ Result<HttpAnswer> HttpTransport::Watch(const std::string& url,
                                         long timeout_seconds, const std::atomic<bool>* cancel) {
   QP_ASSIGN_OR_RETURN(
       auto r, watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel, headers));
+  return Answer(std::move(r));
+}
+
+Result<HttpAnswer> HttpTransport::Probe(const std::string& url, const std::string& etag) {
+  std::vector<std::string> headers;
+  if (!etag.empty()) headers.push_back("If-None-Match: " + etag);
+  QP_ASSIGN_OR_RETURN(auto r,
+                      http_.Get(url, kProbeTimeoutSeconds, kMaxProbeBytes, nullptr, headers));
   return Answer(std::move(r));
 }
 

@@ -9,7 +9,10 @@
 
 namespace qp::agent {
 
-class HttpTransport final : public Downloader, public ReportSender, public WatchClient {
+class HttpTransport final : public Downloader,
+                            public ReportSender,
+                            public WatchClient,
+                            public MetadataProbe {
  public:
   HttpTransport(const std::string& ca_file, const std::string& user_agent);
 
@@ -21,6 +24,7 @@ class HttpTransport final : public Downloader, public ReportSender, public Watch
                           const std::vector<std::string>& headers) override;
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
                            long timeout_seconds, const std::atomic<bool>* cancel) override;
+  Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) override;
 
  private:
   // A watch answer is small ({"timestamp": N}).

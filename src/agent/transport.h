@@ -4,7 +4,9 @@
 //   - a resumable downloader for patches, writing through Env;
 //   - a sender for the device's signed requests (reports, enrollment);
 //   - a watch client (long-poll; it has a connection of its own, because a watch runs
-//     while a person's command may check).
+//     while a person's command may check);
+//   - a probe: a conditional GET of timestamp.json, so that a check with nothing new is one
+//     request answered 304.
 // Nothing that comes back is trusted: metadata is verified by TUF, patches against their
 // signed length and hashes, answers are capped.
 #pragma once
@@ -24,6 +26,7 @@ struct HttpAnswer {
   long status = 0;
   std::string body;
   std::string retry_after;  // the Retry-After header, if any
+  std::string etag;         // the ETag header, if any
 };
 
 class Downloader {
@@ -55,11 +58,20 @@ class WatchClient {
                                    long timeout_seconds, const std::atomic<bool>* cancel) = 0;
 };
 
+class MetadataProbe {
+ public:
+  virtual ~MetadataProbe() = default;
+  // GET of `url` with If-None-Match: `etag` (none when empty): 304 when unchanged, else the
+  // answer (its body at most a timestamp's size; nothing in it is trusted).
+  virtual Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) = 0;
+};
+
 struct Transport {
   tuf::Fetcher* metadata = nullptr;
   Downloader* downloads = nullptr;
   ReportSender* reports = nullptr;
   WatchClient* watch = nullptr;
+  MetadataProbe* probe = nullptr;  // null: every check refreshes the metadata
 };
 
 }  // namespace qp::agent

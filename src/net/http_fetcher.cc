@@ -71,24 +71,25 @@ int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }
 
 struct HeaderSink {
-  std::string retry_after;
+  std::string retry_after, etag;
 };
 
+// The headers kept from an answer (each bounded: a header line is short or ignored).
 std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
   auto* sink = static_cast<HeaderSink*>(user);
-  std::string line(data, size * count);
-  static constexpr std::string_view kRetry = "retry-after:";
-  if (line.size() > kRetry.size()) {
-    std::string lower = line.substr(0, kRetry.size());
-    for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (lower == kRetry) {
-      std::string v = line.substr(kRetry.size());
-      while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
-      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
-      sink->retry_after = v;
-    }
-  }
-  return size * count;
+  const std::size_t n = size * count;
+  if (n > 1024) return n;
+  std::string line(data, n);
+  std::size_t colon = line.find(':');
+  if (colon == std::string::npos) return n;
+  std::string name = line.substr(0, colon);
+  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string v = line.substr(colon + 1);
+  while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
+  while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
+  if (name == "retry-after") sink->retry_after = v;
+  if (name == "etag") sink->etag = v;
+  return n;
 }
 
 }  // namespace
@@ -241,6 +242,7 @@ Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
   out.body.assign(response.bytes.begin(), response.bytes.end());
   out.retry_after = headers.retry_after;
+  out.etag = headers.etag;
   return out;
 }
 

@@ -49,6 +49,7 @@ class HttpFetcher final : public tuf::Fetcher {
     long status = 0;
     std::string body;
     std::string retry_after;  // Retry-After header, if any
+    std::string etag;         // ETag header, if any
   };
   // POSTs `body` (JSON) with extra header lines ("Name: value") and returns the status and
   // body (at most `max_response` bytes). kIo when no HTTP answer arrived.
