@@ -16,12 +16,18 @@ $R init >/dev/null
 mkdir -p "$work/v0" "$work/v1" "$work/v2"
 head -c 300000 /dev/urandom > "$work/v0/lib.so"; cp "$work/v0/lib.so" "$work/v1/lib.so"; cp "$work/v0/lib.so" "$work/v2/lib.so"
 echo fix1 >> "$work/v1/lib.so"; echo fix2 >> "$work/v2/lib.so"
+(umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin.token")
 "$B/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/keys" \
-  --database "sqlite:$work/reports.db" --log-level warn > "$work/server.out" 2>&1 &
+  --database "sqlite:$work/reports.db" --admin-token-file "$work/admin.token" --log-level warn \
+  > "$work/server.out" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q listening "$work/server.out" && break; sleep 0.05; done
 PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$work/server.out")
 URL=http://127.0.0.1:$PORT
+# The devices enroll as a fleet's would: one token for all of them.
+ENROLL=$(curl -s -X POST -H "Authorization: Bearer $(cat "$work/admin.token")" \
+  -d '{"uses": 100, "days": 1}' "$URL/v1/admin/enrollments" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 requests() { curl -s "$URL/metrics" | awk '/^qp_http_requests_total/ {s += $2} END {print s}'; }
 
 device() {  # $1 name, $2 watch(true|false), $3 interval
@@ -29,6 +35,7 @@ device() {  # $1 name, $2 watch(true|false), $3 interval
   cp "$work/repo/metadata/1.root.json" "$d/etc/root.json"
   printf 'repository_url = "%s/repo"\nserver_url = "%s"\ninterval_seconds = %s\njitter_seconds = 0\nwatch = %s\ncontrol_socket = "%s/sock"\n' \
     "$URL" "$URL" "$3" "$2" "$d" > "$d/etc/agent.toml"
+  echo "$ENROLL" > "$d/etc/enrollment.token"
   printf 'name = "comp"\nplatform = "linux-x86_64"\nroot = "%s/comp"\n[base_version]\nliteral = "1.0"\n' "$d" > "$d/etc/components/comp.toml"
 }
 
@@ -49,6 +56,23 @@ read -r au as < "$work/t.agent"; read -r tu ts < "$work/t.tuf"
 agent_ms=$(awk -v u="$au" -v s="$as" 'BEGIN {printf "%.1f", (u + s) * 1000 / 20}')
 tuf_ms=$(awk -v u="$tu" -v s="$ts" 'BEGIN {printf "%.1f", (u + s) * 1000 / 20}')
 echo "one check with nothing new: quietpatchd $agent_ms ms CPU, $(((r1 - r0) / 20)) HTTP requests; baseline quietpatch-tuf-client refresh $tuf_ms ms CPU, $(((r3 - r2) / 20)) requests (per run, process start included in both; ratio $(awk -v a="$agent_ms" -v b="$tuf_ms" 'BEGIN{printf "%.2f", a/b}'))"
+
+# 1b. The same in a running daemon, which keeps what its last full check verified: each
+# check first asks whether timestamp.json changed (If-None-Match); a 304 ends it.
+device daemon false 1
+$B/quietpatchd --config-dir "$work/daemon/etc" --state-dir "$work/daemon/state" --log-level debug \
+  > "$work/daemon.log" 2>&1 &
+pids+=($!); daemon_pid=$!
+sleep 2
+ticks() { awk '{print $14 + $15}' "/proc/$daemon_pid/stat"; }
+idle_checks() { grep -c 'nothing published since the last check' "$work/daemon.log" || true; }
+c0=$(idle_checks); k0=$(ticks); q0=$(requests)
+sleep 30
+c1=$(idle_checks); k1=$(ticks); q1=$(requests)
+hz=$(getconf CLK_TCK)
+n=$((c1 - c0))
+echo "a daemon's check with nothing new (goal: 1 request, at most 2 ms CPU): $n checks in 30 s, $(awk -v q=$((q1 - q0)) -v n="$n" 'BEGIN{printf "%.2f", q/n}') HTTP requests and $(awk -v k=$((k1 - k0)) -v n="$n" -v hz="$hz" 'BEGIN{printf "%.2f", k*1000/hz/n}') ms CPU each (baseline above: a full check from a fresh process)"
+kill "$daemon_pid" 2>/dev/null || true
 
 # 2. Idle memory.
 device idle true 3600

@@ -186,17 +186,12 @@ Status Agent::FailCheck(const Error& e) {
 Status Agent::CheckLocked(const Request& request) {
   WallTime now = clock_->Now();
   if (auto p = LoadPolicy(env_, config_.config_dir); p.ok()) policy_ = *p;
-  // One conditional request first: when nothing was published, that is the whole check.
-  std::string etag;  // of the timestamp.json this check starts from
-  if (bundle_ == nullptr && transport_.probe != nullptr) {
-    auto probe =
-        transport_.probe->Probe(config_.repository_url + "/metadata/timestamp.json", idle_.etag);
-    if (probe.ok() && probe->status == 304 && !idle_.etag.empty()) {
-      if (IdleCheck(request, now)) return OkStatus();
-      etag = idle_.etag;
-    } else if (probe.ok() && probe->status == 200) {
-      etag = probe->etag;
-    }
+  // After a full check, one conditional request first: when nothing was published since,
+  // that is the whole check.
+  const std::string timestamp_url = config_.repository_url + "/metadata/timestamp.json";
+  if (bundle_ == nullptr && transport_.probe != nullptr && !idle_.etag.empty()) {
+    auto probe = transport_.probe->Probe(timestamp_url, idle_.etag);
+    if (probe.ok() && probe->status == 304 && IdleCheck(request, now)) return OkStatus();
   }
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
@@ -219,7 +214,10 @@ Status Agent::CheckLocked(const Request& request) {
   // The outcome may be reused while the timestamp stays the same, for kMaxIdleReuse at most
   // (so that files changed behind the store's back and a new base version are seen), and
   // never past the expiry of the metadata it came from.
-  idle_.etag = etag;
+  // The ETag of the very timestamp.json this check verified (none from a bundle).
+  idle_.etag = bundle_ == nullptr && transport_.probe != nullptr
+                   ? transport_.probe->FetchedEtag(timestamp_url)
+                   : "";
   idle_.fresh_until = now + kMaxIdleReuse;
   if (const tuf::Timestamp* t = updater.trusted()->timestamp())
     idle_.fresh_until = std::min(idle_.fresh_until, t->expires);

@@ -68,6 +68,10 @@ class FakeServer final : public tuf::Fetcher,
                                           std::uint64_t max_length) override {
     ++metadata_fetches;
     QP_ASSIGN_OR_RETURN(auto path, Path(url));
+    if (url.ends_with("/timestamp.json")) {
+      auto body = ReadFileLimited(Env::Default(), path, max_length);
+      if (body.ok()) fetched_etag_ = "\"" + HexEncode(Sha256Of(*body)) + "\"";
+    }
     auto bytes = ReadFileLimited(Env::Default(), path, max_length);
     if (!bytes.ok() && bytes.error().code() != ErrorCode::kNotFound) {
       return Error(ErrorCode::kTooLarge, url + ": longer than " + std::to_string(max_length));
@@ -84,6 +88,8 @@ class FakeServer final : public tuf::Fetcher,
     if (etag == current) return HttpAnswer{304, "", "", current};
     return HttpAnswer{200, std::string(body.begin(), body.end()), "", current};
   }
+
+  std::string FetchedEtag(const std::string&) override { return fetched_etag_; }
 
   Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial,
                                  std::uint64_t max_length) override {
@@ -178,6 +184,7 @@ class FakeServer final : public tuf::Fetcher,
   }
   std::string repo_dir_;
   Clock* clock_;
+  std::string fetched_etag_;
 };
 
 class AgentTest : public ::testing::Test {

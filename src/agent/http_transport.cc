@@ -23,7 +23,22 @@ constexpr long kProbeTimeoutSeconds = 60;
 HttpTransport::HttpTransport(const std::string& ca_file, const std::string& user_agent)
     : http_(Options(ca_file, user_agent)), watch_http_(Options(ca_file, user_agent)) {}
 
-Transport HttpTransport::transport() { return Transport{&http_, this, this, this}; }
+Transport HttpTransport::transport() { return Transport{this, this, this, this, this}; }
+
+Result<std::vector<std::uint8_t>> HttpTransport::Fetch(const std::string& url,
+                                                       std::uint64_t max_length) {
+  QP_ASSIGN_OR_RETURN(auto bytes, http_.Fetch(url, max_length));
+  if (url.ends_with("/timestamp.json")) {
+    if (timestamp_etags_.size() > 16) timestamp_etags_.clear();
+    timestamp_etags_[url] = http_.last_fetch_etag();
+  }
+  return bytes;
+}
+
+std::string HttpTransport::FetchedEtag(const std::string& url) {
+  auto it = timestamp_etags_.find(url);
+  return it == timestamp_etags_.end() ? "" : it->second;
+}
 
 Result<std::uint64_t> HttpTransport::Download(Env* env, const std::string& url,
                                               const std::string& partial_path,

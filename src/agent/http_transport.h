@@ -2,6 +2,8 @@
 // downloads and reports, another for the watch.
 #pragma once
 
+#include <map>
+
 #include <string>
 
 #include "agent/transport.h"
@@ -9,7 +11,8 @@
 
 namespace qp::agent {
 
-class HttpTransport final : public Downloader,
+class HttpTransport final : public tuf::Fetcher,
+                            public Downloader,
                             public ReportSender,
                             public WatchClient,
                             public MetadataProbe {
@@ -25,12 +28,17 @@ class HttpTransport final : public Downloader,
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
                            long timeout_seconds, const std::atomic<bool>* cancel) override;
   Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) override;
+  std::string FetchedEtag(const std::string& url) override;
+  // Metadata, over the same connection; the ETag of each timestamp.json is kept.
+  Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
+                                          std::uint64_t max_length) override;
 
  private:
   // A watch answer is small ({"timestamp": N}).
   static constexpr std::size_t kMaxWatchResponseBytes = 4096;
 
   net::HttpFetcher http_;
+  std::map<std::string, std::string> timestamp_etags_;  // by URL
   net::HttpFetcher watch_http_;
 };
 

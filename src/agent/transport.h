@@ -61,9 +61,12 @@ class WatchClient {
 class MetadataProbe {
  public:
   virtual ~MetadataProbe() = default;
-  // GET of `url` with If-None-Match: `etag` (none when empty): 304 when unchanged, else the
-  // answer (its body at most a timestamp's size; nothing in it is trusted).
+  // GET of `url` with If-None-Match: `etag`: 304 when unchanged, else the answer (its body
+  // at most a timestamp's size; nothing in it is trusted).
   virtual Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) = 0;
+  // The ETag that came with the last fetch of `url` by the metadata fetcher ("" if none):
+  // the version of timestamp.json a full check verified, for the next probe.
+  virtual std::string FetchedEtag(const std::string& url) = 0;
 };
 
 struct Transport {

@@ -270,6 +270,10 @@ Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
   body.max_length = max_length;
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+  HeaderSink headers;
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
+  last_fetch_etag_.clear();
   CURLcode rc = curl_easy_perform(curl);
   if (body.too_large) {
     return Error(ErrorCode::kTooLarge,
@@ -287,6 +291,7 @@ Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
   if (status < 200 || status >= 300) {
     return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(status));
   }
+  last_fetch_etag_ = headers.etag;
   return std::move(body.bytes);
 }
 

@@ -66,6 +66,8 @@ class HttpFetcher final : public tuf::Fetcher {
 
   // Requests made so far (for tests and benchmarks).
   std::uint64_t request_count() const { return request_count_; }
+  // The ETag of the last successful Fetch() ("" when it had none).
+  const std::string& last_fetch_etag() const { return last_fetch_etag_; }
 
  private:
   struct Impl;
@@ -78,6 +80,7 @@ class HttpFetcher final : public tuf::Fetcher {
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;
+  std::string last_fetch_etag_;
 };
 
 }  // namespace qp::net
