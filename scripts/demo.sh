@@ -39,7 +39,11 @@ if [ -z "${QP_BIN_DIR:-}" ]; then
   say "installing packages and building (scripts/setup.sh)"
   scripts/setup.sh >/dev/null
 fi
-BIN=${QP_BIN_DIR:-$ROOT/build/release}/src/apps
+# QP_BIN_DIR: where the commands are (a build's src/apps, or /usr/bin once installed); the
+# dashboard's files are found beside them when installed.
+BIN=${QP_BIN_DIR:-$ROOT/build/release/src/apps}
+DASHBOARD=$ROOT/src/server/dashboard
+[ -d "$BIN/../share/quietpatch/dashboard" ] && DASHBOARD=$(cd "$BIN/../share/quietpatch/dashboard" && pwd)
 for tool in quietpatch-repo quietpatch-server quietpatchd quietpatch; do
   [ -x "$BIN/$tool" ] || { echo "demo: $BIN/$tool is missing" >&2; exit 1; }
 done
@@ -90,7 +94,7 @@ say "starting quietpatch-server (SQLite, auto-halt: >= 20 reports and > 5% faile
 "$BIN/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/server/keys" \
   --database "sqlite:$work/server/reports.db" --admin-token-file "$work/server/admin.token" \
   --viewer-token-file "$work/server/viewer.token" \
-  --audit-log "$work/server/audit.log" --dashboard-dir "$ROOT/src/server/dashboard" \
+  --audit-log "$work/server/audit.log" --dashboard-dir "$DASHBOARD" \
   > "$work/server/server.log" 2>&1 &
 echo $! >> "$work/pids"
 for _ in $(seq 100); do grep -q "listening on" "$work/server/server.log" && break; sleep 0.1; done

@@ -12,7 +12,7 @@ work=$(mktemp -d -p "${TMPDIR:-/tmp}" qp-demo-e2e-XXXXXX)
 N=6
 stop() { [ -f "$work/pids" ] && xargs -r kill < "$work/pids" 2>/dev/null || true; sleep 0.5; rm -rf "$work"; }
 trap stop EXIT
-QP_BIN_DIR=$BUILD bash scripts/demo.sh --devices $N --keep --work "$work" > "$work.log" 2>&1 ||
+QP_BIN_DIR=$BUILD/src/apps bash scripts/demo.sh --devices $N --keep --work "$work" > "$work.log" 2>&1 ||
   { cat "$work.log"; exit 1; }
 rm -f "$work.log"
 
