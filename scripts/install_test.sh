@@ -23,8 +23,17 @@ done
 for f in lib/systemd/system/quietpatchd.service \
          share/quietpatch/dashboard/index.html share/quietpatch/dashboard/app.js \
          share/quietpatch/dashboard/node_modules/chart.js/dist/chart.umd.js \
-         share/doc/quietpatch/threat-model.md share/doc/quietpatch/operations.md; do
+         share/doc/quietpatch/threat-model.md share/doc/quietpatch/operations.md \
+         share/man/man1/quietpatch.1 share/man/man8/quietpatchd.8 share/man/man8/quietpatch-server.8 \
+         share/man/man5/quietpatch-agent.toml.5 share/man/man1/quietpatch-repo.1 \
+         share/bash-completion/completions/quietpatch; do
   [ -s "$prefix/$f" ] || fail "$f missing"
+done
+
+# Every man page renders without a warning.
+for page in "$prefix"/share/man/man*/*; do
+  warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$page" 2>&1 >/dev/null || true)
+  [ -z "$warnings" ] || fail "$page: $warnings"
 done
 
 # The installed server, with nothing but installed files.

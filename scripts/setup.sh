@@ -22,7 +22,7 @@ PACKAGES=(
   # services and tools the tests and benchmarks drive
   postgresql nginx-light wrk chromium util-linux
   # tools the tests and benchmarks drive
-  bsdiff xdelta3 zstd time dpkg python3 python3-cryptography faketime
+  bsdiff xdelta3 zstd time dpkg python3 python3-cryptography faketime curl man-db binutils
 )
 
 install_packages() {
