@@ -81,7 +81,13 @@ struct HttpServer::Impl {
   const ServerConfig& config;
   FleetService* service;
   RepositoryFiles* files;
-  asio::io_context ioc;
+  // One event loop per I/O thread, each run by that thread alone, so a connection's
+  // handlers never run concurrently and need no strand. The first also runs the acceptor
+  // and the timers. Connections are spread over the loops in turn.
+  asio::io_context ioc{1};
+  std::vector<std::unique_ptr<asio::io_context>> more_loops;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_loop = 0;              // touched by the acceptor's handler only
   std::optional<asio::ssl::context> tls;  // set when a certificate and key are configured
   asio::thread_pool workers{2};
   tcp::acceptor acceptor{ioc};
@@ -100,6 +106,10 @@ struct HttpServer::Impl {
   Impl(const ServerConfig& c, FleetService* s, RepositoryFiles* f)
       : config(c), service(s), files(f) {}
 
+  asio::io_context& NextLoop() {
+    std::size_t i = next_loop++ % (more_loops.size() + 1);
+    return i == 0 ? ioc : *more_loops[i - 1];
+  }
   void Accept();
   void Poll();
   void Resign();
@@ -256,6 +266,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (f.status == 404 || f.status == 400) return SendError(f.status, "not found", "repo", true);
     bool has_body = (f.status == 200 || f.status == 206) && req_.method() != http::verb::head;
     if (has_body && f.file) return StreamFile(f);
+    if (f.status == 200 && has_body && f.prepared_200 && req_.version() == 11 &&
+        req_.keep_alive() && !server_->stopping) {
+      return WritePrepared(f.prepared_200);
+    }
     auto res = std::make_shared<http::response<http::string_body>>(
         static_cast<http::status>(f.status), req_.version());
     SetFileHeaders(*res, f);
@@ -266,6 +280,20 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       res->content_length(f.status == 200 || f.status == 206 ? f.length : 0);
     }
     Write(res, "repo");
+  }
+
+  // The whole response as the repository prepared it: one write, nothing built per request.
+  // A small response is bounded by the deadline the request was read under (no timer of
+  // its own).
+  void WritePrepared(std::shared_ptr<const std::string> response) {
+    server_->service->CountRequest(
+        "repo", 200,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    asio::async_write(stream_, asio::buffer(*response),
+                      [self = shared_from_this(), response](beast::error_code ec, std::size_t) {
+                        if (ec) return self->Close();
+                        self->Read();
+                      });
   }
 
   template <class Message>
@@ -540,7 +568,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 }  // namespace
 
 void HttpServer::Impl::Accept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(NextLoop(), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping) return;
     if (ec) {
       // Out of descriptors, typically: accepting again at once would spin. Existing
@@ -651,11 +679,16 @@ Status HttpServer::Start() {
                s.config.watch_per_address);
   s.published_version = s.files->TimestampVersion();
   s.service->on_publish = [this] { NotifyPublished(); };
+  const int threads = std::max(1, s.config.threads);
+  for (int i = 1; i < threads; ++i) s.more_loops.push_back(std::make_unique<asio::io_context>(1));
   s.Accept();
   s.Poll();
   s.Resign();
-  for (int i = 0; i < std::max(1, s.config.threads); ++i) {
-    s.threads.emplace_back([&s] { s.ioc.run(); });
+  s.keep_running.push_back(asio::make_work_guard(s.ioc));
+  for (auto& loop : s.more_loops) s.keep_running.push_back(asio::make_work_guard(*loop));
+  s.threads.emplace_back([&s] { s.ioc.run(); });
+  for (auto& loop : s.more_loops) {
+    s.threads.emplace_back([l = loop.get()] { l->run(); });
   }
   return OkStatus();
 }
@@ -678,8 +711,10 @@ void HttpServer::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   s.ioc.stop();
+  for (auto& loop : s.more_loops) loop->stop();
   for (auto& t : s.threads) t.join();
   s.threads.clear();
+  s.keep_running.clear();
 }
 
 int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }

@@ -52,6 +52,10 @@ std::string CacheControl(const std::string& rel) {
   return "public, max-age=60";
 }
 
+std::string ContentType(const std::string& rel) {
+  return rel.ends_with(".json") ? "application/json" : "application/octet-stream";
+}
+
 // Parses "bytes=a-b", "bytes=a-", "bytes=-n" against `total`. Returns false for anything
 // else (several ranges, garbage): the whole file is sent then, as RFC 9110 allows.
 // `satisfiable` is false for a range that starts past the end.
@@ -186,6 +190,14 @@ std::shared_ptr<const RepositoryFiles::Cached> RepositoryFiles::Load(const std::
   }
   auto content = std::make_shared<std::string>(static_cast<std::size_t>(cached->size), '\0');
   if (file->ReadAt(0, content->data(), content->size()) != content->size()) return nullptr;
+  if (cached->size <= kMaxPreparedBytes) {
+    auto prepared = std::make_shared<std::string>(
+        "HTTP/1.1 200 OK\r\nServer: quietpatch-server\r\nAccept-Ranges: bytes\r\nETag: " +
+        cached->etag + "\r\nCache-Control: " + CacheControl(relative) + "\r\nContent-Type: " +
+        ContentType(relative) + "\r\nContent-Length: " + std::to_string(cached->size) + "\r\n\r\n");
+    prepared->append(*content);
+    cached->prepared_200 = std::move(prepared);
+  }
   cached->content = std::move(content);
   std::unique_lock<std::shared_mutex> lock(mu_);
   if (cache_.size() > 4096) cache_.clear();
@@ -225,10 +237,11 @@ FileResponse RepositoryFiles::Serve(std::string_view path, std::string_view rang
   }
   r.etag = file->etag;
   r.cache_control = CacheControl(decoded);
-  r.content_type = decoded.ends_with(".json") ? "application/json" : "application/octet-stream";
+  r.content_type = ContentType(decoded);
   r.total = file->size;
   r.body = file->content;
   r.file = file->file;
+  r.prepared_200 = file->prepared_200;
   if (!if_none_match.empty() && if_none_match == file->etag) {
     r.status = 304;
     return r;

@@ -37,7 +37,11 @@ struct FileResponse {
   // One of the two is set for 200 and 206 (range applied by the caller):
   std::shared_ptr<const std::string> body;  // a small file, whole, from the cache
   std::shared_ptr<const OpenFile> file;     // a large file, to stream from disk
-  std::uint64_t offset = 0, length = 0;     // the part to send
+  // For a 200 of a small file to an HTTP/1.1 keep-alive client: the whole response, status
+  // line and headers included, prepared once when the file was cached (the hot path:
+  // timestamp.json).
+  std::shared_ptr<const std::string> prepared_200;
+  std::uint64_t offset = 0, length = 0;  // the part to send
   std::uint64_t total = 0;
   std::string content_type, etag, cache_control, content_range;
 };
@@ -45,6 +49,8 @@ struct FileResponse {
 class RepositoryFiles {
  public:
   static constexpr std::uint64_t kMaxCachedBytes = 8 << 20;
+  // Files up to this size also keep their whole 200 response ready.
+  static constexpr std::uint64_t kMaxPreparedBytes = 64 << 10;
 
   explicit RepositoryFiles(std::string repo_dir);
 
@@ -62,6 +68,7 @@ class RepositoryFiles {
     std::int64_t mtime_ns = 0;
     std::shared_ptr<const std::string> content;  // small files
     std::shared_ptr<const OpenFile> file;        // large files (never cached)
+    std::shared_ptr<const std::string> prepared_200;
     std::string etag;
   };
   std::shared_ptr<const Cached> Load(const std::string& relative);
