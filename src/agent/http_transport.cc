@@ -29,15 +29,14 @@ Result<std::vector<std::uint8_t>> HttpTransport::Fetch(const std::string& url,
                                                        std::uint64_t max_length) {
   QP_ASSIGN_OR_RETURN(auto bytes, http_.Fetch(url, max_length));
   if (url.ends_with("/timestamp.json")) {
-    if (timestamp_etags_.size() > 16) timestamp_etags_.clear();
-    timestamp_etags_[url] = http_.last_fetch_etag();
+    timestamp_url_ = url;
+    timestamp_etag_ = http_.last_fetch_etag();
   }
   return bytes;
 }
 
 std::string HttpTransport::FetchedEtag(const std::string& url) {
-  auto it = timestamp_etags_.find(url);
-  return it == timestamp_etags_.end() ? "" : it->second;
+  return url == timestamp_url_ ? timestamp_etag_ : "";
 }
 
 Result<std::uint64_t> HttpTransport::Download(Env* env, const std::string& url,

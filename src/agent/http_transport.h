@@ -2,8 +2,6 @@
 // downloads and reports, another for the watch.
 #pragma once
 
-#include <map>
-
 #include <string>
 
 #include "agent/transport.h"
@@ -38,7 +36,8 @@ class HttpTransport final : public tuf::Fetcher,
   static constexpr std::size_t kMaxWatchResponseBytes = 4096;
 
   net::HttpFetcher http_;
-  std::map<std::string, std::string> timestamp_etags_;  // by URL
+  // The ETag of the last timestamp.json fetched, and its URL.
+  std::string timestamp_url_, timestamp_etag_;
   net::HttpFetcher watch_http_;
 };
 

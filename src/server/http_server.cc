@@ -282,13 +282,18 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     Write(res, "repo");
   }
 
+  // The request in the metrics, with the time since it was read.
+  void Count(const char* route, int status) {
+    server_->service->CountRequest(
+        route, status,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+  }
+
   // The whole response as the repository prepared it: one write, nothing built per request.
   // A small response is bounded by the deadline the request was read under (no timer of
   // its own).
   void WritePrepared(std::shared_ptr<const std::string> response) {
-    server_->service->CountRequest(
-        "repo", 200,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    Count("repo", 200);
     asio::async_write(stream_, asio::buffer(*response),
                       [self = shared_from_this(), response](beast::error_code ec, std::size_t) {
                         if (ec) return self->Close();
@@ -333,9 +338,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     s->remaining = f.length;
     s->piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(kStreamPiece, f.length)));
     s->serializer.emplace(s->res);
-    server_->service->CountRequest(
-        "repo", f.status,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    Count("repo", f.status);
     Lowest().expires_after(kWriteTimeout);
     http::async_write_header(stream_, *s->serializer,
                              [self = shared_from_this(), s](beast::error_code ec, std::size_t) {
@@ -521,9 +524,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   void Write(std::shared_ptr<http::response<http::string_body>> res, const char* route) {
     bool keep = res->keep_alive() && req_.keep_alive() && !server_->stopping;
     res->keep_alive(keep);
-    server_->service->CountRequest(
-        route, res->result_int(),
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count());
+    Count(route, res->result_int());
     Lowest().expires_after(kWriteTimeout);
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep](beast::error_code ec, std::size_t) {
