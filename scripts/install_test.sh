@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install test (ctest install_tree): `cmake --install` of the build into an empty prefix
-# gives every command, the agent's unit, the dashboard and the documentation; the installed
-# commands run from there alone (no path into the build tree), and the installed server
-# serves the installed dashboard.
+# gives every command, the units, the example configurations, the dashboard and the
+# documentation; the installed commands run from there alone (no path into the build
+# tree), and the installed server serves the installed dashboard.
 set -euo pipefail
 BUILD=${1:?usage: install_test.sh BUILD_DIR}
 prefix=$(mktemp -d)
@@ -20,7 +20,9 @@ for cmd in quietpatch-delta quietpatch-tuf-client quietpatch-repo quietpatch-ser
     fail "$cmd still looks for libraries in the build tree"
   fi
 done
-for f in lib/systemd/system/quietpatchd.service \
+for f in lib/systemd/system/quietpatchd.service lib/systemd/system/quietpatch-server.service \
+         lib/systemd/system-generators/quietpatch-generator lib/sysusers.d/quietpatch-server.conf \
+         etc/quietpatch/agent.toml etc/quietpatch-server/server.toml \
          share/quietpatch/dashboard/index.html share/quietpatch/dashboard/app.js \
          share/quietpatch/dashboard/node_modules/chart.js/dist/chart.umd.js \
          share/doc/quietpatch/threat-model.md share/doc/quietpatch/operations.md \

@@ -18,11 +18,13 @@ PACKAGES=(
   # libraries
   libssl-dev libzstd-dev liblzma-dev zlib1g-dev gzip libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
-  libboost-dev libsqlite3-dev libpq-dev
+  libboost-dev libsqlite3-dev libpq-dev libsystemd-dev
   # services and tools the tests and benchmarks drive
   postgresql nginx-light wrk chromium util-linux
   # tools the tests and benchmarks drive
   bsdiff xdelta3 zstd time dpkg python3 python3-cryptography faketime curl man-db binutils
+  # Debian packages: building (scripts/package.sh), checking, and the install test's root
+  debhelper dpkg-dev fakeroot lintian mmdebstrap systemd systemd-container
 )
 
 install_packages() {
@@ -77,13 +79,25 @@ scripts/testdata.sh >/dev/null
 [ "$packages_only" -eq 1 ] && exit 0
 
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/quietpatch-ccache}"
+# The build directory is not part of ccache's key, so builds of one tree in two places (the
+# optimized build here, the Debian package's in obj-*/) share their objects.
+export CCACHE_NOHASHDIR=1
 compiler=()
-build_type=RelWithDebInfo
+flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
 if [ "$fuzz" = ON ]; then
   compiler=(-DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++)
 fi
 # Sanitizer builds stay optimized (-O2 -g): the matcher at -O0 under ASan is ~100x slower.
+# The optimized build uses Debian's hardened flags (debian/rules: dpkg-buildflags with
+# hardening=+all, -DNDEBUG), in the order debhelper gives them to CMake: the tests run the
+# code the packages ship, and the package build finds every object in ccache.
+if [ "$sanitize$tsan$fuzz" = OFFOFFOFF ]; then
+  . packaging/build-flags.sh
+  export LC_ALL=C.UTF-8  # as dpkg-buildpackage runs the compiler (ccache hashes the locale)
+  flags=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_C_FLAGS=$QP_CFLAGS" "-DCMAKE_CXX_FLAGS=$QP_CXXFLAGS"
+         "-DCMAKE_EXE_LINKER_FLAGS=$QP_LDFLAGS")
+fi
 
-cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
+cmake -S . -B "$build_dir" -G Ninja "${flags[@]}" \
   -DQP_SANITIZE="$sanitize" -DQP_TSAN="$tsan" -DQP_FUZZ="$fuzz" "${compiler[@]}" >/dev/null
 cmake --build "$build_dir" -j "$(nproc)" "${target[@]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is needed, then builds and runs the whole test suite twice: an optimized
-# build and an ASan+UBSan build; then builds the fuzz targets with clang and runs each
+# build (then the Debian packages from its objects, and their install test in a Debian 12
+# root) and an ASan+UBSan build; then builds the fuzz targets with clang and runs each
 # briefly over its seed corpus. Any failure, warning (-Werror), sanitizer report or skipped
 # test fails. Prints each phase's wall time, and closes with "tests: N passed, M failed"
 # counting the tests that ran in both suites.
@@ -57,6 +58,15 @@ scripts/setup.sh --build build/release
 end
 begin "optimized tests"
 run_ctest release build/release 600
+end
+
+# The Debian packages, built from the optimized build's objects (same flags, ccache), then
+# installed by apt in a throwaway Debian 12 root where a device gets a fix from the server.
+begin "Debian packages (dpkg-buildpackage, lintian)"
+scripts/package.sh
+end
+begin "install test in a Debian 12 root"
+scripts/deb_install_test.sh dist
 end
 
 begin "ASan+UBSan build (g++)"

@@ -8,6 +8,7 @@
 #include "contract/timestamp_peek.h"
 #include "core/durable_file.h"
 #include "core/hash.h"
+#include "core/log.h"
 #include "tuf/bundle.h"
 
 namespace qp::agent {
@@ -347,6 +348,7 @@ void Agent::ReportInstalled(const store::ComponentConfig& c) {
 
 Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::ComponentStatus& st,
                                  const Improvement& imp, tuf::Updater& updater) {
+  LogFields fields({{"QP_COMPONENT", c.name}, {"QP_IMPROVEMENT", imp.id.ToString()}});
   ComponentView& view = views_[c.name];
   Report(c, st.base_version, imp.id.label, "downloading", "");
   FixOutcome out =
@@ -377,6 +379,7 @@ Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::C
 
 Status Agent::RemoveNow(const std::string& component) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
+  LogFields fields("QP_COMPONENT", component);
   const store::ComponentConfig* c = store_->Find(component);
   if (c == nullptr) return Error(ErrorCode::kNotFound, "no component " + component);
   auto before = store_->GetStatus(component);

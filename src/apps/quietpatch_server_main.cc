@@ -5,14 +5,48 @@
 //                     [--keys DIR] [--database sqlite:FILE|postgresql://...]
 //                     [--admin-token-file FILE] [--audit-log FILE] [--dashboard-dir DIR]
 //
-// Prints "listening on HOST:PORT" once ready. SIGTERM stops it gracefully.
+// Prints "listening on HOST:PORT" once ready. SIGTERM stops it gracefully. Under systemd
+// (Type=notify) it says READY=1 once listening and STOPPING=1 on the way out, and with
+// WatchdogSec= pings WATCHDOG=1 at half the interval while every event loop answers.
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <iostream>
 
 #include "core/log.h"
 #include "server/server.h"
+
+namespace {
+
+// Waits for SIGTERM or SIGINT. With the watchdog on, wakes at half its interval and pings
+// it only while the server's event loops run posted work: a hung server gets restarted.
+int WaitForSignal(const sigset_t* signals, qp::server::Server* server) {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+    int sig = 0;
+    sigwait(signals, &sig);
+    return sig;
+  }
+  const std::uint64_t half = usec / 2;
+  const timespec wait{static_cast<time_t>(half / 1000000),
+                      static_cast<long>(half % 1000000) * 1000};
+  const auto within = std::chrono::milliseconds(std::max<std::uint64_t>(1, half / 4000));
+  for (;;) {
+    int sig = sigtimedwait(signals, nullptr, &wait);
+    if (sig > 0) return sig;
+    if (server->http().Responsive(within)) {
+      sd_notify(0, "WATCHDOG=1");
+    } else {
+      spdlog::error("an event loop did not answer within {} ms: no watchdog ping", within.count());
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -77,9 +111,11 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << "listening on " << config->listen_address << ":" << (*server)->port() << std::endl;
-    int sig = 0;
-    sigwait(&signals, &sig);
+    sd_notifyf(0, "READY=1\nSTATUS=listening on %s:%d", config->listen_address.c_str(),
+               (*server)->port());
+    int sig = WaitForSignal(&signals, server->get());
     spdlog::info("signal {}: stopping", sig);
+    sd_notify(0, "STOPPING=1");
     (*server)->Stop();
     return 0;
   } catch (const std::exception& e) {

@@ -1,10 +1,13 @@
 // quietpatchd: the agent daemon on each device.
 //
 //   quietpatchd [--config-dir /etc/quietpatch] [--state-dir /var/lib/quietpatch]
-//               [--socket PATH] [--log-level info] [--once | --identity]
+//               [--socket PATH] [--log-level info] [--once | --identity | --write-paths]
 //
 // --identity makes this device's key if there is none yet and prints its install id (for
 // an operator who registers devices ahead, or a provisioning script), then exits.
+// --write-paths prints the directories installs write, from the component configuration;
+// the systemd generator (packaging/quietpatch-generator) makes them the unit's only
+// writable paths besides its state.
 //
 // Under systemd (Type=notify) it says READY=1 once started; SIGTERM stops it between
 // steps; SIGHUP reloads the configuration. Logs go to stderr (the journal under systemd).
@@ -27,6 +30,7 @@
 #include "core/clock.h"
 #include "core/durable_file.h"
 #include "core/log.h"
+#include "store/component_config.h"
 
 namespace {
 
@@ -64,6 +68,9 @@ int Run(int argc, char** argv) {
   app.add_flag("--once", once, "check once, deliver reports, and exit");
   bool identity = false;
   app.add_flag("--identity", identity, "make the device key if needed, print the install id, exit");
+  bool write_paths = false;
+  app.add_flag("--write-paths", write_paths,
+               "print the paths installs write (one a line; for the unit's ReadWritePaths=), exit");
   CLI11_PARSE(app, argc, argv);
   if (auto s = qp::InitLogging(log_level); !s.ok()) {
     std::cerr << s.error().ToString() << "\n";
@@ -95,6 +102,15 @@ int Run(int argc, char** argv) {
   if (!config.ok()) {
     spdlog::error("{}", config.error().ToString());
     return 1;
+  }
+  if (write_paths) {
+    auto components = qp::store::LoadComponentConfigs(env, config->components_dir);
+    if (!components.ok()) {
+      spdlog::error("{}", components.error().ToString());
+      return 1;
+    }
+    for (const auto& path : qp::store::WritablePaths(*components)) std::cout << path << "\n";
+    return 0;
   }
   if (!socket.empty()) config->control_socket = socket;
   qp::agent::HttpTransport http(config->ca_file,

@@ -12,9 +12,11 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
 #include <list>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <vector>
@@ -721,6 +723,26 @@ void HttpServer::Stop() {
 int HttpServer::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 std::size_t HttpServer::watchers() const { return impl_->hub.size(); }
+
+bool HttpServer::Responsive(std::chrono::milliseconds within) {
+  Impl& s = *impl_;
+  if (s.threads.empty() || s.stopping) return false;
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::size_t left;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = s.more_loops.size() + 1;
+  auto ran = [pending] {
+    std::lock_guard<std::mutex> lock(pending->mu);
+    if (--pending->left == 0) pending->cv.notify_all();
+  };
+  asio::post(s.ioc, ran);
+  for (auto& loop : s.more_loops) asio::post(*loop, ran);
+  std::unique_lock<std::mutex> lock(pending->mu);
+  return pending->cv.wait_for(lock, within, [&] { return pending->left == 0; });
+}
 
 void HttpServer::NotifyPublished() {
   std::uint64_t v = impl_->files->TimestampVersion();

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -38,6 +39,9 @@ class HttpServer {
   std::size_t watchers() const;
   // New metadata was published: answer the watchers whose version is older.
   void NotifyPublished();
+  // True when every event loop ran a posted no-op within `within`: the systemd watchdog's
+  // proof of life (a loop stuck in a handler, or deadlocked, keeps it false).
+  bool Responsive(std::chrono::milliseconds within);
 
   struct Impl;  // public for the session class in http_server.cc
 

@@ -179,4 +179,28 @@ Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::s
   return out;
 }
 
+std::vector<std::string> WritablePaths(const std::vector<ComponentConfig>& components) {
+  std::set<std::string> paths;
+  for (const auto& c : components) {
+    auto parent = [](const std::string& path) {
+      auto slash = path.find_last_of('/');
+      return slash == 0 ? std::string("/") : path.substr(0, slash);
+    };
+    if (c.kind == RootKind::kOwnedDirectory) {
+      paths.insert(parent(c.root));  // <root>.qp-staging and <root>.qp-previous beside it
+      continue;
+    }
+    for (const auto& file : c.files) paths.insert(parent(file));
+  }
+  std::vector<std::string> out;
+  for (const auto& path : paths) {
+    // Sorted, so a parent comes before what is below it.
+    bool covered = std::any_of(out.begin(), out.end(), [&](const std::string& kept) {
+      return kept == "/" || path.starts_with(kept + "/");
+    });
+    if (!covered) out.push_back(path);
+  }
+  return out;
+}
+
 }  // namespace qp::store

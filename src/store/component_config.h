@@ -59,6 +59,12 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
 // Every *.toml file of `dir`, sorted by name. Two components with one name are an error.
 Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::string& dir);
 
+// What installing into these components writes: the directory that holds each owned root
+// (the new tree is staged as <root>.qp-staging beside it and swapped in by renames), and the
+// directory of each shared file (its .qp-new sibling is made and renamed there). Sorted, each once;
+// a path below another listed one is left out. The agent's unit gets them as ReadWritePaths=.
+std::vector<std::string> WritablePaths(const std::vector<ComponentConfig>& components);
+
 // Whether `name` is a valid component name.
 bool IsValidComponentName(std::string_view name);
 

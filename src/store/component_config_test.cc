@@ -104,6 +104,22 @@ TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
   EXPECT_NE(syntax.error().message().find("broken.toml:1"), std::string::npos);
 }
 
+TEST(ComponentConfigTest, WritablePathsAreWhereRootsAreSwappedAndWhereSharedFilesLive) {
+  ComponentConfig owned, shared, inside;
+  owned.kind = RootKind::kOwnedDirectory;
+  owned.root = "/opt/vendor/openssl";
+  inside.kind = RootKind::kOwnedDirectory;
+  inside.root = "/opt/vendor/openssl/engines/x";
+  shared.kind = RootKind::kSharedFiles;
+  shared.files = {"/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                  "/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "/usr/lib/ssl/openssl.cnf",
+                  "/opt/vendor-extra/x"};
+  EXPECT_EQ(WritablePaths({owned, shared, inside}),
+            (std::vector<std::string>{"/opt/vendor", "/opt/vendor-extra", "/usr/lib/ssl",
+                                      "/usr/lib/x86_64-linux-gnu"}));
+  EXPECT_TRUE(WritablePaths({}).empty());
+}
+
 TEST(ComponentConfigTest, LoadsADirectoryAndRejectsDuplicates) {
   TestDir dir;
   WriteTestFile(dir.Sub("openssl.toml"), kOwned);
