@@ -207,7 +207,7 @@ Status Agent::CheckLocked(const Request& request) {
   uc.target_max_length = std::max(config_.limits.rollout, config_.limits.patch);
   tuf::Updater updater(uc, env_, bundle_ ? bundle_ : transport_.metadata, clock_);
   if (Status s = updater.Refresh(); !s.ok()) return FailCheck(s.error());
-  auto offer = ReadOffer(updater, config_.limits.rollout);
+  auto offer = ReadOffer(updater, config_.limits.rollout, &offer_);
   if (!offer.ok()) return FailCheck(offer.error());
   offer_ = std::move(offer).value();
   state_.last_check = now;

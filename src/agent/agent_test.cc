@@ -12,6 +12,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <thread>
 
@@ -22,6 +23,7 @@
 #include "core/read_counting_env.h"
 #include "core/test_dir.h"
 #include "delta/tree_manifest.h"
+#include "online/online_repository.h"
 #include "publish/publisher.h"
 
 namespace qp::agent {
@@ -67,6 +69,7 @@ class FakeServer final : public tuf::Fetcher,
   Result<std::vector<std::uint8_t>> Fetch(const std::string& url,
                                           std::uint64_t max_length) override {
     ++metadata_fetches;
+    fetched_urls.push_back(url);
     QP_ASSIGN_OR_RETURN(auto path, Path(url));
     if (url.ends_with("/timestamp.json")) {
       auto body = ReadFileLimited(Env::Default(), path, max_length);
@@ -175,6 +178,7 @@ class FakeServer final : public tuf::Fetcher,
   std::vector<std::string> signed_watches;  // the devices that signed their watches
   std::vector<std::string> report_states;
   std::vector<std::string> watch_urls;
+  std::vector<std::string> fetched_urls;  // metadata and targets read through Fetch
 
  private:
   Result<std::string> Path(const std::string& url) {
@@ -288,6 +292,33 @@ TEST_F(AgentTest, ACheckWithNothingPublishedIsOneConditionalRequestAndHashesNoth
   clock_.Advance(std::chrono::hours(7));
   ASSERT_TRUE(agent->Check().ok());
   EXPECT_GT(server_.metadata_fetches, 0);
+}
+
+TEST_F(AgentTest, ANewTimestampWithTheSameRolloutDoesNotDownloadRolloutJsonAgain) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  auto rollout_reads = [&] {  // the target file, not the rollout role's metadata
+    return std::count_if(
+        server_.fetched_urls.begin(), server_.fetched_urls.end(), [](const std::string& u) {
+          return u.find("/targets/") != std::string::npos && u.ends_with("rollout.json");
+        });
+  };
+  ASSERT_EQ(rollout_reads(), 1);
+  // Only the timestamp is signed again: the full check runs, rollout.json is not read.
+  clock_.Advance(std::chrono::minutes(1));
+  ASSERT_TRUE(online::ResignTimestamp(Env::Default(), &clock_, paths_).ok());
+  server_.fetched_urls.clear();
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_FALSE(server_.fetched_urls.empty()) << "the new timestamp was read";
+  EXPECT_EQ(rollout_reads(), 0);
+  EXPECT_EQ(agent->StatusJson()["last_check_error"], "");
+  // A publication changes rollout.json: it is read again, and the fix it rolls out installs.
+  Publish("b", 2, /*exploited=*/false, {{"a", dir_.Sub("v1")}});
+  server_.fetched_urls.clear();
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(rollout_reads(), 1);
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v2")));
 }
 
 TEST_F(AgentTest, ADeferredFixInstallsWhenTheDeferralEndsOnTheAgentsClock) {

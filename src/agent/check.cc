@@ -4,7 +4,8 @@
 
 namespace qp::agent {
 
-Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes) {
+Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes,
+                        const Offer* previous) {
   Offer offer;
   QP_ASSIGN_OR_RETURN(auto targets, updater.ListRoleTargets("improvements"));
   for (const auto& t : targets) {
@@ -17,6 +18,14 @@ Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes) 
   }
   QP_ASSIGN_OR_RETURN(auto rollout_info, updater.GetTargetInfo("rollout.json"));
   if (rollout_info.has_value()) {
+    offer.rollout_length = rollout_info->file.length;
+    offer.rollout_hashes = rollout_info->file.hashes;
+    if (previous != nullptr && !previous->rollout_hashes.empty() &&
+        previous->rollout_length == offer.rollout_length &&
+        previous->rollout_hashes == offer.rollout_hashes) {
+      offer.rollout = previous->rollout;  // the same signed bytes, verified before
+      return offer;
+    }
     QP_RETURN_IF_ERROR(
         tuf::Updater::DownloadCap("rollout.json", rollout_info->file.length, max_rollout_bytes));
     QP_ASSIGN_OR_RETURN(auto bytes, updater.FetchTarget(*rollout_info));

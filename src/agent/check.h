@@ -4,6 +4,7 @@
 // itself) and the person's request.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -17,12 +18,18 @@ namespace qp::agent {
 struct Offer {
   std::vector<Improvement> improvements;
   contract::Rollout rollout;  // empty when the repository has no rollout.json
+  // rollout.json's signed length and hashes (from the rollout role's targets), when read.
+  std::uint64_t rollout_length = 0;
+  std::map<std::string, std::string> rollout_hashes;
 };
 
 // Reads the improvements role's targets and rollout.json from a refreshed updater. A target
 // whose custom metadata is malformed is skipped (and logged); rollout.json that does not
-// verify or parse fails the check, as does one longer than `max_rollout_bytes`.
-Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes);
+// verify or parse fails the check, as does one longer than `max_rollout_bytes`. When the
+// signed metadata gives rollout.json the length and hashes it had in `previous` (the last
+// verified offer), its rollout is kept and the file is not downloaded again.
+Result<Offer> ReadOffer(tuf::Updater& updater, std::uint64_t max_rollout_bytes,
+                        const Offer* previous = nullptr);
 
 // What a person asked for in this check: nothing (""), everything offered ("*", an offline
 // bundle), a component name, or one improvement id.
