@@ -22,6 +22,20 @@ mode_owner() {
 
 digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 
+# installed LABEL UPSTREAM: waits up to a minute for `quietpatch status` to show the fix
+# LABEL, then checks the component's files are those of libssl3 UPSTREAM (trees/LABEL).
+installed() {
+  local status=""
+  for _ in $(seq 300); do
+    status=$(quietpatch --json status 2>/dev/null || true)
+    grep -q "\"patch_level\": *\"3.0.17-1~deb12u2 ($1)\"" <<<"$status" && break
+    sleep 0.2
+  done
+  grep -q "\"patch_level\": *\"3.0.17-1~deb12u2 ($1)\"" <<<"$status" || { echo "$status"; return 1; }
+  [ "$(digest /opt/openssl)" = "$(digest "$T/trees/$1")" ] ||
+    fail "the component's files differ from libssl3 $2's"
+}
+
 # ExecStart of a unit, as systemd would run it (no quoting in ours to undo).
 exec_start() { sed -n 's/^ExecStart=//p' "/lib/systemd/system/$1"; }
 # unit_value UNIT KEY
@@ -140,16 +154,7 @@ CONF
   quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-a --percent 100 > /dev/null
   chown -R quietpatch-server:quietpatch-server "$repo"
 
-  local status=""
-  for _ in $(seq 300); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q '"patch_level": *"3.0.17-1~deb12u2 (a)"' <<<"$status" && break
-    sleep 0.2
-  done
-  grep -q '"patch_level": *"3.0.17-1~deb12u2 (a)"' <<<"$status" ||
-    { echo "$status"; tail -n 20 "$T/agent.log"; fail "the device did not install the fix"; }
-  [ "$(digest /opt/openssl)" = "$(digest "$T/trees/a")" ] ||
-    fail "the component's files differ from libssl3 3.0.20's"
+  installed a 3.0.20 || { tail -n 20 "$T/agent.log"; fail "the device did not install (a)"; }
   local fleet=""
   for _ in $(seq 100); do
     fleet=$(curl -s -H "Authorization: Bearer $viewer" "$url/v1/fleet/improvements")
@@ -193,16 +198,8 @@ step_boot() {
     --new-tree "$T/trees/b" --cve CVE-2026-0001 --urgency high --out /root/improvement-b > /dev/null
   quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-b --percent 100 > /dev/null
   chown -R quietpatch-server:quietpatch-server "$repo"
-  local status=""
-  for _ in $(seq 300); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q '"patch_level": *"3.0.17-1~deb12u2 (b)"' <<<"$status" && break
-    sleep 0.2
-  done
-  grep -q '"patch_level": *"3.0.17-1~deb12u2 (b)"' <<<"$status" ||
-    { echo "$status"; journalctl -u quietpatchd --no-pager | tail -n 20; fail "the unit did not install (b)"; }
-  [ "$(digest /opt/openssl)" = "$(digest "$T/trees/b")" ] ||
-    fail "the component's files differ from libssl3 3.0.22's"
+  installed b 3.0.22 ||
+    { journalctl -u quietpatchd --no-pager | tail -n 20; fail "the unit did not install (b)"; }
   say "quietpatchd.service installed (b) under ProtectSystem=strict"
   journalctl --no-pager -o verbose QP_COMPONENT=openssl | grep -q 'QP_IMPROVEMENT=openssl/3.0.17-1~deb12u2/b' ||
     fail "the journal has no entry with QP_COMPONENT=openssl and QP_IMPROVEMENT of (b)"
