@@ -79,7 +79,13 @@ device idle true 3600
 $B/quietpatchd --config-dir "$work/idle/etc" --state-dir "$work/idle/state" --log-level warn &
 pids+=($!); idle_pid=$!
 sleep 3
-echo "idle quietpatchd (after its first check, watch open): RSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$idle_pid/status)"
+# RSS as ps shows it; from smaps_rollup, what is this process's alone (private dirty) and its
+# proportional share of shared pages (PSS); and the shared libraries it maps.
+kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/smaps_rollup"; }
+libs() { awk '$6 ~ /\.so/ {print $6}' "/proc/$1/maps" | sort -u | wc -l; }
+echo "idle quietpatchd (after its first check, watch open; goals: RSS <= 6 MB, private dirty <= 2 MB, <= 12 shared libraries):"
+echo "  RSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$idle_pid/status), private dirty $(awk -v k="$(kb "$idle_pid" Private_Dirty)" 'BEGIN{printf "%.1f MB", k/1024}'), PSS $(awk -v k="$(kb "$idle_pid" Pss)" 'BEGIN{printf "%.1f MB", k/1024}'), $(libs "$idle_pid") shared libraries mapped"
+echo "  mapped: $(awk '$6 ~ /\.so/ {n=split($6, p, "/"); print p[n]}' "/proc/$idle_pid/maps" | sort -u | tr '\n' ' ')"
 
 # 3. Publication to installation, with watch and with polling every 10 s.
 device watching true 3600
