@@ -26,6 +26,12 @@ std::uint64_t ReadCountingEnv::BytesRead(const std::string& path) const {
   return it == read_.end() ? 0 : it->second;
 }
 
+std::uint64_t ReadCountingEnv::TotalBytesRead() const {
+  std::uint64_t total = 0;
+  for (const auto& [path, n] : read_) total += n;
+  return total;
+}
+
 Result<std::unique_ptr<RandomAccessFile>> ReadCountingEnv::NewRandomAccessFile(
     const std::string& path) {
   QP_ASSIGN_OR_RETURN(auto file, base_->NewRandomAccessFile(path));

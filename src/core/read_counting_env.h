@@ -18,6 +18,8 @@ class ReadCountingEnv final : public Env {
 
   // Bytes read from `path` since the last Reset().
   std::uint64_t BytesRead(const std::string& path) const;
+  // Bytes read from every path since the last Reset().
+  std::uint64_t TotalBytesRead() const;
   void Reset() { read_.clear(); }
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, CreateMode mode,
