@@ -62,7 +62,7 @@ end
 
 # The Debian packages, built from the optimized build's objects (same flags, ccache), then
 # installed by apt in a throwaway Debian 12 root where a device gets a fix from the server.
-begin "Debian packages (dpkg-buildpackage, lintian)"
+begin "Debian packages (build, lintian)"
 scripts/package.sh
 end
 begin "install test in a Debian 12 root"
