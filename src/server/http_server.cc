@@ -85,9 +85,11 @@ struct HttpServer::Impl {
   RepositoryFiles* files;
   // One event loop per I/O thread, each run by that thread alone, so a connection's
   // handlers never run concurrently and need no strand. The first also runs the acceptor
-  // and the timers. Connections are spread over the loops in turn.
-  asio::io_context ioc{1};
+  // and the timers. Connections are spread over the loops in turn. The other loops are
+  // declared first so that they are destroyed last: a pending accept on the first loop
+  // holds a socket of another loop, and destroying it needs that loop's services.
   std::vector<std::unique_ptr<asio::io_context>> more_loops;
+  asio::io_context ioc{1};
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::size_t next_loop = 0;              // touched by the acceptor's handler only
   std::optional<asio::ssl::context> tls;  // set when a certificate and key are configured
