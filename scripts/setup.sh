@@ -17,7 +17,7 @@ PACKAGES=(
   libfuzzer-14-dev
   # libraries
   libssl-dev libzstd-dev liblzma-dev zlib1g-dev gzip libdivsufsort-dev libspdlog-dev libfmt-dev libcli11-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev libcurl4-openssl-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev
   libboost-dev libsqlite3-dev libpq-dev libsystemd-dev
   # services and tools the tests and benchmarks drive
   postgresql nginx-light wrk chromium util-linux

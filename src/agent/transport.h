@@ -1,5 +1,5 @@
 // The agent's collaborators on the network, injected so that each piece of the agent is
-// tested without sockets (HttpTransport is the real one, over libcurl):
+// tested without sockets (HttpTransport is the real one, over net::HttpFetcher):
 //   - a TUF fetcher for metadata and small signed targets (rollout.json);
 //   - a resumable downloader for patches, writing through Env;
 //   - a sender for the device's signed requests (reports, enrollment);

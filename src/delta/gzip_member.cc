@@ -79,23 +79,6 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   return std::vector<std::uint8_t>(run.output.begin(), run.output.end());
 }
 
-Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_gz,
-                                              std::span<const std::uint8_t> new_gz,
-                                              const FileDiffOptions& options) {
-  if (!LooksGzipped(old_gz) || !LooksGzipped(new_gz)) {
-    return Error(ErrorCode::kUnsupported, "not gzip files");
-  }
-  auto old_raw = Gunzip(old_gz, kMaxGzipContent);
-  auto new_raw = Gunzip(new_gz, kMaxGzipContent);
-  if (!old_raw.ok() || !new_raw.ok())
-    return Error(ErrorCode::kUnsupported, "not usable gzip files");
-  auto again = GzipBest(*new_raw);
-  if (!again.ok() || *again != std::vector<std::uint8_t>(new_gz.begin(), new_gz.end())) {
-    return Error(ErrorCode::kUnsupported, "gzip -9n does not reproduce the new file");
-  }
-  return DiffFile(*old_raw, *new_raw, options);
-}
-
 Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::uint64_t offset,
                       std::uint64_t length, WritableFile& out) {
   if (old_gz.Size() > kMaxGzipContent) {

@@ -1,135 +1,158 @@
 #include "net/http_fetcher.h"
 
-#include <curl/curl.h>
-
-#include <mutex>
-#include <optional>
-#include <span>
+#include "core/clock.h"
+#include "net/http_connection.h"
+#include "net/http_exchange.h"
 
 namespace qp::net {
+namespace http = beast::http;
 namespace {
 
-struct Body {
-  CURL* curl = nullptr;
-  std::vector<std::uint8_t> bytes;
-  std::uint64_t max_length = 0;
-  bool too_large = false;
-};
-
-std::size_t OnData(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* body = static_cast<Body*>(user);
-  std::size_t n = size * count;
-  if (body->curl != nullptr) {
-    long status = 0;
-    curl_easy_getinfo(body->curl, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 300) return n;  // an error page: dropped, the status says it all
-  }
-  if (body->bytes.size() + n > body->max_length) {
-    body->too_large = true;
-    return 0;  // aborts the transfer
-  }
-  body->bytes.insert(body->bytes.end(), data, data + n);
-  return n;
+Error WithUrl(const std::string& url, const Error& e) {
+  return Error(e.code(), url + ": " + e.message());
 }
 
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+// The Host header: the port only when the URL names one that is not the scheme's.
+std::string HostHeader(const Url& url) {
+  bool default_port = url.port == (url.https ? 443 : 80);
+  if (!default_port) return url.Authority();
+  return url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
 }
 
-struct FileSink {
-  CURL* curl = nullptr;
-  WritableFile* file = nullptr;
-  std::uint64_t written = 0;
-  std::uint64_t max_length = 0;
-  bool too_large = false;
-  std::optional<Error> write_error;
-};
-
-std::size_t OnFileData(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* sink = static_cast<FileSink*>(user);
-  std::size_t n = size * count;
-  long status = 0;
-  curl_easy_getinfo(sink->curl, CURLINFO_RESPONSE_CODE, &status);
-  if (status >= 300) return n;
-  if (sink->written + n > sink->max_length) {
-    sink->too_large = true;
-    return 0;
+// The options' limits, with a deadline `timeout_seconds` from now (none when 0).
+TransferLimits Limits(const HttpOptions& options, long timeout_seconds) {
+  TransferLimits limits;
+  limits.connect_timeout = std::chrono::seconds(options.connect_timeout_seconds);
+  limits.low_speed_bytes = options.low_speed_bytes;
+  limits.low_speed_seconds = options.low_speed_seconds;
+  if (timeout_seconds > 0) {
+    limits.deadline = Clock::Real()->Monotonic() + std::chrono::seconds(timeout_seconds);
   }
-  Status s = sink->file->Append(std::span(reinterpret_cast<const std::uint8_t*>(data), n));
-  if (!s.ok()) {
-    sink->write_error = s.error();
-    return 0;
-  }
-  sink->written += n;
-  return n;
-}
-
-int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-  const auto* cancel = static_cast<const std::atomic<bool>*>(user);
-  return cancel != nullptr && cancel->load() ? 1 : 0;
-}
-
-struct HeaderSink {
-  std::string retry_after, etag;
-};
-
-// The headers kept from an answer (each bounded: a header line is short or ignored).
-std::size_t OnHeader(char* data, std::size_t size, std::size_t count, void* user) {
-  auto* sink = static_cast<HeaderSink*>(user);
-  const std::size_t n = size * count;
-  if (n > 1024) return n;
-  std::string line(data, n);
-  std::size_t colon = line.find(':');
-  if (colon == std::string::npos) return n;
-  std::string name = line.substr(0, colon);
-  for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  std::string v = line.substr(colon + 1);
-  while (!v.empty() && (v.front() == ' ')) v.erase(0, 1);
-  while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
-  if (name == "retry-after") sink->retry_after = v;
-  if (name == "etag") sink->etag = v;
-  return n;
+  return limits;
 }
 
 }  // namespace
 
 struct HttpFetcher::Impl {
-  CURL* curl = nullptr;
-  ~Impl() {
-    if (curl != nullptr) curl_easy_cleanup(curl);
-  }
+  IoRunner io;
+  std::unique_ptr<asio::ssl::context> tls;  // made at the first https request
+  std::unique_ptr<Connection> connection;   // kept alive between requests
+};
+
+struct HttpFetcher::Call {
+  Request request;
+  TransferLimits limits;
+  // From the answer's header: read the body (true), leave it unread (false: the connection
+  // is then closed), or stop with an error.
+  std::function<Result<bool>(const AnswerHead&)> on_head;
+  std::uint64_t max_body = 0;
+  BodySink sink;
 };
 
 HttpFetcher::HttpFetcher(HttpOptions options)
-    : impl_(std::make_unique<Impl>()), options_(std::move(options)) {
-  GlobalInit();
-}
+    : impl_(std::make_unique<Impl>()), options_(std::move(options)) {}
 
 HttpFetcher::~HttpFetcher() = default;
 
-CURL* HttpFetcher::Prepare(const std::string& url, char* error_buffer) {
-  if (impl_->curl == nullptr) impl_->curl = curl_easy_init();
-  CURL* curl = impl_->curl;
-  if (curl == nullptr) return nullptr;
-  curl_easy_reset(curl);
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, options_.connect_timeout_seconds);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_bytes);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, options_.low_speed_seconds);
-  if (options_.total_timeout_seconds > 0) {
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT, options_.total_timeout_seconds);
+void HttpFetcher::CloseIdleConnection() { impl_->connection.reset(); }
+
+Result<long> HttpFetcher::Perform(const std::string& url_text, Call& call) {
+  auto url = ParseUrl(url_text);
+  if (!url.ok()) return url.error();
+  auto proxy = ProxyFor(*url, options_.proxies);
+  if (!proxy.ok()) return WithUrl(url_text, proxy.error());
+  if (url->https && impl_->tls == nullptr) {
+    auto tls = MakeTlsContext(options_.ca_file);
+    if (!tls.ok()) return WithUrl(url_text, tls.error());
+    impl_->tls = std::move(*tls);
   }
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str());
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (!options_.ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str());
+  const std::string key = url->Origin() + (*proxy ? " via " + (*proxy)->Origin() : "");
+  call.request.host = HostHeader(*url);
+  call.request.user_agent = options_.user_agent;
   ++request_count_;
-  return curl;
+
+  IoRunner& io = impl_->io;
+  auto& connection = impl_->connection;
+  io.Begin(call.limits, [&connection] {
+    if (connection) connection->Abort();
+  });
+  struct Ender {
+    IoRunner& io;
+    ~Ender() { io.End(); }
+  } ender{io};
+
+  for (int attempt = 0;; ++attempt) {
+    const bool reused = connection && connection->is_open() && connection->key() == key;
+    if (!reused) {
+      connection = std::make_unique<Connection>(io, key);
+      io.SetPhase(IoRunner::Phase::kConnect);
+      if (Status s = connection->Open(*url, *proxy, impl_->tls.get(), options_.user_agent);
+          !s.ok()) {
+        connection.reset();
+        return WithUrl(url_text, s.error());
+      }
+    }
+    call.request.target = connection->absolute_targets() ? (url->https ? "https://" : "http://") +
+                                                               call.request.host + url->target
+                                                         : url->target;
+    Exchange exchange(*connection, io);
+    Status sent = exchange.Send(call.request);
+    Result<AnswerHead> head = sent.ok() ? exchange.ReadHead() : Result<AnswerHead>(sent.error());
+    if (!head.ok()) {
+      connection.reset();
+      // A kept connection that the server closed while it was idle fails at once with no
+      // answer at all: the request never reached it. Once more, on a new connection.
+      if (reused && attempt == 0 && !exchange.answered() && io.failure().empty() &&
+          head.error().code() == ErrorCode::kIo) {
+        continue;
+      }
+      return WithUrl(url_text, head.error());
+    }
+    auto read_body = call.on_head(*head);
+    if (!read_body.ok()) {
+      connection.reset();
+      return read_body.error();
+    }
+    if (*read_body) {
+      if (Status s = exchange.ReadBody(call.max_body, call.sink); !s.ok()) {
+        connection.reset();
+        return WithUrl(url_text, s.error());
+      }
+    }
+    if (exchange.reusable()) {
+      connection->buffer().shrink_to_fit();
+    } else {
+      connection.reset();
+    }
+    return static_cast<long>(head->status);
+  }
+}
+
+Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
+                                                     std::uint64_t max_length) {
+  last_fetch_etag_.clear();
+  std::vector<std::uint8_t> bytes;
+  std::string etag;
+  Call call;
+  call.limits = Limits(options_, options_.total_timeout_seconds);
+  call.on_head = [&](const AnswerHead& head) -> Result<bool> {
+    if (head.status == 403 || head.status == 404) {
+      return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(head.status));
+    }
+    if (head.status < 200 || head.status >= 300) {
+      return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(head.status));
+    }
+    etag = head.etag;
+    return true;
+  };
+  call.max_body = max_length;
+  call.sink = [&bytes](std::span<const std::uint8_t> piece) {
+    bytes.insert(bytes.end(), piece.begin(), piece.end());
+    return OkStatus();
+  };
+  QP_RETURN_IF_ERROR(Perform(url, call));
+  last_fetch_etag_ = etag;
+  return bytes;
 }
 
 Result<std::uint64_t> HttpFetcher::DownloadToFile(Env* env, const std::string& url,
@@ -142,107 +165,91 @@ Result<std::uint64_t> HttpFetcher::DownloadToFile(Env* env, const std::string& u
     have = 0;
   }
   if (have == max_length && have > 0) return have;
-  char error_buffer[CURL_ERROR_SIZE] = {0};
-  CURL* curl = Prepare(url, error_buffer);
-  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
-  auto file = env->NewWritableFile(partial_path,
-                                   have > 0 ? CreateMode::kAppend : CreateMode::kTruncate, 0600);
-  if (!file.ok()) return file.error();
-  FileSink sink;
-  sink.curl = curl;
-  sink.file = file->get();
-  sink.written = have;
-  sink.max_length = max_length;
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnFileData);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
-  if (have > 0) curl_easy_setopt(curl, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(have));
-  CURLcode rc = curl_easy_perform(curl);
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  Status synced = (*file)->Sync();
-  Status closed = (*file)->Close();
-  if (sink.too_large) {
-    (void)env->Unlink(partial_path);
-    return Error(ErrorCode::kTooLarge,
-                 url + ": more than the allowed " + std::to_string(max_length) + " bytes");
+
+  std::unique_ptr<WritableFile> file;
+  std::uint64_t written = 0;
+  Call call;
+  call.request.range_from = have;
+  call.limits = Limits(options_, options_.total_timeout_seconds);
+  call.on_head = [&](const AnswerHead& head) -> Result<bool> {
+    if (head.status == 416) {
+      // The server cannot resume from there: start over next time.
+      (void)env->Unlink(partial_path);
+      return Error(ErrorCode::kIo, url + ": range not satisfiable; restarting the download");
+    }
+    if (head.status == 403 || head.status == 404) {
+      return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(head.status));
+    }
+    if (head.status != 200 && head.status != 206) {
+      return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(head.status));
+    }
+    CreateMode mode = CreateMode::kTruncate;
+    if (head.status == 206) {
+      if (have == 0 || !head.content_range.starts_with("bytes " + std::to_string(have) + "-")) {
+        (void)env->Unlink(partial_path);
+        return Error(ErrorCode::kIo, url + ": resumed at another offset than asked (" +
+                                         head.content_range.substr(0, 80) + "); restarting");
+      }
+      mode = CreateMode::kAppend;
+      written = have;
+    }  // 200: the whole file (the server ignored the range): written from the start
+    auto opened = env->NewWritableFile(partial_path, mode, 0600);
+    if (!opened.ok()) return opened.error();
+    file = std::move(*opened);
+    call.max_body = max_length - written;
+    return true;
+  };
+  call.sink = [&](std::span<const std::uint8_t> piece) -> Status {
+    QP_RETURN_IF_ERROR(file->Append(piece));
+    written += piece.size();
+    return OkStatus();
+  };
+  auto performed = Perform(url, call);
+  if (file != nullptr) {
+    Status synced = file->Sync();
+    Status closed = file->Close();
+    if (performed.ok() && !synced.ok()) return synced.error();
+    if (performed.ok() && !closed.ok()) return closed.error();
   }
-  if (sink.write_error) return *sink.write_error;
-  if (!synced.ok()) return synced.error();
-  if (!closed.ok()) return closed.error();
-  if (rc == CURLE_RANGE_ERROR || status == 416) {
-    // The server cannot resume from there: start over next time.
-    (void)env->Unlink(partial_path);
-    return Error(ErrorCode::kIo, url + ": range not satisfiable; restarting the download");
+  if (!performed.ok()) {
+    if (performed.error().code() == ErrorCode::kTooLarge) {
+      (void)env->Unlink(partial_path);
+      return Error(ErrorCode::kTooLarge,
+                   url + ": more than the allowed " + std::to_string(max_length) + " bytes");
+    }
+    if (file != nullptr && performed.error().code() == ErrorCode::kIo) {
+      return Error(ErrorCode::kIo, performed.error().message() + " (" + std::to_string(written) +
+                                       " bytes kept to resume)");
+    }
+    return performed.error();
   }
-  if (have > 0 && status == 200) {
-    // The server ignored the range and sent everything after our partial bytes: the file
-    // is unusable; start over.
-    (void)env->Unlink(partial_path);
-    return Error(ErrorCode::kIo, url + ": server does not resume; restarting the download");
-  }
-  if (rc != CURLE_OK) {
-    return Error(ErrorCode::kIo,
-                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)) +
-                     " (" + std::to_string(sink.written) + " bytes kept to resume)");
-  }
-  if (status == 403 || status == 404) {
-    return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(status));
-  }
-  if (status < 200 || status >= 300) {
-    return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(status));
-  }
-  return sink.written;
+  return written;
 }
 
-Result<HttpFetcher::Response> HttpFetcher::Request(const std::string& url,
-                                                   const std::string* post_body,
-                                                   const std::vector<std::string>& extra_headers,
-                                                   long timeout_seconds, std::size_t max_response,
-                                                   const std::atomic<bool>* cancel) {
-  char error_buffer[CURL_ERROR_SIZE] = {0};
-  CURL* curl = Prepare(url, error_buffer);
-  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
-  Body response;
-  response.curl = nullptr;
-  response.max_length = max_response;
-  HeaderSink headers;
-  struct curl_slist* list = nullptr;
-  for (const auto& h : extra_headers) {
-    // A header line never carries a line break (it would start another header).
-    if (h.find_first_of("\r\n") != std::string::npos) {
-      curl_slist_free_all(list);
-      return Error(ErrorCode::kInvalidArgument, "header with a line break");
-    }
-    list = curl_slist_append(list, h.c_str());
-  }
-  if (post_body != nullptr) list = curl_slist_append(list, "Content-Type: application/json");
-  if (list != nullptr) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  if (post_body != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
-  }
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, timeout_seconds);
-  if (cancel != nullptr) {
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, OnProgress);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(cancel));
-  }
-  CURLcode rc = curl_easy_perform(curl);
-  if (list != nullptr) curl_slist_free_all(list);
-  if (rc == CURLE_ABORTED_BY_CALLBACK) return Error(ErrorCode::kIo, url + ": cancelled");
-  if (rc != CURLE_OK && !response.too_large) {
-    return Error(ErrorCode::kIo,
-                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
-  }
+Result<HttpFetcher::Response> HttpFetcher::Ask(const std::string& url,
+                                               std::optional<std::string> post_body,
+                                               const std::vector<std::string>& extra_headers,
+                                               long timeout_seconds, std::size_t max_response,
+                                               const std::atomic<bool>* cancel) {
   Response out;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-  out.body.assign(response.bytes.begin(), response.bytes.end());
-  out.retry_after = headers.retry_after;
-  out.etag = headers.etag;
+  Call call;
+  call.request.method = post_body ? http::verb::post : http::verb::get;
+  call.request.json_body = std::move(post_body);
+  call.request.headers = extra_headers;
+  call.limits = Limits(options_, timeout_seconds);
+  call.limits.long_poll = !call.request.json_body.has_value();
+  call.limits.cancel = cancel;
+  call.on_head = [&out](const AnswerHead& head) -> Result<bool> {
+    out.retry_after = head.retry_after;
+    out.etag = head.etag;
+    return true;
+  };
+  call.max_body = max_response;
+  call.sink = [&out](std::span<const std::uint8_t> piece) {
+    out.body.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+    return OkStatus();
+  };
+  QP_ASSIGN_OR_RETURN(out.status, Perform(url, call));
   return out;
 }
 
@@ -250,49 +257,14 @@ Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url, cons
                                                     const std::vector<std::string>& headers,
                                                     std::size_t max_response) {
   long timeout = options_.total_timeout_seconds > 0 ? options_.total_timeout_seconds : 60;
-  return Request(url, &body, headers, timeout, max_response, nullptr);
+  return Ask(url, body, headers, timeout, max_response, nullptr);
 }
 
 Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
                                                std::size_t max_response,
                                                const std::atomic<bool>* cancel,
                                                const std::vector<std::string>& headers) {
-  return Request(url, nullptr, headers, timeout_seconds, max_response, cancel);
-}
-
-Result<std::vector<std::uint8_t>> HttpFetcher::Fetch(const std::string& url,
-                                                     std::uint64_t max_length) {
-  char error_buffer[CURL_ERROR_SIZE] = {0};
-  CURL* curl = Prepare(url, error_buffer);
-  if (curl == nullptr) return Error(ErrorCode::kInternal, "curl_easy_init failed");
-  Body body;
-  body.curl = curl;
-  body.max_length = max_length;
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnData);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-  HeaderSink headers;
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &headers);
-  last_fetch_etag_.clear();
-  CURLcode rc = curl_easy_perform(curl);
-  if (body.too_large) {
-    return Error(ErrorCode::kTooLarge,
-                 url + ": more than the allowed " + std::to_string(max_length) + " bytes");
-  }
-  if (rc != CURLE_OK) {
-    return Error(ErrorCode::kIo,
-                 url + ": " + (error_buffer[0] != 0 ? error_buffer : curl_easy_strerror(rc)));
-  }
-  long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (status == 403 || status == 404) {
-    return Error(ErrorCode::kNotFound, url + ": HTTP " + std::to_string(status));
-  }
-  if (status < 200 || status >= 300) {
-    return Error(ErrorCode::kIo, url + ": HTTP " + std::to_string(status));
-  }
-  last_fetch_etag_ = headers.etag;
-  return std::move(body.bytes);
+  return Ask(url, std::nullopt, headers, timeout_seconds, max_response, cancel);
 }
 
 }  // namespace qp::net

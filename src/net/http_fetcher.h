@@ -1,17 +1,23 @@
-// HTTP(S) downloads over libcurl: the network side of tuf::Fetcher. Every body is capped
-// (the transfer is cut as soon as it passes the cap, so endless data costs nothing),
-// connections time out, redirects are not followed, only http and https are spoken, and
-// HTTPS verifies the peer against the system CA store or a configured CA file.
-// One HttpFetcher reuses its connection; it is not thread-safe (one per thread).
+// HTTP(S) for the device, over Boost.Beast and Asio with OpenSSL (no other library is
+// mapped): the network side of tuf::Fetcher, resumable downloads, signed reports and the
+// watch. Every body is capped (reading stops as soon as it passes the cap, so endless data
+// costs nothing); connecting, stalled transfers and whole requests time out; redirects are
+// not followed; only http and https are spoken; HTTPS sends SNI and verifies the peer's
+// chain against the system CA store or a configured CA file and its name against the URL's
+// host; https_proxy / http_proxy / no_proxy are honoured (CONNECT for https).
+// One HttpFetcher keeps one connection alive between requests; it is not thread-safe (one
+// per thread).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/env.h"
+#include "net/url.h"
 #include "tuf/fetcher.h"
 
 namespace qp::net {
@@ -25,6 +31,7 @@ struct HttpOptions {
   long low_speed_seconds = 30;
   long total_timeout_seconds = 0;  // 0: no overall limit (the low-speed limit applies)
   std::string user_agent = "quietpatch/0.1";
+  ProxySettings proxies = ProxySettings::FromEnvironment();
 };
 
 class HttpFetcher final : public tuf::Fetcher {
@@ -39,9 +46,11 @@ class HttpFetcher final : public tuf::Fetcher {
 
   // Downloads `url` into `partial_path`, resuming with an HTTP Range request from the bytes
   // already there (a partial file survives restarts of the daemon; its content is never
-  // trusted: the caller verifies the whole file's hashes afterwards). Stops with kTooLarge
-  // past `max_length`. Returns the file's size when the server has sent everything. The
-  // file is written through `env`, and synced before this returns.
+  // trusted: the caller verifies the whole file's hashes afterwards). A server that answers
+  // a range with the whole file gets it written from the start. Stops with kTooLarge (the
+  // partial file deleted) past `max_length`. Returns the file's size when the server has
+  // sent everything; kIo otherwise, with the bytes kept to resume. The file is written
+  // through `env`, and synced before this returns.
   Result<std::uint64_t> DownloadToFile(Env* env, const std::string& url,
                                        const std::string& partial_path, std::uint64_t max_length);
 
@@ -52,13 +61,15 @@ class HttpFetcher final : public tuf::Fetcher {
     std::string etag;         // ETag header, if any
   };
   // POSTs `body` (JSON) with extra header lines ("Name: value") and returns the status and
-  // body (at most `max_response` bytes). kIo when no HTTP answer arrived.
+  // body, whatever the status. kTooLarge past `max_response` bytes; kIo when no whole HTTP
+  // answer arrived.
   Result<Response> PostJson(const std::string& url, const std::string& body,
                             const std::vector<std::string>& headers = {},
                             std::size_t max_response = 1 << 20);
-  // GET for small JSON answers (watch), with a per-request timeout in seconds and extra
-  // header lines. When `cancel` becomes true the request is abandoned (kIo "cancelled")
-  // within a second.
+  // GET for small answers (the watch, a conditional probe), with a per-request timeout in
+  // seconds and extra header lines. The server may hold the answer until the timeout (a
+  // long poll): only its body must keep flowing. When `cancel` becomes true the request is
+  // abandoned (kIo "cancelled") within a second.
   Result<Response> Get(const std::string& url, long timeout_seconds,
                        std::size_t max_response = 1 << 20,
                        const std::atomic<bool>* cancel = nullptr,
@@ -68,15 +79,19 @@ class HttpFetcher final : public tuf::Fetcher {
   std::uint64_t request_count() const { return request_count_; }
   // The ETag of the last successful Fetch() ("" when it had none).
   const std::string& last_fetch_etag() const { return last_fetch_etag_; }
+  // Closes the kept connection and frees its buffers (an idle device holds none).
+  void CloseIdleConnection();
 
  private:
   struct Impl;
-  // The reused handle, reset and set up with the common options for `url`.
-  void* Prepare(const std::string& url, char* error_buffer);
-  // GET (post_body null) or POST of JSON, with the answer in memory.
-  Result<Response> Request(const std::string& url, const std::string* post_body,
-                           const std::vector<std::string>& extra_headers, long timeout_seconds,
-                           std::size_t max_response, const std::atomic<bool>* cancel);
+  struct Call;
+  // Sends one request on the kept connection (or a new one; once more on a new one when the
+  // server had closed the kept one while idle), reads the answer's header, lets `call`
+  // decide from it, then streams the body to the call's sink. Errors name the URL.
+  Result<long> Perform(const std::string& url, Call& call);
+  Result<Response> Ask(const std::string& url, std::optional<std::string> post_body,
+                       const std::vector<std::string>& extra_headers, long timeout_seconds,
+                       std::size_t max_response, const std::atomic<bool>* cancel);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;

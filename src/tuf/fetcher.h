@@ -1,5 +1,5 @@
 // How the TUF client reaches a repository: an interface, so that tests serve metadata from
-// memory and the agent plugs in libcurl. The tuf part never touches the network itself.
+// memory and the agent plugs in its HTTP client. The tuf part never touches the network itself.
 #pragma once
 
 #include <cstdint>
