@@ -86,6 +86,11 @@ libs() { awk '$6 ~ /\.so/ {print $6}' "/proc/$1/maps" | sort -u | wc -l; }
 echo "idle quietpatchd (after its first check, watch open; goals: RSS <= 6 MB, private dirty <= 2 MB, <= 12 shared libraries):"
 echo "  RSS $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$idle_pid/status), private dirty $(awk -v k="$(kb "$idle_pid" Private_Dirty)" 'BEGIN{printf "%.1f MB", k/1024}'), PSS $(awk -v k="$(kb "$idle_pid" Pss)" 'BEGIN{printf "%.1f MB", k/1024}'), $(libs "$idle_pid") shared libraries mapped"
 echo "  mapped: $(awk '$6 ~ /\.so/ {n=split($6, p, "/"); print p[n]}' "/proc/$idle_pid/maps" | sort -u | tr '\n' ' ')"
+# Where the resident pages are: per file (or [heap], [stack], anonymous), largest first.
+echo "  resident by mapping: $(awk '/^[0-9a-f]+-[0-9a-f]+ / {name = NF >= 6 ? $6 : "[anonymous]"; n = split(name, p, "/"); name = p[n]}
+  /^Rss:/ {rss[name] += $2}
+  END {for (k in rss) if (rss[k] >= 64) printf "%d %s\n", rss[k], k}' "/proc/$idle_pid/smaps" |
+  sort -rn | awk '{printf "%s %.1f MB, ", $2, $1/1024}' | sed 's/, $//')"
 
 # 3. Publication to installation, with watch and with polling every 10 s.
 device watching true 3600
