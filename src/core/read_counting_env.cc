@@ -32,6 +32,12 @@ std::uint64_t ReadCountingEnv::TotalBytesRead() const {
   return total;
 }
 
+std::vector<std::string> ReadCountingEnv::PathsRead() const {
+  std::vector<std::string> paths;
+  for (const auto& [path, n] : read_) paths.push_back(path);
+  return paths;
+}
+
 Result<std::unique_ptr<RandomAccessFile>> ReadCountingEnv::NewRandomAccessFile(
     const std::string& path) {
   QP_ASSIGN_OR_RETURN(auto file, base_->NewRandomAccessFile(path));

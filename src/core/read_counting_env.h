@@ -20,6 +20,8 @@ class ReadCountingEnv final : public Env {
   std::uint64_t BytesRead(const std::string& path) const;
   // Bytes read from every path since the last Reset().
   std::uint64_t TotalBytesRead() const;
+  // Every path opened for reading since the last Reset(), sorted.
+  std::vector<std::string> PathsRead() const;
   void Reset() { read_.clear(); }
 
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path, CreateMode mode,

@@ -36,10 +36,10 @@ class HashingSink final : public WritableFile {
 
 class Applier {
  public:
-  Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const std::string& old_root,
-          const Manifest& old_m, TreeSink* sink)
-      : env_(env), patch_(patch), header_(header), old_root_(old_root), sink_(sink) {
-    for (const auto& e : old_m) old_by_path_[e.path] = &e;
+  Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const SourceTree& source,
+          TreeSink* sink)
+      : env_(env), patch_(patch), header_(header), locate_(source.locate), sink_(sink) {
+    for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
   }
 
   Status IndexRecords() {
@@ -117,7 +117,7 @@ class Applier {
       if (it == old_by_path_.end() || it->second->type != EntryType::kSymlink) {
         return Error(ErrorCode::kCorrupt, "unchanged symlink missing from the old tree");
       }
-      QP_ASSIGN_OR_RETURN(target, env_->ReadLink(ResolveEntryPath(old_root_, e.path)));
+      QP_ASSIGN_OR_RETURN(target, env_->ReadLink(locate_(e.path)));
     }
     if (Sha256Of(target) != e.sha256 || target.size() != e.size) {
       return Error(ErrorCode::kVerificationFailed, "symlink target does not match the manifest");
@@ -172,22 +172,21 @@ class Applier {
       return Error(ErrorCode::kVerificationFailed, "old file differs from the manifest");
     }
     if (copy_from != nullptr && copy_from->mode == e.mode) {
-      QP_ASSIGN_OR_RETURN(bool linked,
-                          sink_->LinkFile(dest, ResolveEntryPath(old_root_, copy_from->path)));
+      QP_ASSIGN_OR_RETURN(bool linked, sink_->LinkFile(dest, locate_(copy_from->path)));
       if (linked) return OkStatus();
     }
     QP_ASSIGN_OR_RETURN(auto file, sink_->NewFile(dest));
     HashingSink sink(file.get());
     Status s;
     if (copy_from != nullptr) {
-      auto src = env_->NewRandomAccessFile(ResolveEntryPath(old_root_, copy_from->path));
+      auto src = env_->NewRandomAccessFile(locate_(copy_from->path));
       s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
     } else if (rec->op == RecordOp::kFull) {
       s = DecodeFull(*rec, sink);
     } else if (rec->op == RecordOp::kDelta || rec->op == RecordOp::kGzipDelta) {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
-      auto src = env_->NewRandomAccessFile(ResolveEntryPath(old_root_, rec->source));
+      auto src = env_->NewRandomAccessFile(locate_(rec->source));
       const std::uint64_t at = header_.payload_start + rec->payload_offset;
       if (!src.ok()) {
         s = src.error();
@@ -218,7 +217,7 @@ class Applier {
   Env* env_;
   RandomAccessFile* patch_;
   const PatchHeader& header_;
-  std::string old_root_;
+  const std::function<std::string(const std::string&)>& locate_;
   TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
@@ -226,27 +225,36 @@ class Applier {
 
 }  // namespace
 
-Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
-                    const PatchHeader& header, TreeSink& sink) {
-  bool file_kind = header.kind == PatchKind::kFile;
-  QP_ASSIGN_OR_RETURN(Manifest old_m,
-                      file_kind ? ScanSingleFile(env, old_path) : ScanTree(env, old_path));
-  Sha256Digest source = ManifestDigest(old_m);
-  if (source != header.source_digest) {
+Status ApplyPatchFrom(Env* env, const SourceTree& source, RandomAccessFile& patch,
+                      const PatchHeader& header, TreeSink& sink) {
+  const bool file_kind = header.kind == PatchKind::kFile;
+  Sha256Digest digest = ManifestDigest(source.manifest);
+  if (digest != header.source_digest) {
     return Error(ErrorCode::kVerificationFailed,
-                 old_path + " is not the " + (file_kind ? "file" : "tree") +
-                     " this patch applies to (digest " + HexEncode(source).substr(0, 16) +
+                 source.name + " is not the " + (file_kind ? "file" : "tree") +
+                     " this patch applies to (digest " + HexEncode(digest).substr(0, 16) +
                      "..., patch expects " + HexEncode(header.source_digest).substr(0, 16) +
                      "...)");
   }
   if (ManifestDigest(header.manifest) != header.result_digest) {
     return Error(ErrorCode::kCorrupt, "manifest does not match the result digest");
   }
-  Applier applier(env, &patch, header, old_path, old_m, &sink);
+  Applier applier(env, &patch, header, source, &sink);
   QP_RETURN_IF_ERROR(applier.IndexRecords());
   if (file_kind) return applier.Produce(header.manifest[0], "");
   for (const auto& e : header.manifest) QP_RETURN_IF_ERROR(applier.Produce(e, e.path));
   return OkStatus();
+}
+
+Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
+                    const PatchHeader& header, TreeSink& sink) {
+  bool file_kind = header.kind == PatchKind::kFile;
+  SourceTree source;
+  source.name = old_path;
+  QP_ASSIGN_OR_RETURN(source.manifest,
+                      file_kind ? ScanSingleFile(env, old_path) : ScanTree(env, old_path));
+  source.locate = [&old_path](const std::string& path) { return ResolveEntryPath(old_path, path); };
+  return ApplyPatchFrom(env, source, patch, header, sink);
 }
 
 Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,

@@ -58,6 +58,20 @@ struct ApplyOptions {
 Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
                     const PatchHeader& header, TreeSink& sink);
 
+// The tree a patch applies to, scanned by the caller: its manifest (hashed from what is
+// there now), and where the bytes of each entry path are. For files that are not under one
+// root (a component of files in shared directories).
+struct SourceTree {
+  std::string name;  // for messages: the old tree's path, or what the files are
+  Manifest manifest;
+  std::function<std::string(const std::string& entry_path)> locate;
+};
+
+// ApplyPatchTo from a SourceTree: the same checks (the source manifest's digest against the
+// patch's source digest; each new entry as it is written), without scanning anything.
+Status ApplyPatchFrom(Env* env, const SourceTree& source, RandomAccessFile& patch,
+                      const PatchHeader& header, TreeSink& sink);
+
 // The same from a patch file into a new tree or file at `new_path`, which must not exist,
 // through WriteNewTree: on failure `new_path` does not exist and nothing is left behind.
 Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patch_path,

@@ -3,6 +3,8 @@
 // one of them forward or back.
 #include "store/files_activation.h"
 
+#include <algorithm>
+#include <functional>
 #include <set>
 
 #include "core/durable_file.h"
@@ -16,33 +18,49 @@ namespace {
 // The tree path of a live file: its absolute path without the leading '/'.
 std::string TreePath(const std::string& file) { return file.substr(1); }
 
-Status CopyFile(Env* env, const std::string& from, const std::string& to, mode_t mode) {
-  QP_ASSIGN_OR_RETURN(auto in, env->NewRandomAccessFile(from));
-  // A new file: whatever is at the name (a leftover, or something planted there) is
-  // removed, not written through.
-  QP_RETURN_IF_ERROR(RemoveTree(env, to));
-  QP_ASSIGN_OR_RETURN(auto out, env->NewWritableFile(to, CreateMode::kExclusive, mode));
-  std::vector<std::uint8_t> buf(1 << 20);
-  std::uint64_t offset = 0;
-  while (true) {
-    QP_ASSIGN_OR_RETURN(std::size_t n, in->ReadAt(offset, buf));
-    if (n == 0) break;
-    QP_RETURN_IF_ERROR(out->Append(std::span<const std::uint8_t>(buf.data(), n)));
-    offset += n;
+// The sink a shared-files patch writes into: each file whose content or mode changes is
+// written straight to its hidden sibling .NAME.qp-new, in its own directory (same file
+// system, so activation is one rename); unchanged files are left where they are, and the
+// directories are the live ones.
+class SiblingSink final : public TreeSink {
+ public:
+  SiblingSink(Env* env, std::function<std::string(const std::string&)> sibling)
+      : env_(env), sibling_(std::move(sibling)) {}
+
+  Status MakeDirectory(const std::string&, std::uint32_t) override { return OkStatus(); }
+  Status MakeSymlink(const std::string& path, const std::string&) override {
+    return Error(ErrorCode::kInvalidArgument, "patch entry " + path + " is a symlink");
   }
-  QP_RETURN_IF_ERROR(out->Sync());
-  QP_RETURN_IF_ERROR(out->Close());
-  return env->Chmod(to, mode);
-}
+  Result<bool> LinkFile(const std::string& path, const std::string& existing) override {
+    // The live file itself, unchanged: nothing to stage. Another file's content (a copy
+    // record) is written out.
+    return existing == "/" + path;
+  }
+  Result<std::unique_ptr<WritableFile>> NewFile(const std::string& path) override {
+    std::string staged = sibling_("/" + path);
+    // Whatever is at the name (a leftover, or something planted there) is removed, not
+    // written through.
+    QP_RETURN_IF_ERROR(RemoveTree(env_, staged));
+    QP_ASSIGN_OR_RETURN(auto file, env_->NewWritableFile(staged, CreateMode::kExclusive, 0600));
+    changed_.push_back("/" + path);
+    return file;
+  }
+  Status SetFileMode(const std::string& path, std::uint32_t mode) override {
+    return env_->Chmod(sibling_("/" + path), mode);
+  }
+  // The live files that got a staged sibling, in manifest order.
+  const std::vector<std::string>& changed() const { return changed_; }
+
+ private:
+  Env* env_;
+  std::function<std::string(const std::string&)> sibling_;
+  std::vector<std::string> changed_;
+};
 
 }  // namespace
 
 FilesActivation::FilesActivation(Env* env, std::vector<std::string> files, std::string work_dir)
-    : env_(env),
-      files_(std::move(files)),
-      work_dir_(std::move(work_dir)),
-      view_(JoinPath(work_dir_, "view")),
-      staged_(JoinPath(work_dir_, "staged")) {}
+    : env_(env), files_(std::move(files)), work_dir_(std::move(work_dir)) {}
 
 std::string FilesActivation::Sibling(const std::string& file, const char* suffix) {
   return JoinPath(DirName(file), "." + BaseName(file) + suffix);
@@ -62,32 +80,14 @@ Status FilesActivation::SyncDirsOf(const std::vector<std::string>& files) {
   return OkStatus();
 }
 
-Status FilesActivation::BuildView() {
-  QP_RETURN_IF_ERROR(RemoveTree(env_, view_));
-  QP_RETURN_IF_ERROR(MakeDirs(env_, view_, 0755));
-  for (const auto& f : files_) {
-    std::string dst = JoinPath(view_, TreePath(f));
-    QP_RETURN_IF_ERROR(MakeDirs(env_, DirName(dst), 0755));
-    // Directory modes are part of the tree digest: 0755 whatever the umask.
-    for (std::string d = DirName(dst); d.size() > view_.size(); d = DirName(d)) {
-      QP_RETURN_IF_ERROR(env_->Chmod(d, 0755));
-    }
-    QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(f));
-    if (info.type != FileType::kRegular) {
-      return Error(ErrorCode::kInvalidArgument, f + ": not a regular file");
-    }
-    // A hard link when the state directory shares the file system, a copy otherwise.
-    Status linked = env_->Link(f, dst);
-    if (!linked.ok()) {
-      if (linked.error().code() == ErrorCode::kCrashed) return linked;
-      QP_RETURN_IF_ERROR(CopyFile(env_, f, dst, info.mode));
-    }
-  }
-  return OkStatus();
+Result<Sha256Digest> FilesActivation::LiveDigest() {
+  QP_ASSIGN_OR_RETURN(auto manifest, LiveManifest());
+  return delta::ManifestDigest(manifest);
 }
 
-Result<Sha256Digest> FilesActivation::LiveDigest() {
-  // The same digest the view would have, computed without building it.
+Result<delta::Manifest> FilesActivation::LiveManifest() {
+  // The files as one tree: each at its absolute path without the leading '/', under
+  // directories of mode 0755.
   delta::Manifest manifest;
   std::set<std::string> dirs;
   for (const auto& f : files_) {
@@ -107,21 +107,29 @@ Result<Sha256Digest> FilesActivation::LiveDigest() {
   std::sort(
       manifest.begin(), manifest.end(),
       [](const delta::ManifestEntry& a, const delta::ManifestEntry& b) { return a.path < b.path; });
-  return delta::ManifestDigest(manifest);
+  return manifest;
 }
 
 Result<std::uint64_t> FilesActivation::AvailableBytes() {
-  QP_ASSIGN_OR_RETURN(SpaceInfo space, env_->StatFs(DirName(files_.front())));
-  QP_ASSIGN_OR_RETURN(SpaceInfo work, env_->StatFs(work_dir_));
-  return std::min(space.available_bytes, work.available_bytes);
+  // New files are staged beside the live ones: the least space of their directories.
+  std::set<std::string> dirs;
+  for (const auto& f : files_) dirs.insert(DirName(f));
+  std::uint64_t least = UINT64_MAX;
+  for (const auto& d : dirs) {
+    QP_ASSIGN_OR_RETURN(SpaceInfo space, env_->StatFs(d));
+    least = std::min(least, space.available_bytes);
+  }
+  return least;
 }
 
 Status FilesActivation::CleanStaging() {
-  QP_RETURN_IF_ERROR(RemoveTree(env_, view_));
-  QP_RETURN_IF_ERROR(RemoveTree(env_, staged_));
+  // What earlier agents staged in the work directory (a view of the live files and the
+  // patched tree), should one have stopped mid-install before an upgrade.
+  QP_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(work_dir_, "view")));
+  QP_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(work_dir_, "staged")));
   QP_ASSIGN_OR_RETURN(auto names, env_->ListDir(work_dir_));
   for (const auto& name : names) {
-    if (name.rfind(BaseName(PartialTreePrefix(staged_)), 0) == 0) {
+    if (name.rfind(BaseName(PartialTreePrefix(JoinPath(work_dir_, "staged"))), 0) == 0) {
       QP_RETURN_IF_ERROR(RemoveTree(env_, JoinPath(work_dir_, name)));
     }
   }
@@ -149,33 +157,26 @@ Status FilesActivation::Stage(RandomAccessFile& patch, const delta::PatchHeader&
   if (patched != expected) {
     return Error(ErrorCode::kInvalidArgument, "patch does not cover every component file");
   }
-  QP_RETURN_IF_ERROR(BuildView());
-  NewTreeOptions options;
-  options.link_files = true;
-  QP_RETURN_IF_ERROR(WriteNewTree(env_, staged_, options, [&](TreeSink& sink) {
-    return delta::ApplyPatchTo(env_, view_, patch, header, sink);
-  }));
-  // The staged files are what the manifest says: ApplyPatchTo checked each as it wrote it.
+  for (const auto& f : files_) {
+    QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(f));
+    if (info.type != FileType::kRegular) {
+      return Error(ErrorCode::kInvalidArgument, f + ": not a regular file");
+    }
+  }
+  // Each live file is read twice at most: hashed (its manifest entry), then read by the
+  // patch when it is a delta source. Changed files are written once, beside themselves.
   if (HexEncode(header.result_digest) != journal->to.digest) {
     return Error(ErrorCode::kVerificationFailed,
                  "patch result digest differs from the improvement's signed digest");
   }
-  const delta::Manifest& manifest = header.manifest;
-  QP_ASSIGN_OR_RETURN(auto live, delta::ScanTree(env_, view_));
-  journal->changed.clear();
-  for (const auto& f : files_) {
-    std::string p = TreePath(f);
-    auto find = [&](const delta::Manifest& m) {
-      return std::find_if(m.begin(), m.end(),
-                          [&](const delta::ManifestEntry& e) { return e.path == p; });
-    };
-    auto a = find(live);
-    auto b = find(manifest);
-    if (a->sha256 == b->sha256 && a->mode == b->mode) continue;
-    // Staged beside the live file (same file system, so the swap is one rename), durable.
-    QP_RETURN_IF_ERROR(CopyFile(env_, JoinPath(staged_, p), Sibling(f, ".qp-new"), b->mode));
-    journal->changed.push_back(f);
-  }
+  delta::SourceTree source;
+  source.name = "the component's files";
+  QP_ASSIGN_OR_RETURN(source.manifest, LiveManifest());
+  source.locate = [](const std::string& path) { return "/" + path; };
+  SiblingSink sink(env_, [](const std::string& f) { return Sibling(f, ".qp-new"); });
+  QP_RETURN_IF_ERROR(delta::ApplyPatchFrom(env_, source, patch, header, sink));
+  journal->changed = sink.changed();
+  std::sort(journal->changed.begin(), journal->changed.end());
   // The replaced files stay reachable as .qp-old until the install commits or rolls back.
   for (const auto& f : journal->changed) {
     std::string old = Sibling(f, ".qp-old");

@@ -27,14 +27,14 @@ class FilesActivation final : public Activation {
   // Hidden siblings of a live file: .NAME.qp-new (staged), .qp-old (replaced, in flight),
   // .qp-previous (rollback copy).
   static std::string Sibling(const std::string& file, const char* suffix);
-  // Builds `view_` (the live files as a tree, hard-linked or copied).
-  Status BuildView();
+  // The live files as a tree (what the patch applies to), each file hashed.
+  Result<delta::Manifest> LiveManifest();
   Status SyncDirsOf(const std::vector<std::string>& files);
   Result<bool> Exists(const std::string& path);
 
   Env* env_;
   std::vector<std::string> files_;  // absolute, sorted
-  std::string work_dir_, view_, staged_;
+  std::string work_dir_;            // the component's state directory
 };
 
 }  // namespace qp::store

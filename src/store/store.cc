@@ -300,8 +300,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   for (const auto& r : header->records) {
     if (r.op == delta::RecordOp::kFull || r.op == delta::RecordOp::kDelta ||
         r.op == delta::RecordOp::kCopy || r.op == delta::RecordOp::kGzipDelta) {
-      std::uint64_t size = sizes[r.path];
-      needed += c->config->kind == RootKind::kSharedFiles ? 2 * size : size;
+      needed += sizes[r.path];  // each new file is written once, beside the live one
     }
   }
   QP_ASSIGN_OR_RETURN(std::uint64_t available, a.AvailableBytes());

@@ -2,6 +2,8 @@
 // removal, refusal of wrong patches, modified-component detection, supersession, history.
 #include "store/store.h"
 
+#include <set>
+
 #include "core/read_counting_env.h"
 #include "store/store_test_util.h"
 
@@ -119,6 +121,29 @@ TEST_P(StoreTest, ACheckAndAnInstallReadEachLiveFileAtMostTwice) {
   env.Reset();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(store.GetStatus("comp").ok());
   for (const auto& [path, size] : live) EXPECT_EQ(env.BytesRead(path), 0u) << path;
+}
+
+TEST_P(StoreTest, AnInstallNeverReadsBackWhatItWrote) {
+  // The patch engine hashes each new file as it writes it: no staged tree, no view of the
+  // live files, no .qp-new file is read again.
+  ReadCountingEnv env(Env::Default());
+  Store store(f_.Options(&env), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  env.Reset();
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_TRUE(r->committed);
+  std::set<std::string> live_files;
+  if (GetParam() == RootKind::kSharedFiles) {
+    live_files.insert(f_.config_.files.begin(), f_.config_.files.end());
+  }
+  const std::string state_dir = f_.Options(&env).state_dir + "/";
+  for (const auto& path : env.PathsRead()) {
+    if (path == f_.Request().patch_path || path.starts_with(state_dir)) continue;
+    bool live = GetParam() == RootKind::kOwnedDirectory ? path.starts_with(f_.config_.root + "/")
+                                                        : live_files.count(path) != 0;
+    EXPECT_TRUE(live) << "the install read " << path << " (" << env.BytesRead(path) << " bytes)";
+  }
 }
 
 TEST_P(StoreTest, DetectsFilesModifiedBehindItsBackAndDoesNotPatchThem) {
