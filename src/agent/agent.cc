@@ -92,14 +92,6 @@ Status Agent::Start() {
     spdlog::error("agent: {}", last_check_error_);
   }
   QP_RETURN_IF_ERROR(Reload());
-  QP_RETURN_IF_ERROR(store_->RecoverAll());
-  for (const auto& c : components_) {
-    auto st = store_->Reconcile(c.name);
-    if (!st.ok()) {
-      views_[c.name].last_error = st.error().ToString();
-      spdlog::error("agent: {}: {}", c.name, st.error().ToString());
-    }
-  }
   spdlog::info("agent: started, {} component(s), install id {}", components_.size(), install_id_);
   return OkStatus();
 }
@@ -108,13 +100,29 @@ Status Agent::Reload() {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   QP_ASSIGN_OR_RETURN(policy_, LoadPolicy(env_, config_.config_dir));
   QP_ASSIGN_OR_RETURN(auto components, store::LoadComponentConfigs(env_, config_.components_dir));
-  components_ = std::move(components);
+  // Components that are Debian packages take their files from dpkg's database as it is now
+  // (the apt hook reloads after every dpkg run).
+  auto set = store::ResolvePackageComponents(env_, config_.dpkg_admin_dir, std::move(components));
+  for (const auto& c : set.inactive) spdlog::warn("agent: {}: inactive: {}", c.name, c.reason);
+  components_ = std::move(set.active);
+  inactive_ = std::move(set.inactive);
   store::StoreOptions options;
   options.state_dir = JoinPath(config_.state_dir, "store");
   options.env = env_;
   options.clock = clock_;
+  options.dpkg_admin_dir = config_.dpkg_admin_dir;
   QP_RETURN_IF_ERROR(MakeDirs(env_, options.state_dir, 0755));
   store_ = std::make_unique<store::Store>(options, components_);
+  // Interrupted operations are finished first; then every component is compared with what
+  // is on disk (a new base version supersedes its improvement at once).
+  QP_RETURN_IF_ERROR(store_->RecoverAll());
+  for (const auto& c : components_) {
+    auto st = store_->Reconcile(c.name);
+    if (!st.ok()) {
+      views_[c.name].last_error = st.error().ToString();
+      spdlog::error("agent: {}: {}", c.name, st.error().ToString());
+    }
+  }
   return OkStatus();
 }
 
@@ -417,6 +425,7 @@ Json Agent::StatusJson() {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   AgentSummary summary;
   summary.agent_version = kAgentVersion;
+  summary.inactive = inactive_;
   summary.auto_install = EffectiveAutoInstall();
   summary.auto_install_locked = policy_.auto_install.has_value();
   summary.defer = policy_.defer;

@@ -126,6 +126,7 @@ class Agent final : public CheckTarget {
   Settings settings_;
   Policy policy_;
   std::vector<store::ComponentConfig> components_;
+  std::vector<store::InactiveComponent> inactive_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<ReportQueue> reports_;
   Installer installer_;

@@ -76,7 +76,12 @@ Json StatusJson(store::Store& store, const std::vector<store::ComponentConfig>& 
     j["last_error"] = v.last_error;
     out_components.push_back(j);
   }
+  Json inactive = Json::array();
+  for (const auto& c : summary.inactive) {
+    inactive.push_back(Json{{"name", c.name}, {"reason", c.reason}});
+  }
   return Json{{"agent_version", summary.agent_version},
+              {"inactive", inactive},
               {"auto_install", summary.auto_install},
               {"auto_install_locked", summary.auto_install_locked},
               {"defer_hours", summary.defer.count()},

@@ -14,6 +14,7 @@
 
 #include "agent/agent_state.h"
 #include "agent/improvements.h"
+#include "store/package_component.h"
 #include "store/store.h"
 
 namespace qp::agent {
@@ -29,6 +30,8 @@ struct ComponentView {
 
 struct AgentSummary {
   std::string agent_version;
+  // Components configured but not active (a Debian package missing or half-installed).
+  std::vector<store::InactiveComponent> inactive;
   bool auto_install = true;
   bool auto_install_locked = false;
   std::chrono::hours defer{0};

@@ -56,6 +56,11 @@ void PrintStatus(const Json& s) {
     std::cout << " (failed: " << s["last_check_error"].get<std::string>() << ")";
   }
   std::cout << "\n";
+  for (const auto& c : s.value("inactive", nlohmann::json::array())) {
+    std::cout << "\n"
+              << c["name"].get<std::string>() << "\n  inactive: " << c["reason"].get<std::string>()
+              << "\n";
+  }
   for (const auto& c : s["components"]) {
     std::cout << "\n"
               << c["name"].get<std::string>() << " (" << c["platform"].get<std::string>() << ")\n";

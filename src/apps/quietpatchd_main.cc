@@ -31,6 +31,7 @@
 #include "core/durable_file.h"
 #include "core/log.h"
 #include "store/component_config.h"
+#include "store/package_component.h"
 
 namespace {
 
@@ -109,7 +110,9 @@ int Run(int argc, char** argv) {
       spdlog::error("{}", components.error().ToString());
       return 1;
     }
-    for (const auto& path : qp::store::WritablePaths(*components)) std::cout << path << "\n";
+    auto set =
+        qp::store::ResolvePackageComponents(env, config->dpkg_admin_dir, std::move(*components));
+    for (const auto& path : qp::store::WritablePaths(set.active)) std::cout << path << "\n";
     return 0;
   }
   if (!socket.empty()) config->control_socket = socket;

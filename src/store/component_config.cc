@@ -40,7 +40,49 @@ bool IsAbsoluteClean(const std::string& path) {
          !path.ends_with("/..") && !path.ends_with("/.");
 }
 
+Status ParseBaseVersion(const toml::table& base, const std::string& f, BaseVersionSource* out) {
+  int sources = static_cast<int>(base.contains("literal")) +
+                static_cast<int>(base.contains("file")) +
+                static_cast<int>(base.contains("command"));
+  if (sources != 1) {
+    return Bad(f, "base_version", "exactly one of literal, file, command must be set");
+  }
+  if (auto lit = base["literal"].value<std::string>()) {
+    if (lit->empty()) return Bad(f, "base_version.literal", "must not be empty");
+    out->kind = BaseVersionSource::Kind::kLiteral;
+    out->literal = *lit;
+  } else if (base.contains("literal")) {
+    return Bad(f, "base_version.literal", "expected a string");
+  } else if (base.contains("file")) {
+    auto file = base["file"].value<std::string>();
+    if (!file || !IsAbsoluteClean(*file)) {
+      return Bad(f, "base_version.file", "expected an absolute path");
+    }
+    out->kind = BaseVersionSource::Kind::kFile;
+    out->file = *file;
+  } else {
+    out->kind = BaseVersionSource::Kind::kCommand;
+    QP_ASSIGN_OR_RETURN(out->command,
+                        StringArray(base.get("command"), f, "base_version.command", false));
+  }
+
+  return OkStatus();
+}
+
 }  // namespace
+
+bool IsValidPackageName(std::string_view package) {
+  std::string_view name = package.substr(0, package.find(':'));
+  auto is = [](char c, std::string_view extra) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || extra.find(c) != std::string::npos;
+  };
+  if (name.size() < 2 || name.size() > 128 || !is(name[0], "")) return false;
+  if (!std::all_of(name.begin(), name.end(), [&](char c) { return is(c, "+-."); })) return false;
+  if (name.size() == package.size()) return true;
+  std::string_view arch = package.substr(name.size() + 1);
+  return !arch.empty() && arch.size() <= 32 &&
+         std::all_of(arch.begin(), arch.end(), [&](char c) { return is(c, "-"); });
+}
 
 bool IsValidComponentName(std::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -65,8 +107,8 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
   const std::string& f = file_name;
   ComponentConfig c;
   c.source_file = file_name;
-  static const std::set<std::string> kKnown = {"name",         "platform",     "root",   "files",
-                                               "base_version", "health_check", "restart"};
+  static const std::set<std::string> kKnown = {
+      "name", "platform", "root", "files", "package", "base_version", "health_check", "restart"};
   for (const auto& [key, value] : table) {
     if (kKnown.count(std::string(key.str())) == 0) {
       return Bad(f, std::string(key.str()), "unknown field");
@@ -78,14 +120,34 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
     return Bad(f, "name", "\"" + *name + "\" is not [a-z0-9][a-z0-9._+-]* (at most 64)");
   }
   c.name = *name;
+  const bool has_root = table.contains("root");
+  const bool has_files = table.contains("files");
+  const bool has_package = table.contains("package");
   auto platform = table["platform"].value<std::string>();
-  if (!platform || platform->empty()) return Bad(f, "platform", "missing (e.g. \"linux-x86_64\")");
-  c.platform = *platform;
+  if (table.contains("platform") && (!platform || platform->empty())) {
+    return Bad(f, "platform", "expected a string (e.g. \"linux-x86_64\")");
+  }
+  if (!platform && !has_package) return Bad(f, "platform", "missing (e.g. \"linux-x86_64\")");
+  if (platform) c.platform = *platform;
 
-  bool has_root = table.contains("root");
-  bool has_files = table.contains("files");
-  if (has_root == has_files) return Bad(f, "root/files", "exactly one of them must be set");
-  if (has_root) {
+  if (static_cast<int>(has_root) + static_cast<int>(has_files) + static_cast<int>(has_package) !=
+      1) {
+    return Bad(f, "root/files/package", "exactly one of them must be set");
+  }
+  if (has_package) {
+    auto package = table["package"].value<std::string>();
+    if (!package || !IsValidPackageName(*package)) {
+      return Bad(f, "package",
+                 "expected a Debian package name, optionally with its architecture "
+                 "(\"libssl3\", \"libssl3:amd64\")");
+    }
+    if (table.contains("base_version")) {
+      return Bad(f, "base_version", "not with package (the version comes from dpkg)");
+    }
+    c.kind = RootKind::kSharedFiles;
+    c.package = *package;
+    c.base_version.kind = BaseVersionSource::Kind::kPackage;
+  } else if (has_root) {
     auto root = table["root"].value<std::string>();
     if (!root || !IsAbsoluteClean(*root) || *root == "/") {
       return Bad(f, "root", "must be an absolute directory path other than /");
@@ -106,32 +168,13 @@ Result<ComponentConfig> ParseComponentConfig(std::string_view toml_text,
   }
 
   const toml::table* base = table["base_version"].as_table();
-  if (base == nullptr) return Bad(f, "base_version", "missing table [base_version]");
-  int sources = static_cast<int>(base->contains("literal")) +
-                static_cast<int>(base->contains("file")) +
-                static_cast<int>(base->contains("command"));
-  if (sources != 1) {
-    return Bad(f, "base_version", "exactly one of literal, file, command must be set");
-  }
-  if (auto lit = (*base)["literal"].value<std::string>()) {
-    if (lit->empty()) return Bad(f, "base_version.literal", "must not be empty");
-    c.base_version.kind = BaseVersionSource::Kind::kLiteral;
-    c.base_version.literal = *lit;
-  } else if (base->contains("literal")) {
-    return Bad(f, "base_version.literal", "expected a string");
-  } else if (base->contains("file")) {
-    auto file = (*base)["file"].value<std::string>();
-    if (!file || !IsAbsoluteClean(*file)) {
-      return Bad(f, "base_version.file", "expected an absolute path");
-    }
-    c.base_version.kind = BaseVersionSource::Kind::kFile;
-    c.base_version.file = *file;
+  if (has_package) {
+    // The base version is dpkg's.
+  } else if (base == nullptr) {
+    return Bad(f, "base_version", "missing table [base_version]");
   } else {
-    c.base_version.kind = BaseVersionSource::Kind::kCommand;
-    QP_ASSIGN_OR_RETURN(c.base_version.command,
-                        StringArray(base->get("command"), f, "base_version.command", false));
+    QP_RETURN_IF_ERROR(ParseBaseVersion(*base, f, &c.base_version));
   }
-
   if (const toml::table* health = table["health_check"].as_table()) {
     QP_ASSIGN_OR_RETURN(c.health_check,
                         StringArray(health->get("command"), f, "health_check.command", false));

@@ -3,9 +3,12 @@
 //   name = "openssl"                      # [a-z0-9][a-z0-9._+-]*
 //   platform = "linux-x86_64"
 //   root = "/opt/openssl"                 # a directory the component owns, or:
-//   files = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", ...]   # files in shared directories
+//   files = ["/usr/lib/x86_64-linux-gnu/libssl.so.3", ...]   # files in shared directories, or:
+//   package = "libssl3"                   # a Debian package: its files (conffiles excepted)
+//                                         # and base version come from dpkg's database, and
+//                                         # platform may be left out (from its architecture)
 //
-//   [base_version]                        # exactly one of:
+//   [base_version]                        # exactly one of (not with package):
 //   literal = "3.0.17-1~deb12u2"
 //   file = "/opt/openssl/VERSION"         # first line, trimmed
 //   command = ["dpkg-query", "-W", "-f=${Version}", "libssl3"]
@@ -33,7 +36,8 @@ namespace qp::store {
 enum class RootKind { kOwnedDirectory, kSharedFiles };
 
 struct BaseVersionSource {
-  enum class Kind { kLiteral, kFile, kCommand } kind = Kind::kLiteral;
+  // kPackage: the Version dpkg records for the component's package, read at each reconcile.
+  enum class Kind { kLiteral, kFile, kCommand, kPackage } kind = Kind::kLiteral;
   std::string literal;
   std::string file;
   std::vector<std::string> command;
@@ -45,6 +49,9 @@ struct ComponentConfig {
   RootKind kind = RootKind::kOwnedDirectory;
   std::string root;                // kOwnedDirectory: absolute directory
   std::vector<std::string> files;  // kSharedFiles: absolute paths, sorted
+  // A Debian package ("libssl3" or "libssl3:amd64"): files (and platform, when not given)
+  // are filled from dpkg's database by ResolvePackageComponents (package_component.h).
+  std::string package;
   BaseVersionSource base_version;
   std::vector<std::string> health_check;  // empty: none
   std::chrono::seconds health_timeout{30};
@@ -64,6 +71,9 @@ Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::s
 // directory of each shared file (its .qp-new sibling is made and renamed there). Sorted, each once;
 // a path below another listed one is left out. The agent's unit gets them as ReadWritePaths=.
 std::vector<std::string> WritablePaths(const std::vector<ComponentConfig>& components);
+
+// Whether `package` is a Debian package name, optionally with ":architecture".
+bool IsValidPackageName(std::string_view package);
 
 // Whether `name` is a valid component name.
 bool IsValidComponentName(std::string_view name);

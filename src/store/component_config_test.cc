@@ -61,10 +61,10 @@ TEST(ComponentConfigTest, InvalidConfigurationNamesFileAndField) {
       {"platform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n", "name"},
       {"name = \"Bad Name\"\nplatform = \"x\"\nroot = \"/a\"\n[base_version]\nliteral = \"1\"\n",
        "name"},
-      {"name = \"a\"\nplatform = \"x\"\n[base_version]\nliteral = \"1\"\n", "root/files"},
+      {"name = \"a\"\nplatform = \"x\"\n[base_version]\nliteral = \"1\"\n", "root/files/package"},
       {"name = \"a\"\nplatform = \"x\"\nroot = \"/a\"\nfiles = [\"/b\"]\n[base_version]\nliteral = "
        "\"1\"\n",
-       "root/files"},
+       "root/files/package"},
       {"name = \"a\"\nplatform = \"x\"\nroot = \"relative\"\n[base_version]\nliteral = \"1\"\n",
        "root"},
       {"name = \"a\"\nplatform = \"x\"\nroot = \"/a/../b\"\n[base_version]\nliteral = \"1\"\n",

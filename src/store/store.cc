@@ -7,6 +7,7 @@
 #include "delta/tree_manifest.h"
 #include "store/directory_activation.h"
 #include "store/files_activation.h"
+#include "store/package_component.h"
 
 namespace qp::store {
 
@@ -126,6 +127,12 @@ Result<std::string> Store::ReadBaseVersion(const ComponentConfig& config) {
         return Error(ErrorCode::kIo, config.name + ": base version command: " + out->Describe());
       }
       version = FirstLineTrimmed(out->output);
+      break;
+    }
+    case BaseVersionSource::Kind::kPackage: {
+      auto v = InstalledPackageVersion(options_.env, options_.dpkg_admin_dir, config.package);
+      if (!v.ok()) return v.error().WithContext(config.name + ": base version");
+      version = *v;
       break;
     }
   }

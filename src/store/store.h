@@ -37,6 +37,8 @@ struct StoreOptions {
   // group is killed (health checks have their own, per component).
   std::chrono::seconds base_version_timeout{30};
   std::chrono::seconds restart_hook_timeout{120};
+  // dpkg's database, for components that are Debian packages.
+  std::string dpkg_admin_dir = "/var/lib/dpkg";
 };
 
 struct ComponentStatus {
