@@ -164,6 +164,83 @@ CONF
   grep -q '"protected": *1' <<<"$fleet" || { echo "$fleet"; fail "the server did not hear the device"; }
   say "the device installed the fix from the server and reported it protected"
   quietpatch status | sed 's/^/  /'
+  package_component "$repo" "$keys"
+}
+
+# The files of libssl3 VERSION as a component's tree: its regular files at their paths
+# (symlinks and directories are dpkg's, not the component's), in DIR.
+package_tree() {
+  dpkg-deb -x "$T/libssl3_$1_amd64.deb" "$2"
+  find "$2" -type l -delete
+  find "$2" -depth -type d -empty -delete
+}
+
+# pkg_files_are VERSION: the installed libssl3 files are those of VERSION, byte for byte.
+pkg_files_are() {
+  local f
+  for f in $(cd "$T/pkg-$1" && find . -type f | sed 's|^\.||'); do
+    cmp -s "$f" "$T/pkg-$1$f" || return 1
+  done
+}
+
+# A component that is the installed Debian package libssl3: its files are dpkg's, in
+# /usr/lib; the agent patches them beside apt, and an upgrade by apt supersedes the fix.
+package_component() {
+  local repo=$1 keys=$2 v17=3.0.17-1~deb12u2 v20=3.0.20-1~deb12u2 v22=3.0.22-1~deb12u2
+  say "the installed libssl3 as a component (package = \"libssl3\"): dpkg -i $v17"
+  dpkg -i "$T/libssl3_${v17}_amd64.deb" > "$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i failed"; }
+  for v in $v17 $v20 $v22; do package_tree "$v" "$T/pkg-$v"; done
+  cat > /etc/quietpatch/components/libssl3.toml <<'CONF'
+name = "libssl3"
+package = "libssl3"
+[health_check]
+# A process that loads the new libssl and libcrypto.
+command = ["/usr/bin/quietpatch", "--version"]
+CONF
+  pkill -HUP -x quietpatchd
+  local status=""
+  for _ in $(seq 100); do
+    status=$(quietpatch --json status 2>/dev/null || true)
+    grep -q '"name": *"libssl3"' <<<"$status" && break
+    sleep 0.1
+  done
+  grep -q "\"patch_level\": *\"$v17\"" <<<"$status" ||
+    { echo "$status"; fail "the agent did not take libssl3 $v17 from dpkg's database"; }
+
+  quietpatch-repo --repo "$repo" --keys "$keys" build --component libssl3 --platform linux-x86_64 \
+    --base "$v17" --label a --base-tree "$T/pkg-$v17" --new-tree "$T/pkg-$v20" \
+    --cve CVE-2025-9230 --urgency critical --out /root/improvement-pkg-a > /dev/null
+  quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-pkg-a --percent 100 > /dev/null
+  chown -R quietpatch-server:quietpatch-server "$repo"
+  quietpatch check > /dev/null 2>&1 || true
+  for _ in $(seq 300); do
+    status=$(quietpatch --json status 2>/dev/null || true)
+    grep -q "\"patch_level\": *\"$v17 (a)\"" <<<"$status" && break
+    sleep 0.2
+  done
+  grep -q "\"patch_level\": *\"$v17 (a)\"" <<<"$status" ||
+    { echo "$status"; tail -n 20 "$T/agent.log"; fail "the agent did not patch dpkg's libssl3"; }
+  pkg_files_are "$v20" || fail "libssl3's files in /usr/lib are not those of $v20"
+  say "dpkg's libssl3 files are now those of $v20, patched in place by the agent"
+
+  say "apt-get install libssl3 $v22: the apt hook reloads the agent, the fix is superseded"
+  (cd "$T" && apt-get install -y -qq --no-install-recommends "./libssl3_${v22}_amd64.deb" \
+     > "$T/apt-upgrade.log" 2>&1) || { tail -n 20 "$T/apt-upgrade.log"; fail "apt-get install failed"; }
+  for _ in $(seq 100); do
+    status=$(quietpatch --json status 2>/dev/null || true)
+    grep -q "\"patch_level\": *\"$v22\"" <<<"$status" && break
+    sleep 0.1
+  done
+  grep -q "\"patch_level\": *\"$v22\"" <<<"$status" ||
+    { echo "$status"; tail -n 20 "$T/agent.log"; fail "the upgrade by apt did not supersede the fix"; }
+  pkg_files_are "$v22" || fail "libssl3's files are not those of $v22 after the upgrade"
+  local verify
+  verify=$(dpkg --verify libssl3 2>&1) || true
+  [ -z "$verify" ] || fail "dpkg --verify libssl3 after the upgrade: $verify"
+  local left
+  left=$(find /usr/lib /usr/share/doc/libssl3 -name '.*.qp-*' 2>/dev/null)
+  [ -z "$left" ] || fail "left beside dpkg's files: $left"
+  say "superseded within seconds; dpkg --verify libssl3 prints nothing; no .qp-* file left"
 }
 
 # In the booted root (systemd-nspawn --boot): the units, enabled by the packages, were

@@ -58,6 +58,12 @@ enum class CreateMode {
   kAppend,     // create, or keep what is there and write after it (a resumed download)
 };
 
+// A held lock; released when destroyed.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -87,6 +93,12 @@ class Env {
   virtual Result<SpaceInfo> StatFs(const std::string& path) = 0;
   // Entry names of a directory (no "." or ".."), sorted bytewise.
   virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
+
+  // Takes an exclusive fcntl (POSIX record) lock on the whole of `path` (created 0640 when
+  // missing), as dpkg and apt lock their database, without waiting. kFailedPrecondition
+  // naming the holder's pid when another process holds it. Locks are per process: this
+  // process taking it twice does not conflict.
+  virtual Result<std::unique_ptr<FileLock>> TryLockFile(const std::string& path) = 0;
 
   // The process-wide posix implementation.
   static Env* Default();

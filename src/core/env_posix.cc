@@ -225,6 +225,38 @@ class PosixEnv final : public Env {
     std::sort(names.begin(), names.end());
     return names;
   }
+
+  Result<std::unique_ptr<FileLock>> TryLockFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) return ErrnoError(errno, "open " + path);
+    struct flock lock {};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (::fcntl(fd, F_SETLK, &lock) == 0) return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+    int err = errno;
+    if (err != EACCES && err != EAGAIN) {
+      ::close(fd);
+      return ErrnoError(err, "lock " + path);
+    }
+    struct flock holder {};
+    holder.l_type = F_WRLCK;
+    holder.l_whence = SEEK_SET;
+    std::string who = ::fcntl(fd, F_GETLK, &holder) == 0 && holder.l_type != F_UNLCK
+                          ? " by pid " + std::to_string(holder.l_pid)
+                          : "";
+    ::close(fd);
+    return Error(ErrorCode::kFailedPrecondition, path + " is locked" + who);
+  }
+
+ private:
+  class PosixFileLock final : public FileLock {
+   public:
+    explicit PosixFileLock(int fd) : fd_(fd) {}
+    ~PosixFileLock() override { ::close(fd_); }  // closing releases the process's lock
+
+   private:
+    int fd_;
+  };
 };
 
 }  // namespace

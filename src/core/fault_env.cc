@@ -241,6 +241,13 @@ Result<std::vector<std::string>> FaultInjectionEnv::ListDir(const std::string& p
   return base_->ListDir(path);
 }
 
+Result<std::unique_ptr<FileLock>> FaultInjectionEnv::TryLockFile(const std::string& path) {
+  // A lock changes nothing on disk: it is neither counted nor failed, only refused after
+  // a crash like everything else.
+  if (crashed_) return Error(ErrorCode::kCrashed, "lock " + path + ": after simulated crash");
+  return base_->TryLockFile(path);
+}
+
 std::vector<std::string> FaultInjectionEnv::UnsyncedChanges() const {
   std::vector<std::string> out;
   for (const auto& [path, st] : files_) {

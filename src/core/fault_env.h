@@ -68,6 +68,7 @@ class FaultInjectionEnv final : public Env {
   Result<FileInfo> Stat(const std::string& path) override;
   Result<SpaceInfo> StatFs(const std::string& path) override;
   Result<std::vector<std::string>> ListDir(const std::string& path) override;
+  Result<std::unique_ptr<FileLock>> TryLockFile(const std::string& path) override;
 
  private:
   friend class FaultWritableFile;

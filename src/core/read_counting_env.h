@@ -53,6 +53,9 @@ class ReadCountingEnv final : public Env {
   }
   Result<FileInfo> Stat(const std::string& path) override { return base_->Stat(path); }
   Result<SpaceInfo> StatFs(const std::string& path) override { return base_->StatFs(path); }
+  Result<std::unique_ptr<FileLock>> TryLockFile(const std::string& path) override {
+    return base_->TryLockFile(path);
+  }
   Result<std::vector<std::string>> ListDir(const std::string& path) override {
     return base_->ListDir(path);
   }

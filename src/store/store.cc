@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <thread>
+
 #include "core/durable_file.h"
 #include "delta/qpatch_format.h"
 #include "delta/tree_manifest.h"
@@ -269,8 +271,26 @@ Result<bool> Store::HealthCheck(Component& c, std::string* reason) {
   return true;
 }
 
+Result<std::unique_ptr<FileLock>> Store::LockPackageDatabase(const Component& c) {
+  if (c.config->package.empty()) return std::unique_ptr<FileLock>();
+  const std::string path = JoinPath(options_.dpkg_admin_dir, "lock-frontend");
+  constexpr auto kRetry = std::chrono::milliseconds(100);
+  for (auto waited = std::chrono::milliseconds(0);; waited += kRetry) {
+    auto lock = options_.env->TryLockFile(path);
+    if (lock.ok() || lock.error().code() != ErrorCode::kFailedPrecondition) return lock;
+    if (waited >= options_.dpkg_lock_wait) {
+      return Error(ErrorCode::kFailedPrecondition,
+                   c.config->name + ": apt or dpkg is running (" + lock.error().message() +
+                       "); its files are left to it, and the next check tries again");
+    }
+    std::this_thread::sleep_for(kRetry);
+  }
+}
+
 Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequest& request) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  // apt and dpkg never write a package's files while the store does.
+  QP_ASSIGN_OR_RETURN(auto dpkg_lock, LockPackageDatabase(*c));
   QP_RETURN_IF_ERROR(Recover(*c));
   if (!c->state) QP_RETURN_IF_ERROR(Reconcile(name));
   Activation& a = *c->activation;
@@ -394,6 +414,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
 
 Status Store::Remove(const std::string& name, const std::string& reason) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  QP_ASSIGN_OR_RETURN(auto dpkg_lock, LockPackageDatabase(*c));
   QP_RETURN_IF_ERROR(Recover(*c));
   if (!c->state || !c->state->previous) {
     return Error(ErrorCode::kNotFound, name + ": no previous state is kept to return to");

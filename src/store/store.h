@@ -37,8 +37,11 @@ struct StoreOptions {
   // group is killed (health checks have their own, per component).
   std::chrono::seconds base_version_timeout{30};
   std::chrono::seconds restart_hook_timeout{120};
-  // dpkg's database, for components that are Debian packages.
+  // dpkg's database, for components that are Debian packages; while such a component's
+  // files are written, the store holds dpkg's frontend lock there (as apt does), waiting at
+  // most dpkg_lock_wait for a running apt or dpkg to finish.
   std::string dpkg_admin_dir = "/var/lib/dpkg";
+  std::chrono::milliseconds dpkg_lock_wait{5000};
 };
 
 struct ComponentStatus {
@@ -111,6 +114,9 @@ class Store {
   void Record(Component& c, const std::string& op, const std::string& from, const std::string& to,
               const std::string& result, const std::string& reason);
   Status Recover(Component& c);
+  // dpkg's frontend lock when `c` is a Debian package (null otherwise). kFailedPrecondition
+  // naming the holder when apt or dpkg keeps it past dpkg_lock_wait.
+  Result<std::unique_ptr<FileLock>> LockPackageDatabase(const Component& c);
   Result<bool> HealthCheck(Component& c, std::string* reason);
   // "" when `digest` (of the live files) is the recorded one, why not otherwise.
   std::string CompareLive(Component& c, const std::string& digest);

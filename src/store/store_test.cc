@@ -2,6 +2,10 @@
 // removal, refusal of wrong patches, modified-component detection, supersession, history.
 #include "store/store.h"
 
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <set>
 
 #include "core/read_counting_env.h"
@@ -234,6 +238,125 @@ TEST(StoreBaseVersionTest, ReadsTheBaseVersionFromAFileOrACommand) {
   o.run_command = RunProcess;
   Store store(o, {f.config_});
   EXPECT_EQ(store.Reconcile("comp")->base_version, "3.0.22-1~deb12u2");
+}
+
+}  // namespace
+}  // namespace qp::store
+
+namespace qp::store {
+namespace {
+
+// A component that is a Debian package, with dpkg's database in the test directory.
+class StorePackageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    f_.config_.package = "libcomp";
+    f_.config_.base_version = BaseVersionSource{BaseVersionSource::Kind::kPackage, "", "", {}};
+    ASSERT_TRUE(MakeDirs(Env::Default(), admin_.Sub("info")).ok());
+    SetStatus("1.0");
+  }
+  void SetStatus(const std::string& version) {
+    WriteTestFile(admin_.Sub("status"),
+                  "Package: libcomp\nStatus: install ok installed\n"
+                  "Architecture: amd64\nVersion: " +
+                      version + "\n");
+  }
+  StoreOptions Options() {
+    StoreOptions o = f_.Options(Env::Default());
+    o.dpkg_admin_dir = admin_.path();
+    o.dpkg_lock_wait = std::chrono::milliseconds(0);
+    return o;
+  }
+  StoreFixture f_{RootKind::kSharedFiles};
+  TestDir admin_;
+};
+
+// Holds dpkg's frontend lock from another process (fcntl locks are per process), as apt
+// does while it runs, until destroyed.
+class LockHolder {
+ public:
+  explicit LockHolder(const std::string& path) {
+    int ready[2], release[2];
+    EXPECT_EQ(::pipe(ready), 0);
+    EXPECT_EQ(::pipe(release), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::close(ready[0]);
+      ::close(release[1]);  // else the child's own copy keeps the pipe open
+      int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0640);
+      struct flock lock {};
+      lock.l_type = F_WRLCK;
+      lock.l_whence = SEEK_SET;
+      char byte = fd >= 0 && ::fcntl(fd, F_SETLKW, &lock) == 0 ? 'y' : 'n';
+      (void)!::write(ready[1], &byte, 1);
+      (void)!::read(release[0], &byte, 1);  // until the parent closes its end
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    ::close(release[0]);
+    char byte = 'n';
+    EXPECT_EQ(::read(ready[0], &byte, 1), 1);
+    EXPECT_EQ(byte, 'y');
+    ::close(ready[0]);
+    release_ = release[1];
+  }
+  ~LockHolder() {
+    ::close(release_);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int release_ = -1;
+};
+
+TEST_F(StorePackageTest, WhileAptOrDpkgRunsThePackagesFilesAreLeftToIt) {
+  Store store(Options(), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  const std::string before = f_.LiveDigest();
+  {
+    LockHolder apt(admin_.Sub("lock-frontend"));
+    auto r = store.Install("comp", f_.Request());
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(r.error().message().find("apt or dpkg is running"), std::string::npos)
+        << r.error().ToString();
+    EXPECT_NE(r.error().message().find("pid " + std::to_string(apt.pid())), std::string::npos)
+        << r.error().ToString();
+    EXPECT_EQ(f_.LiveDigest(), before);
+    EXPECT_TRUE(f_.Leftovers().empty());
+  }
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_TRUE(r->committed);
+}
+
+TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
+  {
+    Store store(Options(), {f_.config_});
+    ASSERT_TRUE(store.Reconcile("comp").ok());
+    ASSERT_TRUE(store.Install("comp", f_.Request())->committed);
+    EXPECT_EQ(store.GetStatus("comp")->base_version, "1.0");
+  }
+  // dpkg unpacks version 2.0 over the files and records it.
+  for (const auto& f : f_.config_.files) WriteTestFile(f, "from the 2.0 package: " + f);
+  SetStatus("2.0");
+  Store store(Options(), {f_.config_});
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->base_version, "2.0");
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_FALSE(st->previous.has_value());
+  EXPECT_FALSE(st->modified);
+  EXPECT_TRUE(f_.Leftovers().empty());
+  // Half-installed: no base version to speak of, and the store says why.
+  WriteTestFile(admin_.Sub("status"),
+                "Package: libcomp\nStatus: install reinstreq half-installed\n"
+                "Architecture: amd64\nVersion: 2.0\n");
+  auto half = store.Reconcile("comp");
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.error().message().find("half-installed"), std::string::npos);
 }
 
 }  // namespace
