@@ -208,17 +208,17 @@ CONF
     { echo "$status"; fail "the agent did not take libssl3 $v17 from dpkg's database"; }
 
   quietpatch-repo --repo "$repo" --keys "$keys" build --component libssl3 --platform linux-x86_64 \
-    --base "$v17" --label a --base-tree "$T/pkg-$v17" --new-tree "$T/pkg-$v20" \
-    --cve CVE-2025-9230 --urgency critical --out /root/improvement-pkg-a > /dev/null
-  quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-pkg-a --percent 100 > /dev/null
+    --base "$v17" --label p1 --base-tree "$T/pkg-$v17" --new-tree "$T/pkg-$v20" \
+    --cve CVE-2025-9230 --urgency critical --out /root/improvement-p1 > /dev/null
+  quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-p1 --percent 100 > /dev/null
   chown -R quietpatch-server:quietpatch-server "$repo"
   quietpatch check > /dev/null 2>&1 || true
   for _ in $(seq 300); do
     status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q "\"patch_level\": *\"$v17 (a)\"" <<<"$status" && break
+    grep -q "\"patch_level\": *\"$v17 (p1)\"" <<<"$status" && break
     sleep 0.2
   done
-  grep -q "\"patch_level\": *\"$v17 (a)\"" <<<"$status" ||
+  grep -q "\"patch_level\": *\"$v17 (p1)\"" <<<"$status" ||
     { echo "$status"; tail -n 20 "$T/agent.log"; fail "the agent did not patch dpkg's libssl3"; }
   pkg_files_are "$v20" || fail "libssl3's files in /usr/lib are not those of $v20"
   say "dpkg's libssl3 files are now those of $v20, patched in place by the agent"
@@ -293,6 +293,7 @@ step_purge() {
   local left
   left=$(find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /qp-test \
            -o -path /root/quietpatch-keys -o -path /root/improvement-a -o -path /root/improvement-b \
+           -o -path /root/improvement-p1 \
            -o -path /opt/openssl \) -prune \
            -o -name '*quietpatch*' -print)
   [ -z "$left" ] || fail "purge left: $left"

@@ -50,8 +50,9 @@ struct AgentConfig {
   std::string server_url;
   std::string trusted_root;
   std::string components_dir;
-  // dpkg's database, for components that are Debian packages (tests point it elsewhere).
-  std::string dpkg_admin_dir = "/var/lib/dpkg";
+  // dpkg's database for components that are Debian packages ("": dpkg's own; tests point
+  // it elsewhere).
+  std::string dpkg_admin_dir;
   std::chrono::seconds interval{3600};
   std::chrono::seconds jitter{300};
   std::chrono::seconds max_backoff{6 * 3600};

@@ -1,9 +1,9 @@
-// What dpkg knows of an installed package, read from its database (/var/lib/dpkg) through
-// Env: its status and version (status), the files it owns (info/<package>.list), their
-// md5sums (info/<package>.md5sums) and its conffiles. A component that is a Debian package
-// (`package = "libssl3"`) takes its files and its base version from here.
-// The database is root's, but it is parsed with limits all the same (fuzzed by
-// dpkg_status_fuzzer): a damaged status file gives an error, never a wrong answer.
+// What dpkg knows of an installed package, asked through dpkg-query (dpkg's public
+// interface to its database): its status, version, architecture and conffiles (-W), the
+// paths it owns (-L) and their md5sums (--control-show). A component that is a Debian
+// package (`package = "libssl3"`) takes its files and its base version from here.
+// dpkg-query's output is parsed with limits all the same (fuzzed by dpkg_status_fuzzer):
+// anything unexpected is an error, never a wrong answer.
 #pragma once
 
 #include <cstdint>
@@ -17,31 +17,36 @@
 
 namespace qp::store {
 
-inline constexpr const char* kDpkgAdminDir = "/var/lib/dpkg";
-
 struct DpkgStanza {
-  std::string package, architecture, version, status;
+  std::string package;  // as dpkg names it: "libssl3:amd64" (Multi-Arch: same) or "openssl"
+  std::string architecture, version, status;
   std::vector<std::string> conffiles;  // absolute paths
 };
 
-// The stanza of `package` ("libssl3", or qualified "libssl3:amd64") in the text of dpkg's
-// status file. kNotFound when dpkg does not know it (or knows it only for another
-// architecture); kCorrupt for a malformed file; kInvalidArgument for two stanzas that match
-// an unqualified name (a Multi-Arch package installed for several architectures).
-Result<DpkgStanza> FindDpkgStanza(std::string_view status_text, std::string_view package);
+// The format given to `dpkg-query -W -f=...`: one stanza per package instance, its fields on
+// a line, its conffiles on the next lines, "--" at the end.
+inline constexpr const char* kDpkgQueryFormat =
+    "${binary:Package}\\t${Architecture}\\t${Version}\\t${Status}\\n${Conffiles}\\n--\\n";
+
+// dpkg-query's answer in that format. kCorrupt for anything else.
+Result<std::vector<DpkgStanza>> ParseDpkgQueryStanzas(std::string_view text);
 
 struct DpkgPackage {
   DpkgStanza stanza;
-  std::vector<std::string> files;              // regular files it owns, conffiles excluded, sorted
+  std::vector<std::string> files;              // regular files, conffiles excluded, sorted
   std::map<std::string, std::string> md5sums;  // absolute path -> md5 (hex), as dpkg recorded it
-  bool installed() const { return stanza.status == "install ok installed"; }
 };
 
-// Reads `package` from the dpkg database under `admin_dir`. Errors: kNotFound (not known to
-// dpkg), kFailedPrecondition (known but not "install ok installed": half-installed,
-// removed with its configuration left, ...), kCorrupt, kTooLarge, kIo.
-Result<DpkgPackage> ReadDpkgPackage(Env* env, const std::string& admin_dir,
-                                    std::string_view package);
+// Asks dpkg-query about `package` ("libssl3", or "libssl3:amd64"), with `admin_dir` as its
+// database ("": dpkg's own). Files are checked through `env` (only regular files count).
+// Errors: kNotFound (dpkg does not know it), kInvalidArgument (installed for several
+// architectures: the name must say which), kFailedPrecondition (known but not "install ok
+// installed"), kCorrupt, kTooLarge, kIo (dpkg-query failed).
+Result<DpkgPackage> QueryDpkgPackage(Env* env, const std::string& admin_dir,
+                                     const std::string& package);
+
+// The same for the stanza only (status and version), without the file list.
+Result<DpkgStanza> QueryDpkgStanza(const std::string& admin_dir, const std::string& package);
 
 // The platform quietpatch names for a Debian architecture ("amd64" -> "linux-x86_64");
 // "" for one it does not know.

@@ -1,11 +1,10 @@
-// Fuzzes the reading of dpkg's status file (the stanza of one package, qualified or not).
+// Fuzzes the reading of dpkg-query's answers (status, version, conffiles of a package).
 #include <string_view>
 
 #include "store/dpkg_database.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  std::string_view text(reinterpret_cast<const char*>(data), size);
-  (void)qp::store::FindDpkgStanza(text, "libssl3");
-  (void)qp::store::FindDpkgStanza(text, "libssl3:amd64");
+  (void)qp::store::ParseDpkgQueryStanzas(
+      std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

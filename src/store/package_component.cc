@@ -1,6 +1,5 @@
 #include "store/package_component.h"
 
-#include "core/durable_file.h"
 #include "store/dpkg_database.h"
 
 namespace qp::store {
@@ -13,7 +12,7 @@ ComponentSet ResolvePackageComponents(Env* env, const std::string& admin_dir,
       set.active.push_back(std::move(c));
       continue;
     }
-    auto package = ReadDpkgPackage(env, admin_dir, c.package);
+    auto package = QueryDpkgPackage(env, admin_dir, c.package);
     if (!package.ok()) {
       set.inactive.push_back({c.name, package.error().message()});
       continue;
@@ -37,17 +36,9 @@ ComponentSet ResolvePackageComponents(Env* env, const std::string& admin_dir,
   return set;
 }
 
-Result<std::string> InstalledPackageVersion(Env* env, const std::string& admin_dir,
+Result<std::string> InstalledPackageVersion(const std::string& admin_dir,
                                             const std::string& package) {
-  QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, JoinPath(admin_dir, "status"), 64ull << 20));
-  QP_ASSIGN_OR_RETURN(
-      auto stanza,
-      FindDpkgStanza(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                     package));
-  if (stanza.status != "install ok installed") {
-    return Error(ErrorCode::kFailedPrecondition,
-                 package + " is not wholly installed (dpkg status: " + stanza.status + ")");
-  }
+  QP_ASSIGN_OR_RETURN(auto stanza, QueryDpkgStanza(admin_dir, package));
   return stanza.version;
 }
 

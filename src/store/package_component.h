@@ -25,15 +25,16 @@ struct ComponentSet {
 };
 
 // Fills the files (the package's regular files, conffiles excluded) and, when empty, the
-// platform of every component with a package. A component whose package is missing, not
+// platform of every component with a package, from dpkg-query (`admin_dir` "" is dpkg's
+// own database). A component whose package is missing, not
 // "install ok installed", of an unknown architecture or without files becomes inactive,
 // with the reason; the others are active as they are.
 ComponentSet ResolvePackageComponents(Env* env, const std::string& admin_dir,
                                       std::vector<ComponentConfig> components);
 
 // The version dpkg records for `package`, which must be wholly installed (errors as
-// ReadDpkgPackage's).
-Result<std::string> InstalledPackageVersion(Env* env, const std::string& admin_dir,
+// QueryDpkgStanza's). `admin_dir` "" is dpkg's own database.
+Result<std::string> InstalledPackageVersion(const std::string& admin_dir,
                                             const std::string& package);
 
 }  // namespace qp::store

@@ -132,7 +132,7 @@ Result<std::string> Store::ReadBaseVersion(const ComponentConfig& config) {
       break;
     }
     case BaseVersionSource::Kind::kPackage: {
-      auto v = InstalledPackageVersion(options_.env, options_.dpkg_admin_dir, config.package);
+      auto v = InstalledPackageVersion(options_.dpkg_admin_dir, config.package);
       if (!v.ok()) return v.error().WithContext(config.name + ": base version");
       version = *v;
       break;
@@ -273,7 +273,9 @@ Result<bool> Store::HealthCheck(Component& c, std::string* reason) {
 
 Result<std::unique_ptr<FileLock>> Store::LockPackageDatabase(const Component& c) {
   if (c.config->package.empty()) return std::unique_ptr<FileLock>();
-  const std::string path = JoinPath(options_.dpkg_admin_dir, "lock-frontend");
+  // The lock dpkg documents for frontends (apt takes it the same way).
+  const std::string path = JoinPath(
+      options_.dpkg_admin_dir.empty() ? "/var/lib/dpkg" : options_.dpkg_admin_dir, "lock-frontend");
   constexpr auto kRetry = std::chrono::milliseconds(100);
   for (auto waited = std::chrono::milliseconds(0);; waited += kRetry) {
     auto lock = options_.env->TryLockFile(path);

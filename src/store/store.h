@@ -40,7 +40,7 @@ struct StoreOptions {
   // dpkg's database, for components that are Debian packages; while such a component's
   // files are written, the store holds dpkg's frontend lock there (as apt does), waiting at
   // most dpkg_lock_wait for a running apt or dpkg to finish.
-  std::string dpkg_admin_dir = "/var/lib/dpkg";
+  std::string dpkg_admin_dir;  // "": dpkg's own (/var/lib/dpkg); dpkg-query reads it
   std::chrono::milliseconds dpkg_lock_wait{5000};
 };
 

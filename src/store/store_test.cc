@@ -252,14 +252,10 @@ class StorePackageTest : public ::testing::Test {
   void SetUp() override {
     f_.config_.package = "libcomp";
     f_.config_.base_version = BaseVersionSource{BaseVersionSource::Kind::kPackage, "", "", {}};
-    ASSERT_TRUE(MakeDirs(Env::Default(), admin_.Sub("info")).ok());
     SetStatus("1.0");
   }
-  void SetStatus(const std::string& version) {
-    WriteTestFile(admin_.Sub("status"),
-                  "Package: libcomp\nStatus: install ok installed\n"
-                  "Architecture: amd64\nVersion: " +
-                      version + "\n");
+  void SetStatus(const std::string& version, const std::string& status = "install ok installed") {
+    WriteDpkgDatabase(admin_.path(), DpkgStanzaText("libcomp", "amd64", status, version));
   }
   StoreOptions Options() {
     StoreOptions o = f_.Options(Env::Default());
@@ -351,9 +347,7 @@ TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
   EXPECT_FALSE(st->modified);
   EXPECT_TRUE(f_.Leftovers().empty());
   // Half-installed: no base version to speak of, and the store says why.
-  WriteTestFile(admin_.Sub("status"),
-                "Package: libcomp\nStatus: install reinstreq half-installed\n"
-                "Architecture: amd64\nVersion: 2.0\n");
+  SetStatus("2.0", "install reinstreq half-installed");
   auto half = store.Reconcile("comp");
   ASSERT_FALSE(half.ok());
   EXPECT_NE(half.error().message().find("half-installed"), std::string::npos);

@@ -16,6 +16,26 @@
 
 namespace qp::store {
 
+// A stanza of dpkg's status file, with the fields dpkg-query wants.
+inline std::string DpkgStanzaText(const std::string& package, const std::string& arch,
+                                  const std::string& status, const std::string& version,
+                                  const std::string& conffile = "") {
+  return "Package: " + package + "\nStatus: " + status +
+         "\nMaintainer: Test <test@example.org>\nArchitecture: " + arch +
+         "\nMulti-Arch: same\nVersion: " + version +
+         (conffile.empty() ? ""
+                           : "\nConffiles:\n " + conffile + " 0123456789abcdef0123456789abcdef") +
+         "\nDescription: test package\n\n";
+}
+
+// A dpkg database that `dpkg-query --admindir=DIR` reads: status and the info directory.
+inline void WriteDpkgDatabase(const std::string& dir, const std::string& stanzas) {
+  ASSERT_TRUE(MakeDirs(Env::Default(), dir + "/info").ok());
+  ASSERT_TRUE(MakeDirs(Env::Default(), dir + "/updates").ok());
+  WriteTestFile(dir + "/info/format", "1\n");
+  WriteTestFile(dir + "/status", stanzas);
+}
+
 // Content of a tree: relative path -> bytes ("->target" makes a symlink).
 using TreeSpec = std::map<std::string, std::string>;
 
