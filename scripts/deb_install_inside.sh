@@ -175,6 +175,19 @@ package_tree() {
   find "$2" -depth -type d -empty -delete
 }
 
+# shows PATTERN SECONDS: waits up to SECONDS for `quietpatch --json status` to match the
+# extended regular expression PATTERN; prints the status and fails the function otherwise.
+shows() {
+  local status=""
+  for _ in $(seq $(($2 * 10))); do
+    status=$(quietpatch --json status 2>/dev/null || true)
+    grep -Eq "$1" <<<"$status" && return 0
+    sleep 0.1
+  done
+  echo "$status"
+  return 1
+}
+
 # pkg_files_are VERSION: the installed libssl3 files are those of VERSION, byte for byte.
 pkg_files_are() {
   local f
@@ -195,44 +208,28 @@ name = "libssl3"
 package = "libssl3"
 [health_check]
 # A process that loads the new libssl and libcrypto.
-command = ["/usr/bin/quietpatch", "--version"]
+command = ["/usr/bin/quietpatch", "--help"]
 CONF
   pkill -HUP -x quietpatchd
-  local status=""
-  for _ in $(seq 100); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q '"name": *"libssl3"' <<<"$status" && break
-    sleep 0.1
-  done
-  grep -q "\"patch_level\": *\"$v17\"" <<<"$status" ||
-    { echo "$status"; fail "the agent did not take libssl3 $v17 from dpkg's database"; }
+  shows "\"patch_level\": *\"$v17\"" 10 ||
+    fail "the agent did not take libssl3 $v17 from dpkg's database"
 
   quietpatch-repo --repo "$repo" --keys "$keys" build --component libssl3 --platform linux-x86_64 \
-    --base "$v17" --label p1 --base-tree "$T/pkg-$v17" --new-tree "$T/pkg-$v20" \
-    --cve CVE-2025-9230 --urgency critical --out /root/improvement-p1 > /dev/null
-  quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-p1 --percent 100 > /dev/null
+    --base "$v17" --label p --base-tree "$T/pkg-$v17" --new-tree "$T/pkg-$v20" \
+    --cve CVE-2025-9230 --urgency critical --out /root/improvement-p > /dev/null
+  quietpatch-repo --repo "$repo" --keys "$keys" publish /root/improvement-p --percent 100 > /dev/null
   chown -R quietpatch-server:quietpatch-server "$repo"
   quietpatch check > /dev/null 2>&1 || true
-  for _ in $(seq 300); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q "\"patch_level\": *\"$v17 (p1)\"" <<<"$status" && break
-    sleep 0.2
-  done
-  grep -q "\"patch_level\": *\"$v17 (p1)\"" <<<"$status" ||
-    { echo "$status"; tail -n 20 "$T/agent.log"; fail "the agent did not patch dpkg's libssl3"; }
+  shows "\"patch_level\": *\"$v17 \\(p\\)\"" 60 ||
+    { tail -n 20 "$T/agent.log"; fail "the agent did not patch dpkg's libssl3"; }
   pkg_files_are "$v20" || fail "libssl3's files in /usr/lib are not those of $v20"
   say "dpkg's libssl3 files are now those of $v20, patched in place by the agent"
 
   say "apt-get install libssl3 $v22: the apt hook reloads the agent, the fix is superseded"
   (cd "$T" && apt-get install -y -qq --no-install-recommends "./libssl3_${v22}_amd64.deb" \
      > "$T/apt-upgrade.log" 2>&1) || { tail -n 20 "$T/apt-upgrade.log"; fail "apt-get install failed"; }
-  for _ in $(seq 100); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q "\"patch_level\": *\"$v22\"" <<<"$status" && break
-    sleep 0.1
-  done
-  grep -q "\"patch_level\": *\"$v22\"" <<<"$status" ||
-    { echo "$status"; tail -n 20 "$T/agent.log"; fail "the upgrade by apt did not supersede the fix"; }
+  shows "\"patch_level\": *\"$v22\"" 10 ||
+    { tail -n 20 "$T/agent.log"; fail "the upgrade by apt did not supersede the fix"; }
   pkg_files_are "$v22" || fail "libssl3's files are not those of $v22 after the upgrade"
   local verify
   verify=$(dpkg --verify libssl3 2>&1) || true
@@ -293,7 +290,7 @@ step_purge() {
   local left
   left=$(find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /qp-test \
            -o -path /root/quietpatch-keys -o -path /root/improvement-a -o -path /root/improvement-b \
-           -o -path /root/improvement-p1 \
+           -o -path /root/improvement-p \
            -o -path /opt/openssl \) -prune \
            -o -name '*quietpatch*' -print)
   [ -z "$left" ] || fail "purge left: $left"

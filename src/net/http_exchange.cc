@@ -80,15 +80,7 @@ Status Exchange::Send(const Request& request) {
 Result<AnswerHead> Exchange::ReadHead() {
   while (!parser_.is_header_done()) {
     std::size_t n = 0;
-    IoError ec = connection_.WithStream([&](auto& stream) {
-      return io_.Await([&](auto done) {
-        http::async_read_some(stream, connection_.buffer(), parser_,
-                              [done, &n](const IoError& e, std::size_t k) {
-                                n = k;
-                                done(e);
-                              });
-      });
-    });
+    IoError ec = ReadSome(&n);
     if (n > 0 || parser_.got_some()) answered_ = true;
     io_.Progress(n);
     if (ec == http::error::need_buffer) break;  // the header is done; a body follows
@@ -116,15 +108,7 @@ Status Exchange::ReadBody(std::uint64_t max_bytes, const BodySink& sink) {
     body.data = chunk.data();
     body.size = chunk.size();
     std::size_t n = 0;
-    IoError ec = connection_.WithStream([&](auto& stream) {
-      return io_.Await([&](auto done) {
-        http::async_read_some(stream, connection_.buffer(), parser_,
-                              [done, &n](const IoError& e, std::size_t k) {
-                                n = k;
-                                done(e);
-                              });
-      });
-    });
+    IoError ec = ReadSome(&n);
     io_.Progress(n);
     std::size_t got = chunk.size() - parser_.get().body().size;
     if (ec == http::error::need_buffer) ec = {};
@@ -142,6 +126,18 @@ Status Exchange::ReadBody(std::uint64_t max_bytes, const BodySink& sink) {
     }
   }
   return OkStatus();
+}
+
+IoError Exchange::ReadSome(std::size_t* bytes) {
+  return connection_.WithStream([&](auto& stream) {
+    return io_.Await([&](auto done) {
+      http::async_read_some(stream, connection_.buffer(), parser_,
+                            [done, bytes](const IoError& e, std::size_t k) {
+                              *bytes = k;
+                              done(e);
+                            });
+    });
+  });
 }
 
 bool Exchange::reusable() const { return parser_.is_done() && parser_.get().keep_alive(); }

@@ -56,6 +56,9 @@ class Exchange {
   bool answered() const { return answered_; }
 
  private:
+  // Reads what the socket has and parses it (`bytes`: how many came from the socket).
+  IoError ReadSome(std::size_t* bytes);
+
   Connection& connection_;
   IoRunner& io_;
   boost::beast::http::response_parser<boost::beast::http::buffer_body> parser_;
