@@ -15,4 +15,7 @@ namespace qp {
 // the first byte >= 0x80 or a NUL.
 Status CheckAsciiText(std::string_view text, const std::string& file);
 
+// `text` without the spaces and tabs at its ends (header values, list entries).
+std::string_view TrimBlanks(std::string_view text);
+
 }  // namespace qp

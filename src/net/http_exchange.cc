@@ -6,18 +6,14 @@
 #include <boost/beast/http/write.hpp>
 #include <limits>
 
+#include "core/ascii.h"
+
 namespace qp::net {
 namespace http = beast::http;
 namespace {
 
 // A body arrives in pieces of at most this much (allocated for the transfer only).
 constexpr std::size_t kChunkBytes = 32 << 10;
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool IsToken(std::string_view name) {
   if (name.empty()) return false;
@@ -55,7 +51,7 @@ Status Exchange::Send(const Request& request) {
         !IsToken(std::string_view(line).substr(0, colon))) {
       return Error(ErrorCode::kInvalidArgument, "header is not one \"Name: value\" line");
     }
-    std::string_view value = Trim(std::string_view(line).substr(colon + 1));
+    std::string_view value = TrimBlanks(std::string_view(line).substr(colon + 1));
     req.insert(beast::string_view(line.data(), colon),
                beast::string_view(value.data(), value.size()));
   }

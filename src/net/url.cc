@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "core/ascii.h"
+
 namespace qp::net {
 namespace {
 
@@ -31,18 +33,12 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // True when `host` is named by the no_proxy list: "*", the host itself, or a domain it is
 // under (".example.com" and "example.com" both cover "a.example.com").
 bool Bypassed(const std::string& host, std::string_view no_proxy) {
   while (!no_proxy.empty()) {
     std::size_t comma = no_proxy.find(',');
-    std::string_view entry = Trim(no_proxy.substr(0, comma));
+    std::string_view entry = TrimBlanks(no_proxy.substr(0, comma));
     no_proxy = comma == std::string_view::npos ? std::string_view() : no_proxy.substr(comma + 1);
     if (entry == "*") return true;
     if (entry.starts_with('[')) {  // [v6]:port
