@@ -5,6 +5,8 @@
 //   quietpatch-repo --repo R build --component C --platform P --base B --base-tree DIR
 //                   --new-tree DIR [--from LABEL=DIR ...] [--label L] [--cve ID ...]
 //                   [--urgency critical|high|normal] [--exploited] [--restart UNIT ...] --out DIR
+//   quietpatch-repo --repo R build --from-deb OLD.deb [--from-deb OLDER.deb ...] --to-deb NEW.deb
+//                   [--from LABEL=DIR ...] [--component C] [--platform P] [--label L] ... --out DIR
 //   quietpatch-repo --repo R --keys K publish DIR [--percent N]
 //   quietpatch-repo --repo R --keys K rollout ID PERCENT | halt ID [--reason TEXT] | resume ID
 //   quietpatch-repo --repo R --keys K revoke ID
@@ -48,11 +50,23 @@ int Run(int argc, char** argv) {
   qp::publish::BuildSpec spec;
   std::vector<std::string> from;
   auto* build = app.add_subcommand("build", "build an improvement's patches");
-  build->add_option("--component", spec.component)->required();
-  build->add_option("--platform", spec.platform)->required();
-  build->add_option("--base", spec.base, "base version")->required();
-  build->add_option("--base-tree", spec.base_tree, "the tree as the base installed it")->required();
-  build->add_option("--new-tree", spec.new_tree, "the fixed tree")->required();
+  std::vector<std::string> from_debs;
+  std::string to_deb;
+  build->add_option("--component", spec.component, "default with --to-deb: its Package");
+  build->add_option("--platform", spec.platform, "default with --to-deb: its Architecture's");
+  auto* base_opt = build->add_option("--base", spec.base, "base version");
+  auto* base_tree_opt =
+      build->add_option("--base-tree", spec.base_tree, "the tree as the base installed it");
+  auto* new_tree_opt = build->add_option("--new-tree", spec.new_tree, "the fixed tree");
+  auto* from_deb_opt = build->add_option(
+      "--from-deb", from_debs, "a Debian package of a base version (repeatable: N-1, N-2, ...)");
+  auto* to_deb_opt = build->add_option("--to-deb", to_deb, "the Debian package with the fix");
+  from_deb_opt->needs(to_deb_opt);
+  to_deb_opt->needs(from_deb_opt);
+  for (auto* o : {base_opt, base_tree_opt, new_tree_opt}) {
+    o->excludes(from_deb_opt);
+    o->excludes(to_deb_opt);
+  }
   build->add_option("--from", from, "LABEL=DIR of an earlier improvement still installed");
   build->add_option("--label", spec.label, "default: the next free letter");
   build->add_option("--cve", spec.cves, "CVE id fixed (repeatable)");
@@ -132,7 +146,17 @@ int Run(int argc, char** argv) {
       if (tty) std::cerr << "\r\033[K" << line << std::flush;
     };
     spec.clock = clock;
-    s = qp::publish::BuildImprovement(env, paths, spec);
+    if (to_deb.empty()) {
+      if (spec.component.empty() || spec.platform.empty() || spec.base.empty() ||
+          spec.base_tree.empty() || spec.new_tree.empty()) {
+        std::cerr << "quietpatch-repo: build needs --component, --platform, --base, --base-tree "
+                     "and --new-tree, or --from-deb and --to-deb\n";
+        return 2;
+      }
+      s = qp::publish::BuildImprovement(env, paths, spec);
+    } else {
+      s = qp::publish::BuildImprovementFromDebs(env, paths, spec, from_debs, to_deb);
+    }
     if (tty) std::cerr << "\r\033[K";
     if (s.ok()) std::cout << "built " << spec.out_dir << "\n";
   } else if (publish->parsed()) {

@@ -25,4 +25,24 @@ std::string_view TrimBlanks(std::string_view text) {
   return text;
 }
 
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    std::size_t nl = text.find('\n');
+    lines.push_back(text.substr(0, nl));
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+  }
+  return lines;
+}
+
+std::vector<std::string_view> Split(std::string_view line, char sep) {
+  std::vector<std::string_view> parts;
+  for (std::size_t at; (at = line.find(sep)) != std::string_view::npos;) {
+    parts.push_back(line.substr(0, at));
+    line = line.substr(at + 1);
+  }
+  parts.push_back(line);
+  return parts;
+}
+
 }  // namespace qp

@@ -1,11 +1,17 @@
-// quietpatch-repo build: the patches of one improvement, from the base tree and from every
-// earlier improvement still installed somewhere, so that each device jumps straight to it.
+// quietpatch-repo build: the patches of one improvement, from each base tree and from every
+// earlier improvement still installed somewhere, so that each device jumps straight to it;
+// the trees given as directories or as Debian packages.
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
 
 #include "core/durable_file.h"
 #include "core/hash.h"
+#include "core/platform.h"
+#include "core/tree_writer.h"
 #include "delta/tree_manifest.h"
 #include "delta/tree_patch.h"
+#include "publish/deb_package.h"
 #include "publish/publisher.h"
 
 namespace qp::publish {
@@ -29,10 +35,22 @@ Status BuildImprovement(Env* env, const RepoPaths& paths, BuildSpec spec) {
   if (!contract::IsValidUrgency(spec.urgency)) {
     return Error(ErrorCode::kInvalidArgument, "urgency must be critical, high or normal");
   }
+  // Every base the fix is built for, the first with its earlier improvements.
+  std::vector<std::pair<std::string, std::string>> bases = {{spec.base, spec.base_tree}};
+  bases.insert(bases.end(), spec.other_bases.begin(), spec.other_bases.end());
+  for (std::size_t i = 0; i < bases.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (bases[i].first == bases[j].first) {
+        return Error(ErrorCode::kInvalidArgument, "base " + bases[i].first + " is given twice");
+      }
+    }
+  }
   if (spec.label.empty()) {
-    auto next = NextFreeLabel(env, spec.clock, paths, spec.component, spec.base);
-    if (!next.ok()) return next.error().WithContext("finding the next free label");
-    spec.label = *next;
+    for (const auto& [base, tree] : bases) {
+      auto next = NextFreeLabel(env, spec.clock, paths, spec.component, base);
+      if (!next.ok()) return next.error().WithContext("finding the next free label");
+      if (spec.label.empty() || contract::LabelLess(spec.label, *next)) spec.label = *next;
+    }
   }
   if (!contract::IsValidLabel(spec.label)) {
     return Error(
@@ -44,39 +62,93 @@ Status BuildImprovement(Env* env, const RepoPaths& paths, BuildSpec spec) {
   }
   QP_RETURN_IF_ERROR(MakeDirs(env, spec.out_dir, 0755));
   contract::ImprovementTarget common;
-  common.id = {spec.component, spec.base, spec.label};
   common.platform = spec.platform;
   common.cves = spec.cves;
   common.urgency = spec.urgency;
   common.exploited = spec.exploited;
   common.restart = spec.restart;
   QP_ASSIGN_OR_RETURN(common.result_digest, TreeDigest(env, spec.new_tree));
-  std::string stem = spec.component + "-" + spec.base + "-" + spec.label;
-  std::vector<std::pair<std::string, std::string>> sources = {
-      {std::string(contract::kFromBase), spec.base_tree}};
-  for (const auto& e : spec.earlier) sources.push_back(e);
   nlohmann::json patches = nlohmann::json::array();
-  for (const auto& [from, tree] : sources) {
-    std::string file = stem + (from == contract::kFromBase ? "" : "-from-" + from) + "." +
-                       spec.platform + ".qpatch";
-    if (spec.progress) spec.progress("patch from " + from + ": " + file);
-    delta::BuildOptions options;
-    options.diff.threads = spec.threads;
-    options.on_file = [&](const std::string& path, std::size_t i, std::size_t n) {
-      if (spec.progress)
-        spec.progress("  [" + std::to_string(i) + "/" + std::to_string(n) + "] " + path);
-    };
-    auto stats =
-        delta::BuildTreePatch(env, tree, spec.new_tree, JoinPath(spec.out_dir, file), options);
-    if (!stats.ok()) return stats.error().WithContext("patch from " + from);
-    contract::ImprovementTarget target = common;
-    target.from = from;
-    QP_ASSIGN_OR_RETURN(target.source_digest, TreeDigest(env, tree));
-    patches.push_back(
-        {{"file", file}, {"bytes", stats->patch_bytes}, {"custom", target.ToCustom()}});
+  for (std::size_t b = 0; b < bases.size(); ++b) {
+    const auto& [base, base_tree] = bases[b];
+    const std::string stem = spec.component + "-" + base + "-" + spec.label;
+    std::vector<std::pair<std::string, std::string>> sources = {
+        {std::string(contract::kFromBase), base_tree}};
+    if (b == 0) sources.insert(sources.end(), spec.earlier.begin(), spec.earlier.end());
+    for (const auto& [from, tree] : sources) {
+      std::string file = stem + (from == contract::kFromBase ? "" : "-from-" + from) + "." +
+                         spec.platform + ".qpatch";
+      if (spec.progress) spec.progress("patch from " + from + ": " + file);
+      delta::BuildOptions options;
+      options.diff.threads = spec.threads;
+      options.on_file = [&](const std::string& path, std::size_t i, std::size_t n) {
+        if (spec.progress)
+          spec.progress("  [" + std::to_string(i) + "/" + std::to_string(n) + "] " + path);
+      };
+      auto stats =
+          delta::BuildTreePatch(env, tree, spec.new_tree, JoinPath(spec.out_dir, file), options);
+      if (!stats.ok()) return stats.error().WithContext("patch from " + base + " " + from);
+      contract::ImprovementTarget target = common;
+      target.id = {spec.component, base, spec.label};
+      target.from = from;
+      QP_ASSIGN_OR_RETURN(target.source_digest, TreeDigest(env, tree));
+      patches.push_back(
+          {{"file", file}, {"bytes", stats->patch_bytes}, {"custom", target.ToCustom()}});
+    }
   }
   return WriteFileDurably(env, JoinPath(spec.out_dir, kDescriptionFile),
                           nlohmann::json{{"patches", patches}}.dump(2) + "\n", 0644);
+}
+
+Status BuildImprovementFromDebs(Env* env, const RepoPaths& paths, BuildSpec spec,
+                                const std::vector<std::string>& from_debs,
+                                const std::string& to_deb) {
+  if (from_debs.empty() || to_deb.empty()) {
+    return Error(ErrorCode::kInvalidArgument, "build from packages needs --from-deb and --to-deb");
+  }
+  if (spec.out_dir.empty() || env->Stat(spec.out_dir).ok()) {
+    return Error(ErrorCode::kAlreadyExists, spec.out_dir + " exists; build writes a new directory");
+  }
+  // Beside the result, so that the trees are on its file system, and gone afterwards.
+  const std::string unpacked = spec.out_dir + ".unpacked";
+  QP_RETURN_IF_ERROR(RemoveTree(env, unpacked));
+  QP_RETURN_IF_ERROR(MakeDirs(env, unpacked, 0700));
+  auto build = [&]() -> Status {
+    QP_ASSIGN_OR_RETURN(DebPackage to, UnpackDeb(env, to_deb, JoinPath(unpacked, "to")));
+    if (spec.component.empty()) spec.component = to.package;
+    if (spec.platform.empty()) {
+      spec.platform = PlatformOfDebianArchitecture(to.architecture);
+      if (spec.platform.empty()) {
+        return Error(ErrorCode::kInvalidArgument,
+                     to_deb + " is for architecture \"" + to.architecture + "\": give --platform");
+      }
+    }
+    spec.new_tree = to.tree;
+    for (std::size_t i = 0; i < from_debs.size(); ++i) {
+      QP_ASSIGN_OR_RETURN(DebPackage from,
+                          UnpackDeb(env, from_debs[i], JoinPath(unpacked, std::to_string(i))));
+      if (from.package != to.package || from.architecture != to.architecture) {
+        return Error(ErrorCode::kInvalidArgument, from_debs[i] + " is " + from.package + " for " +
+                                                      from.architecture + ", " + to_deb + " is " +
+                                                      to.package + " for " + to.architecture);
+      }
+      if (from.version == to.version) {
+        return Error(ErrorCode::kInvalidArgument,
+                     from_debs[i] + " and " + to_deb + " are both version " + to.version);
+      }
+      if (i == 0) {
+        spec.base = from.version;
+        spec.base_tree = from.tree;
+      } else {
+        spec.other_bases.emplace_back(from.version, from.tree);
+      }
+    }
+    return BuildImprovement(env, paths, std::move(spec));
+  };
+  Status built = build();
+  Status removed = RemoveTree(env, unpacked);
+  QP_RETURN_IF_ERROR(built);
+  return removed;
 }
 
 Result<BuiltImprovement> ReadBuiltImprovement(Env* env, const std::string& improvement_dir) {
@@ -104,12 +176,22 @@ Result<BuiltImprovement> ReadBuiltImprovement(Env* env, const std::string& impro
     }
     QP_ASSIGN_OR_RETURN(patch.target,
                         contract::ImprovementTarget::FromCustom(p["custom"], patch.file));
-    if (!out.patches.empty() && patch.target.id != out.patches.front().target.id) {
+    if (!out.patches.empty() &&
+        (patch.target.id.component != out.patches.front().target.id.component ||
+         patch.target.id.label != out.patches.front().target.id.label)) {
       return bad("patches of different improvements");
     }
     out.patches.push_back(std::move(patch));
   }
   return out;
+}
+
+std::vector<contract::ImprovementId> BuiltImprovement::Ids() const {
+  std::vector<contract::ImprovementId> ids;
+  for (const auto& p : patches) {
+    if (std::find(ids.begin(), ids.end(), p.target.id) == ids.end()) ids.push_back(p.target.id);
+  }
+  return ids;
 }
 
 }  // namespace qp::publish

@@ -96,16 +96,18 @@ Status PublishImprovement(Env* env, Clock* clock, const RepoPaths& paths,
     return Error(ErrorCode::kInvalidArgument, "percent must be 0..100");
   }
   QP_ASSIGN_OR_RETURN(BuiltImprovement built, ReadBuiltImprovement(env, improvement_dir));
-  const contract::ImprovementId& id = built.patches.front().target.id;
+  const std::vector<contract::ImprovementId> ids = built.Ids();
   QP_ASSIGN_OR_RETURN(auto w, online::LoadRepository(env, paths, clock->Now()));
   QP_RETURN_IF_ERROR(online::RequireKeys(env, paths, &w, "improvements", "publish"));
   QP_RETURN_IF_ERROR(online::RequireKeys(env, paths, &w, "rollout", "publish"));
   QP_RETURN_IF_ERROR(online::RequireOnlineKeys(env, paths, w, "publish"));
-  QP_ASSIGN_OR_RETURN(auto labels, PublishedLabels(w, id.component, id.base));
-  for (const auto& l : labels) {
-    if (l == id.label) {
-      return Error(ErrorCode::kAlreadyExists,
-                   id.component + " " + id.base + " (" + id.label + ") is already published");
+  for (const auto& id : ids) {
+    QP_ASSIGN_OR_RETURN(auto labels, PublishedLabels(w, id.component, id.base));
+    for (const auto& l : labels) {
+      if (l == id.label) {
+        return Error(ErrorCode::kAlreadyExists,
+                     id.component + " " + id.base + " (" + id.label + ") is already published");
+      }
     }
   }
   const std::int64_t published =
@@ -116,10 +118,12 @@ Status PublishImprovement(Env* env, Clock* clock, const RepoPaths& paths,
     contract::ImprovementTarget target = p.target;
     target.published = published;
     target.revoked = false;
-    w.AddTarget("improvements", id.TargetDir() + p.file, patch, target.ToCustom());
+    w.AddTarget("improvements", target.id.TargetDir() + p.file, patch, target.ToCustom());
   }
   QP_ASSIGN_OR_RETURN(contract::Rollout rollout, online::CurrentRollout(env, paths, w));
-  rollout.improvements[id.ToString()] = contract::RolloutEntry{percent, false, ""};
+  for (const auto& id : ids) {
+    rollout.improvements[id.ToString()] = contract::RolloutEntry{percent, false, ""};
+  }
   online::PutRollout(w, rollout);
   QP_RETURN_IF_ERROR(w.PublishAll());
   return online::CommitChanges(env, paths, w, clock);

@@ -43,6 +43,9 @@ struct BuildSpec {
   std::string label;      // empty: the next free letter (needs repo)
   std::string base_tree;  // the component tree as the base version installed it
   std::vector<std::pair<std::string, std::string>> earlier;  // (label, tree) still installed
+  // Further bases the same fix is built for (N-2, ...): (version, tree). Each gets a patch
+  // from its base, under its own id component/version/label.
+  std::vector<std::pair<std::string, std::string>> other_bases;
   std::string new_tree;
   std::vector<std::string> cves;
   std::string urgency = "high";
@@ -55,9 +58,18 @@ struct BuildSpec {
   std::function<void(const std::string&)> progress;
 };
 
-// Builds one patch from the base and one from each earlier improvement. `paths` (may have
-// an empty repo_dir) is used to find the next free label.
+// Builds one patch from each base and one from each earlier improvement. `paths` (may have
+// an empty repo_dir) is used to find the next free label (the greatest of the bases').
 Status BuildImprovement(Env* env, const RepoPaths& paths, BuildSpec spec);
+
+// The same from Debian packages (`build --from-deb OLD.deb ... --to-deb NEW.deb`): the
+// component (unless spec names one), the platform (unless named) and every base come from
+// the packages' control fields, the trees from their data (deb_package.h), unpacked beside
+// spec.out_dir and removed afterwards. The first of `from_debs` is spec.base; its earlier
+// improvements (spec.earlier) still apply. All must be one package for one architecture.
+Status BuildImprovementFromDebs(Env* env, const RepoPaths& paths, BuildSpec spec,
+                                const std::vector<std::string>& from_debs,
+                                const std::string& to_deb);
 
 // What `build` writes into its directory (improvement.json), for `publish`:
 //   {"patches": [{"file": name, "bytes": size, "custom": <custom.quietpatch of the target>}]}
@@ -68,10 +80,12 @@ struct BuiltPatch {
   contract::ImprovementTarget target;
 };
 struct BuiltImprovement {
-  std::vector<BuiltPatch> patches;  // at least one; all of one improvement id
+  // At least one; all of one component and label, for one or several bases.
+  std::vector<BuiltPatch> patches;
+  std::vector<contract::ImprovementId> Ids() const;  // each base's, in order
 };
 // kCorrupt naming the file when improvement.json is not that, names a file outside the
-// directory, or mixes improvement ids.
+// directory, or mixes components or labels.
 Result<BuiltImprovement> ReadBuiltImprovement(Env* env, const std::string& improvement_dir);
 
 // The label after the greatest published for component/base ("a" without a repository).
@@ -80,7 +94,8 @@ Result<std::string> NextFreeLabel(Env* env, Clock* clock, const RepoPaths& paths
                                   const std::string& component, const std::string& base);
 
 // Publishes a built improvement (targets signed by the improvements key) with its initial
-// rollout percentage (rollout.json, signed by the rollout key), then snapshot and timestamp.
+// rollout percentage (rollout.json, signed by the rollout key: one entry per base), then
+// snapshot and timestamp.
 Status PublishImprovement(Env* env, Clock* clock, const RepoPaths& paths,
                           const std::string& improvement_dir, int percent);
 

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <map>
 
 #include "core/hash.h"
 #include "core/test_data.h"
@@ -246,6 +248,119 @@ TEST_F(PublisherTest, BundleHoldsWhatAnOfflineDeviceNeeds) {
   ASSERT_TRUE(listed.ok()) << listed.error().ToString();
   ASSERT_EQ(listed->size(), 1u);
   EXPECT_TRUE(updater.FetchTarget((*listed)[0]).ok());
+}
+
+// A tree as dpkg leaves a package's files for a component: regular files only.
+std::string RegularFilesOnly(const TestDir& dir, const std::string& name) {
+  std::string tree = UnpackTestDeb(dir, name);
+  std::string cmd =
+      "find '" + tree + "' -type l -delete && find '" + tree + "' -depth -type d -empty -delete";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  return tree;
+}
+
+TEST_F(PublisherTest, BuildsFromDebianPackagesForSeveralBasesInOneImprovement) {
+  Env* env = Env::Default();
+  const std::string v17 = "3.0.17-1~deb12u2", v20 = "3.0.20-1~deb12u2";
+  BuildSpec spec;
+  spec.cves = {"CVE-2025-9230"};
+  spec.out_dir = work_.Sub("imp");
+  auto s = BuildImprovementFromDebs(
+      env, paths_, spec,
+      {TestDeb("libssl3_" + v17 + "_amd64"), TestDeb("libssl3_" + v20 + "_amd64")},
+      TestDeb("libssl3_3.0.22-1~deb12u2_amd64"));
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_FALSE(TestPathExists(work_.Sub("imp.unpacked")));
+  auto built = ReadBuiltImprovement(env, work_.Sub("imp"));
+  ASSERT_TRUE(built.ok()) << built.error().ToString();
+  ASSERT_EQ(built->Ids().size(), 2u);
+  EXPECT_EQ(built->Ids()[0].ToString(), "libssl3/" + v17 + "/a");  // from the control fields
+  EXPECT_EQ(built->Ids()[1].ToString(), "libssl3/" + v20 + "/a");
+  for (const auto& p : built->patches) EXPECT_EQ(p.target.platform, "linux-x86_64");
+
+  s = PublishImprovement(env, Clock::Real(), paths_, work_.Sub("imp"), 100);
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  auto view = ReadAsDevice();
+  ASSERT_TRUE(view.ok()) << view.error().ToString();
+  ASSERT_EQ(view->improvements.size(), 2u);
+  // Each patch turns its base, as dpkg installed it, into 3.0.22's files, and names the
+  // trees by the digests a device computes of dpkg's files.
+  TestDir trees;
+  std::map<std::string, std::string> bases = {
+      {v17, RegularFilesOnly(trees, "libssl3_" + v17 + "_amd64")},
+      {v20, RegularFilesOnly(trees, "libssl3_" + v20 + "_amd64")}};
+  const std::string expected = Digest(RegularFilesOnly(trees, "libssl3_3.0.22-1~deb12u2_amd64"));
+  for (const auto& t : view->improvements) {
+    const Json& q = t.file.custom["quietpatch"];
+    const std::string base = q["base"];
+    EXPECT_EQ(q["source_digest"], Digest(bases.at(base))) << t.path;
+    EXPECT_EQ(q["result_digest"], expected);
+    std::size_t slash = t.path.rfind('/');
+    std::string stored = paths_.repo_dir + "/targets/" + t.path.substr(0, slash + 1) +
+                         t.file.hashes.at("sha256") + "." + t.path.substr(slash + 1);
+    std::string out = work_.Sub("applied-" + base);
+    auto applied = delta::ApplyPatch(env, bases.at(base), stored, out, {});
+    ASSERT_TRUE(applied.ok()) << t.path << ": " << applied.error().ToString();
+    EXPECT_EQ(Digest(out), expected) << t.path;
+    EXPECT_EQ(view->rollout["improvements"]["libssl3/" + base + "/a"]["percent"], 100);
+  }
+}
+
+TEST_F(PublisherTest, APackageTreeLeavesOutConffilesAndSymlinks) {
+  // A package of our own, built by dpkg-deb: a library, a symlink to it and a conffile.
+  for (const char* v : {"1.0-1", "1.0-2"}) {
+    std::string root = work_.Sub(std::string("pkg-") + v);
+    ASSERT_EQ(
+        std::system(
+            ("mkdir -p '" + root + "/DEBIAN' '" + root + "/etc' '" + root + "/usr/lib'").c_str()),
+        0);
+    WriteTestFile(root + "/DEBIAN/control", std::string("Package: libdemo1\nVersion: ") + v +
+                                                "\nArchitecture: arm64\nMaintainer: t <t@t>\n"
+                                                "Description: demo\n");
+    WriteTestFile(root + "/DEBIAN/conffiles", "/etc/demo.conf\n");
+    WriteTestFile(root + "/etc/demo.conf", std::string("setting = ") + v + "\n");
+    WriteTestFile(root + "/usr/lib/libdemo.so.1", std::string(4096, 'x') + v);
+    std::string cmd = "ln -s libdemo.so.1 '" + root + "/usr/lib/libdemo.so' && dpkg-deb -Zgzip " +
+                      "--root-owner-group --build '" + root + "' '" + root + ".deb' > /dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  BuildSpec spec;
+  spec.out_dir = work_.Sub("imp");
+  auto s = BuildImprovementFromDebs(Env::Default(), RepoPaths{"", ""}, spec,
+                                    {work_.Sub("pkg-1.0-1.deb")}, work_.Sub("pkg-1.0-2.deb"));
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  auto built = ReadBuiltImprovement(Env::Default(), work_.Sub("imp"));
+  ASSERT_TRUE(built.ok());
+  ASSERT_EQ(built->patches.size(), 1u);
+  EXPECT_EQ(built->patches[0].target.id.ToString(), "libdemo1/1.0-1/a");
+  EXPECT_EQ(built->patches[0].target.platform, "linux-aarch64");
+  TestDir expect;
+  ASSERT_EQ(std::system(("mkdir -p '" + expect.Sub("usr/lib") + "'").c_str()), 0);
+  WriteTestFile(expect.Sub("usr/lib/libdemo.so.1"), std::string(4096, 'x') + "1.0-2");
+  EXPECT_EQ(built->patches[0].target.result_digest, Digest(expect.path()));
+}
+
+TEST_F(PublisherTest, RefusesPackagesThatAreNotOneComponent) {
+  Env* env = Env::Default();
+  BuildSpec spec;
+  spec.out_dir = work_.Sub("imp");
+  // Two different packages.
+  auto s = BuildImprovementFromDebs(env, RepoPaths{"", ""}, spec,
+                                    {TestDeb("libc6_2.36-9+deb12u7_amd64")},
+                                    TestDeb("libssl3_3.0.22-1~deb12u2_amd64"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.error().message().find("is libc6 for amd64"), std::string::npos)
+      << s.error().message();
+  // Not a package at all.
+  WriteTestFile(work_.Sub("junk.deb"), "!<arch>\nnot really\n");
+  s = BuildImprovementFromDebs(env, RepoPaths{"", ""}, spec, {work_.Sub("junk.deb")},
+                               TestDeb("libssl3_3.0.22-1~deb12u2_amd64"));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code(), ErrorCode::kInvalidArgument) << s.error().ToString();
+  // Nothing is left of either attempt.
+  EXPECT_FALSE(TestPathExists(work_.Sub("imp")));
+  EXPECT_FALSE(TestPathExists(work_.Sub("imp.unpacked")));
 }
 
 }  // namespace

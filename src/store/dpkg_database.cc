@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/ascii.h"
+#include "core/platform.h"
 #include "core/process.h"
 
 namespace qp::store {
@@ -11,26 +13,6 @@ namespace {
 constexpr std::size_t kMaxQueryOutput = 64 << 20;
 constexpr std::size_t kMaxFiles = 100000;
 constexpr auto kQueryTimeout = std::chrono::seconds(60);
-
-std::vector<std::string_view> Lines(std::string_view text) {
-  std::vector<std::string_view> lines;
-  while (!text.empty()) {
-    std::size_t nl = text.find('\n');
-    lines.push_back(text.substr(0, nl));
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-  }
-  return lines;
-}
-
-std::vector<std::string_view> Split(std::string_view line, char sep) {
-  std::vector<std::string_view> parts;
-  for (std::size_t at; (at = line.find(sep)) != std::string_view::npos;) {
-    parts.push_back(line.substr(0, at));
-    line = line.substr(at + 1);
-  }
-  parts.push_back(line);
-  return parts;
-}
 
 // Runs dpkg-query (its standard output only, whole, in the C locale).
 Result<ProcessResult> DpkgQuery(const std::string& admin_dir, std::vector<std::string> args) {
@@ -146,17 +128,6 @@ Result<DpkgPackage> QueryDpkgPackage(Env* env, const std::string& admin_dir,
     }
   }
   return out;
-}
-
-std::string PlatformOfDebianArchitecture(std::string_view architecture) {
-  if (architecture == "amd64") return "linux-x86_64";
-  if (architecture == "arm64") return "linux-aarch64";
-  if (architecture == "armhf") return "linux-armhf";
-  if (architecture == "i386") return "linux-i686";
-  if (architecture == "riscv64") return "linux-riscv64";
-  if (architecture == "ppc64el") return "linux-ppc64le";
-  if (architecture == "s390x") return "linux-s390x";
-  return "";
 }
 
 }  // namespace qp::store

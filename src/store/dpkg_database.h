@@ -48,8 +48,4 @@ Result<DpkgPackage> QueryDpkgPackage(Env* env, const std::string& admin_dir,
 // The same for the stanza only (status and version), without the file list.
 Result<DpkgStanza> QueryDpkgStanza(const std::string& admin_dir, const std::string& package);
 
-// The platform quietpatch names for a Debian architecture ("amd64" -> "linux-x86_64");
-// "" for one it does not know.
-std::string PlatformOfDebianArchitecture(std::string_view architecture);
-
 }  // namespace qp::store

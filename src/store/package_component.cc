@@ -1,5 +1,6 @@
 #include "store/package_component.h"
 
+#include "core/platform.h"
 #include "store/dpkg_database.h"
 
 namespace qp::store {
