@@ -121,9 +121,18 @@ Status Agent::Reload() {
     if (!st.ok()) {
       views_[c.name].last_error = st.error().ToString();
       spdlog::error("agent: {}: {}", c.name, st.error().ToString());
+      continue;
     }
+    ReportSuperseded(c, *st);
   }
   return OkStatus();
+}
+
+void Agent::ReportSuperseded(const store::ComponentConfig& c, const store::ComponentStatus& st) {
+  if (!st.superseded || !st.current.label.empty()) return;
+  const store::Supersession& s = *st.superseded;
+  if (state_.installed.erase(c.name) != 0) (void)SaveState();
+  Report(c, s.base, s.label, "superseded", "superseded by " + s.by);
 }
 
 bool Agent::EffectiveAutoInstall() const {
@@ -243,6 +252,7 @@ Status Agent::CheckLocked(const Request& request) {
       if (first_error.ok()) first_error = st.error();
       continue;
     }
+    ReportSuperseded(c, *st);
     if (st->modified) {
       view.last_error = st->modified_reason;
       Report(c, st->base_version, st->current.label, "failed", st->modified_reason);

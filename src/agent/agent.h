@@ -100,6 +100,8 @@ class Agent final : public CheckTarget {
                             const Improvement& imp, tuf::Updater& updater);
   // Reports the state of an installed improvement: protected, or installed while processes
   // still run the old code.
+  // A full update (or dpkg) replaced the component's improvement: reported once.
+  void ReportSuperseded(const store::ComponentConfig& c, const store::ComponentStatus& st);
   void ReportInstalled(const store::ComponentConfig& c);
   void Report(const store::ComponentConfig& c, const std::string& base, const std::string& label,
               const std::string& state, const std::string& error,

@@ -22,6 +22,7 @@
 #include "core/hash.h"
 #include "core/read_counting_env.h"
 #include "core/test_dir.h"
+#include "core/tree_writer.h"
 #include "delta/tree_manifest.h"
 #include "online/online_repository.h"
 #include "publish/publisher.h"
@@ -266,6 +267,36 @@ TEST_F(AgentTest, InstallsAPublishedFixAndReportsItProtected) {
   ASSERT_TRUE(agent->Check().ok());
   EXPECT_EQ(server_.downloads, 1);
   EXPECT_EQ(agent->PendingReports(), 0u);
+}
+
+TEST_F(AgentTest, AFullUpdateSupersedesTheFixOnceInStatusAndReports) {
+  WriteTestFile(dir_.Sub("device/base-version"), "1.0\n");
+  WriteTestFile(config_dir_ + "/components/comp.toml",
+                "name = \"comp\"\nplatform = \"linux-x86_64\"\nroot = \"" + live_ +
+                    "\"\n[base_version]\nfile = \"" + dir_.Sub("device/base-version") + "\"\n");
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  EXPECT_EQ(Comp(agent->StatusJson())["improvement"], "a");
+  EXPECT_TRUE(Comp(agent->StatusJson())["superseded"].is_null());
+  // The next full release replaces the component: version 2.0, its own files.
+  ASSERT_TRUE(RemoveTree(Env::Default(), live_).ok());
+  MakeTree(live_, Version(2));
+  WriteTestFile(dir_.Sub("device/base-version"), "2.0\n");
+  // What the apt hook does after every dpkg run (an idle check hashes nothing).
+  ASSERT_TRUE(agent->Reload().ok());
+  Json comp = Comp(agent->StatusJson());
+  EXPECT_EQ(comp["base_version"], "2.0");
+  EXPECT_EQ(comp["improvement"], "");
+  EXPECT_EQ(comp["superseded"],
+            (Json{{"improvement", "comp/1.0/a"}, {"label", "a"}, {"by", "base version 2.0"}}));
+  EXPECT_EQ(comp["cves_fixed_on_disk"], Json::array());
+  ASSERT_TRUE(agent->Check().ok());  // reported once, not at every check
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(std::count(server_.report_states.begin(), server_.report_states.end(), "superseded"),
+            1);
+  EXPECT_EQ(server_.report_states.back(), "superseded");
 }
 
 TEST_F(AgentTest, ACheckWithNothingPublishedIsOneConditionalRequestAndHashesNothing) {

@@ -66,6 +66,27 @@ Json StatusJson(store::Store& store, const std::vector<store::ComponentConfig>& 
         }
       }
       if (!installed) cves.clear();
+      j["superseded"] = nullptr;
+      if (st->superseded && !installed) {
+        const store::Supersession& sup = *st->superseded;
+        j["superseded"] = Json{{"improvement", c.name + "/" + sup.base + "/" + sup.label},
+                               {"label", sup.label},
+                               {"by", sup.by}};
+      }
+      if (!c.package.empty()) {
+        // What dpkg --verify would report: each file changed, dpkg's sum and the one now.
+        Json files = Json::array();
+        auto differences = store.DifferencesFromDpkg(c.name);
+        if (differences.ok()) {
+          for (const auto& d : *differences) {
+            files.push_back(Json{{"path", d.path}, {"dpkg_md5", d.dpkg_md5}, {"md5", d.live_md5}});
+          }
+          j["package_files_changed"] = files;
+        } else {
+          j["package_files_changed"] = nullptr;
+          j["package_files_error"] = differences.error().ToString();
+        }
+      }
       j["cves_fixed_on_disk"] = cves;
       j["cves_mitigated"] = restart.empty() ? cves : std::vector<std::string>();
       j["protected"] = installed && restart.empty();

@@ -80,6 +80,25 @@ void PrintStatus(const Json& s) {
     }
     if (c["modified"].get<bool>())
       std::cout << "  warning: files were modified outside quietpatch\n";
+    if (c.contains("superseded") && c["superseded"].is_object()) {
+      std::cout << "  superseded:   (" << c["superseded"]["label"].get<std::string>() << ") by "
+                << c["superseded"]["by"].get<std::string>() << "\n";
+    }
+    if (c.contains("package_files_changed") && c["package_files_changed"].is_array()) {
+      const Json& files = c["package_files_changed"];
+      if (files.empty()) {
+        std::cout << "  package files: as dpkg installed them (dpkg --verify is clean)\n";
+      } else {
+        std::cout << "  package files changed (dpkg's md5sum, now):\n";
+        for (const auto& f : files) {
+          std::cout << "    " << f["path"].get<std::string>() << "\n      "
+                    << f["dpkg_md5"].get<std::string>() << "  "
+                    << (f["md5"].get<std::string>().empty() ? "(unreadable)"
+                                                            : f["md5"].get<std::string>())
+                    << "\n";
+        }
+      }
+    }
     if (!c["available"].is_null()) {
       const Json& a = c["available"];
       std::cout << "  available:    (" << a["label"].get<std::string>() << ") "

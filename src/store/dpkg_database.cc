@@ -1,8 +1,12 @@
 #include "store/dpkg_database.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
+#include <memory>
 
 #include "core/ascii.h"
+#include "core/hash.h"
 #include "core/platform.h"
 #include "core/process.h"
 
@@ -31,6 +35,27 @@ Result<ProcessResult> DpkgQuery(const std::string& admin_dir, std::vector<std::s
     return Error(ErrorCode::kIo, "dpkg-query " + args.back() + ": " + r->Describe());
   }
   return r;
+}
+
+// The MD5 of a file, lowercase hex: dpkg's records are MD5s. Compared with them only, never
+// trusted for integrity (the store's digests are SHA-256).
+Result<std::string> FileMd5(Env* env, const std::string& path) {
+  QP_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) != 1) {
+    return Error(ErrorCode::kInternal, "MD5 is not available");
+  }
+  std::vector<std::uint8_t> buf(1 << 16);
+  for (std::uint64_t at = 0; at < file->Size();) {
+    QP_ASSIGN_OR_RETURN(std::size_t n, file->ReadAt(at, buf));
+    if (n == 0) break;
+    EVP_DigestUpdate(ctx.get(), buf.data(), n);
+    at += n;
+  }
+  std::uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &len);
+  return HexEncode(std::span<const std::uint8_t>(md, len));
 }
 
 }  // namespace
@@ -126,6 +151,19 @@ Result<DpkgPackage> QueryDpkgPackage(Env* env, const std::string& admin_dir,
       if (line.size() < 35 || line.substr(32, 2) != "  ") continue;  // "<32 hex>  <path>"
       out.md5sums["/" + std::string(line.substr(34))] = std::string(line.substr(0, 32));
     }
+  }
+  return out;
+}
+
+Result<std::vector<DpkgFileDifference>> DifferencesFromDpkg(Env* env, const DpkgPackage& package) {
+  std::vector<DpkgFileDifference> out;
+  for (const auto& path : package.files) {
+    auto sum = package.md5sums.find(path);
+    if (sum == package.md5sums.end()) continue;
+    auto live = FileMd5(env, path);
+    if (!live.ok() && live.error().code() != ErrorCode::kNotFound) return live.error();
+    std::string md5 = live.ok() ? *live : "";
+    if (md5 != sum->second) out.push_back({path, sum->second, md5});
   }
   return out;
 }

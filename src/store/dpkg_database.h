@@ -48,4 +48,15 @@ Result<DpkgPackage> QueryDpkgPackage(Env* env, const std::string& admin_dir,
 // The same for the stanza only (status and version), without the file list.
 Result<DpkgStanza> QueryDpkgStanza(const std::string& admin_dir, const std::string& package);
 
+// A file of a package whose content is not what dpkg recorded.
+struct DpkgFileDifference {
+  std::string path;
+  std::string dpkg_md5;  // dpkg's record
+  std::string live_md5;  // of the file now ("" when it cannot be read)
+};
+
+// The files of `package` whose MD5 differs from dpkg's md5sums, read through `env` (files
+// dpkg has no sum for are left out). dpkg --verify compares the same sums.
+Result<std::vector<DpkgFileDifference>> DifferencesFromDpkg(Env* env, const DpkgPackage& package);
+
 }  // namespace qp::store

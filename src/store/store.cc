@@ -142,8 +142,13 @@ Result<std::string> Store::ReadBaseVersion(const ComponentConfig& config) {
   return version;
 }
 
-Status Store::Recover(Component& c) {
+Status Store::Recover(Component& c, bool lock_held) {
   if (!c.state || !c.state->journal) return OkStatus();
+  // A package's files are dpkg's too: finished or undone under its lock.
+  std::unique_ptr<FileLock> dpkg_lock;
+  if (!lock_held) {
+    QP_ASSIGN_OR_RETURN(dpkg_lock, LockPackageDatabase(c));
+  }
   Journal j = *c.state->journal;
   Activation& a = *c.activation;
   c.modified_reason.reset();  // what recovery leaves is compared afresh at the next look
@@ -182,9 +187,15 @@ Status Store::RecoverAll() {
   Status first = OkStatus();
   for (const auto& config : components_) {
     auto c = Get(config.name);
-    Status s = c.ok() ? Recover(**c) : Status(c.error());
+    Status s = c.ok() ? Recover(**c, false) : Status(c.error());
     if (!s.ok()) {
       if (IsCrash(s.error())) return s;
+      if (s.error().code() == ErrorCode::kFailedPrecondition && c.ok() &&
+          !(*c)->config->package.empty()) {
+        // apt is running: the next reconcile finishes it, under the lock.
+        spdlog::warn("store: {}: recovery waits for dpkg: {}", config.name, s.error().ToString());
+        continue;
+      }
       spdlog::error("store: {}: recovery failed: {}", config.name, s.error().ToString());
       if (first.ok()) first = s.error().WithContext(config.name);
     }
@@ -198,26 +209,48 @@ std::string Store::CompareLive(Component& c, const std::string& digest) {
          " as the store left them (modified outside quietpatch)";
 }
 
+Status Store::Supersede(Component& c, const std::string& base, const std::string& digest,
+                        const std::string& by) {
+  QP_RETURN_IF_ERROR(c.activation->DropPrevious());
+  const ComponentState old = *c.state;
+  std::optional<Supersession> superseded = old.superseded;
+  if (!old.current.label.empty())
+    superseded = Supersession{old.base_version, old.current.label, by};
+  c.state = ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt, superseded};
+  QP_RETURN_IF_ERROR(Save(c));
+  Record(c, "supersede", old.current.label, "", "superseded",
+         old.base_version == base ? by : "base version " + old.base_version + " -> " + base);
+  return OkStatus();
+}
+
 Result<ComponentStatus> Store::Reconcile(const std::string& name) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
-  QP_RETURN_IF_ERROR(Recover(*c));
+  QP_RETURN_IF_ERROR(Recover(*c, false));
   QP_ASSIGN_OR_RETURN(std::string base, ReadBaseVersion(*c->config));
   // The one hash of the live files per check.
   auto live = c->activation->LiveDigest();
   if (!live.ok()) return live.error().WithContext(name + ": reading the live files");
   std::string digest = HexEncode(*live);
   if (!c->state) {
-    c->state = ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt};
+    c->state =
+        ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt, std::nullopt};
     QP_RETURN_IF_ERROR(Save(*c));
   } else if (c->state->base_version != base) {
     // The next full update installed the component anew: its improvements are history.
-    QP_RETURN_IF_ERROR(c->activation->DropPrevious());
-    std::string old_label = c->state->current.label;
-    std::string old_base = c->state->base_version;
-    c->state = ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt};
-    QP_RETURN_IF_ERROR(Save(*c));
-    Record(*c, "supersede", old_label, "", "superseded",
-           "base version " + old_base + " -> " + base);
+    QP_RETURN_IF_ERROR(Supersede(
+        *c, base, digest,
+        c->config->package.empty() ? "base version " + base : c->config->package + " " + base));
+  } else if (digest != c->state->current.digest && !c->state->current.label.empty() &&
+             !c->config->package.empty()) {
+    // dpkg reinstalled the same version (or an older one with the same version string):
+    // when its files are dpkg's again, the improvement is gone and quietpatch says so.
+    auto package = QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c->config->package);
+    if (!package.ok()) return package.error().WithContext(name);
+    QP_ASSIGN_OR_RETURN(auto differences, store::DifferencesFromDpkg(options_.env, *package));
+    if (differences.empty()) {
+      QP_RETURN_IF_ERROR(
+          Supersede(*c, base, digest, c->config->package + " " + base + " reinstalled by dpkg"));
+    }
   }
   c->modified_reason = CompareLive(*c, digest);
   return GetStatus(name);
@@ -241,6 +274,7 @@ Result<ComponentStatus> Store::GetStatus(const std::string& name) {
   st.base_version = c->state->base_version;
   st.current = c->state->current;
   st.previous = c->state->previous;
+  st.superseded = c->state->superseded;
   if (!c->modified_reason) return Verify(name);  // first look in this process
   st.modified = !c->modified_reason->empty();
   st.modified_reason = *c->modified_reason;
@@ -293,8 +327,19 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   // apt and dpkg never write a package's files while the store does.
   QP_ASSIGN_OR_RETURN(auto dpkg_lock, LockPackageDatabase(*c));
-  QP_RETURN_IF_ERROR(Recover(*c));
+  QP_RETURN_IF_ERROR(Recover(*c, true));
   if (!c->state) QP_RETURN_IF_ERROR(Reconcile(name));
+  if (!c->config->package.empty()) {
+    // dpkg may have run while the lock was awaited: the patch was chosen for what was
+    // installed before.
+    QP_ASSIGN_OR_RETURN(std::string base, ReadBaseVersion(*c->config));
+    if (base != c->state->base_version) {
+      QP_RETURN_IF_ERROR(Reconcile(name));
+      return Error(ErrorCode::kFailedPrecondition, name + ": dpkg installed " + c->config->package +
+                                                       " " + base +
+                                                       " meanwhile; the next check decides anew");
+    }
+  }
   Activation& a = *c->activation;
   ComponentState& state = *c->state;
   if (request.from != state.current) {
@@ -395,6 +440,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   // copy is housekeeping that recovery finishes if it is interrupted.
   state.previous = j.from;
   state.current = j.to;
+  state.superseded.reset();
   if (Status s = advance(JournalPhase::kCommitting); !s.ok()) return abandon(s.error());
   c->modified_reason = "";  // staging checked every file against the manifest
   Record(*c, "install", j.from.label, j.to.label, "committed", "");
@@ -417,7 +463,7 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
 Status Store::Remove(const std::string& name, const std::string& reason) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   QP_ASSIGN_OR_RETURN(auto dpkg_lock, LockPackageDatabase(*c));
-  QP_RETURN_IF_ERROR(Recover(*c));
+  QP_RETURN_IF_ERROR(Recover(*c, true));
   if (!c->state || !c->state->previous) {
     return Error(ErrorCode::kNotFound, name + ": no previous state is kept to return to");
   }
@@ -449,6 +495,14 @@ Result<std::vector<ProcessRef>> Store::ProcessesNeedingRestart(const std::string
                                                                const std::string& proc_root) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   return FindStaleMappings(proc_root, c->activation->MappedPathAliases());
+}
+
+Result<std::vector<DpkgFileDifference>> Store::DifferencesFromDpkg(const std::string& name) {
+  QP_ASSIGN_OR_RETURN(Component * c, Get(name));
+  if (c->config->package.empty()) return std::vector<DpkgFileDifference>();
+  QP_ASSIGN_OR_RETURN(auto package,
+                      QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c->config->package));
+  return store::DifferencesFromDpkg(options_.env, package);
 }
 
 Status Store::RunRestartHooks(const std::string& name) {

@@ -20,6 +20,7 @@
 #include "store/activation.h"
 #include "store/command.h"
 #include "store/component_config.h"
+#include "store/dpkg_database.h"
 #include "store/process_maps.h"
 #include "store/store_state.h"
 
@@ -52,6 +53,7 @@ struct ComponentStatus {
   std::optional<TreeState> previous;  // what "remove" returns to
   bool modified = false;              // live files differ from what the store recorded
   std::string modified_reason;
+  std::optional<Supersession> superseded;  // the improvement a full update replaced
 };
 
 struct InstallRequest {
@@ -78,7 +80,8 @@ class Store {
   Status RecoverAll();
 
   // Reads the base version; when it changed, drops the old base's improvements and their
-  // rollback copies and restarts from the new base (recorded as "superseded"). Detects
+  // rollback copies and restarts from the new base (recorded as "superseded"). A Debian
+  // package whose files are dpkg's again (reinstalled) is superseded the same way. Detects
   // live files modified behind the store's back. Creates the state on first sight.
   Result<ComponentStatus> Reconcile(const std::string& name);
 
@@ -106,6 +109,10 @@ class Store {
   // Runs the component's restart hooks; the first failure is returned, all are attempted.
   Status RunRestartHooks(const std::string& name);
 
+  // A Debian package's files whose content is not what dpkg recorded (the ones an
+  // improvement changed, as dpkg --verify sees them); empty for other components.
+  Result<std::vector<DpkgFileDifference>> DifferencesFromDpkg(const std::string& name);
+
  private:
   struct Component;
   Result<Component*> Get(const std::string& name);
@@ -113,7 +120,13 @@ class Store {
   Status Save(Component& c);
   void Record(Component& c, const std::string& op, const std::string& from, const std::string& to,
               const std::string& result, const std::string& reason);
-  Status Recover(Component& c);
+  // Finishes or undoes what c's journal says was in flight; takes dpkg's lock for a
+  // package unless the caller holds it (fcntl locks are the process's: never nested).
+  Status Recover(Component& c, bool lock_held);
+  // The component restarts from `base` (live files: `digest`); its improvement, if any, is
+  // recorded as superseded `by` what replaced it.
+  Status Supersede(Component& c, const std::string& base, const std::string& digest,
+                   const std::string& by);
   // dpkg's frontend lock when `c` is a Debian package (null otherwise). kFailedPrecondition
   // naming the holder when apt or dpkg keeps it past dpkg_lock_wait.
   Result<std::unique_ptr<FileLock>> LockPackageDatabase(const Component& c);

@@ -74,6 +74,12 @@ Result<ComponentState> LoadState(Env* env, const std::string& path) {
     s.base_version = j.at("base_version").get<std::string>();
     s.current = TreeFrom(j.at("current"));
     if (!j.at("previous").is_null()) s.previous = TreeFrom(j.at("previous"));
+    if (j.contains("superseded") && !j.at("superseded").is_null()) {  // absent in older files
+      const Json& sj = j.at("superseded");
+      s.superseded =
+          Supersession{sj.at("base").get<std::string>(), sj.at("label").get<std::string>(),
+                       sj.at("by").get<std::string>()};
+    }
     if (!j.at("journal").is_null()) {
       const Json& jj = j.at("journal");
       Journal journal;
@@ -102,7 +108,13 @@ Status SaveState(Env* env, const std::string& path, const ComponentState& state)
   Json j{{"base_version", state.base_version},
          {"current", TreeJson(state.current)},
          {"previous", state.previous ? TreeJson(*state.previous) : Json()},
-         {"journal", Json()}};
+         {"journal", Json()},
+         {"superseded", Json()}};
+  if (state.superseded) {
+    j["superseded"] = Json{{"base", state.superseded->base},
+                           {"label", state.superseded->label},
+                           {"by", state.superseded->by}};
+  }
   if (state.journal) {
     const Journal& jr = *state.journal;
     j["journal"] = Json{{"op", JournalOpName(jr.op)},

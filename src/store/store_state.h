@@ -48,11 +48,20 @@ struct Journal {
   std::string reason;                // why a rollback happens
 };
 
+// An improvement that a full update of the component (or a package manager reinstalling
+// it) replaced: what status shows until the next improvement is installed.
+struct Supersession {
+  std::string base, label;  // the improvement's
+  std::string by;           // "libssl3 3.0.22-1~deb12u2", "base version 3.0.22"
+  bool operator==(const Supersession&) const = default;
+};
+
 struct ComponentState {
   std::string base_version;
   TreeState current;
   std::optional<TreeState> previous;  // what the rollback copy holds
   std::optional<Journal> journal;
+  std::optional<Supersession> superseded;  // since the last install
 };
 
 // kNotFound when the component has no state yet; kCorrupt names the file.

@@ -3,11 +3,13 @@
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <set>
 
+#include "core/fault_env.h"
 #include "core/read_counting_env.h"
 #include "store/store_test_util.h"
 
@@ -186,6 +188,8 @@ TEST_P(StoreTest, NewBaseVersionSupersedesImprovementsAndTheirRollbackCopies) {
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   EXPECT_EQ(st->base_version, "2.0");
   EXPECT_EQ(st->current.label, "");
+  ASSERT_TRUE(st->superseded.has_value());
+  EXPECT_EQ(*st->superseded, (Supersession{"1.0", f_.Request().to.label, "base version 2.0"}));
   EXPECT_FALSE(st->previous.has_value());
   EXPECT_FALSE(st->modified);
   if (GetParam() == RootKind::kOwnedDirectory) {
@@ -262,6 +266,21 @@ class StorePackageTest : public ::testing::Test {
     o.dpkg_admin_dir = admin_.path();
     o.dpkg_lock_wait = std::chrono::milliseconds(0);
     return o;
+  }
+  // dpkg's records of the component's files as they are now: the file list and md5sums
+  // that dpkg-query -L and --control-show read.
+  void RecordFilesAsDpkg() {
+    std::string list, sums;
+    for (const auto& f : f_.config_.files) {
+      std::string content = ReadTestFile(f);
+      unsigned char md[EVP_MAX_MD_SIZE];
+      std::size_t len = 0;
+      ASSERT_EQ(EVP_Q_digest(nullptr, "MD5", nullptr, content.data(), content.size(), md, &len), 1);
+      list += f + "\n";
+      sums += HexEncode(std::span<const std::uint8_t>(md, len)) + "  " + f.substr(1) + "\n";
+    }
+    WriteTestFile(admin_.Sub("info/libcomp:amd64.list"), list);
+    WriteTestFile(admin_.Sub("info/libcomp:amd64.md5sums"), sums);
   }
   StoreFixture f_{RootKind::kSharedFiles};
   TestDir admin_;
@@ -343,6 +362,8 @@ TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
   ASSERT_TRUE(st.ok()) << st.error().ToString();
   EXPECT_EQ(st->base_version, "2.0");
   EXPECT_EQ(st->current.label, "");
+  ASSERT_TRUE(st->superseded.has_value());
+  EXPECT_EQ(*st->superseded, (Supersession{"1.0", f_.Request().to.label, "libcomp 2.0"}));
   EXPECT_FALSE(st->previous.has_value());
   EXPECT_FALSE(st->modified);
   EXPECT_TRUE(f_.Leftovers().empty());
@@ -351,6 +372,90 @@ TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
   auto half = store.Reconcile("comp");
   ASSERT_FALSE(half.ok());
   EXPECT_NE(half.error().message().find("half-installed"), std::string::npos);
+}
+
+TEST_F(StorePackageTest, AReinstallByDpkgSupersedesTheImprovementAndStatusShowsDpkgsSums) {
+  RecordFilesAsDpkg();
+  std::map<std::string, std::string> dpkgs;
+  for (const auto& f : f_.config_.files) dpkgs[f] = ReadTestFile(f);
+  Store store(Options(), {f_.config_});
+  ASSERT_TRUE(store.Reconcile("comp").ok());
+  auto none = store.DifferencesFromDpkg("comp");
+  ASSERT_TRUE(none.ok()) << none.error().ToString();
+  EXPECT_TRUE(none->empty());
+  ASSERT_TRUE(store.Install("comp", f_.Request())->committed);
+  // Every file the improvement changed, with dpkg's sum and the one of the file now.
+  auto changed = store.DifferencesFromDpkg("comp");
+  ASSERT_TRUE(changed.ok()) << changed.error().ToString();
+  ASSERT_FALSE(changed->empty());
+  for (const auto& d : *changed) {
+    EXPECT_NE(dpkgs.at(d.path), ReadTestFile(d.path)) << d.path;
+    EXPECT_EQ(d.dpkg_md5.size(), 32u);
+    EXPECT_EQ(d.live_md5.size(), 32u);
+    EXPECT_NE(d.dpkg_md5, d.live_md5);
+  }
+  // Changed behind the store's back, not to dpkg's files: modified, still claimed.
+  const std::string first = f_.config_.files.front();
+  WriteTestFile(first, "someone else's bytes");
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_TRUE(st->modified);
+  EXPECT_EQ(st->current.label, f_.Request().to.label);
+  // dpkg -i of the same version: dpkg's files again; the store no longer claims them.
+  for (const auto& [path, content] : dpkgs) WriteTestFile(path, content);
+  st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_FALSE(st->modified);
+  EXPECT_EQ(st->base_version, "1.0");
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_FALSE(st->previous.has_value());
+  ASSERT_TRUE(st->superseded.has_value());
+  EXPECT_EQ(*st->superseded,
+            (Supersession{"1.0", f_.Request().to.label, "libcomp 1.0 reinstalled by dpkg"}));
+  EXPECT_TRUE(f_.Leftovers().empty());
+  EXPECT_TRUE(store.DifferencesFromDpkg("comp")->empty());
+  EXPECT_EQ(store.History("comp")->back().result, "superseded");
+  // Remembered across restarts of the agent, until the next install.
+  Store again(Options(), {f_.config_});
+  ASSERT_TRUE(again.Reconcile("comp").ok());
+  EXPECT_TRUE(again.GetStatus("comp")->superseded.has_value());
+  ASSERT_TRUE(again.Install("comp", f_.Request())->committed);
+  EXPECT_FALSE(again.GetStatus("comp")->superseded.has_value());
+}
+
+TEST_F(StorePackageTest, AnInterruptedInstallIsFinishedUnderDpkgsLock) {
+  const std::string before = f_.LiveDigest();
+  FaultInjectionEnv crashing(Env::Default(), f_.dir_.Sub("shadow"));
+  {
+    StoreOptions o = Options();
+    o.env = &crashing;
+    Store store(o, {f_.config_});
+    ASSERT_TRUE(store.Reconcile("comp").ok());
+    crashing.ResetCounter();
+    crashing.CrashAtOperation(12);  // staging, past the journal's first save
+    auto r = store.Install("comp", f_.Request());
+    ASSERT_FALSE(r.ok());
+    ASSERT_EQ(r.error().code(), ErrorCode::kCrashed) << r.error().ToString();
+  }
+  ASSERT_NE(f_.StateFile().find("\"phase\""), std::string::npos)
+      << "the crash came before the journal was written";
+  {
+    LockHolder apt(admin_.Sub("lock-frontend"));
+    Store store(Options(), {f_.config_});
+    EXPECT_TRUE(store.RecoverAll().ok());  // left for later: apt is running
+    auto st = store.Reconcile("comp");
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code(), ErrorCode::kFailedPrecondition);
+    EXPECT_NE(st.error().message().find("apt or dpkg is running"), std::string::npos);
+  }
+  Store store(Options(), {f_.config_});
+  ASSERT_TRUE(store.RecoverAll().ok());
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_EQ(st->current.label, "");
+  EXPECT_FALSE(st->modified);
+  EXPECT_EQ(f_.LiveDigest(), before);
+  EXPECT_TRUE(f_.Leftovers().empty());
 }
 
 }  // namespace
