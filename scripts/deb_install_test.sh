@@ -53,6 +53,8 @@ for v in base:3.0.17-1~deb12u2 a:3.0.20-1~deb12u2 b:3.0.22-1~deb12u2; do
   # The packages themselves, for the component that is the installed libssl3.
   cp "testdata/debs/libssl3_${v#*:}_${arch}.deb" "$root/qp-test/"
 done
+# openssl's command, for a TLS server that maps libssl and the TLS health check.
+cp "testdata/debs/openssl_3.0.17-1~deb12u2_${arch}.deb" "$root/qp-test/"
 cp scripts/deb_install_inside.sh "$root/qp-test/inside.sh"
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 

@@ -22,7 +22,8 @@ for cmd in quietpatch-delta quietpatch-tuf-client quietpatch-repo quietpatch-ser
 done
 for f in lib/systemd/system/quietpatchd.service lib/systemd/system/quietpatch-server.service \
          lib/systemd/system-generators/quietpatch-generator lib/sysusers.d/quietpatch-server.conf \
-         etc/quietpatch/agent.toml etc/apt/apt.conf.d/50quietpatch etc/quietpatch-server/server.toml \
+         etc/quietpatch/agent.toml etc/apt/apt.conf.d/50quietpatch etc/dpkg/dpkg.cfg.d/quietpatch \
+         etc/quietpatch-server/server.toml \
          share/quietpatch/dashboard/index.html share/quietpatch/dashboard/app.js \
          share/quietpatch/dashboard/node_modules/chart.js/dist/chart.umd.js \
          share/doc/quietpatch/threat-model.md share/doc/quietpatch/operations.md \

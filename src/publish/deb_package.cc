@@ -65,44 +65,56 @@ Status KeepRegularFiles(Env* env, const std::string& root, const std::string& re
 
 }  // namespace
 
-Result<DebPackage> UnpackDeb(Env* env, const std::string& deb, const std::string& tree) {
-  QP_ASSIGN_OR_RETURN(
-      auto fields,
-      DpkgDeb({"--show", "--showformat=${Package}\\t${Version}\\t${Architecture}\\n", deb}, deb));
+Result<DebControl> ParseDebControl(std::string_view fields, std::string_view conffiles) {
   const auto lines = Lines(fields);
   const auto parts = Split(lines.empty() ? "" : lines.front(), '\t');
   if (lines.size() != 1 || parts.size() != 3 ||
       !std::all_of(parts.begin(), parts.end(), IsPlainField) ||
       parts[0].find(':') != std::string_view::npos) {
     return Error(ErrorCode::kInvalidArgument,
-                 deb + ": its Package, Version and Architecture fields are not plain values");
+                 "its Package, Version and Architecture fields are not plain values");
   }
-  DebPackage out{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]), tree};
+  DebControl out{std::string(parts[0]), std::string(parts[1]), std::string(parts[2]), {}};
+  for (std::string_view line : Lines(conffiles)) {
+    line = TrimBlanks(line);
+    // "remove-on-upgrade /etc/x" (dpkg >= 1.20.1): the path is the last word.
+    if (auto sp = line.rfind(' '); sp != std::string_view::npos) line = line.substr(sp + 1);
+    if (line.empty()) continue;
+    if (line.front() != '/' || line.size() > 4096) {
+      return Error(ErrorCode::kInvalidArgument, "conffiles lists \"" +
+                                                    std::string(line.substr(0, 64)) +
+                                                    "\", not an absolute path");
+    }
+    if (out.conffiles.size() >= 100000) {
+      return Error(ErrorCode::kInvalidArgument, "conffiles lists too many files");
+    }
+    out.conffiles.insert(std::string(line));
+  }
+  return out;
+}
+
+Result<DebPackage> UnpackDeb(Env* env, const std::string& deb, const std::string& tree) {
+  QP_ASSIGN_OR_RETURN(
+      auto fields,
+      DpkgDeb({"--show", "--showformat=${Package}\\t${Version}\\t${Architecture}\\n", deb}, deb));
   // Conffiles, from the control archive (absent for most libraries).
   const std::string control = tree + ".control";
   QP_RETURN_IF_ERROR(RemoveTree(env, control));
   QP_RETURN_IF_ERROR(DpkgDeb({"--control", deb, control}, deb));
-  std::set<std::string> conffiles;
   auto text = ReadFileLimited(env, JoinPath(control, "conffiles"), kMaxControlBytes);
-  if (text.ok()) {
-    std::string_view s(reinterpret_cast<const char*>(text->data()), text->size());
-    for (std::string_view line : Lines(s)) {
-      line = TrimBlanks(line);
-      // "remove-on-upgrade /etc/x" (dpkg >= 1.20.1): the path is the last word.
-      if (auto sp = line.rfind(' '); sp != std::string_view::npos) line = line.substr(sp + 1);
-      if (!line.empty()) conffiles.insert(std::string(line));
-    }
-  } else if (text.error().code() != ErrorCode::kNotFound) {
-    return text.error();
-  }
+  if (!text.ok() && text.error().code() != ErrorCode::kNotFound) return text.error();
   QP_RETURN_IF_ERROR(RemoveTree(env, control));
+  std::string_view conffiles;
+  if (text.ok()) conffiles = {reinterpret_cast<const char*>(text->data()), text->size()};
+  auto parsed = ParseDebControl(fields, conffiles);
+  if (!parsed.ok()) return parsed.error().WithContext(deb);
   if (env->Stat(tree).ok()) {
     return Error(ErrorCode::kAlreadyExists, tree + " exists; a package is unpacked anew");
   }
   QP_RETURN_IF_ERROR(MakeDirs(env, tree, 0755));
   QP_RETURN_IF_ERROR(DpkgDeb({"--extract", deb, tree}, deb));
-  QP_RETURN_IF_ERROR(KeepRegularFiles(env, tree, "", conffiles));
-  return out;
+  QP_RETURN_IF_ERROR(KeepRegularFiles(env, tree, "", parsed->conffiles));
+  return DebPackage{parsed->package, parsed->version, parsed->architecture, tree};
 }
 
 }  // namespace qp::publish

@@ -5,7 +5,9 @@
 // Read with dpkg-deb, the format's own tool, which refuses paths outside the tree.
 #pragma once
 
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -18,6 +20,16 @@ struct DebPackage {
   std::string architecture;  // "amd64"
   std::string tree;          // where its regular files were unpacked
 };
+
+// What the publisher reads of a package's control data: dpkg-deb --show's one line
+// (Package, Version, Architecture, tab-separated, the format UnpackDeb asks for) and the
+// control archive's conffiles file ("" when absent). kInvalidArgument for anything else
+// (fuzzed by deb_control_fuzzer).
+struct DebControl {
+  std::string package, version, architecture;
+  std::set<std::string> conffiles;  // absolute paths
+};
+Result<DebControl> ParseDebControl(std::string_view fields, std::string_view conffiles);
 
 // Unpacks `deb` into `tree` (a new directory). kInvalidArgument when dpkg-deb refuses the
 // file or a control field is missing or malformed; kIo when dpkg-deb cannot run.
