@@ -234,10 +234,12 @@ until_pkg() {
   return 1
 }
 
-# No copy of quietpatch's beside dpkg's files, and dpkg left nothing half-done.
+# No copy of quietpatch's beside dpkg's files (with "rollback-copies-ok": none but the
+# rollback copies of an installed fix, .qp-previous), and dpkg left nothing half-done.
 clean_beside_dpkg() {
-  local left
-  left=$(find /usr/lib /usr/share/doc/libssl3 -name '.*.qp-*' 2>/dev/null)
+  local left keep=()
+  [ "${2:-}" = rollback-copies-ok ] && keep=(! -name '*.qp-previous')
+  left=$(find /usr/lib /usr/share/doc/libssl3 -name '.*.qp-*' "${keep[@]}" 2>/dev/null)
   [ -z "$left" ] || fail "$1: left beside dpkg's files: $left"
   left=$(dpkg --audit 2>&1)
   [ -z "$left" ] || fail "$1: dpkg --audit: $left"
@@ -380,6 +382,7 @@ race_with_dpkg() {
   quietpatch settings auto-install off > /dev/null
   local round qp dp dv fv ours=0 theirs=0 neither=0
   for round in $(seq 20); do
+    quietpatch check > /dev/null 2>&1 || true
     until_pkg ".patch_level == \"$v17\" and .available.label == \"p\"" 15 ||
       fail "round $round: not at $v17 with (p) available"
     quietpatch install libssl3 > "$T/race-qp.log" 2>&1 &
@@ -392,7 +395,7 @@ race_with_dpkg() {
     # The dpkg hook reloads the agent after dpkg's run.
     until_pkg ".base_version == \"$dv\"" 10 || fail "round $round: status never took dpkg's $dv"
     fv=$(files_version)
-    clean_beside_dpkg "round $round"
+    clean_beside_dpkg "round $round" rollback-copies-ok
     case "$fv/$dv" in
       "$v20/$v17")  # quietpatch had the lock; dpkg refused to run
         until_pkg ".patch_level == \"$v17 (p)\" and (.package_files_changed | length) > 0" 5 ||
@@ -417,6 +420,7 @@ race_with_dpkg() {
       fail "round $round: status after dpkg -i $v17"
     pkg_files_are "$v17" || fail "round $round: not $v17's files after dpkg -i $v17"
     verify_clean "round $round, back at $v17"
+    clean_beside_dpkg "round $round, back at $v17"
   done
   say "race: quietpatch first $ours, dpkg first $theirs, neither $neither; every round one version, agreed"
 }
@@ -456,6 +460,24 @@ step_boot() {
   installed b 3.0.22 ||
     { journalctl -u quietpatchd --no-pager | tail -n 20; fail "the unit did not install (b)"; }
   say "quietpatchd.service installed (b) under ProtectSystem=strict"
+
+  say "dpkg -i libssl3 $v17 under systemd: the unit patches dpkg's files in /usr/lib"
+  systemctl cat quietpatchd | grep -qx 'ReadWritePaths=-/var/lib/dpkg/lock-frontend' ||
+    fail "the generator did not give the unit dpkg's lock (libssl3 is a component)"
+  systemctl cat quietpatchd | grep -qx 'ReadWritePaths=-/usr/lib/x86_64-linux-gnu' ||
+    fail "the generator did not give the unit libssl3's directory"
+  dpkg -i "$T/libssl3_${v17}_amd64.deb" > "$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i failed"; }
+  until_pkg ".base_version == \"$v17\"" 10 || fail "dpkg's hook did not reload the unit"
+  quietpatch check > /dev/null 2>&1 || true
+  until_pkg ".patch_level == \"$v17 (p)\"" 60 ||
+    { journalctl -u quietpatchd --no-pager | tail -n 20; fail "the unit did not patch libssl3"; }
+  pkg_files_are "$v20" || fail "libssl3's files are not those of $v20"
+  dpkg -i "$T/libssl3_${v22}_amd64.deb" > "$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log"; fail "dpkg -i failed"; }
+  until_pkg ".patch_level == \"$v22\" and .superseded.by == \"libssl3 $v22\"" 10 ||
+    fail "dpkg -i $v22 did not supersede (p) under systemd"
+  verify_clean "under systemd"
+  clean_beside_dpkg "under systemd"
+  say "the unit installed (p) into /usr/lib under ProtectSystem=strict; dpkg -i $v22 superseded it"
   journalctl --no-pager -o verbose QP_COMPONENT=openssl | grep -q 'QP_IMPROVEMENT=openssl/3.0.17-1~deb12u2/b' ||
     fail "the journal has no entry with QP_COMPONENT=openssl and QP_IMPROVEMENT of (b)"
   say "the journal has its entries: journalctl QP_COMPONENT=openssl"

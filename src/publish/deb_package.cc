@@ -81,9 +81,9 @@ Result<DebControl> ParseDebControl(std::string_view fields, std::string_view con
     if (auto sp = line.rfind(' '); sp != std::string_view::npos) line = line.substr(sp + 1);
     if (line.empty()) continue;
     if (line.front() != '/' || line.size() > 4096) {
-      return Error(ErrorCode::kInvalidArgument, "conffiles lists \"" +
-                                                    std::string(line.substr(0, 64)) +
-                                                    "\", not an absolute path");
+      return Error(
+          ErrorCode::kInvalidArgument,
+          "conffiles lists \"" + std::string(line.substr(0, 64)) + "\", not an absolute path");
     }
     if (out.conffiles.size() >= 100000) {
       return Error(ErrorCode::kInvalidArgument, "conffiles lists too many files");

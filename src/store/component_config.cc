@@ -234,6 +234,8 @@ std::vector<std::string> WritablePaths(const std::vector<ComponentConfig>& compo
       continue;
     }
     for (const auto& file : c.files) paths.insert(parent(file));
+    // dpkg's frontend lock, taken while a package's files are written (opened read-write).
+    if (!c.package.empty()) paths.insert(std::string(kDpkgFrontendLock));
   }
   std::vector<std::string> out;
   for (const auto& path : paths) {

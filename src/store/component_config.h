@@ -70,6 +70,10 @@ Result<std::vector<ComponentConfig>> LoadComponentConfigs(Env* env, const std::s
 // (the new tree is staged as <root>.qp-staging beside it and swapped in by renames), and the
 // directory of each shared file (its .qp-new sibling is made and renamed there). Sorted, each once;
 // a path below another listed one is left out. The agent's unit gets them as ReadWritePaths=.
+// With a Debian package among them, dpkg's frontend lock file too (the store opens it to
+// lock it while it writes the package's files).
+inline constexpr std::string_view kDpkgFrontendLock = "/var/lib/dpkg/lock-frontend";
+
 std::vector<std::string> WritablePaths(const std::vector<ComponentConfig>& components);
 
 // Whether `package` is a Debian package name, optionally with ":architecture".

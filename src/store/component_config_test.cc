@@ -118,6 +118,13 @@ TEST(ComponentConfigTest, WritablePathsAreWhereRootsAreSwappedAndWhereSharedFile
             (std::vector<std::string>{"/opt/vendor", "/opt/vendor-extra", "/usr/lib/ssl",
                                       "/usr/lib/x86_64-linux-gnu"}));
   EXPECT_TRUE(WritablePaths({}).empty());
+  // A Debian package: its files' directories, and dpkg's lock, which the store opens.
+  ComponentConfig package = shared;
+  package.package = "libssl3";
+  package.files = {"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/share/doc/libssl3/changelog.gz"};
+  EXPECT_EQ(WritablePaths({package}),
+            (std::vector<std::string>{"/usr/lib/x86_64-linux-gnu", "/usr/share/doc/libssl3",
+                                      "/var/lib/dpkg/lock-frontend"}));
 }
 
 TEST(ComponentConfigTest, LoadsADirectoryAndRejectsDuplicates) {

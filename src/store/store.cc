@@ -308,8 +308,9 @@ Result<bool> Store::HealthCheck(Component& c, std::string* reason) {
 Result<std::unique_ptr<FileLock>> Store::LockPackageDatabase(const Component& c) {
   if (c.config->package.empty()) return std::unique_ptr<FileLock>();
   // The lock dpkg documents for frontends (apt takes it the same way).
-  const std::string path = JoinPath(
-      options_.dpkg_admin_dir.empty() ? "/var/lib/dpkg" : options_.dpkg_admin_dir, "lock-frontend");
+  const std::string path = options_.dpkg_admin_dir.empty()
+                               ? std::string(kDpkgFrontendLock)
+                               : JoinPath(options_.dpkg_admin_dir, "lock-frontend");
   constexpr auto kRetry = std::chrono::milliseconds(100);
   for (auto waited = std::chrono::milliseconds(0);; waited += kRetry) {
     auto lock = options_.env->TryLockFile(path);
