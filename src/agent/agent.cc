@@ -299,6 +299,7 @@ bool Agent::IdleCheck(const Request& request, WallTime now) {
   for (const auto& c : components_) {
     auto st = store_->GetStatus(c.name);  // as the store last saw it: nothing hashed
     if (!st.ok() || st->modified) return false;
+    if (store_->BaseVersionMayHaveChanged(c.name)) return false;  // a full update came
     Decision d = DecideFor(InputFor(c, *st, now), request, state_);
     if (d.kind == Decision::Kind::kInstall || d.kind == Decision::Kind::kRemoveRevoked) {
       return false;  // something to do: the full check verifies before acting

@@ -256,6 +256,14 @@ Result<ComponentStatus> Store::Reconcile(const std::string& name) {
   return GetStatus(name);
 }
 
+bool Store::BaseVersionMayHaveChanged(const std::string& name) {
+  auto c = Get(name);
+  if (!c.ok() || !(*c)->state) return true;
+  if ((*c)->config->base_version.kind != BaseVersionSource::Kind::kFile) return false;
+  auto base = ReadBaseVersion(*(*c)->config);
+  return !base.ok() || *base != (*c)->state->base_version;
+}
+
 Result<ComponentStatus> Store::Verify(const std::string& name) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   if (!c->state) return Error(ErrorCode::kNotFound, name + ": not reconciled yet");

@@ -99,6 +99,12 @@ class Store {
   // or removal): no hashing, except the first call in a process. kNotFound before the first
   // Reconcile.
   Result<ComponentStatus> GetStatus(const std::string& name);
+  // Whether the base version may have changed since the last reconcile, as far as that can be
+  // told without hashing or running anything: a base read from a file is read again (a few
+  // bytes). The other kinds say false: a literal changes only with the configuration (which
+  // reloads), a package's version is read again when dpkg's and apt's hooks reload the
+  // agent, and a command runs at full checks only.
+  bool BaseVersionMayHaveChanged(const std::string& name);
   // Hashes the live files now and compares them with the recorded state.
   Result<ComponentStatus> Verify(const std::string& name);
   Result<std::vector<HistoryEntry>> History(const std::string& name);
