@@ -8,6 +8,7 @@
 //   store_bench OLD_TREE NEW_TREE PATCH WORK_DIR
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -105,5 +106,25 @@ int main(int argc, char** argv) {
       static_cast<double>(install_read) / 1e6,
       component > 0 ? static_cast<double>(install_read) / static_cast<double>(component) : 0.0,
       static_cast<double>(component) / 1e6);
+  // Where the reads went: the files read more than once their size, largest excess first.
+  std::vector<std::pair<double, std::string>> excess;
+  for (const auto& path : counting.PathsRead()) {
+    std::error_code ec;
+    const auto size = fs::file_size(path, ec);
+    const double bytes = static_cast<double>(counting.BytesRead(path));
+    if (ec || size == 0) {
+      excess.emplace_back(bytes, path + " (gone or empty now)");
+    } else if (bytes > static_cast<double>(size)) {
+      excess.emplace_back(bytes - static_cast<double>(size),
+                          path + " (" +
+                              std::to_string(bytes / static_cast<double>(size)).substr(0, 4) +
+                              "x its size)");
+    }
+  }
+  std::sort(excess.rbegin(), excess.rend());
+  for (std::size_t i = 0; i < excess.size() && i < 4; ++i) {
+    std::printf("  read beyond once: %.2f MB %s\n", excess[i].first / 1e6,
+                excess[i].second.c_str());
+  }
   return 0;
 }
