@@ -205,6 +205,11 @@ Status Store::RecoverAll() {
 
 std::string Store::CompareLive(Component& c, const std::string& digest) {
   if (digest == c.state->current.digest) return "";
+  if (c.state->current.digest.empty()) {
+    return "the files of " + c.config->package +
+           " differ from dpkg's md5sums (dpkg --verify lists them); quietpatch leaves them "
+           "alone until they are dpkg's again";
+  }
   return "the live files differ from " + Label(c.state->current.label) +
          " as the store left them (modified outside quietpatch)";
 }
@@ -231,29 +236,47 @@ Result<ComponentStatus> Store::Reconcile(const std::string& name) {
   auto live = c->activation->LiveDigest();
   if (!live.ok()) return live.error().WithContext(name + ": reading the live files");
   std::string digest = HexEncode(*live);
+  const bool package = !c->config->package.empty();
+  // A package's files are taken as its base only when they are dpkg's (its md5sums, the
+  // first integrity check); otherwise the recorded digest stays "" (matching nothing), and
+  // the component is "modified" until they are.
+  auto as_dpkg = [&]() -> Result<std::string> {
+    if (!package) return digest;
+    QP_ASSIGN_OR_RETURN(bool same, FilesAreDpkgs(*c));
+    return same ? digest : std::string();
+  };
   if (!c->state) {
+    QP_ASSIGN_OR_RETURN(std::string recorded, as_dpkg());
     c->state =
-        ComponentState{base, TreeState{"", digest}, std::nullopt, std::nullopt, std::nullopt};
+        ComponentState{base, TreeState{"", recorded}, std::nullopt, std::nullopt, std::nullopt};
     QP_RETURN_IF_ERROR(Save(*c));
   } else if (c->state->base_version != base) {
     // The next full update installed the component anew: its improvements are history.
+    QP_ASSIGN_OR_RETURN(std::string recorded, as_dpkg());
     QP_RETURN_IF_ERROR(Supersede(
-        *c, base, digest,
-        c->config->package.empty() ? "base version " + base : c->config->package + " " + base));
-  } else if (digest != c->state->current.digest && !c->state->current.label.empty() &&
-             !c->config->package.empty()) {
-    // dpkg reinstalled the same version (or an older one with the same version string):
-    // when its files are dpkg's again, the improvement is gone and quietpatch says so.
-    auto package = QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c->config->package);
-    if (!package.ok()) return package.error().WithContext(name);
-    QP_ASSIGN_OR_RETURN(auto differences, store::DifferencesFromDpkg(options_.env, *package));
-    if (differences.empty()) {
+        *c, base, recorded, package ? c->config->package + " " + base : "base version " + base));
+  } else if (digest != c->state->current.digest && package) {
+    // dpkg reinstalled the same version (or an older one with the same version string), or
+    // files unlike dpkg's at first sight are dpkg's again: when they all match its md5sums,
+    // they are the base, and an improvement is no longer claimed.
+    QP_ASSIGN_OR_RETURN(bool same, FilesAreDpkgs(*c));
+    if (same && !c->state->current.label.empty()) {
       QP_RETURN_IF_ERROR(
           Supersede(*c, base, digest, c->config->package + " " + base + " reinstalled by dpkg"));
+    } else if (same) {
+      c->state->current.digest = digest;
+      QP_RETURN_IF_ERROR(Save(*c));
     }
   }
   c->modified_reason = CompareLive(*c, digest);
   return GetStatus(name);
+}
+
+Result<bool> Store::FilesAreDpkgs(Component& c) {
+  auto package = QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c.config->package);
+  if (!package.ok()) return package.error().WithContext(c.config->name);
+  QP_ASSIGN_OR_RETURN(auto differences, store::DifferencesFromDpkg(options_.env, *package));
+  return differences.empty();
 }
 
 bool Store::BaseVersionMayHaveChanged(const std::string& name) {
@@ -351,6 +374,9 @@ Result<InstallOutcome> Store::Install(const std::string& name, const InstallRequ
   }
   Activation& a = *c->activation;
   ComponentState& state = *c->state;
+  if (state.current.digest.empty()) {  // a package whose files were not dpkg's
+    return Error(ErrorCode::kFailedPrecondition, name + ": " + CompareLive(*c, "unknown"));
+  }
   if (request.from != state.current) {
     return Error(ErrorCode::kInvalidArgument, name + " is at " + Label(state.current.label) +
                                                   ", the patch applies to " +

@@ -137,6 +137,8 @@ class Store {
   // naming the holder when apt or dpkg keeps it past dpkg_lock_wait.
   Result<std::unique_ptr<FileLock>> LockPackageDatabase(const Component& c);
   Result<bool> HealthCheck(Component& c, std::string* reason);
+  // Whether a package component's files all match dpkg's md5sums.
+  Result<bool> FilesAreDpkgs(Component& c);
   // "" when `digest` (of the live files) is the recorded one, why not otherwise.
   std::string CompareLive(Component& c, const std::string& digest);
 

@@ -257,6 +257,7 @@ class StorePackageTest : public ::testing::Test {
     f_.config_.package = "libcomp";
     f_.config_.base_version = BaseVersionSource{BaseVersionSource::Kind::kPackage, "", "", {}};
     SetStatus("1.0");
+    RecordFilesAsDpkg();
   }
   void SetStatus(const std::string& version, const std::string& status = "install ok installed") {
     WriteDpkgDatabase(admin_.path(), DpkgStanzaText("libcomp", "amd64", status, version));
@@ -357,6 +358,7 @@ TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
   // dpkg unpacks version 2.0 over the files and records it.
   for (const auto& f : f_.config_.files) WriteTestFile(f, "from the 2.0 package: " + f);
   SetStatus("2.0");
+  RecordFilesAsDpkg();
   Store store(Options(), {f_.config_});
   auto st = store.Reconcile("comp");
   ASSERT_TRUE(st.ok()) << st.error().ToString();
@@ -374,8 +376,32 @@ TEST_F(StorePackageTest, AnUpgradeByAptSupersedesTheImprovement) {
   EXPECT_NE(half.error().message().find("half-installed"), std::string::npos);
 }
 
+TEST_F(StorePackageTest, FilesUnlikeDpkgsAtFirstSightAreLeftAloneUntilTheyAreDpkgsAgain) {
+  const std::string first = f_.config_.files.front();
+  const std::string dpkgs = ReadTestFile(first);
+  WriteTestFile(first, "changed by hand before quietpatch came");
+  Store store(Options(), {f_.config_});
+  auto st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_TRUE(st->modified);
+  EXPECT_NE(st->modified_reason.find("differ from dpkg's md5sums"), std::string::npos)
+      << st->modified_reason;
+  auto refused = store.Install("comp", f_.Request());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.error().message().find("dpkg's md5sums"), std::string::npos);
+  EXPECT_EQ(ReadTestFile(first), "changed by hand before quietpatch came");
+  // dpkg puts its file back (apt install --reinstall): the files are the base.
+  WriteTestFile(first, dpkgs);
+  st = store.Reconcile("comp");
+  ASSERT_TRUE(st.ok()) << st.error().ToString();
+  EXPECT_FALSE(st->modified) << st->modified_reason;
+  auto r = store.Install("comp", f_.Request());
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  EXPECT_TRUE(r->committed);
+}
+
 TEST_F(StorePackageTest, AReinstallByDpkgSupersedesTheImprovementAndStatusShowsDpkgsSums) {
-  RecordFilesAsDpkg();
   std::map<std::string, std::string> dpkgs;
   for (const auto& f : f_.config_.files) dpkgs[f] = ReadTestFile(f);
   Store store(Options(), {f_.config_});
