@@ -23,19 +23,27 @@ trap 'rm -rf "$work"' EXIT
 for deb in "$corpus"/*.deb; do
   dpkg-deb -x "$deb" "$work/$(basename "$deb" .deb)"
 done
-S=usr/lib/x86_64-linux-gnu
-L=lib/x86_64-linux-gnu
-# name | old file | new file | HDiffPatch best (bytes, testdata/README.md)
-pairs=(
-  "libssl.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libssl.so.3|21033"
-  "libcrypto.so.3 17->20|libssl3_3.0.17-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.20-1~deb12u2_amd64/$S/libcrypto.so.3|228359"
-  "libssl.so.3 20->22|libssl3_3.0.20-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libssl.so.3|29612"
-  "libcrypto.so.3 20->22|libssl3_3.0.20-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libcrypto.so.3|193171"
-  "libssl.so.3 17->22|libssl3_3.0.17-1~deb12u2_amd64/$S/libssl.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libssl.so.3|34125"
-  "libcrypto.so.3 17->22|libssl3_3.0.17-1~deb12u2_amd64/$S/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_amd64/$S/libcrypto.so.3|255666"
-  "libc.so.6 u7->u14|libc6_2.36-9+deb12u7_amd64/$L/libc.so.6|libc6_2.36-9+deb12u14_amd64/$L/libc.so.6|51073"
-  "libnode.so.108 u2->u3|libnode108_18.20.4+dfsg-1~deb12u2_amd64/$S/libnode.so.108|libnode108_18.20.4+dfsg-1~deb12u3_amd64/$S/libnode.so.108|694916"
-)
+# file_pairs ARCH TRIPLET [HDIFF ...]: "name|old file|new file|HDiffPatch best" for each file
+# pair of the corpus built for ARCH; the HDiffPatch figures (bytes, testdata/README.md; amd64
+# only) in the pairs' order, "-" where there is none.
+file_pairs() {
+  local arch=$1 s=usr/lib/$2 l=lib/$2 i=0 spec name old new file
+  shift 2
+  for spec in \
+    "libssl.so.3 17->20|libssl3_3.0.17-1~deb12u2|libssl3_3.0.20-1~deb12u2|$s/libssl.so.3" \
+    "libcrypto.so.3 17->20|libssl3_3.0.17-1~deb12u2|libssl3_3.0.20-1~deb12u2|$s/libcrypto.so.3" \
+    "libssl.so.3 20->22|libssl3_3.0.20-1~deb12u2|libssl3_3.0.22-1~deb12u2|$s/libssl.so.3" \
+    "libcrypto.so.3 20->22|libssl3_3.0.20-1~deb12u2|libssl3_3.0.22-1~deb12u2|$s/libcrypto.so.3" \
+    "libssl.so.3 17->22|libssl3_3.0.17-1~deb12u2|libssl3_3.0.22-1~deb12u2|$s/libssl.so.3" \
+    "libcrypto.so.3 17->22|libssl3_3.0.17-1~deb12u2|libssl3_3.0.22-1~deb12u2|$s/libcrypto.so.3" \
+    "libc.so.6 u7->u14|libc6_2.36-9+deb12u7|libc6_2.36-9+deb12u14|$l/libc.so.6" \
+    "libnode.so.108 u2->u3|libnode108_18.20.4+dfsg-1~deb12u2|libnode108_18.20.4+dfsg-1~deb12u3|$s/libnode.so.108"; do
+    IFS='|' read -r name old new file <<<"$spec"
+    i=$((i + 1))
+    echo "$name|${old}_$arch/$file|${new}_$arch/$file|${!i:--}"
+  done
+}
+mapfile -t pairs < <(file_pairs amd64 x86_64-linux-gnu 21033 228359 29612 193171 34125 255666 51073 694916)
 
 # run OUT_VAR cmd...: wall seconds and peak MB of one command, "s MB"
 measure() {
@@ -109,18 +117,7 @@ amd64_qp=$sum_qp
 
 # The same Debian updates built for arm64 (issue 21: AArch64 prediction is not built yet;
 # these are the figures it starts from).
-A=usr/lib/aarch64-linux-gnu
-AL=lib/aarch64-linux-gnu
-arm64_pairs=(
-  "libssl.so.3 17->20|libssl3_3.0.17-1~deb12u2_arm64/$A/libssl.so.3|libssl3_3.0.20-1~deb12u2_arm64/$A/libssl.so.3|-"
-  "libcrypto.so.3 17->20|libssl3_3.0.17-1~deb12u2_arm64/$A/libcrypto.so.3|libssl3_3.0.20-1~deb12u2_arm64/$A/libcrypto.so.3|-"
-  "libssl.so.3 20->22|libssl3_3.0.20-1~deb12u2_arm64/$A/libssl.so.3|libssl3_3.0.22-1~deb12u2_arm64/$A/libssl.so.3|-"
-  "libcrypto.so.3 20->22|libssl3_3.0.20-1~deb12u2_arm64/$A/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_arm64/$A/libcrypto.so.3|-"
-  "libssl.so.3 17->22|libssl3_3.0.17-1~deb12u2_arm64/$A/libssl.so.3|libssl3_3.0.22-1~deb12u2_arm64/$A/libssl.so.3|-"
-  "libcrypto.so.3 17->22|libssl3_3.0.17-1~deb12u2_arm64/$A/libcrypto.so.3|libssl3_3.0.22-1~deb12u2_arm64/$A/libcrypto.so.3|-"
-  "libc.so.6 u7->u14|libc6_2.36-9+deb12u7_arm64/$AL/libc.so.6|libc6_2.36-9+deb12u14_arm64/$AL/libc.so.6|-"
-  "libnode.so.108 u2->u3|libnode108_18.20.4+dfsg-1~deb12u2_arm64/$A/libnode.so.108|libnode108_18.20.4+dfsg-1~deb12u3_arm64/$A/libnode.so.108|-"
-)
+mapfile -t arm64_pairs < <(file_pairs arm64 aarch64-linux-gnu)
 echo
 echo "== arm64 (generic matching: no AArch64 prediction yet)"
 run_pairs "${arm64_pairs[@]}"

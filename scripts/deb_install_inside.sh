@@ -22,16 +22,31 @@ mode_owner() {
 
 digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum); }
 
+# component_status NAME: the component's status (JSON on one line); "" while the agent does
+# not answer.
+component_status() {
+  quietpatch --json status 2>/dev/null |
+    jq -c --arg name "$1" '.components[] | select(.name == $name)' 2>/dev/null || true
+}
+
+# until_component NAME JQ SECONDS: waits up to SECONDS for the jq expression JQ to be true of
+# the component's status; prints the status and fails the function otherwise.
+until_component() {
+  local st=""
+  for _ in $(seq $(($3 * 10))); do
+    st=$(component_status "$1")
+    if [ -n "$st" ] && [ "$(jq -r "$2" <<<"$st" 2>/dev/null)" = true ]; then return 0; fi
+    sleep 0.1
+  done
+  echo "waited ${3}s for: $2" >&2
+  echo "$1's status: $st" >&2
+  return 1
+}
+
 # installed LABEL UPSTREAM: waits up to a minute for `quietpatch status` to show the fix
 # LABEL, then checks the component's files are those of libssl3 UPSTREAM (trees/LABEL).
 installed() {
-  local status=""
-  for _ in $(seq 300); do
-    status=$(quietpatch --json status 2>/dev/null || true)
-    grep -q "\"patch_level\": *\"3.0.17-1~deb12u2 ($1)\"" <<<"$status" && break
-    sleep 0.2
-  done
-  grep -q "\"patch_level\": *\"3.0.17-1~deb12u2 ($1)\"" <<<"$status" || { echo "$status"; return 1; }
+  until_component openssl ".patch_level == \"3.0.17-1~deb12u2 ($1)\"" 60 || return 1
   [ "$(digest /opt/openssl)" = "$(digest "$T/trees/$1")" ] ||
     fail "the component's files differ from libssl3 $2's"
 }
@@ -215,24 +230,8 @@ files_version() {
   echo mixed
 }
 
-# The libssl3 component's status (JSON on one line); "" while the agent does not answer.
-pkg_status() {
-  quietpatch --json status 2>/dev/null | jq -c '.components[] | select(.name == "libssl3")' 2>/dev/null || true
-}
-
-# until_pkg JQ SECONDS: waits up to SECONDS for the jq expression JQ to be true of the
-# libssl3 component's status; prints the status and fails the function otherwise.
-until_pkg() {
-  local st=""
-  for _ in $(seq $(($2 * 10))); do
-    st=$(pkg_status)
-    if [ -n "$st" ] && [ "$(jq -r "$1" <<<"$st" 2>/dev/null)" = true ]; then return 0; fi
-    sleep 0.1
-  done
-  echo "waited ${2}s for: $1" >&2
-  echo "libssl3's status: $st" >&2
-  return 1
-}
+# A wait for the libssl3 component's status (until_component).
+until_pkg() { until_component libssl3 "$1" "$2"; }
 
 # No copy of quietpatch's beside dpkg's files (with "rollback-copies-ok": none but the
 # rollback copies of an installed fix, .qp-previous), and dpkg left nothing half-done.

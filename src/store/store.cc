@@ -273,9 +273,7 @@ Result<ComponentStatus> Store::Reconcile(const std::string& name) {
 }
 
 Result<bool> Store::FilesAreDpkgs(Component& c) {
-  auto package = QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c.config->package);
-  if (!package.ok()) return package.error().WithContext(c.config->name);
-  QP_ASSIGN_OR_RETURN(auto differences, store::DifferencesFromDpkg(options_.env, *package));
+  QP_ASSIGN_OR_RETURN(auto differences, DifferencesFromDpkg(c.config->name));
   return differences.empty();
 }
 
@@ -535,9 +533,9 @@ Result<std::vector<ProcessRef>> Store::ProcessesNeedingRestart(const std::string
 Result<std::vector<DpkgFileDifference>> Store::DifferencesFromDpkg(const std::string& name) {
   QP_ASSIGN_OR_RETURN(Component * c, Get(name));
   if (c->config->package.empty()) return std::vector<DpkgFileDifference>();
-  QP_ASSIGN_OR_RETURN(auto package,
-                      QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c->config->package));
-  return store::DifferencesFromDpkg(options_.env, package);
+  auto package = QueryDpkgPackage(options_.env, options_.dpkg_admin_dir, c->config->package);
+  if (!package.ok()) return package.error().WithContext(name);
+  return store::DifferencesFromDpkg(options_.env, *package);
 }
 
 Status Store::RunRestartHooks(const std::string& name) {
