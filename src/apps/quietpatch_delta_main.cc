@@ -2,7 +2,7 @@
 //
 //   quietpatch-delta diff OLD NEW PATCH     (files or directories; PATCH must not exist)
 //   quietpatch-delta apply OLD PATCH NEW    (NEW must not exist; nothing is left on failure)
-//   quietpatch-delta info PATCH
+//   quietpatch-delta info PATCH [--old OLD]  (with OLD: each delta's predictions, replayed)
 //
 // Exit status: 0 on success, 1 on failure (with the reason on stderr), 2 on bad usage.
 #include <unistd.h>
@@ -88,7 +88,38 @@ int Apply(const std::string& old_path, const std::string& patch, const std::stri
   return 0;
 }
 
-int Info(const std::string& patch_path) {
+// Replays one file delta against its source (writing nothing) and prints how its
+// predictions went, by kind of reference.
+void PrintPredictions(qp::RandomAccessFile& patch, std::uint64_t offset, std::uint64_t length,
+                      const std::string& source) {
+  auto old_file = Env::Default()->NewRandomAccessFile(source);
+  if (!old_file.ok()) {
+    std::printf("      predictions: %s\n", old_file.error().ToString().c_str());
+    return;
+  }
+  class Discard final : public qp::WritableFile {
+   public:
+    qp::Status Append(std::span<const std::uint8_t>) override { return qp::OkStatus(); }
+    qp::Status Sync() override { return qp::OkStatus(); }
+    qp::Status Close() override { return qp::OkStatus(); }
+  } discard;
+  auto r = qp::delta::ApplyFileDelta(**old_file, patch, offset, length, discard);
+  if (!r.ok()) {
+    std::printf("      predictions: %s\n", r.error().ToString().c_str());
+    return;
+  }
+  std::printf("      %-20s %10s %10s\n", "predictions", "hit", "missed");
+  for (int k = 0; k < qp::delta::kRefKinds; ++k) {
+    auto hit = r->prediction.hit[static_cast<std::size_t>(k)];
+    auto miss = r->prediction.miss[static_cast<std::size_t>(k)];
+    if (hit + miss == 0) continue;
+    std::printf("      %-20s %10llu %10llu\n",
+                qp::delta::RefKindName(static_cast<qp::delta::RefKind>(k)),
+                static_cast<unsigned long long>(hit), static_cast<unsigned long long>(miss));
+  }
+}
+
+int Info(const std::string& patch_path, const std::string& old_path) {
   auto file = Env::Default()->NewRandomAccessFile(patch_path);
   if (!file.ok()) return Fail(file.error());
   auto h = qp::delta::DecodePatchHeader(**file);
@@ -117,10 +148,9 @@ int Info(const std::string& patch_path) {
       std::printf("      unreadable delta: %s\n", d.error().ToString().c_str());
       continue;
     }
-    static const char* kTransforms[] = {"none", "x86 branches", "x86 learned"};
     static const char* kCodecs[] = {"raw", "zstd", "lzma2"};
-    std::printf("      transform %s", kTransforms[d->transform]);
-    if (d->transform == 2) std::printf(" (tables %#x)", d->tables);
+    std::printf("      transform %s", qp::delta::TransformName(d->transform));
+    if (qp::delta::HasTableMask(d->transform)) std::printf(" (tables %#x)", d->tables);
     std::printf(", %llu controls, %s differences\n", static_cast<unsigned long long>(d->controls),
                 d->layout == 0 ? "dense" : "sparse");
     for (const auto& st : d->streams) {
@@ -128,6 +158,11 @@ int Info(const std::string& patch_path) {
       std::printf("      %-13s %10llu of %10llu bytes (%s)\n", st.name,
                   static_cast<unsigned long long>(st.comp_len),
                   static_cast<unsigned long long>(st.raw_len), codec < 3 ? kCodecs[codec] : "?");
+    }
+    if (!old_path.empty() && r.op == qp::delta::RecordOp::kDelta && d->transform != 0) {
+      const bool tree = h->kind == qp::delta::PatchKind::kTree;
+      PrintPredictions(**file, h->payload_start + r.payload_offset, r.payload_length,
+                       tree ? old_path + "/" + r.source : old_path);
     }
   }
   return 0;
@@ -147,13 +182,15 @@ int main(int argc, char** argv) {
     diff->add_option("NEW", b, "new file or directory")->required();
     diff->add_option("PATCH", c, "patch file to create")->required();
     diff->add_option("--threads", threads, "matching threads")->check(CLI::Range(1, 64));
-    diff->add_flag("--no-exe-transform", no_transform, "disable x86-64 address prediction");
+    diff->add_flag("--no-exe-transform", no_transform,
+                   "disable ELF address prediction (x86-64, AArch64)");
     auto* apply = app.add_subcommand("apply", "apply PATCH to OLD, creating NEW");
     apply->add_option("OLD", a, "old file or directory")->required();
     apply->add_option("PATCH", b, "patch file")->required();
     apply->add_option("NEW", c, "new path (must not exist)")->required();
     auto* info = app.add_subcommand("info", "show what PATCH changes");
     info->add_option("PATCH", a, "patch file")->required();
+    info->add_option("--old", b, "the old file or tree: replay each delta's predictions");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -162,7 +199,7 @@ int main(int argc, char** argv) {
     }
     if (*diff) return Diff(a, b, c, threads, no_transform);
     if (*apply) return Apply(a, b, c);
-    return Info(a);
+    return Info(a, b);
   } catch (const std::exception& e) {
     std::cerr << "quietpatch-delta: " << e.what() << "\n";
     return 1;

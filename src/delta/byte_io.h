@@ -11,6 +11,17 @@
 
 namespace qp::delta {
 
+// Fixed-width little-endian access to bytes already in memory (1 to 8 bytes; the caller
+// has checked the bounds).
+inline std::uint64_t LoadLe(const std::uint8_t* p, int bytes) {
+  std::uint64_t v = 0;
+  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | p[i];
+  return v;
+}
+inline void StoreLe(std::uint8_t* p, std::uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
+}
+
 class ByteWriter {
  public:
   void U8(std::uint8_t v) { buf_.push_back(v); }

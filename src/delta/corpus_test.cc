@@ -1,7 +1,6 @@
-// Round trips over the real Debian security updates in testdata/debs (amd64, and one arm64
-// pair: its file patches take twice as long without AArch64 prediction): every pair as a whole
-// package tree (which patches every file in it), and the main libraries as file patches. The corpus
-// is required: a missing or altered package fails these tests.
+// Round trips over the real Debian security updates in testdata/debs, amd64 and arm64 builds:
+// every pair as a whole package tree (which patches every file in it), and the main libraries
+// as file patches. The corpus is required: a missing or altered package fails these tests.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -11,6 +10,8 @@
 #include "core/test_dir.h"
 #include "delta/elf_layout.h"
 #include "delta/file_delta.h"
+#include "delta/predictor.h"
+#include "delta/qpatch_format.h"
 #include "delta/tree_patch.h"
 
 namespace qp::delta {
@@ -71,12 +72,18 @@ INSTANTIATE_TEST_SUITE_P(
                          "lib/x86_64-linux-gnu/libc.so.6"},
                     Pair{"libnode108_18.20.4+dfsg-1~deb12u2_amd64",
                          "libnode108_18.20.4+dfsg-1~deb12u3_amd64", ""},
-                    // An arm64 build of the same update (generic matching until issue 21's
-                    // AArch64 prediction).
+                    // The arm64 builds of the same updates (AArch64 prediction, format 3).
                     Pair{"libssl3_3.0.17-1~deb12u2_arm64", "libssl3_3.0.20-1~deb12u2_arm64",
-                         "usr/lib/aarch64-linux-gnu/libcrypto.so.3"}),
+                         "usr/lib/aarch64-linux-gnu/libcrypto.so.3"},
+                    Pair{"libssl3_3.0.20-1~deb12u2_arm64", "libssl3_3.0.22-1~deb12u2_arm64",
+                         "usr/lib/aarch64-linux-gnu/libssl.so.3"},
+                    Pair{"libc6_2.36-9+deb12u7_arm64", "libc6_2.36-9+deb12u14_arm64",
+                         "lib/aarch64-linux-gnu/libc.so.6"},
+                    Pair{"libnode108_18.20.4+dfsg-1~deb12u2_arm64",
+                         "libnode108_18.20.4+dfsg-1~deb12u3_arm64", ""}),
     [](const testing::TestParamInfo<Pair>& param_info) {
-      std::string n = std::string(param_info.param.old_deb).substr(0, 6) + "_" +
+      std::string deb = param_info.param.old_deb;
+      std::string n = deb.substr(0, 6) + "_" + deb.substr(deb.rfind('_') + 1) + "_" +
                       std::to_string(param_info.index);
       for (auto& c : n)
         if (!isalnum(static_cast<unsigned char>(c))) c = '_';
@@ -130,7 +137,7 @@ TEST(CorpusElfLayoutTest, TablePredictionShrinksARealPatch) {
   auto old_data = ReadBytes(a + "/usr/lib/x86_64-linux-gnu/libssl.so.3");
   auto new_data = ReadBytes(b + "/usr/lib/x86_64-linux-gnu/libssl.so.3");
   FileDiffOptions with = TestOptions().diff, without = TestOptions().diff;
-  without.x86_tables = 0;
+  without.tables = 0;
   auto p1 = DiffFile(old_data, new_data, with);
   auto p0 = DiffFile(old_data, new_data, without);
   ASSERT_TRUE(p1.ok() && p0.ok());
@@ -140,6 +147,44 @@ TEST(CorpusElfLayoutTest, TablePredictionShrinksARealPatch) {
     EXPECT_TRUE(*rebuilt == new_data);
   }
   EXPECT_LT(p1->size() * 10, p0->size() * 9) << p1->size() << " vs " << p0->size();
+}
+
+// AArch64 prediction on a real arm64 library: transform 3 in a format 3 patch, at most
+// half the size of the same patch without prediction, and every kind of reference seen.
+TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
+  TestDir dir;
+  std::string a = UnpackTestDeb(dir, "libssl3_3.0.17-1~deb12u2_arm64");
+  std::string b = UnpackTestDeb(dir, "libssl3_3.0.20-1~deb12u2_arm64");
+  const std::string lib = "/usr/lib/aarch64-linux-gnu/libssl.so.3";
+  auto old_data = ReadBytes(a + lib), new_data = ReadBytes(b + lib);
+  FileDiffOptions with = TestOptions().diff, without = TestOptions().diff;
+  without.executable_transform = false;
+  auto p3 = DiffFile(old_data, new_data, with);
+  auto p0 = DiffFile(old_data, new_data, without);
+  ASSERT_TRUE(p3.ok() && p0.ok());
+  EXPECT_EQ((*p3)[0], static_cast<std::uint8_t>(Transform::kArm64));
+  MemoryFile old_file(old_data), patch(*p3);
+  std::vector<std::uint8_t> rebuilt;
+  VectorSink sink(&rebuilt);
+  auto applied = ApplyFileDelta(old_file, patch, 0, p3->size(), sink);
+  ASSERT_TRUE(applied.ok()) << applied.error().ToString();
+  EXPECT_TRUE(rebuilt == new_data);
+  for (RefKind k : {RefKind::kA64Branch, RefKind::kA64CondBranch, RefKind::kA64Adr,
+                    RefKind::kA64AdrpPair, RefKind::kRela, RefKind::kEhFrame}) {
+    const auto i = static_cast<std::size_t>(k);
+    EXPECT_GT(applied->prediction.hit[i], 10 * applied->prediction.miss[i]) << RefKindName(k);
+  }
+  EXPECT_LT(p3->size() * 2, p0->size()) << p3->size() << " vs " << p0->size();
+
+  // The container says version 3, which only readers of AArch64 deltas accept; an amd64
+  // patch stays at version 2.
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildFilePatch(env, a + lib, b + lib, dir.Sub("arm64.qpatch"), TestOptions()).ok());
+  auto file = env->NewRandomAccessFile(dir.Sub("arm64.qpatch"));
+  ASSERT_TRUE(file.ok());
+  auto header = DecodePatchHeader(**file);
+  ASSERT_TRUE(header.ok());
+  EXPECT_EQ(header->version, 3);
 }
 
 }  // namespace

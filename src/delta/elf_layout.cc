@@ -5,6 +5,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "delta/byte_io.h"
+
 namespace qp::delta {
 namespace {
 
@@ -16,11 +18,7 @@ constexpr std::uint64_t kMaxNames = 1 << 20;        // section name table
 constexpr std::uint64_t kMaxEhFrame = 64ull << 20;  // .eh_frame parsed in memory
 constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 40;
 
-std::uint64_t Load(const std::uint8_t* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = v << 8 | p[i];
-  return v;
-}
+std::uint64_t Load(const std::uint8_t* p, int bytes) { return LoadLe(p, bytes); }
 
 // Reads [offset, offset + n) of `file` into `out`; false (and *io set on an I/O error) if
 // it does not lie inside the file.
@@ -94,7 +92,7 @@ constexpr std::uint8_t kPcrelSdata4 = 0x1b;
 
 }  // namespace
 
-Result<ElfLayout> ElfLayout::Read(RandomAccessFile& file, std::uint8_t tables) {
+Result<ElfLayout> ElfLayout::Read(RandomAccessFile& file, std::uint8_t tables, bool code) {
   ElfLayout layout;
   Status io = OkStatus();
   std::vector<std::uint8_t> head;
@@ -119,13 +117,13 @@ Result<ElfLayout> ElfLayout::Read(RandomAccessFile& file, std::uint8_t tables) {
       layout.segments_.push_back(s);
     }
   }
-  if (tables != 0) layout.AddSections(file, head, tables, &io);
+  if (tables != 0 || code) layout.AddSections(file, head, tables, code, &io);
   if (!io.ok()) return io.error();
   return layout;
 }
 
 void ElfLayout::AddSections(RandomAccessFile& file, const std::vector<std::uint8_t>& head,
-                            std::uint8_t tables, Status* io) {
+                            std::uint8_t tables, bool code, Status* io) {
   std::uint64_t shoff = Load(&head[0x28], 8);
   std::uint64_t shentsize = Load(&head[0x3A], 2);
   std::uint64_t shnum = Load(&head[0x3C], 2);
@@ -148,6 +146,9 @@ void ElfLayout::AddSections(RandomAccessFile& file, const std::vector<std::uint8
         size > file.Size() - offset || name_at >= names.size()) {
       continue;
     }
+    if (code && type == 1 /* SHT_PROGBITS */ && (Load(sh + 8, 8) & 4) != 0 /* SHF_EXECINSTR */) {
+      code_.emplace_back(offset, offset + size);
+    }
     const char* name_begin = reinterpret_cast<const char*>(&names[name_at]);
     std::string_view name(name_begin, strnlen(name_begin, names.size() - name_at));
     Table t{offset, offset + size, TableKind::kRela};
@@ -168,6 +169,13 @@ void ElfLayout::AddSections(RandomAccessFile& file, const std::vector<std::uint8
     if ((tables & (1 << static_cast<int>(t.kind))) == 0) continue;
     found.push_back(t);
   }
+  std::sort(code_.begin(), code_.end());
+  std::size_t kept = 0;
+  for (const auto& range : code_) {  // overlapping ranges: the first wins
+    if (kept > 0 && range.first < code_[kept - 1].second) continue;
+    code_[kept++] = range;
+  }
+  code_.resize(kept);
   std::stable_sort(found.begin(), found.end(),
                    [](const Table& a, const Table& b) { return a.begin < b.begin; });
   for (const Table& t : found) {
@@ -303,6 +311,21 @@ int ElfLayout::TableAt(std::uint64_t offset, std::uint64_t* end) const {
   }
   *end = it == tables_.end() ? UINT64_MAX : it->begin;
   return -1;
+}
+
+bool ElfLayout::CodeAt(std::uint64_t offset, std::uint64_t* end) const {
+  if (code_.empty()) {
+    *end = UINT64_MAX;
+    return true;
+  }
+  auto it = std::upper_bound(code_.begin(), code_.end(), offset,
+                             [](std::uint64_t v, const auto& r) { return v < r.first; });
+  if (it != code_.begin() && offset < std::prev(it)->second) {
+    *end = std::prev(it)->second;
+    return true;
+  }
+  *end = it == code_.end() ? UINT64_MAX : it->first;
+  return false;
 }
 
 void ElfLayout::ForEachField(std::uint64_t begin, std::uint64_t end,

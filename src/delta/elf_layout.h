@@ -47,8 +47,9 @@ class ElfLayout {
   static constexpr std::uint8_t kAllTables = (1 << kTableKinds) - 1;
 
   // Reads the segments and the address tables of the kinds in `tables` (a mask of
-  // 1 << TableKind); kIo (or the reader's error) on I/O errors.
-  static Result<ElfLayout> Read(RandomAccessFile& file, std::uint8_t tables);
+  // 1 << TableKind), and with `code` the sections that hold instructions; kIo (or the
+  // reader's error) on I/O errors.
+  static Result<ElfLayout> Read(RandomAccessFile& file, std::uint8_t tables, bool code = false);
 
   const std::vector<Segment>& segments() const { return segments_; }
 
@@ -60,6 +61,10 @@ class ElfLayout {
   // The kind of the address table `offset` lies in (as an int), with `*end` that table's
   // end; or -1, with `*end` where the next table starts (or UINT64_MAX).
   int TableAt(std::uint64_t offset, std::uint64_t* end) const;
+  // Whether `offset` lies in a section of instructions (SHF_EXECINSTR), with `*end` that
+  // section's end; else false, with `*end` where the next one starts (or UINT64_MAX). Read
+  // without `code`, or from a file without such sections, every offset is code.
+  bool CodeAt(std::uint64_t offset, std::uint64_t* end) const;
   // Calls `fn` for every field wholly inside [begin, end), in offset order. [begin, end)
   // must lie inside one table section. Fields of malformed tables may overlap; callers
   // skip a field that starts before the previous one ended.
@@ -72,11 +77,12 @@ class ElfLayout {
     TableKind kind;
   };
   void AddSections(RandomAccessFile& file, const std::vector<std::uint8_t>& head,
-                   std::uint8_t tables, Status* io);
+                   std::uint8_t tables, bool code, Status* io);
   void ParseEhFrame(std::uint64_t begin, const std::vector<std::uint8_t>& bytes);
 
   std::vector<Segment> segments_;
-  std::vector<Table> tables_;             // sorted by begin, disjoint
+  std::vector<Table> tables_;                                  // sorted by begin, disjoint
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> code_;  // [begin, end), sorted, disjoint
   std::vector<std::uint64_t> eh_fields_;  // .eh_frame fields: offset << 1 | backward
 };
 

@@ -7,7 +7,6 @@
 #include "core/memory_file.h"
 #include "delta/byte_io.h"
 #include "delta/file_delta_format.h"
-#include "delta/x86_predictor.h"
 
 namespace qp::delta {
 namespace {
@@ -63,11 +62,11 @@ std::vector<std::uint8_t> EncodeControls(const std::vector<Control>& controls) {
 Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::uint8_t> new_data,
                    const std::vector<Control>& controls, std::uint8_t transform,
                    std::uint8_t tables, std::vector<std::uint8_t>* diff) {
-  std::unique_ptr<X86Predictor> predictor;
+  std::unique_ptr<Predictor> predictor;
   if (transform != kTransformNone) {
     MemoryFile old_file(old_data);
-    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
-                                                        old_file, controls, tables));
+    QP_ASSIGN_OR_RETURN(predictor, Predictor::Create(static_cast<Transform>(transform), old_file,
+                                                     controls, tables));
   }
   std::vector<std::uint8_t> region;
   std::uint64_t new_pos = 0;
@@ -103,11 +102,14 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   // The predicted old bytes: the old file as the new one would be, were every address it
   // holds moved the way the matched blocks moved. Differences are taken against it.
   std::uint8_t transform = kTransformNone;
-  if (options.executable_transform && X86Predictor::Applies(old_data)) {
+  const Transform suits = options.executable_transform ? TransformFor(old_data) : Transform::kNone;
+  if (suits == Transform::kX86Learned) {
     if (options.x86_level != kTransformX86Branches && options.x86_level != kTransformX86Learned) {
       return Error(ErrorCode::kInvalidArgument, "unknown x86 prediction level");
     }
     transform = options.x86_level;
+  } else {
+    transform = static_cast<std::uint8_t>(suits);
   }
 
   std::vector<std::uint8_t> diff, extra;
@@ -118,9 +120,9 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
   diff.reserve(add_total);
   extra.reserve(copy_total);
-  // Transform 2 also predicts the fields of the ELF's address tables, of the kinds the
-  // patch's table mask names.
-  const std::uint8_t tables = transform == kTransformX86Learned ? options.x86_tables : 0;
+  // The learned transforms also predict the fields of the ELF's address tables, of the
+  // kinds the patch's table mask names.
+  const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
   if ((tables & ~ElfLayout::kAllTables) != 0) {
     return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
   }
@@ -159,7 +161,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
 
   ByteWriter w;
   w.U8(transform);
-  if (transform == kTransformX86Learned) w.U8(tables);
+  if (HasTableMask(transform)) w.U8(tables);
   w.Varint(old_data.size());
   w.Varint(new_data.size());
   w.Varint(controls.size());

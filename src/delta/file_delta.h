@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/result.h"
 #include "delta/codec.h"
+#include "delta/predictor.h"
 
 namespace qp::delta {
 
@@ -32,14 +33,15 @@ using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
 struct FileDiffOptions {
   CompressOptions compress;
-  int threads = 2;                   // matching threads for large files
-  bool executable_transform = true;  // x86-64 ELF address prediction, when it helps
-  // Which prediction: 2 (learned targets and RIP-relative operands, patch format 2) or 1
-  // (branches only, what format 1 patches carry; kept so that such patches can be made).
+  int threads = 2;  // matching threads for large files
+  // ELF address prediction (x86-64 and AArch64 files), chosen from the old file's e_machine.
+  bool executable_transform = true;
+  // x86-64: 2 (learned targets and RIP-relative operands, patch format 2) or 1 (branches
+  // only, what format 1 patches carry; kept so that such patches can be made).
   std::uint8_t x86_level = 2;
-  // Level 2: which kinds of ELF address table have their fields predicted (a mask of
-  // 1 << ElfLayout::TableKind; all five by default).
-  std::uint8_t x86_tables = 0x1f;
+  // The learned transforms: which kinds of ELF address table have their fields predicted
+  // (a mask of 1 << ElfLayout::TableKind; all five by default).
+  std::uint8_t tables = 0x1f;
   ProgressFn progress;
 };
 
@@ -59,6 +61,8 @@ std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
 struct FileApplyResult {
   std::uint64_t size = 0;
   Sha256Digest sha256{};
+  // The predictor's hits and misses by kind of reference (all zero for transform 0).
+  PredictionStats prediction;
 };
 
 // Applies the payload stored at [offset, offset + length) of `patch` to `old_file` and

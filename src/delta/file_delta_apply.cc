@@ -7,7 +7,6 @@
 #include "delta/byte_io.h"
 #include "delta/file_delta.h"
 #include "delta/file_delta_format.h"
-#include "delta/x86_predictor.h"
 
 namespace qp::delta {
 namespace {
@@ -129,10 +128,10 @@ Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64
   FileDeltaHeader h;
   QP_ASSIGN_OR_RETURN(h.transform, r.U8("delta transform"));
   if (h.transform != kTransformNone && h.transform != kTransformX86Branches &&
-      h.transform != kTransformX86Learned) {
+      !HasTableMask(h.transform)) {
     return Error(ErrorCode::kUnsupported, "unknown delta transform " + std::to_string(h.transform));
   }
-  if (h.transform == kTransformX86Learned) {
+  if (HasTableMask(h.transform)) {
     QP_ASSIGN_OR_RETURN(h.tables, r.U8("address table mask"));
     if ((h.tables & ~ElfLayout::kAllTables) != 0) {
       return Error(ErrorCode::kUnsupported,
@@ -255,10 +254,10 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                            std::move(values)));
   }
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
-  std::unique_ptr<X86Predictor> predictor;
+  std::unique_ptr<Predictor> predictor;
   if (transform != kTransformNone) {
-    QP_ASSIGN_OR_RETURN(predictor, X86Predictor::Create(static_cast<X86Predictor::Level>(transform),
-                                                        old_file, controls, tables));
+    QP_ASSIGN_OR_RETURN(predictor, Predictor::Create(static_cast<Transform>(transform), old_file,
+                                                     controls, tables));
   }
 
   Sha256 hasher;
@@ -298,7 +297,9 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   }
   QP_RETURN_IF_ERROR(diff->Finish());
   QP_RETURN_IF_ERROR(extra->Finish());
-  return FileApplyResult{new_pos, hasher.Finish()};
+  FileApplyResult result{new_pos, hasher.Finish(), {}};
+  if (predictor) result.prediction = predictor->stats();
+  return result;
 }
 
 Result<std::vector<std::uint8_t>> ApplyFileDeltaToMemory(std::span<const std::uint8_t> old_data,

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "delta/x86_predictor.h"
+#include "delta/predictor.h"
 
 namespace qp::delta {
 
@@ -13,12 +13,14 @@ namespace qp::delta {
 inline constexpr std::size_t kDeltaChunk = kPredictChunk;
 // Controls are decoded up front (the address predictor needs the whole map); this bounds it.
 inline constexpr std::uint64_t kMaxControls = 1u << 24;
-// The transform byte: none, or the X86Predictor level (1: branches, format 1; 2: learned).
-inline constexpr std::uint8_t kTransformNone = 0;
+// The transform byte (see Transform): none; x86-64 branches (format 1); x86-64 learned
+// (format 2); AArch64 (format 3). The learned ones are followed by a table mask byte.
+inline constexpr std::uint8_t kTransformNone = static_cast<std::uint8_t>(Transform::kNone);
 inline constexpr std::uint8_t kTransformX86Branches =
-    static_cast<std::uint8_t>(X86Predictor::Level::kBranches);
+    static_cast<std::uint8_t>(Transform::kX86Branches);
 inline constexpr std::uint8_t kTransformX86Learned =
-    static_cast<std::uint8_t>(X86Predictor::Level::kLearned);
+    static_cast<std::uint8_t>(Transform::kX86Learned);
+inline constexpr std::uint8_t kTransformArm64 = static_cast<std::uint8_t>(Transform::kArm64);
 
 // Difference bytes are stored either as one stream ("dense") or, since they are mostly
 // zero, as three: the lengths of the zero runs, the lengths of the non-zero runs, and the

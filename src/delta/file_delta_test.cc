@@ -11,7 +11,8 @@
 #include "delta/byte_io.h"
 #include "delta/codec.h"
 #include "delta/file_delta_format.h"
-#include "delta/x86_predictor.h"
+#include "delta/predictor.h"
+#include "delta/predictor_testing.h"
 
 namespace qp::delta {
 namespace {
@@ -150,63 +151,6 @@ TEST(FileDeltaTest, X86PredictionRemovesMovedCallDisplacements) {
   EXPECT_LT(pb->size(), p0->size());
 }
 
-// Minimal x86-64 ELF header with the given PT_LOAD segments (offset, vaddr, size).
-void WriteElfHeader(Bytes& data, const std::vector<std::array<std::uint64_t, 3>>& loads) {
-  const std::uint8_t ident[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0};
-  std::copy(std::begin(ident), std::end(ident), data.begin());
-  data[18] = 62;
-  data[19] = 0;
-  auto put = [&](std::size_t at, std::uint64_t v, int bytes) {
-    for (int i = 0; i < bytes; ++i) data[at + i] = static_cast<std::uint8_t>(v >> (8 * i));
-  };
-  put(0x20, 64, 8);  // e_phoff
-  put(0x36, 56, 2);  // e_phentsize
-  put(0x38, loads.size(), 2);
-  for (std::size_t k = 0; k < loads.size(); ++k) {
-    std::size_t ph = 64 + 56 * k;
-    put(ph, 1, 4);  // PT_LOAD
-    put(ph + 8, loads[k][0], 8);
-    put(ph + 16, loads[k][1], 8);
-    put(ph + 32, loads[k][2], 8);
-    put(ph + 40, loads[k][2], 8);
-  }
-}
-
-// Counts the difference bytes a predictor leaves, and checks that the applier's side of
-// the same predictor rebuilds `new_data` from them.
-std::size_t PredictedDifferences(X86Predictor::Level level, const Bytes& old_data,
-                                 const Bytes& new_data, const std::vector<Control>& controls) {
-  MemoryFile old_file(old_data);
-  auto differ_or = X86Predictor::Create(level, old_file, controls, ElfLayout::kAllTables);
-  auto applier_or = X86Predictor::Create(level, old_file, controls, ElfLayout::kAllTables);
-  EXPECT_TRUE(differ_or.ok() && applier_or.ok());
-  X86Predictor& differ = **differ_or;
-  X86Predictor& applier = **applier_or;
-  std::size_t nonzero = 0;
-  std::uint64_t new_pos = 0;
-  for (const Control& c : controls) {
-    for (std::uint64_t off = 0; off < c.add; off += kPredictChunk) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kPredictChunk, c.add - off));
-      std::uint64_t old_at = static_cast<std::uint64_t>(c.old_pos) + off;
-      Bytes chunk(old_data.begin() + static_cast<std::ptrdiff_t>(old_at),
-                  old_data.begin() + static_cast<std::ptrdiff_t>(old_at + n));
-      std::span<const std::uint8_t> want(new_data.data() + new_pos + off, n);
-      EXPECT_TRUE(differ.PredictForDiff(old_at, new_pos + off, chunk, want).ok());
-      Bytes diff(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        diff[i] = static_cast<std::uint8_t>(want[i] - chunk[i]);
-        nonzero += diff[i] != 0;
-      }
-      Bytes rebuilt(old_data.begin() + static_cast<std::ptrdiff_t>(old_at),
-                    old_data.begin() + static_cast<std::ptrdiff_t>(old_at + n));
-      EXPECT_TRUE(applier.Reconstruct(old_at, new_pos + off, rebuilt, diff).ok());
-      EXPECT_TRUE(std::equal(rebuilt.begin(), rebuilt.end(), want.begin()));
-    }
-    new_pos += c.add + c.copy;
-  }
-  return nonzero;
-}
-
 TEST(X86PredictorTest, LearnsTargetsTheBlocksMispredict) {
   // A PLT-like table whose entries were reordered: the blocks map every old entry to the
   // same place, but each call now goes to the next entry. Only the first call to each
@@ -230,9 +174,8 @@ TEST(X86PredictorTest, LearnsTargetsTheBlocksMispredict) {
   }
   std::vector<Control> identity = {Control{old_data.size(), 0, 0}};
   std::size_t branches =
-      PredictedDifferences(X86Predictor::Level::kBranches, old_data, new_data, identity);
-  std::size_t learned =
-      PredictedDifferences(X86Predictor::Level::kLearned, old_data, new_data, identity);
+      PredictedDifferences(Transform::kX86Branches, old_data, new_data, identity);
+  std::size_t learned = PredictedDifferences(Transform::kX86Learned, old_data, new_data, identity);
   EXPECT_GE(branches, calls);       // every call's displacement differs
   EXPECT_LE(learned, 40u * 4 * 2);  // at most the first call per entry (and per chunk seam)
 }

@@ -1,4 +1,4 @@
-// The .qpatch container (format version 2; docs/patch-format.md is the specification):
+// The .qpatch container (format version 3; docs/patch-format.md is the specification):
 //
 //   fixed header   magic "QPATCH\r\n", u16 version, u8 kind, u8 reserved, u32 header length
 //   header         source digest, result digest, manifest, records
@@ -21,9 +21,12 @@
 namespace qp::delta {
 
 inline constexpr char kQpatchMagic[8] = {'Q', 'P', 'A', 'T', 'C', 'H', '\r', '\n'};
-// Version 2 added file-delta transform 2 (learned x86 prediction); version 1 patches,
-// which differ in nothing else, are still read.
-inline constexpr std::uint16_t kQpatchVersion = 2;
+// Version 2 added file-delta transform 2 (learned x86 prediction), version 3 transform 3
+// (AArch64 prediction); older patches, which differ in nothing else, are still read. The
+// differ writes the oldest version that holds what a patch uses (3 only for a patch with an
+// AArch64 delta), so that agents that read version 2 still take every other patch.
+inline constexpr std::uint16_t kQpatchVersion = 3;
+inline constexpr std::uint16_t kQpatchVersionX86 = 2;
 inline constexpr std::uint16_t kQpatchOldestVersion = 1;
 inline constexpr std::uint32_t kMaxHeaderLength = 64u << 20;
 

@@ -5,6 +5,7 @@
 #include "core/durable_file.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
+#include "delta/file_delta_format.h"
 #include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
@@ -52,6 +53,7 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
   for (const auto& e : new_m) new_by_path[e.path] = &e;
 
   PatchHeader header;
+  header.version = kQpatchVersionX86;
   header.kind = kind;
   header.source_digest = ManifestDigest(old_m);
   header.result_digest = ManifestDigest(new_m);
@@ -61,6 +63,10 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
   auto add_record = [&](RecordOp op, const std::string& path, const std::string& source,
                         std::span<const std::uint8_t> payload) {
     header.records.push_back(PatchRecord{op, path, source, payloads.size(), payload.size()});
+    if ((op == RecordOp::kDelta || op == RecordOp::kGzipDelta) && !payload.empty() &&
+        payload[0] == kTransformArm64) {
+      header.version = kQpatchVersion;
+    }
     payloads.insert(payloads.end(), payload.begin(), payload.end());
   };
 

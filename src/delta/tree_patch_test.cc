@@ -246,11 +246,11 @@ TEST(TreePatchTest, UnknownVersionIsUnsupported) {
   TestDir d;
   Env* env = Env::Default();
   std::string p = BuildTestPatch(d);
-  p[8] = 3;
+  p[8] = 4;
   WriteTestFile(d.Sub("p2"), p);
   Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
   EXPECT_EQ(s.error().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(s.error().message().find("version 3"), std::string::npos);
+  EXPECT_NE(s.error().message().find("version 4"), std::string::npos);
 }
 
 TEST(TreePatchTest, VersionOnePatchesStillApply) {

@@ -1,33 +1,15 @@
-#include "delta/x86_predictor.h"
+#include "delta/predictor.h"
 
 #include <algorithm>
 #include <cstring>
 
+#include "delta/byte_io.h"
 #include "delta/file_delta.h"
-#include "delta/x86_instructions.h"
 
 namespace qp::delta {
 namespace {
 
-std::int32_t LoadI32(const std::uint8_t* p) {
-  std::uint32_t v = static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
-                    static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
-  return static_cast<std::int32_t>(v);
-}
-
-void StoreI32(std::uint8_t* p, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
-
-std::uint64_t LoadU64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
-  return v;
-}
-
-void StoreU64(std::uint8_t* p, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<std::uint8_t>(v >> (8 * i));
-}
+std::int32_t LoadI32(const std::uint8_t* p) { return static_cast<std::int32_t>(LoadLe(p, 4)); }
 
 // Addresses in table fields at or above this are not taken for addresses.
 constexpr std::uint64_t kAddressLimit = std::uint64_t{1} << 40;
@@ -38,9 +20,9 @@ constexpr std::size_t kMapCandidates = 64;
 
 }  // namespace
 
-X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout,
-                           const std::vector<Control>& controls)
-    : level_(level), old_size_(old_size), layout_(std::move(layout)) {
+Predictor::Predictor(Transform transform, std::uint64_t old_size, ElfLayout layout,
+                     const std::vector<Control>& controls)
+    : transform_(transform), old_size_(old_size), layout_(std::move(layout)) {
   std::uint64_t new_pos = 0;
   blocks_.reserve(controls.size());
   for (const Control& c : controls) {
@@ -53,7 +35,7 @@ X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout
   }
   std::stable_sort(blocks_.begin(), blocks_.end(),
                    [](const Block& a, const Block& b) { return a.old_begin < b.old_begin; });
-  if (level_ == Level::kLearned) {
+  if (transform_ != Transform::kX86Branches) {
     learned_ = std::make_unique<TargetTable>(old_size);
     max_end_.resize(blocks_.size());
     std::uint64_t m = 0;
@@ -62,31 +44,67 @@ X86Predictor::X86Predictor(Level level, std::uint64_t old_size, ElfLayout layout
   }
 }
 
-X86Predictor::~X86Predictor() = default;
+Predictor::~Predictor() = default;
 
-bool X86Predictor::Applies(std::span<const std::uint8_t> old_data) {
+Transform TransformFor(std::span<const std::uint8_t> old_data) {
   static const std::uint8_t kElf64Le[] = {0x7f, 'E', 'L', 'F', 2, 1};
-  return old_data.size() >= 64 && std::memcmp(old_data.data(), kElf64Le, 6) == 0 &&
-         old_data[18] == 62 && old_data[19] == 0;  // e_machine EM_X86_64
-}
-
-Result<std::unique_ptr<X86Predictor>> X86Predictor::Create(Level level, RandomAccessFile& old_file,
-                                                           const std::vector<Control>& controls,
-                                                           std::uint8_t tables) {
-  ElfLayout layout;
-  if (level == Level::kLearned) {
-    QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables));
+  if (old_data.size() < 64 || std::memcmp(old_data.data(), kElf64Le, 6) != 0) {
+    return Transform::kNone;
   }
-  return std::make_unique<X86Predictor>(level, old_file.Size(), std::move(layout), controls);
+  switch (LoadLe(&old_data[18], 2)) {  // e_machine
+    case 62:                           // EM_X86_64
+      return Transform::kX86Learned;
+    case 183:  // EM_AARCH64
+      return Transform::kArm64;
+    default:
+      return Transform::kNone;
+  }
 }
 
-bool X86Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset,
-                       std::size_t* index) const {
+const char* TransformName(std::uint8_t transform) {
+  switch (static_cast<Transform>(transform)) {
+    case Transform::kNone:
+      return "none";
+    case Transform::kX86Branches:
+      return "x86-64 branches";
+    case Transform::kX86Learned:
+      return "x86-64 learned";
+    case Transform::kArm64:
+      return "aarch64 learned";
+  }
+  return "unknown";
+}
+
+const char* RefKindName(RefKind kind) {
+  static const char* const kNames[kRefKinds] = {
+      "x86 branch", "x86 rip-relative", "a64 b/bl",      "a64 b.cond/cbz/tbz",
+      "a64 adr",    "a64 adrp pair",    "a64 literal",   "relocation",
+      "symbol",     "pointer",          ".eh_frame_hdr", ".eh_frame"};
+  return kNames[static_cast<int>(kind)];
+}
+
+Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
+                                                     RandomAccessFile& old_file,
+                                                     const std::vector<Control>& controls,
+                                                     std::uint8_t tables) {
+  if (transform == Transform::kNone) {
+    return Error(ErrorCode::kInvalidArgument, "no predictor for transform 0");
+  }
+  ElfLayout layout;
+  if (transform != Transform::kX86Branches) {
+    // AArch64 code is scanned only in the sections of instructions (text and data share
+    // a segment, and a data word looks like an instruction more often than on x86).
+    QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables, transform == Transform::kArm64));
+  }
+  return std::make_unique<Predictor>(transform, old_file.Size(), std::move(layout), controls);
+}
+
+bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const {
   auto it = std::upper_bound(blocks_.begin(), blocks_.end(), old_offset,
                              [](std::uint64_t v, const Block& b) { return v < b.old_begin; });
   if (it == blocks_.begin()) return false;
   std::size_t found = static_cast<std::size_t>(it - blocks_.begin()) - 1;
-  if (level_ == Level::kLearned) {
+  if (learning()) {
     // Blocks overlap in the old file (a region can be copied twice, and short accidental
     // matches sit inside long ones): take the longest block that holds the offset, among
     // the kMapCandidates nearest starts before it.
@@ -112,15 +130,15 @@ bool X86Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset,
   return true;
 }
 
-bool X86Predictor::MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const {
+bool Predictor::MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const {
   std::uint64_t offset = 0, new_offset = 0;
   if (!layout_.VaddrToOffset(target, &offset) || !Map(offset, &new_offset, index)) return false;
   *mapped = static_cast<std::int64_t>(new_offset) + (target - static_cast<std::int64_t>(offset));
   return true;
 }
 
-bool X86Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block,
-                          std::int64_t block, std::size_t index, Choice* choice) const {
+bool Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block, std::int64_t block,
+                       std::size_t index, Choice* choice) const {
   choice->predicted = have_block;
   choice->block = have_block ? index : SIZE_MAX;
   choice->raw_block = block;
@@ -134,7 +152,11 @@ bool X86Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block
   return choice->predicted;
 }
 
-void X86Predictor::Learn(const Choice& choice, std::uint32_t actual_target, bool remember) {
+void Predictor::Learn(RefKind kind, const Choice& choice, std::uint32_t actual_target,
+                      bool remember) {
+  const bool hit =
+      choice.predicted && actual_target == static_cast<std::uint32_t>(choice.prediction);
+  ++(hit ? stats_.hit : stats_.miss)[static_cast<std::size_t>(kind)];
   if (remember && choice.keyed &&
       (!choice.predicted || actual_target != static_cast<std::uint32_t>(choice.prediction))) {
     learned_->Put(choice.key, actual_target);
@@ -145,110 +167,48 @@ void X86Predictor::Learn(const Choice& choice, std::uint32_t actual_target, bool
   }
 }
 
-template <typename Actual>
-Status X86Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
-                          Actual&& actual) {
+Status Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk) {
   if (chunk.size() > kPredictChunk) {
     return Error(ErrorCode::kInternal, "prediction chunk larger than kPredictChunk");
   }
   const std::size_t n = chunk.size();
-  if (level_ == Level::kLearned) original_.assign(chunk.begin(), chunk.end());
-  if (level_ == Level::kBranches) {
-    WalkCode(old_at, new_at, chunk, 0, n, actual);
+  if (!learning()) {
+    WalkCode(old_at, new_at, chunk, 0, n);
     return OkStatus();
   }
+  original_.assign(chunk.begin(), chunk.end());
   // Address tables get their fields predicted; everything else is scanned as code.
   for (std::size_t pos = 0; pos < n;) {
     std::uint64_t bound = 0;
     bool table = layout_.TableAt(old_at + pos, &bound) >= 0;
     std::size_t stop = bound - old_at >= n ? n : static_cast<std::size_t>(bound - old_at);
     if (table) {
-      WalkFields(old_at, new_at, chunk, pos, stop, actual);
+      WalkFields(old_at, new_at, chunk, pos, stop);
     } else {
-      WalkCode(old_at, new_at, chunk, pos, stop, actual);
+      WalkCode(old_at, new_at, chunk, pos, stop);
     }
     pos = stop;
   }
   return OkStatus();
 }
 
-template <typename Actual>
-void X86Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at,
-                            std::span<std::uint8_t> chunk, std::size_t from, std::size_t to,
-                            Actual& actual) {
-  const bool learn = level_ == Level::kLearned;
-  std::uint8_t* d = chunk.data();
-  for (std::size_t i = from; i + 5 <= to;) {
-    std::size_t disp_at = 0, end = 0;
-    bool rip = false;
-    if (d[i] == 0xE8 || d[i] == 0xE9) {
-      disp_at = i + 1;
-      end = i + 5;
-    } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
-      disp_at = i + 2;
-      end = i + 6;
-    } else if (learn && !layout_.segments().empty() && MatchRipRelative(d, i, to, &disp_at, &end)) {
-      rip = true;
-    } else {
-      ++i;
-      continue;
-    }
-    const std::int64_t disp = LoadI32(d + disp_at);
-    // Where the instruction ends and what it points at, old and new, in one address space:
-    // file offsets for branches (code runs at offset == address in ELF text), virtual
-    // addresses for RIP-relative operands.
-    std::int64_t old_end = static_cast<std::int64_t>(old_at + end);
-    std::int64_t new_end = static_cast<std::int64_t>(new_at + end);
-    std::int64_t target = 0, block = 0;
-    bool plausible = false, have_block = false;
-    std::size_t index = 0;
-    if (!rip) {
-      target = old_end + disp;
-      plausible = target >= 0 && static_cast<std::uint64_t>(target) < old_size_;
-      std::uint64_t mapped = 0;
-      if (plausible && Map(static_cast<std::uint64_t>(target), &mapped, &index)) {
-        have_block = true;
-        block = static_cast<std::int64_t>(mapped);
-      }
-    } else {
-      std::int64_t end_vaddr = 0;
-      if (layout_.OffsetToVaddr(static_cast<std::uint64_t>(old_end), &end_vaddr)) {
-        new_end += end_vaddr - old_end;  // the instruction's segment keeps its placement
-        target = end_vaddr + disp;
-        plausible = layout_.InImage(target);
-        have_block = plausible && MapVaddr(target, &block, &index);
-      }
-    }
-    if (!plausible || (!learn && !have_block)) {
-      // Not taken for an instruction (format 1: only where the target maps).
-      ++i;
-      continue;
-    }
-    if (!learn) {
-      std::int64_t new_disp = block - new_end;
-      if (new_disp >= INT32_MIN && new_disp <= INT32_MAX) {
-        StoreI32(d + disp_at, static_cast<std::uint32_t>(new_disp));
-      }
-      i = end;
-      continue;
-    }
-    Choice choice;
-    if (Choose(target, rip, have_block, block, index, &choice)) {
-      StoreI32(d + disp_at, static_cast<std::uint32_t>(choice.prediction - new_end));
-    }
-    Learn(choice,
-          static_cast<std::uint32_t>(actual(disp_at, 4)) + static_cast<std::uint32_t>(new_end),
-          /*remember=*/true);
-    i = end;
+void Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                         std::size_t from, std::size_t to) {
+  const CodeSpan span{old_at, new_at, chunk, from, to};
+  if (transform_ == Transform::kArm64) {
+    WalkArm64Code(*this, span);
+  } else {
+    WalkX86Code(*this, span);
   }
 }
 
-template <typename Actual>
-void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
-                              std::span<std::uint8_t> chunk, std::size_t from, std::size_t to,
-                              Actual& actual) {
+void Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
+                           std::span<std::uint8_t> chunk, std::size_t from, std::size_t to) {
   std::uint8_t* d = chunk.data();
   std::uint64_t next_free = old_at + from;
+  std::uint64_t table_end = 0;
+  const int table_kind = layout_.TableAt(old_at + from, &table_end);
+  if (table_kind < 0) return;
   layout_.ForEachField(old_at + from, old_at + to, [&](const ElfLayout::Field& f) {
     if (f.offset < next_free) return;  // overlaps the previous field
     next_free = f.offset + f.width;
@@ -261,7 +221,7 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
     std::int64_t target = 0, base = 0;  // base: what the stored value is relative to, new
     switch (f.base) {
       case ElfLayout::FieldBase::kAbsolute: {
-        std::uint64_t v = LoadU64(d + k);
+        std::uint64_t v = LoadLe(d + k, 8);
         std::uint64_t shifted = 0;
         if (f.array_stride != 0 && ArrayShift(f) != 0 &&
             OriginalEntry(f, old_at, ArrayShift(f), &shifted)) {
@@ -296,13 +256,13 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
     const bool backward = f.base == ElfLayout::FieldBase::kSelfBackward;
     if (Choose(target, true, have_block, block, index, &choice)) {
       if (f.width == 8) {
-        StoreU64(d + k, static_cast<std::uint64_t>(choice.prediction));
+        StoreLe(d + k, static_cast<std::uint64_t>(choice.prediction), 8);
       } else {
         std::int64_t stored = backward ? base - choice.prediction : choice.prediction - base;
-        StoreI32(d + k, static_cast<std::uint32_t>(stored));
+        StoreLe(d + k, static_cast<std::uint32_t>(stored), 4);
       }
     }
-    std::uint64_t a = actual(k, f.width);
+    std::uint64_t a = Actual(k, f.width);
     std::uint32_t actual_target =
         f.width == 8 ? static_cast<std::uint32_t>(a)
         : backward   ? static_cast<std::uint32_t>(base) - static_cast<std::uint32_t>(a)
@@ -314,28 +274,29 @@ void X86Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
     // Table entries teach the blocks' corrections but not the learned targets: where a
     // table's entries were matched one entry off, each field shows a neighbour's target,
     // which would mislead every later reference to its own.
-    Learn(choice, actual_target, /*remember=*/false);
+    Learn(static_cast<RefKind>(static_cast<int>(RefKind::kRela) + table_kind), choice,
+          actual_target, /*remember=*/false);
   });
 }
 
-std::int64_t& X86Predictor::ArrayShift(const ElfLayout::Field& f) {
+std::int64_t& Predictor::ArrayShift(const ElfLayout::Field& f) {
   return f.array_stride == 8 ? pointer_shift_ : addend_shift_;
 }
 
-bool X86Predictor::OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at,
-                                 std::int64_t entries, std::uint64_t* value) const {
+bool Predictor::OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at, std::int64_t entries,
+                              std::uint64_t* value) const {
   const std::int64_t o = static_cast<std::int64_t>(f.offset) + entries * f.array_stride;
   if (o < static_cast<std::int64_t>(f.section_offset) ||
       o + 8 > static_cast<std::int64_t>(f.section_end) || o < static_cast<std::int64_t>(old_at) ||
       o + 8 > static_cast<std::int64_t>(old_at + original_.size())) {
     return false;
   }
-  *value = LoadU64(&original_[static_cast<std::size_t>(o - static_cast<std::int64_t>(old_at))]);
+  *value = LoadLe(&original_[static_cast<std::size_t>(o - static_cast<std::int64_t>(old_at))], 8);
   return true;
 }
 
-void X86Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
-                           std::uint32_t actual_target) {
+void Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
+                        std::uint32_t actual_target) {
   std::int64_t& shift = ArrayShift(f);
   for (std::int64_t step = 0; step <= 2 * kMaxArrayShift; ++step) {
     const std::int64_t j = (step % 2 == 0) ? -(step / 2) : (step + 1) / 2;  // 0, 1, -1, 2, -2 ...
@@ -355,22 +316,34 @@ void X86Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
   }
 }
 
-Status X86Predictor::PredictForDiff(std::uint64_t old_at, std::uint64_t new_at,
-                                    std::span<std::uint8_t> chunk,
-                                    std::span<const std::uint8_t> new_bytes) {
-  return Walk(old_at, new_at, chunk, [&](std::size_t k, int width) {
-    return width == 8 ? LoadU64(&new_bytes[k]) : static_cast<std::uint32_t>(LoadI32(&new_bytes[k]));
-  });
+std::uint64_t Predictor::Actual(std::size_t k, int width) const {
+  if (!rebuilding_) return LoadLe(&source_[k], width);
+  std::uint8_t b[8] = {};
+  for (int j = 0; j < width; ++j) b[j] = static_cast<std::uint8_t>(chunk_[k + j] + source_[k + j]);
+  return LoadLe(b, width);
 }
 
-Status X86Predictor::Reconstruct(std::uint64_t old_at, std::uint64_t new_at,
+Status Predictor::PredictForDiff(std::uint64_t old_at, std::uint64_t new_at,
                                  std::span<std::uint8_t> chunk,
-                                 std::span<const std::uint8_t> diff) {
-  QP_RETURN_IF_ERROR(Walk(old_at, new_at, chunk, [&](std::size_t k, int width) {
-    std::uint8_t b[8] = {};
-    for (int j = 0; j < width; ++j) b[j] = static_cast<std::uint8_t>(chunk[k + j] + diff[k + j]);
-    return LoadU64(b);
-  }));
+                                 std::span<const std::uint8_t> new_bytes) {
+  if (new_bytes.size() != chunk.size()) {
+    return Error(ErrorCode::kInternal, "new bytes and chunk differ in length");
+  }
+  chunk_ = chunk;
+  source_ = new_bytes;
+  rebuilding_ = false;
+  return Walk(old_at, new_at, chunk);
+}
+
+Status Predictor::Reconstruct(std::uint64_t old_at, std::uint64_t new_at,
+                              std::span<std::uint8_t> chunk, std::span<const std::uint8_t> diff) {
+  if (diff.size() != chunk.size()) {
+    return Error(ErrorCode::kInternal, "difference and chunk differ in length");
+  }
+  chunk_ = chunk;
+  source_ = diff;
+  rebuilding_ = true;
+  QP_RETURN_IF_ERROR(Walk(old_at, new_at, chunk));
   for (std::size_t k = 0; k < chunk.size(); ++k)
     chunk[k] = static_cast<std::uint8_t>(chunk[k] + diff[k]);
   return OkStatus();

@@ -1,0 +1,246 @@
+// The AArch64 plug-in of the predictor. Every instruction is one aligned 32-bit word, and
+// its references are PC-relative immediates of a few fixed shapes:
+//   B, BL                      imm26 << 2
+//   B.cond, CBZ/CBNZ           imm19 << 2
+//   TBZ/TBNZ                   imm14 << 2
+//   LDR/LDRSW/PRFM (literal)   imm19 << 2
+//   ADR                        imm21 (immlo in bits 29-30, immhi in bits 5-23)
+//   ADRP                       imm21 << 12, relative to the instruction's 4 KiB page; its
+//                              target is completed by a following ADD (immediate) or
+//                              LDR/STR (unsigned offset) on the same register, which
+//                              holds the low 12 bits.
+// Targets are virtual addresses. docs/patch-format.md ("Transform 3") is the exact rule.
+#include <cstdint>
+
+#include "delta/byte_io.h"
+#include "delta/predictor.h"
+
+namespace qp::delta {
+namespace {
+
+// An immediate field: `bits` bits at bit `lsb`, counting units of 1 << `scale` bytes;
+// ADR/ADRP split theirs (two low bits at 29).
+struct Immediate {
+  int lsb, bits, scale;
+  bool split;
+};
+constexpr Immediate kImm26{0, 26, 2, false};
+constexpr Immediate kImm19{5, 19, 2, false};
+constexpr Immediate kImm14{5, 14, 2, false};
+constexpr Immediate kAdr{5, 21, 0, true};
+constexpr Immediate kAdrp{5, 21, 12, true};
+
+std::int64_t SignExtend(std::uint64_t v, int bits) {
+  return static_cast<std::int64_t>(v << (64 - bits)) >> (64 - bits);
+}
+
+std::int64_t Decode(std::uint32_t w, const Immediate& f) {
+  std::uint64_t raw = 0;
+  if (f.split) {
+    raw = static_cast<std::uint64_t>((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3);
+  } else {
+    raw = (w >> f.lsb) & ((std::uint32_t{1} << f.bits) - 1);
+  }
+  return SignExtend(raw, f.bits) * (std::int64_t{1} << f.scale);
+}
+
+// Writes `value` into w's field; false (w unchanged) if it is not a whole number of units
+// or does not fit.
+bool Encode(std::uint32_t* w, std::int64_t value, const Immediate& f) {
+  const std::int64_t unit = std::int64_t{1} << f.scale;
+  if (value % unit != 0) return false;
+  const std::int64_t units = value / unit;
+  const std::int64_t limit = std::int64_t{1} << (f.bits - 1);
+  if (units < -limit || units >= limit) return false;
+  const auto raw = static_cast<std::uint32_t>(static_cast<std::uint64_t>(units)) &
+                   ((std::uint32_t{1} << f.bits) - 1);
+  if (f.split) {
+    *w = (*w & ~((std::uint32_t{3} << 29) | (std::uint32_t{0x7FFFF} << 5))) | (raw & 3) << 29 |
+         (raw >> 2) << 5;
+  } else {
+    const std::uint32_t mask = ((std::uint32_t{1} << f.bits) - 1) << f.lsb;
+    *w = (*w & ~mask) | raw << f.lsb;
+  }
+  return true;
+}
+
+// The PC-relative instructions, by kind; false for any other word.
+bool Classify(std::uint32_t w, RefKind* kind, const Immediate** imm) {
+  if ((w & 0x7C000000) == 0x14000000) {  // B, BL
+    *kind = RefKind::kA64Branch;
+    *imm = &kImm26;
+  } else if ((w & 0xFF000010) == 0x54000000 || (w & 0x7E000000) == 0x34000000) {
+    *kind = RefKind::kA64CondBranch;  // B.cond, CBZ/CBNZ
+    *imm = &kImm19;
+  } else if ((w & 0x7E000000) == 0x36000000) {  // TBZ/TBNZ
+    *kind = RefKind::kA64CondBranch;
+    *imm = &kImm14;
+  } else if ((w & 0x3B000000) == 0x18000000) {  // LDR (literal), LDRSW, PRFM
+    *kind = RefKind::kA64Literal;
+    *imm = &kImm19;
+  } else if ((w & 0x9F000000) == 0x10000000) {
+    *kind = RefKind::kA64Adr;
+    *imm = &kAdr;
+  } else if ((w & 0x9F000000) == 0x90000000) {
+    *kind = RefKind::kA64AdrpPair;
+    *imm = &kAdrp;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The low half of an ADRP pair: ADD Xd, Xn, #imm12 (64-bit, unshifted), or a load or store
+// with an unsigned scaled offset, whose base register Xn is `reg`. Sets the scale of its
+// 12-bit immediate; false for any other word.
+bool LowHalf(std::uint32_t w, std::uint32_t reg, int* scale) {
+  if (((w >> 5) & 31) != reg) return false;
+  if ((w & 0xFFC00000) == 0x91000000) {
+    *scale = 0;
+    return true;
+  }
+  if ((w & 0x3B000000) == 0x39000000) {
+    const std::uint32_t size = w >> 30, vector = (w >> 26) & 1, opc = (w >> 22) & 3;
+    *scale = vector != 0 && (opc & 2) != 0 ? 4 : static_cast<int>(size);
+    return true;
+  }
+  return false;
+}
+
+std::uint32_t Imm12(std::uint32_t w) { return (w >> 10) & 0xFFF; }
+
+// How many instructions after an ADRP its first low half is looked for, and how many its
+// page stays usable for further low halves on the same register.
+constexpr std::size_t kPairWindow = 4;
+constexpr std::size_t kPageLife = 16;
+
+// What an ADRP left in its register, as the walk goes on: its old page, the page the new
+// file's ADRP holds, and (until its first low half is reached) the prediction made for the
+// pair.
+struct PageRegister {
+  bool valid = false;
+  std::int64_t old_page = 0, new_page = 0;
+  std::size_t expires = 0;       // chunk position past which it is no longer used
+  std::size_t first = SIZE_MAX;  // the first low half's position, while pending
+  Predictor::Choice choice;      // the pair's prediction, for the first low half
+};
+
+}  // namespace
+
+void WalkArm64Code(Predictor& p, const CodeSpan& span) {
+  const ElfLayout& layout = p.layout();
+  if (!p.learning() || layout.segments().empty()) return;
+  std::uint8_t* d = span.chunk.data();
+  PageRegister regs[32];
+  auto clear = [&] {
+    for (PageRegister& r : regs) r.valid = false;
+  };
+  // Instructions are 4-byte aligned in the file as in memory.
+  std::size_t i = span.from + static_cast<std::size_t>((4 - (span.old_at + span.from) % 4) % 4);
+  std::uint64_t code_end = 0;  // where the current run of code (or not code) ends
+  bool in_code = false;
+  for (; i + 4 <= span.to; i += 4) {
+    const std::uint64_t old_offset = span.old_at + i;
+    if (old_offset >= code_end) in_code = layout.CodeAt(old_offset, &code_end);
+    if (!in_code || old_offset + 4 > code_end) continue;
+    std::uint32_t w = static_cast<std::uint32_t>(LoadLe(d + i, 4));
+    std::int64_t pc = 0;
+    if (!layout.OffsetToVaddr(old_offset, &pc)) continue;
+    // The instruction's segment keeps its placement: its new address is its new offset
+    // moved as its old one was.
+    const std::int64_t new_pc =
+        static_cast<std::int64_t>(span.new_at + i) + (pc - static_cast<std::int64_t>(old_offset));
+    RefKind kind{};
+    const Immediate* imm = nullptr;
+    if (!Classify(w, &kind, &imm)) {
+      // A low half using a page register: its target is the page plus its 12 bits.
+      PageRegister& r = regs[(w >> 5) & 31];
+      int scale = 0;
+      if (r.valid && i < r.expires && LowHalf(w, (w >> 5) & 31, &scale)) {
+        const std::int64_t target = r.old_page + (static_cast<std::int64_t>(Imm12(w)) << scale);
+        Predictor::Choice choice;
+        bool predicted = false;
+        if (i == r.first) {
+          choice = r.choice;
+          predicted = choice.predicted;
+        } else if (layout.InImage(target)) {
+          std::int64_t block = 0;
+          std::size_t index = 0;
+          const bool have_block = p.MapVaddr(target, &block, &index);
+          predicted = p.Choose(target, true, have_block, block, index, &choice);
+        }
+        if (i == r.first || layout.InImage(target)) {
+          const std::int64_t lo = choice.prediction - r.new_page;
+          if (predicted && lo >= 0 && lo < 0x1000 && (lo & ((std::int64_t{1} << scale) - 1)) == 0) {
+            w = (w & ~(std::uint32_t{0xFFF} << 10)) | static_cast<std::uint32_t>(lo >> scale) << 10;
+            StoreLe(d + i, w, 4);
+          }
+          const auto now = static_cast<std::uint32_t>(p.Actual(i, 4));
+          p.Learn(RefKind::kA64AdrpPair, choice,
+                  static_cast<std::uint32_t>(r.new_page) + (Imm12(now) << scale),
+                  /*remember=*/true);
+        }
+        r.first = SIZE_MAX;
+      }
+      // Whatever writes a page register ends its use.
+      if (regs[w & 31].valid && (w & 31) != 31) regs[w & 31].valid = false;
+      continue;
+    }
+    if (kind == RefKind::kA64Branch) clear();  // calls clobber registers; jumps leave
+    if (kind == RefKind::kA64AdrpPair) {
+      const std::uint32_t reg = w & 31;
+      PageRegister& r = regs[reg];
+      r = PageRegister{};
+      r.old_page = (pc & ~std::int64_t{0xFFF}) + Decode(w, *imm);
+      // The pair's target, from its first low half (read, not yet rewritten).
+      std::int64_t target = r.old_page;
+      for (std::size_t j = i + 4; j + 4 <= span.to && j <= i + 4 * kPairWindow; j += 4) {
+        const auto v = static_cast<std::uint32_t>(LoadLe(d + j, 4));
+        int scale = 0;
+        if (LowHalf(v, reg, &scale)) {
+          r.first = j;
+          target += static_cast<std::int64_t>(Imm12(v)) << scale;
+          break;
+        }
+        RefKind other{};
+        const Immediate* other_imm = nullptr;
+        if ((v & 31) == reg || (Classify(v, &other, &other_imm) && other == RefKind::kA64Branch)) {
+          break;
+        }
+      }
+      const std::int64_t new_page = new_pc & ~std::int64_t{0xFFF};
+      if (r.first != SIZE_MAX && layout.InImage(target)) {
+        std::int64_t block = 0;
+        std::size_t index = 0;
+        const bool have_block = p.MapVaddr(target, &block, &index);
+        if (p.Choose(target, true, have_block, block, index, &r.choice) &&
+            Encode(&w, (r.choice.prediction & ~std::int64_t{0xFFF}) - new_page, *imm)) {
+          StoreLe(d + i, w, 4);
+        }
+      } else {
+        r.first = SIZE_MAX;
+      }
+      const auto now = static_cast<std::uint32_t>(p.Actual(i, 4));
+      r.new_page = new_page + Decode(now, *imm);
+      r.valid = true;
+      r.expires = i + 4 * kPageLife;
+      continue;
+    }
+    const std::int64_t target = pc + Decode(w, *imm);
+    if (!layout.InImage(target)) continue;
+    std::int64_t block = 0;
+    std::size_t index = 0;
+    const bool have_block = p.MapVaddr(target, &block, &index);
+    Predictor::Choice choice;
+    if (p.Choose(target, true, have_block, block, index, &choice) &&
+        Encode(&w, choice.prediction - new_pc, *imm)) {
+      StoreLe(d + i, w, 4);
+    }
+    const auto now = static_cast<std::uint32_t>(p.Actual(i, 4));
+    p.Learn(kind, choice, static_cast<std::uint32_t>(new_pc + Decode(now, *imm)),
+            /*remember=*/kind != RefKind::kA64CondBranch);
+    if ((w & 31) != 31 && kind == RefKind::kA64Adr) regs[w & 31].valid = false;
+  }
+}
+
+}  // namespace qp::delta

@@ -1,0 +1,189 @@
+// Executable-aware prediction for ELF files (in the spirit of Courgette/Zucchini).
+//
+// When code moves between versions, the addresses instructions and tables hold change
+// wherever the reference and what it points at moved by different amounts, which scatters
+// small differences over the whole file. The matched blocks of a delta already say how
+// every block moved (old offset -> new offset), so both sides can predict each address:
+// take the old reference's target, map it through the blocks, and re-aim the reference from
+// its new place. Differences are then taken against the predicted bytes, and are zero
+// wherever the prediction was right.
+//
+// The machinery is the same for every architecture: the blocks; the fields of the address
+// tables the linker writes (relocations, symbols, pointer arrays, .eh_frame and its search
+// table; see ElfLayout), predicted field by field; and a learned target map: once the new
+// file shows where an old target went, later references to the same old target are
+// predicted from that (blocks mispredict where tables of near-identical entries, the PLT,
+// shifted; the first call to each entry then teaches the rest). Both sides learn from new
+// bytes already produced, so they agree.
+//
+// What differs by architecture is how references are found in code: an instruction set is
+// a plug-in (x86_code.cc, arm64_code.cc), chosen from the old file's e_machine and recorded
+// as the file delta's transform byte:
+//  - kX86Branches (patch format 1): x86-64 relative calls and jumps only, no tables, no
+//    learning;
+//  - kX86Learned (format 2): also RIP-relative operands, tables and learned targets;
+//  - kArm64 (format 3): AArch64 B/BL, conditional branches, ADR, ADRP pairs and literal
+//    loads, with tables and learned targets.
+//
+// Prediction works on chunks of at most kPredictChunk bytes, counted from the start of each
+// matched block, and only touches references that lie wholly inside a chunk; the differ
+// and the applier chunk identically and visit references in the same order.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "delta/elf_layout.h"
+#include "delta/target_table.h"
+
+namespace qp::delta {
+
+struct Control;
+
+inline constexpr std::size_t kPredictChunk = 64 * 1024;
+
+// A file delta's transform (its payload's first byte).
+enum class Transform : std::uint8_t { kNone = 0, kX86Branches = 1, kX86Learned = 2, kArm64 = 3 };
+
+// The strongest transform for an old file, from its ELF header: kX86Learned for an x86-64
+// ELF64 little-endian file, kArm64 for an AArch64 one, else kNone.
+Transform TransformFor(std::span<const std::uint8_t> old_data);
+const char* TransformName(std::uint8_t transform);
+// True for the transforms that predict address tables (their payload names which).
+inline constexpr bool HasTableMask(std::uint8_t transform) {
+  return transform == static_cast<std::uint8_t>(Transform::kX86Learned) ||
+         transform == static_cast<std::uint8_t>(Transform::kArm64);
+}
+
+// The kinds of reference a predictor visits, for its counts of hits and misses.
+enum class RefKind : std::uint8_t {
+  kX86Branch,      // E8 / E9 / 0F 8x rel32
+  kX86Rip,         // [rip + disp32] operands
+  kA64Branch,      // B, BL (imm26)
+  kA64CondBranch,  // B.cond, CBZ/CBNZ (imm19), TBZ/TBNZ (imm14)
+  kA64Adr,         // ADR (imm21)
+  kA64AdrpPair,    // ADRP + ADD / LDR / STR (page + low 12 bits)
+  kA64Literal,     // LDR (literal), PRFM (literal)
+  kRela,           // table fields, by ElfLayout::TableKind
+  kSymbols,
+  kPointers,
+  kEhFrameHdr,
+  kEhFrame,
+};
+inline constexpr int kRefKinds = 12;
+const char* RefKindName(RefKind kind);
+
+struct PredictionStats {
+  std::array<std::uint64_t, kRefKinds> hit{}, miss{};
+};
+
+class Predictor {
+ public:
+  // Controls carry absolute old positions; the new position of each block is implied.
+  // `layout` describes the old file (the learned transforms; kX86Branches ignores it).
+  Predictor(Transform transform, std::uint64_t old_size, ElfLayout layout,
+            const std::vector<Control>& controls);
+  ~Predictor();
+
+  // Reads what the transform needs of the old file (its ELF layout, with the address
+  // tables of the kinds in `tables`) and builds the predictor. kInvalidArgument for kNone.
+  static Result<std::unique_ptr<Predictor>> Create(Transform transform, RandomAccessFile& old_file,
+                                                   const std::vector<Control>& controls,
+                                                   std::uint8_t tables);
+
+  // Differ: `chunk` holds old bytes from old offset `old_at`, destined for new offset
+  // `new_at`; they are replaced by the predicted bytes, learning from `new_bytes` (the new
+  // file's bytes for the same span). One chunk: at most kPredictChunk bytes.
+  Status PredictForDiff(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                        std::span<const std::uint8_t> new_bytes);
+  // Applier: `chunk` holds old bytes and becomes the new bytes (predicted + `diff`).
+  Status Reconstruct(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                     std::span<const std::uint8_t> diff);
+
+  const PredictionStats& stats() const { return stats_; }
+
+  // --- What the instruction-set plug-ins use. ---
+
+  // A reference's prediction: the learned target if any, else its block's (corrected).
+  struct Choice {
+    bool predicted = false, keyed = false;
+    std::int64_t prediction = 0;
+    std::uint32_t key = 0;
+    std::size_t block = SIZE_MAX;  // the block the target lies in, if any
+    std::int64_t raw_block = 0;    // that block's prediction, uncorrected
+  };
+
+  bool learning() const { return learned_ != nullptr; }
+  const ElfLayout& layout() const { return layout_; }
+  std::uint64_t old_size() const { return old_size_; }
+  // Maps an old offset to the new one through the block that contains it; false if none.
+  bool Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index = nullptr) const;
+  // An old virtual address mapped through the blocks; false where no block holds it.
+  bool MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const;
+  // The prediction for a reference to `target` (learning transforms): learned, else the
+  // block's; false if none.
+  bool Choose(std::int64_t target, bool vaddr_space, bool have_block, std::int64_t block,
+              std::size_t index, Choice* choice) const;
+  // After a reference: counts it, and (`remember`) puts a mispredicted target in the
+  // learned table; the target's block always takes the miss as its correction.
+  void Learn(RefKind kind, const Choice& choice, std::uint32_t actual_target, bool remember);
+  // The new file's `width` (4 or 8) bytes at chunk position k, zero-extended: given to the
+  // differ; rebuilt by the applier from the prediction already written there plus the
+  // difference. A plug-in reads a position only after its last write there.
+  std::uint64_t Actual(std::size_t k, int width) const;
+
+ private:
+  struct Block {
+    std::uint64_t old_begin, old_end, new_begin;
+    // What the last reference into the block missed its prediction by (learning
+    // transforms): where the block was matched to the wrong place, its next references
+    // are set right.
+    std::int32_t correction = 0;
+  };
+
+  // The walk over one chunk: address tables field by field, the rest as code.
+  Status Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk);
+  void WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                std::size_t from, std::size_t to);
+  void WalkFields(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
+                  std::size_t from, std::size_t to);
+
+  // Arrays (relocation addends, pointer arrays) whose entries shifted: each field is
+  // predicted from the old entry this many entries away, re-found after every miss.
+  std::int64_t& ArrayShift(const ElfLayout::Field& f);
+  bool OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at, std::int64_t entries,
+                     std::uint64_t* value) const;
+  void Realign(const ElfLayout::Field& f, std::uint64_t old_at, std::uint32_t actual_target);
+
+  Transform transform_;
+  std::uint64_t old_size_;
+  ElfLayout layout_;
+  std::vector<Block> blocks_;           // sorted by old_begin
+  std::vector<std::uint64_t> max_end_;  // learning: the greatest old_end of blocks_[0..k]
+  std::unique_ptr<TargetTable> learned_;
+  std::int64_t addend_shift_ = 0, pointer_shift_ = 0;
+  std::vector<std::uint8_t> original_;  // the current chunk's old bytes, unpredicted
+  // The chunk being walked, and where Actual reads the new bytes: `source_` itself (the
+  // differ) or `chunk_` + `source_` (the applier).
+  std::span<const std::uint8_t> chunk_, source_;
+  bool rebuilding_ = false;
+  PredictionStats stats_;
+};
+
+// The instruction-set plug-ins: each scans [from, to) of `chunk` as code, and for each
+// reference it finds asks `p` for a prediction, writes it into the chunk, and tells `p`
+// what the new file holds. docs/patch-format.md specifies both exactly.
+struct CodeSpan {
+  std::uint64_t old_at, new_at;
+  std::span<std::uint8_t> chunk;
+  std::size_t from, to;
+};
+void WalkX86Code(Predictor& p, const CodeSpan& span);
+void WalkArm64Code(Predictor& p, const CodeSpan& span);
+
+}  // namespace qp::delta

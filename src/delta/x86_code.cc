@@ -1,0 +1,161 @@
+// The x86-64 plug-in of the predictor: relative calls and jumps (E8, E9, 0F 80..8F), and
+// instructions with a RIP-relative memory operand, recognised by byte patterns (no full
+// decoder). docs/patch-format.md ("Transform 2") has the exact tables.
+#include "delta/byte_io.h"
+#include "delta/predictor.h"
+
+namespace qp::delta {
+namespace {
+
+// Immediate bytes after the displacement of a one-byte-opcode instruction with a ModRM
+// operand, or -1 for opcodes not predicted. `reg` is the ModRM reg field (groups F6/F7).
+int OneByteImmediate(std::uint8_t op, int reg) {
+  if (op < 0x40 && (op & 7) < 4) return 0;  // ALU r/m,r and r,r/m forms (add ... cmp)
+  switch (op) {
+    case 0x63:
+    case 0x84:
+    case 0x85:
+    case 0x86:
+    case 0x87:
+    case 0x88:
+    case 0x89:
+    case 0x8A:
+    case 0x8B:
+    case 0x8D:
+    case 0xD1:
+    case 0xD3:
+    case 0xFF:
+      return 0;
+    case 0x80:
+    case 0x83:
+    case 0xC6:
+    case 0x6B:
+    case 0xC0:
+    case 0xC1:
+      return 1;
+    case 0x81:
+    case 0xC7:
+    case 0x69:
+      return 4;
+    case 0xF6:
+      return reg < 2 ? 1 : 0;
+    case 0xF7:
+      return reg < 2 ? 4 : 0;
+    default:
+      return -1;
+  }
+}
+
+// The same for two-byte opcodes 0F xx (SSE moves and arithmetic, cmov, movzx/movsx, imul).
+int TwoByteImmediate(std::uint8_t op) {
+  if ((op >= 0x10 && op <= 0x17) || op == 0x28 || op == 0x29 || op == 0x2A ||
+      (op >= 0x2C && op <= 0x2F) || (op >= 0x40 && op <= 0x4F) || (op >= 0x51 && op <= 0x6F) ||
+      (op >= 0x74 && op <= 0x76) || op == 0x7E || op == 0x7F || op == 0xAF || op == 0xB6 ||
+      op == 0xB7 || op == 0xBE || op == 0xBF || (op >= 0xD0 && op <= 0xFE)) {
+    return 0;
+  }
+  if (op == 0x70 || op == 0xC2 || op == 0xC4 || op == 0xC5 || op == 0xC6) return 1;
+  return -1;
+}
+
+// An instruction with a RIP-relative operand starting at d[i]: an optional 66/F2/F3
+// prefix, an optional REX prefix, a one- or two-byte opcode from the tables, ModRM with
+// mod=00 rm=101, disp32, immediate. Sets the displacement's position and the instruction's
+// end; false if none, or if it does not end inside [0, n).
+bool MatchRipRelative(const std::uint8_t* d, std::size_t i, std::size_t n, std::size_t* disp_at,
+                      std::size_t* end) {
+  std::size_t j = i;
+  if (j < n && (d[j] == 0x66 || d[j] == 0xF2 || d[j] == 0xF3)) ++j;
+  if (j < n && (d[j] & 0xF0) == 0x40) ++j;
+  if (j + 2 > n) return false;
+  int imm;
+  if (d[j] == 0x0F) {
+    imm = TwoByteImmediate(d[j + 1]);
+    j += 2;
+  } else {
+    if (j + 1 >= n) return false;
+    imm = OneByteImmediate(d[j], (d[j + 1] >> 3) & 7);
+    j += 1;
+  }
+  if (imm < 0 || j >= n || (d[j] & 0xC7) != 0x05) return false;
+  std::size_t e = j + 5 + static_cast<std::size_t>(imm);
+  if (e > n) return false;
+  *disp_at = j + 1;
+  *end = e;
+  return true;
+}
+
+}  // namespace
+
+void WalkX86Code(Predictor& p, const CodeSpan& span) {
+  const bool learn = p.learning();
+  const ElfLayout& layout = p.layout();
+  const std::uint64_t old_at = span.old_at, new_at = span.new_at;
+  const std::size_t to = span.to;
+  std::uint8_t* d = span.chunk.data();
+  for (std::size_t i = span.from; i + 5 <= to;) {
+    std::size_t disp_at = 0, end = 0;
+    bool rip = false;
+    if (d[i] == 0xE8 || d[i] == 0xE9) {
+      disp_at = i + 1;
+      end = i + 5;
+    } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
+      disp_at = i + 2;
+      end = i + 6;
+    } else if (learn && !layout.segments().empty() && MatchRipRelative(d, i, to, &disp_at, &end)) {
+      rip = true;
+    } else {
+      ++i;
+      continue;
+    }
+    const auto disp = static_cast<std::int32_t>(LoadLe(d + disp_at, 4));
+    // Where the instruction ends and what it points at, old and new, in one address space:
+    // file offsets for branches (code runs at offset == address in ELF text), virtual
+    // addresses for RIP-relative operands.
+    std::int64_t old_end = static_cast<std::int64_t>(old_at + end);
+    std::int64_t new_end = static_cast<std::int64_t>(new_at + end);
+    std::int64_t target = 0, block = 0;
+    bool plausible = false, have_block = false;
+    std::size_t index = 0;
+    if (!rip) {
+      target = old_end + disp;
+      plausible = target >= 0 && static_cast<std::uint64_t>(target) < p.old_size();
+      std::uint64_t mapped = 0;
+      if (plausible && p.Map(static_cast<std::uint64_t>(target), &mapped, &index)) {
+        have_block = true;
+        block = static_cast<std::int64_t>(mapped);
+      }
+    } else {
+      std::int64_t end_vaddr = 0;
+      if (layout.OffsetToVaddr(static_cast<std::uint64_t>(old_end), &end_vaddr)) {
+        new_end += end_vaddr - old_end;  // the instruction's segment keeps its placement
+        target = end_vaddr + disp;
+        plausible = layout.InImage(target);
+        have_block = plausible && p.MapVaddr(target, &block, &index);
+      }
+    }
+    if (!plausible || (!learn && !have_block)) {
+      // Not taken for an instruction (format 1: only where the target maps).
+      ++i;
+      continue;
+    }
+    if (!learn) {
+      std::int64_t new_disp = block - new_end;
+      if (new_disp >= INT32_MIN && new_disp <= INT32_MAX) {
+        StoreLe(d + disp_at, static_cast<std::uint32_t>(new_disp), 4);
+      }
+      i = end;
+      continue;
+    }
+    Predictor::Choice choice;
+    if (p.Choose(target, rip, have_block, block, index, &choice)) {
+      StoreLe(d + disp_at, static_cast<std::uint32_t>(choice.prediction - new_end), 4);
+    }
+    p.Learn(rip ? RefKind::kX86Rip : RefKind::kX86Branch, choice,
+            static_cast<std::uint32_t>(p.Actual(disp_at, 4)) + static_cast<std::uint32_t>(new_end),
+            /*remember=*/true);
+    i = end;
+  }
+}
+
+}  // namespace qp::delta
