@@ -5,7 +5,8 @@
 # memory, every patch verified byte for byte; and quietpatch's size as a ratio of the best
 # public tool (the smallest of the tools run here and HDiffPatch's published figure from
 # testdata/README.md, which Debian does not package); the same for the arm64 builds of the
-# same updates, with their ratio to bsdiff (issue 21's figures). Then whole package trees against
+# same updates (AArch64 prediction), with their ratio to bsdiff, the largest apply memory and
+# libnode's diff time against bsdiff's (issue 21's figures). Then whole package trees against
 # debdelta, Debian's package delta tool (its figures from testdata/README.md).
 #
 #   bench/delta_bench.sh [--quick]     --quick: skip the 47 MB libnode pair
@@ -58,7 +59,8 @@ verify() { cmp -s "$1" "$2" || { echo "MISMATCH: $3 did not rebuild $2" >&2; exi
 # sets sum_qp, sum_best, sum_bsdiff, worst_ratio and worst_bsdiff. A pair without an
 # HDiffPatch figure ("-") is compared with the tools run here only.
 run_pairs() {
-  sum_qp=0; sum_best=0; sum_bsdiff=0; worst_ratio=0; worst_bsdiff=0
+  sum_qp=0; sum_best=0; sum_bsdiff=0; worst_ratio=0; worst_bsdiff=0; max_apply_mb=0
+  node_diff_ratio=-
   printf "%-24s %-8s %10s %8s %8s %8s %8s\n" pair tool bytes diff_s diff_MB apply_s apply_MB
   local p name old new hdiff t d a best best_tool tool ratio
   for p in "$@"; do
@@ -71,11 +73,16 @@ run_pairs() {
     a=$(measure "$qp" apply "$old" "$t/qp.qpatch" "$t/qp.out"); verify "$t/qp.out" "$new" quietpatch
     bytes[quietpatch]=$(stat -c %s "$t/qp.qpatch")
     printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "$name" quietpatch "${bytes[quietpatch]}" $d $a
+    local qp_diff_s=${d%% *} apply_mb=${a##* }
+    [ "$apply_mb" -gt "$max_apply_mb" ] && max_apply_mb=$apply_mb
     # bsdiff 4.3
     d=$(measure bsdiff "$old" "$new" "$t/bs.patch")
     a=$(measure bspatch "$old" "$t/bs.out" "$t/bs.patch"); verify "$t/bs.out" "$new" bsdiff
     bytes[bsdiff]=$(stat -c %s "$t/bs.patch")
     printf "%-24s %-8s %10d %8s %8s %8s %8s\n" "" bsdiff "${bytes[bsdiff]}" $d $a
+    if [[ $name == libnode* ]]; then
+      node_diff_ratio=$(awk -v a="$qp_diff_s" -v b="${d%% *}" 'BEGIN{printf "%.2f", a/b}')
+    fi
     # xdelta3 -9 -S lzma
     d=$(measure xdelta3 -e -9 -S lzma -f -s "$old" "$new" "$t/xd.patch")
     a=$(measure xdelta3 -d -f -s "$old" "$t/xd.patch" "$t/xd.out"); verify "$t/xd.out" "$new" xdelta3
@@ -115,16 +122,17 @@ printf "total: quietpatch %d bytes, best public %d bytes, ratio %.3f (target <= 
   "$sum_qp" "$sum_best" "$(awk -v a=$sum_qp -v b=$sum_best 'BEGIN{print a/b}')" "$worst_ratio"
 amd64_qp=$sum_qp
 
-# The same Debian updates built for arm64 (issue 21: AArch64 prediction is not built yet;
-# these are the figures it starts from).
+# The same Debian updates built for arm64, patched with AArch64 prediction (transform 3).
 mapfile -t arm64_pairs < <(file_pairs arm64 aarch64-linux-gnu)
 echo
-echo "== arm64 (generic matching: no AArch64 prediction yet)"
+echo "== arm64 (AArch64 prediction)"
 run_pairs "${arm64_pairs[@]}"
 echo
 printf "total arm64: quietpatch %d bytes, bsdiff %d bytes, ratio %.3f (goal <= 0.5 on every pair; worst %s); arm64/amd64 quietpatch sums %.3f (goal <= 1.3)\n" \
   "$sum_qp" "$sum_bsdiff" "$(awk -v a=$sum_qp -v b=$sum_bsdiff 'BEGIN{print a/b}')" "$worst_bsdiff" \
   "$(awk -v a=$sum_qp -v b=$amd64_qp 'BEGIN{print a/b}')"
+printf "arm64: largest apply memory %d MB (goal <= 32); libnode diff time / bsdiff's %s (goal <= 1)\n" \
+  "$max_apply_mb" "$node_diff_ratio"
 
 # Whole package trees (every file of the package, as the demo ships them) against Debian's
 # own package delta tool: debdelta's figures are from testdata/README.md (debdelta -n 9

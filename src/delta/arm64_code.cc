@@ -111,7 +111,7 @@ std::uint32_t Imm12(std::uint32_t w) { return (w >> 10) & 0xFFF; }
 
 // How many instructions after an ADRP its first low half is looked for, and how many its
 // page stays usable for further low halves on the same register.
-constexpr std::size_t kPairWindow = 4;
+constexpr std::size_t kPairWindow = 8;
 constexpr std::size_t kPageLife = 16;
 
 // What an ADRP left in its register, as the walk goes on: its old page, the page the new

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Builds the qpatch_fuzzer seeds: the fuzzer's fixed old tree (as its Setup() writes it)
 and a new tree with every kind of change (renamed and changed library, transform-2 ELF
-delta, gzip-delta, symlink, mode, added and deleted files), patched with quietpatch-delta.
+delta, its transform-3 AArch64 twin, gzip-delta, symlink, mode, added and deleted files),
+patched with quietpatch-delta.
 
     src/delta/fuzz_corpus/make_qpatch_seeds.py build/release/src/apps/quietpatch-delta
 """
@@ -25,6 +26,9 @@ def old_tree(root):
         put(at, 0xE8, 1); put(at + 1, 4096 + k * 61 - (at + 5), 4)
         put(at + 40, 0x058d48, 3); put(at + 43, 6000 + k * 8 - (at + 47), 4)
     open(f"{root}/lib/libbar.so", "wb").write(bar)
+    put(18, 183, 2)
+    open(f"{root}/lib/libbaz.so", "wb").write(bar)  # the AArch64 twin (transform 3)
+    put(18, 62, 2)
     os.makedirs(f"{root}/doc")
     text = "".join(f"entry {k}: fixed a bug in the parser\n" for k in range(200)).encode()
     gz = subprocess.run(["gzip", "-9n", "-c"], input=text, capture_output=True, check=True).stdout
@@ -47,6 +51,8 @@ def main():
         nb[3000:3010] = b"0123456789"
         nb[5000:5000] = bytes(32)
         open(f"{new}/lib/libbar.so", "wb").write(nb)
+        nb[18:20] = (183).to_bytes(2, "little")
+        open(f"{new}/lib/libbaz.so", "wb").write(nb)
         ntext = b"entry new: fixed the fuzzer seeds\n" + text
         gz = subprocess.run(["gzip", "-9n", "-c"], input=ntext, capture_output=True, check=True).stdout
         open(f"{new}/doc/changelog.gz", "wb").write(gz)
