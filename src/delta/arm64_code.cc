@@ -12,6 +12,7 @@
 // Targets are virtual addresses. docs/patch-format.md ("Transform 3") is the exact rule.
 #include <cstdint>
 
+#include "core/memory_file.h"
 #include "delta/byte_io.h"
 #include "delta/predictor.h"
 
@@ -241,6 +242,24 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
             /*remember=*/kind != RefKind::kA64CondBranch);
     if ((w & 31) != 31 && kind == RefKind::kA64Adr) regs[w & 31].valid = false;
   }
+}
+
+std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data) {
+  std::vector<std::uint8_t> out(data.begin(), data.end());
+  MemoryFile file(data);
+  auto layout = ElfLayout::Read(file, 0, /*code=*/true);
+  if (!layout.ok()) return out;  // a memory file has no I/O errors; nothing to normalize
+  std::uint64_t code_end = 0;
+  bool in_code = false;
+  for (std::uint64_t at = 0; at + 4 <= out.size(); at += 4) {
+    if (at >= code_end) in_code = layout->CodeAt(at, &code_end);
+    if (!in_code || at + 4 > code_end) continue;
+    auto w = static_cast<std::uint32_t>(LoadLe(&out[at], 4));
+    RefKind kind{};
+    const Immediate* imm = nullptr;
+    if (Classify(w, &kind, &imm) && Encode(&w, 0, *imm)) StoreLe(&out[at], w, 4);
+  }
+  return out;
 }
 
 }  // namespace qp::delta

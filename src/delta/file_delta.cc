@@ -88,30 +88,12 @@ Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::
   return OkStatus();
 }
 
-}  // namespace
-
-Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
-                                           std::span<const std::uint8_t> new_data,
-                                           const FileDiffOptions& options) {
-  if (old_data.size() > kMaxFileSize || new_data.size() > kMaxFileSize) {
-    return Error(ErrorCode::kTooLarge,
-                 "file larger than " + std::to_string(kMaxFileSize) + " bytes cannot be diffed");
-  }
-  std::vector<Control> controls = MatchFiles(old_data, new_data, options.threads, options.progress);
-
-  // The predicted old bytes: the old file as the new one would be, were every address it
-  // holds moved the way the matched blocks moved. Differences are taken against it.
-  std::uint8_t transform = kTransformNone;
-  const Transform suits = options.executable_transform ? TransformFor(old_data) : Transform::kNone;
-  if (suits == Transform::kX86Learned) {
-    if (options.x86_level != kTransformX86Branches && options.x86_level != kTransformX86Learned) {
-      return Error(ErrorCode::kInvalidArgument, "unknown x86 prediction level");
-    }
-    transform = options.x86_level;
-  } else {
-    transform = static_cast<std::uint8_t>(suits);
-  }
-
+// The payload for one set of controls.
+Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> old_data,
+                                                std::span<const std::uint8_t> new_data,
+                                                const std::vector<Control>& controls,
+                                                std::uint8_t transform, std::uint8_t tables,
+                                                const CompressOptions& compress) {
   std::vector<std::uint8_t> diff, extra;
   std::uint64_t add_total = 0, copy_total = 0;
   for (const Control& c : controls) {
@@ -120,12 +102,6 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
   diff.reserve(add_total);
   extra.reserve(copy_total);
-  // The learned transforms also predict the fields of the ELF's address tables, of the
-  // kinds the patch's table mask names.
-  const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
-  if ((tables & ~ElfLayout::kAllTables) != 0) {
-    return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
-  }
   QP_RETURN_IF_ERROR(Differences(old_data, new_data, controls, transform, tables, &diff));
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
@@ -139,14 +115,14 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   SparseDiff sparse = SplitDiff(diff);
   std::vector<std::pair<EncodedStream, std::uint64_t>> diff_streams;
   for (auto* part : {&sparse.gaps, &sparse.runs, &sparse.values}) {
-    diff_streams.emplace_back(CompressBest(*part, options.compress), part->size());
+    diff_streams.emplace_back(CompressBest(*part, compress), part->size());
   }
   std::uint8_t layout = kLayoutSparse;
   // The dense form is tried too where it is affordable; the smaller wins.
   if (diff.size() <= (16u << 20)) {
     std::size_t sparse_size = 0;
     for (const auto& d : diff_streams) sparse_size += d.first.bytes.size() + 12;
-    EncodedStream dense = CompressBest(diff, options.compress);
+    EncodedStream dense = CompressBest(diff, compress);
     if (dense.bytes.size() + 4 < sparse_size) {
       layout = kLayoutDense;
       diff_streams.clear();
@@ -155,9 +131,9 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
 
   std::vector<std::pair<EncodedStream, std::uint64_t>> streams;
-  streams.emplace_back(CompressBest(ctrl_raw, options.compress), ctrl_raw.size());
+  streams.emplace_back(CompressBest(ctrl_raw, compress), ctrl_raw.size());
   for (auto& d : diff_streams) streams.push_back(std::move(d));
-  streams.emplace_back(CompressBest(extra, options.compress), extra.size());
+  streams.emplace_back(CompressBest(extra, compress), extra.size());
 
   ByteWriter w;
   w.U8(transform);
@@ -170,6 +146,52 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   for (const auto& [stream, raw_len] : streams) WriteStreamHeader(w, stream, raw_len);
   for (const auto& st : streams) w.Bytes(st.first.bytes);
   return w.Take();
+}
+
+}  // namespace
+
+Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
+                                           std::span<const std::uint8_t> new_data,
+                                           const FileDiffOptions& options) {
+  if (old_data.size() > kMaxFileSize || new_data.size() > kMaxFileSize) {
+    return Error(ErrorCode::kTooLarge,
+                 "file larger than " + std::to_string(kMaxFileSize) + " bytes cannot be diffed");
+  }
+  // The predicted old bytes: the old file as the new one would be, were every address it
+  // holds moved the way the matched blocks moved. Differences are taken against it.
+  std::uint8_t transform = kTransformNone;
+  const Transform suits = options.executable_transform ? TransformFor(old_data) : Transform::kNone;
+  if (suits == Transform::kX86Learned) {
+    if (options.x86_level != kTransformX86Branches && options.x86_level != kTransformX86Learned) {
+      return Error(ErrorCode::kInvalidArgument, "unknown x86 prediction level");
+    }
+    transform = options.x86_level;
+  } else {
+    transform = static_cast<std::uint8_t>(suits);
+  }
+  // The learned transforms also predict the fields of the ELF's address tables, of the
+  // kinds the patch's table mask names.
+  const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
+  if ((tables & ~ElfLayout::kAllTables) != 0) {
+    return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
+  }
+  std::vector<Control> controls = MatchFiles(old_data, new_data, options.threads, options.progress);
+  QP_ASSIGN_OR_RETURN(
+      std::vector<std::uint8_t> payload,
+      EncodePayload(old_data, new_data, controls, transform, tables, options.compress));
+  if (transform == kTransformArm64 && TransformFor(new_data) == Transform::kArm64) {
+    // AArch64 code is matched a second time as if its references had not moved (the
+    // predictor moves them): whole functions then match where their calls and addresses
+    // changed (libnode's patch is a quarter smaller), but lookalike functions can be
+    // matched to each other (libcrypto's is a few percent larger). The smaller payload wins.
+    controls = MatchFiles(NormalizeArm64Code(old_data), NormalizeArm64Code(new_data),
+                          options.threads, options.progress);
+    QP_ASSIGN_OR_RETURN(
+        std::vector<std::uint8_t> normalized,
+        EncodePayload(old_data, new_data, controls, transform, tables, options.compress));
+    if (normalized.size() < payload.size()) payload = std::move(normalized);
+  }
+  return payload;
 }
 
 }  // namespace qp::delta
