@@ -257,7 +257,27 @@ std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data)
     auto w = static_cast<std::uint32_t>(LoadLe(&out[at], 4));
     RefKind kind{};
     const Immediate* imm = nullptr;
-    if (Classify(w, &kind, &imm) && Encode(&w, 0, *imm)) StoreLe(&out[at], w, 4);
+    if (!Classify(w, &kind, &imm)) continue;
+    std::int64_t pc = 0;
+    std::uint64_t callee = 0;
+    if (kind == RefKind::kA64Branch && layout->OffsetToVaddr(at, &pc) &&
+        layout->VaddrToOffset(pc + Decode(w, *imm), &callee) && callee + 8 <= data.size()) {
+      // A call keeps the identity of what it calls: the callee's first two instructions
+      // (normalized), hashed into the immediate.
+      std::uint32_t h = 2166136261u;
+      for (int k = 0; k < 2; ++k) {
+        auto v = static_cast<std::uint32_t>(
+            LoadLe(&data[callee + 4 * static_cast<std::uint64_t>(k)], 4));
+        RefKind vk{};
+        const Immediate* vi = nullptr;
+        if (Classify(v, &vk, &vi)) Encode(&v, 0, *vi);
+        h = (h ^ v) * 16777619u;
+      }
+      w = (w & ~std::uint32_t{0x3FFFFFF}) | (h & 0x3FFFFFF);
+      StoreLe(&out[at], w, 4);
+    } else if (Encode(&w, 0, *imm)) {
+      StoreLe(&out[at], w, 4);
+    }
   }
   return out;
 }

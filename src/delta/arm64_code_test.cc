@@ -189,5 +189,29 @@ TEST(Arm64PredictorTest, ImmediatesThatCannotHoldThePredictionAreLeftAlone) {
   EXPECT_LE(left, 4u);  // and nothing of the CBZ's
 }
 
+TEST(Arm64PredictorTest, NormalizedCallsKeepTheirCallee) {
+  // The matcher's view of code: a call is known by what it calls, not by how far away that
+  // is; ADRP and branch immediates read as zero; other words are kept.
+  Bytes a(0x3000, 0), b(0x3000, 0);
+  WriteElfHeader(a, {{0, 0, 0x3000}}, kEmAarch64);
+  WriteElfHeader(b, {{0, 0, 0x3000}}, kEmAarch64);
+  for (Bytes* d : {&a, &b}) {
+    StoreLe(&d->at(0x2000), 0xD10083FF, 4);  // f: sub sp, sp, #32
+    StoreLe(&d->at(0x2004), 0xA9017BFD, 4);  //    stp x29, x30, [sp, #16]
+    StoreLe(&d->at(0x2800), 0xD503201F, 4);  // g: nop
+  }
+  StoreLe(&a[0x1000], 0x94000000 | Bits(0x1000 / 4, 26), 4);  // bl f, from 0x1000
+  StoreLe(&b[0x1100], 0x94000000 | Bits(0xF00 / 4, 26), 4);   // bl f, from 0x1100
+  StoreLe(&b[0x1104], 0x94000000 | Bits(0x1700 / 4, 26), 4);  // bl g, from 0x1104
+  StoreLe(&a[0x1008], 0x90000000 | 3 | Bits(1, 2) << 29, 4);  // adrp x3, +1 page
+  auto na = NormalizeArm64Code(a), nb = NormalizeArm64Code(b);
+  auto word = [](const Bytes& d, std::size_t at) { return LoadLe(&d[at], 4); };
+  EXPECT_EQ(word(na, 0x1000), word(nb, 0x1100));  // same callee, other distance
+  EXPECT_NE(word(nb, 0x1100), word(nb, 0x1104));  // same distance class, other callee
+  EXPECT_EQ(word(na, 0x1008), 0x90000003u);       // the page immediate reads as zero
+  EXPECT_EQ(word(na, 0x2000), 0xD10083FFu);       // other instructions are kept
+  EXPECT_EQ(word(na, 0x40), word(a, 0x40));       // as is the ELF header's
+}
+
 }  // namespace
 }  // namespace qp::delta

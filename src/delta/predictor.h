@@ -187,9 +187,11 @@ void WalkX86Code(Predictor& p, const CodeSpan& span);
 void WalkArm64Code(Predictor& p, const CodeSpan& span);
 
 // For the differ's matcher only (the patch format does not depend on it): a copy of an
-// AArch64 file in which the PC-relative immediates the predictor re-aims are zeroed inside
-// its sections of instructions, so that code whose references moved still matches as a
-// whole. The matched blocks are then diffed against the real bytes.
+// AArch64 file in which the PC-relative immediates the predictor re-aims are replaced
+// inside its sections of instructions (a call's by a hash of its callee's first two
+// instructions, so that it keeps what it calls; the others by zero), so that code whose
+// references moved still matches as a whole. The matched blocks are then diffed against
+// the real bytes.
 std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data);
 
 }  // namespace qp::delta
