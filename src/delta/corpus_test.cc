@@ -169,8 +169,9 @@ TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
   auto applied = ApplyFileDelta(old_file, patch, 0, p3->size(), sink);
   ASSERT_TRUE(applied.ok()) << applied.error().ToString();
   EXPECT_TRUE(rebuilt == new_data);
-  for (RefKind k : {RefKind::kA64Branch, RefKind::kA64CondBranch, RefKind::kA64Adr,
-                    RefKind::kA64AdrpPair, RefKind::kRela, RefKind::kEhFrame}) {
+  for (RefKind k :
+       {RefKind::kA64Branch, RefKind::kA64CondBranch, RefKind::kA64Adr, RefKind::kA64AdrpPair,
+        RefKind::kRela, RefKind::kPointers, RefKind::kEhFrameHdr, RefKind::kEhFrame}) {
     const auto i = static_cast<std::size_t>(k);
     EXPECT_GT(applied->prediction.hit[i], 10 * applied->prediction.miss[i]) << RefKindName(k);
   }

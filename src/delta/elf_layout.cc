@@ -343,9 +343,10 @@ void ElfLayout::ForEachField(std::uint64_t begin, std::uint64_t end,
       for (int a : at) {
         std::uint64_t o = entry + static_cast<std::uint64_t>(a);
         // Relocation addends and pointer arrays are the arrays worth realigning.
-        std::uint8_t array = t.kind == TableKind::kPointers          ? 8
-                             : t.kind == TableKind::kRela && a == 16 ? 24
-                                                                     : 0;
+        std::uint8_t array = t.kind == TableKind::kPointers                       ? 8
+                             : t.kind == TableKind::kRela && a == 16              ? 24
+                             : t.kind == TableKind::kEhFrameHdr && search_arrays_ ? 8
+                                                                                  : 0;
         if (o >= begin && o + width <= end) fn(Field{o, width, base, t.begin, array, t.end});
       }
     }

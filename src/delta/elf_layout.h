@@ -65,6 +65,8 @@ class ElfLayout {
   // section's end; else false, with `*end` where the next one starts (or UINT64_MAX). Read
   // without `code`, or from a file without such sections, every offset is code.
   bool CodeAt(std::uint64_t offset, std::uint64_t* end) const;
+  // Makes the .eh_frame_hdr search table's fields array fields too (stride 8).
+  void SetSearchTableArrays() { search_arrays_ = true; }
   // Calls `fn` for every field wholly inside [begin, end), in offset order. [begin, end)
   // must lie inside one table section. Fields of malformed tables may overlap; callers
   // skip a field that starts before the previous one ended.
@@ -83,6 +85,7 @@ class ElfLayout {
   std::vector<Segment> segments_;
   std::vector<Table> tables_;                                  // sorted by begin, disjoint
   std::vector<std::pair<std::uint64_t, std::uint64_t>> code_;  // [begin, end), sorted, disjoint
+  bool search_arrays_ = false;
   std::vector<std::uint64_t> eh_fields_;  // .eh_frame fields: offset << 1 | backward
 };
 

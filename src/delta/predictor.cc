@@ -95,6 +95,7 @@ Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
     // AArch64 code is scanned only in the sections of instructions (text and data share
     // a segment, and a data word looks like an instruction more often than on x86).
     QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables, transform == Transform::kArm64));
+    if (transform == Transform::kArm64) layout.SetSearchTableArrays();
   }
   return std::make_unique<Predictor>(transform, old_file.Size(), std::move(layout), controls);
 }
@@ -243,7 +244,13 @@ void Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
       case ElfLayout::FieldBase::kSection: {
         std::int64_t section_vaddr = 0;
         if (!layout_.OffsetToVaddr(f.section_offset, &section_vaddr)) return;
-        target = section_vaddr + LoadI32(d + k);
+        std::int64_t x = LoadI32(d + k);
+        std::uint64_t shifted = 0;
+        if (f.array_stride != 0 && ArrayShift(f) != 0 &&
+            OriginalEntry(f, old_at, ArrayShift(f), &shifted)) {
+          x = static_cast<std::int32_t>(shifted);
+        }
+        target = section_vaddr + x;
         base = new_field - static_cast<std::int64_t>(f.offset - f.section_offset);
         break;
       }
@@ -280,6 +287,7 @@ void Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
 }
 
 std::int64_t& Predictor::ArrayShift(const ElfLayout::Field& f) {
+  if (f.base == ElfLayout::FieldBase::kSection) return search_shift_;
   return f.array_stride == 8 ? pointer_shift_ : addend_shift_;
 }
 
@@ -287,11 +295,13 @@ bool Predictor::OriginalEntry(const ElfLayout::Field& f, std::uint64_t old_at, s
                               std::uint64_t* value) const {
   const std::int64_t o = static_cast<std::int64_t>(f.offset) + entries * f.array_stride;
   if (o < static_cast<std::int64_t>(f.section_offset) ||
-      o + 8 > static_cast<std::int64_t>(f.section_end) || o < static_cast<std::int64_t>(old_at) ||
-      o + 8 > static_cast<std::int64_t>(old_at + original_.size())) {
+      o + f.width > static_cast<std::int64_t>(f.section_end) ||
+      o < static_cast<std::int64_t>(old_at) ||
+      o + f.width > static_cast<std::int64_t>(old_at + original_.size())) {
     return false;
   }
-  *value = LoadLe(&original_[static_cast<std::size_t>(o - static_cast<std::int64_t>(old_at))], 8);
+  *value =
+      LoadLe(&original_[static_cast<std::size_t>(o - static_cast<std::int64_t>(old_at))], f.width);
   return true;
 }
 
@@ -301,8 +311,15 @@ void Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
   for (std::int64_t step = 0; step <= 2 * kMaxArrayShift; ++step) {
     const std::int64_t j = (step % 2 == 0) ? -(step / 2) : (step + 1) / 2;  // 0, 1, -1, 2, -2 ...
     std::uint64_t v = 0;
-    if (j == shift || !OriginalEntry(f, old_at, j, &v) || v == 0 || v >= kAddressLimit) continue;
-    const auto target = static_cast<std::int64_t>(v);
+    if (j == shift || !OriginalEntry(f, old_at, j, &v)) continue;
+    std::int64_t target = static_cast<std::int64_t>(v);
+    if (f.base == ElfLayout::FieldBase::kSection) {
+      std::int64_t section_vaddr = 0;
+      if (!layout_.OffsetToVaddr(f.section_offset, &section_vaddr)) continue;
+      target = section_vaddr + static_cast<std::int32_t>(v);
+    } else if (v == 0 || v >= kAddressLimit) {
+      continue;
+    }
     if (!layout_.InImage(target)) continue;
     std::int64_t block = 0;
     std::size_t index = 0;

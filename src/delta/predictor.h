@@ -166,7 +166,7 @@ class Predictor {
   std::vector<Block> blocks_;           // sorted by old_begin
   std::vector<std::uint64_t> max_end_;  // learning: the greatest old_end of blocks_[0..k]
   std::unique_ptr<TargetTable> learned_;
-  std::int64_t addend_shift_ = 0, pointer_shift_ = 0;
+  std::int64_t addend_shift_ = 0, pointer_shift_ = 0, search_shift_ = 0;
   std::vector<std::uint8_t> original_;  // the current chunk's old bytes, unpredicted
   // The chunk being walked, and where Actual reads the new bytes: `source_` itself (the
   // differ) or `chunk_` + `source_` (the applier).
