@@ -165,10 +165,7 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
           choice = r.choice;
           predicted = choice.predicted;
         } else if (layout.InImage(target)) {
-          std::int64_t block = 0;
-          std::size_t index = 0;
-          const bool have_block = p.MapVaddr(target, &block, &index);
-          predicted = p.Choose(target, true, have_block, block, index, &choice);
+          predicted = p.ChooseVaddr(target, &choice);
         }
         if (i == r.first || layout.InImage(target)) {
           const std::int64_t lo = choice.prediction - r.new_page;
@@ -211,10 +208,7 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
       }
       const std::int64_t new_page = new_pc & ~std::int64_t{0xFFF};
       if (r.first != SIZE_MAX && layout.InImage(target)) {
-        std::int64_t block = 0;
-        std::size_t index = 0;
-        const bool have_block = p.MapVaddr(target, &block, &index);
-        if (p.Choose(target, true, have_block, block, index, &r.choice) &&
+        if (p.ChooseVaddr(target, &r.choice) &&
             Encode(&w, (r.choice.prediction & ~std::int64_t{0xFFF}) - new_page, *imm)) {
           StoreLe(d + i, w, 4);
         }
@@ -229,12 +223,8 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
     }
     const std::int64_t target = pc + Decode(w, *imm);
     if (!layout.InImage(target)) continue;
-    std::int64_t block = 0;
-    std::size_t index = 0;
-    const bool have_block = p.MapVaddr(target, &block, &index);
     Predictor::Choice choice;
-    if (p.Choose(target, true, have_block, block, index, &choice) &&
-        Encode(&w, choice.prediction - new_pc, *imm)) {
+    if (p.ChooseVaddr(target, &choice) && Encode(&w, choice.prediction - new_pc, *imm)) {
       StoreLe(d + i, w, 4);
     }
     const auto now = static_cast<std::uint32_t>(p.Actual(i, 4));

@@ -153,6 +153,13 @@ bool Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block, s
   return choice->predicted;
 }
 
+bool Predictor::ChooseVaddr(std::int64_t target, Choice* choice) const {
+  std::int64_t block = 0;
+  std::size_t index = 0;
+  const bool have_block = MapVaddr(target, &block, &index);
+  return Choose(target, true, have_block, block, index, choice);
+}
+
 void Predictor::Learn(RefKind kind, const Choice& choice, std::uint32_t actual_target,
                       bool remember) {
   const bool hit =
@@ -256,12 +263,9 @@ void Predictor::WalkFields(std::uint64_t old_at, std::uint64_t new_at,
       }
     }
     if (!layout_.InImage(target)) return;
-    std::int64_t block = 0;
-    std::size_t index = 0;
-    bool have_block = MapVaddr(target, &block, &index);
     Choice choice;
     const bool backward = f.base == ElfLayout::FieldBase::kSelfBackward;
-    if (Choose(target, true, have_block, block, index, &choice)) {
+    if (ChooseVaddr(target, &choice)) {
       if (f.width == 8) {
         StoreLe(d + k, static_cast<std::uint64_t>(choice.prediction), 8);
       } else {
@@ -321,11 +325,8 @@ void Predictor::Realign(const ElfLayout::Field& f, std::uint64_t old_at,
       continue;
     }
     if (!layout_.InImage(target)) continue;
-    std::int64_t block = 0;
-    std::size_t index = 0;
-    bool have_block = MapVaddr(target, &block, &index);
     Choice choice;
-    if (Choose(target, true, have_block, block, index, &choice) &&
+    if (ChooseVaddr(target, &choice) &&
         static_cast<std::uint32_t>(choice.prediction) == actual_target) {
       shift = j;
       return;

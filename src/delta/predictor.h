@@ -129,6 +129,8 @@ class Predictor {
   // block's; false if none.
   bool Choose(std::int64_t target, bool vaddr_space, bool have_block, std::int64_t block,
               std::size_t index, Choice* choice) const;
+  // The same for a virtual address, mapped through the blocks first.
+  bool ChooseVaddr(std::int64_t target, Choice* choice) const;
   // After a reference: counts it, and (`remember`) puts a mispredicted target in the
   // learned table; the target's block always takes the miss as its correction.
   void Learn(RefKind kind, const Choice& choice, std::uint32_t actual_target, bool remember);
