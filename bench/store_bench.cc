@@ -6,6 +6,7 @@
 // size.
 //
 //   store_bench OLD_TREE NEW_TREE PATCH WORK_DIR
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -26,6 +27,14 @@ std::int64_t UsedBytes(const std::string& path) {
   struct statvfs s {};
   ::statvfs(path.c_str(), &s);
   return static_cast<std::int64_t>(s.f_blocks - s.f_bfree) * static_cast<std::int64_t>(s.f_frsize);
+}
+
+// CPU seconds (user + system) this process has used.
+double CpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 double Since(std::chrono::steady_clock::time_point t0) {
@@ -69,8 +78,10 @@ int main(int argc, char** argv) {
   std::int64_t used0 = UsedBytes(work);
   counting.Reset();
   auto t0 = std::chrono::steady_clock::now();
+  const double cpu0 = CpuSeconds();
   auto r = store.Install("comp", {patch, status->current, {"a", new_digest}});
   double install_s = Since(t0);
+  double install_cpu_s = CpuSeconds() - cpu0;
   if (!r.ok() || !r->committed) {
     std::fprintf(stderr, "install failed: %s\n",
                  r.ok() ? r->reason.c_str() : r.error().ToString().c_str());
@@ -91,8 +102,9 @@ int main(int argc, char** argv) {
   double install_mb = static_cast<double>(used1 - used0) / 1e6;
   double copy_mb = static_cast<double>(used2 - used1) / 1e6;
   std::printf(
-      "install (stage, verify, swap, keep rollback copy, fsync): %.2f s, %.1f MB extra disk\n",
-      install_s, install_mb);
+      "install (stage, verify, swap, keep rollback copy, fsync): %.2f s (%.2f s CPU), %.1f MB extra "
+      "disk\n",
+      install_s, install_cpu_s, install_mb);
   std::printf("baseline plain copy of the new files (+ sync): %.2f s, %.1f MB\n", copy_s, copy_mb);
   std::printf("ratio install/copy: time %.2f, disk %.2f\n", install_s / copy_s,
               copy_mb > 0 ? install_mb / copy_mb : 0.0);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Store benchmark: installing the libnode108 improvement (47 MB library) and the whole
-# libssl3 3.0.17 -> 3.0.22 package tree from testdata/debs through the store, time and
+# libssl3 3.0.17 -> 3.0.20 (the demo's fix) and 3.0.17 -> 3.0.22 package trees from testdata/debs through the store, time and
 # extra disk space, against a plain copy of the new files in the same run as the baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,8 @@ run() {
   rm -rf "$work/$name-run"
 }
 
+run libssl3-3.0.17-to-3.0.20 libssl3_3.0.17-1~deb12u2_amd64.deb libssl3_3.0.20-1~deb12u2_amd64.deb
 run libssl3-3.0.17-to-3.0.22 libssl3_3.0.17-1~deb12u2_amd64.deb libssl3_3.0.22-1~deb12u2_amd64.deb
-node_old=$(ls "$corpus" | grep '^libnode108_' | sort | head -1)
-node_new=$(ls "$corpus" | grep '^libnode108_' | sort | tail -1)
+node_old=$(ls "$corpus" | grep '^libnode108_.*_amd64\.deb$' | sort | head -1)
+node_new=$(ls "$corpus" | grep '^libnode108_.*_amd64\.deb$' | sort | tail -1)
 run libnode108 "$node_old" "$node_new"
