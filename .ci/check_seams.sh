@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The seams of DESIGN.md, enforced: outside src/core/ (which implements them), code reads
-# time only through qp::Clock and files only through qp::Env. Fails on a direct clock read
+# The seams of DESIGN.md, enforced: outside src/core/ (which implements them), code in src/
+# and tools/ reads time only through qp::Clock and files only through qp::Env. Fails on a direct clock read
 # (std::chrono::*_clock::now, time(), gettimeofday, clock_gettime) or raw file I/O
 # (fstream, fopen, ::open, std::filesystem) in a production source file. Tests, fuzz targets
 # and test helpers are exempt; any other exception is listed with its reason in
@@ -17,7 +17,7 @@ check() {  # check KIND REGEX
     if grep -q "^$f|$kind|." "$allow"; then continue; fi
     grep -nE "$re" "$f" | sed "s|^|seams: $kind read outside core/: $f:|" >&2
     bad=1
-  done < <(git ls-files 'src/*.cc' 'src/*.h' | grep -v '^src/core/' |
+  done < <(git ls-files 'src/*.cc' 'src/*.h' 'tools/*.cc' 'tools/*.h' | grep -v '^src/core/' |
            grep -vE '(_test|_fuzzer|_test_util)\.(cc|h)$|/test_[a-z_]+\.(cc|h)$' |
            xargs grep -lE "$re" || true)
 }

@@ -2,7 +2,8 @@
 # Agent benchmark: resident memory of an idle quietpatchd, CPU time and HTTP requests of one
 # check when nothing changed (against quietpatch-tuf-client refreshing the same repository
 # as the baseline), and the delay from publication to installation with watch and with
-# polling (interval 10 s).
+# polling (interval 10 s), and the CPU that installing the demo's libssl3 fix costs an agent
+# and the server (the fleet simulator's calibration for a loopback host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
@@ -117,3 +118,39 @@ measure() {  # $1 label, $2 tree
 }
 measure a v1
 measure b v2
+
+# 4. The demo's fix (libssl3 3.0.17 -> 3.0.20, testdata/debs) installed by five watching
+# agents at once: the CPU each install costs its agent (check, download, verify, apply,
+# health check, report) and the server (metadata, the download, two signed reports), from
+# /proc/PID/stat (clock ticks), and the time from publication to the last commit.
+scripts/testdata.sh >/dev/null
+for v in 3.0.17 3.0.20; do mkdir -p "$work/ssl-$v"; dpkg-deb -x "testdata/debs/libssl3_${v}-1~deb12u2_amd64.deb" "$work/ssl-$v"; done
+ssl_pids=()
+for i in 1 2 3 4 5; do
+  d="$work/ssl$i"; mkdir -p "$d/etc/components" "$d/state"; cp -a "$work/ssl-3.0.17" "$d/openssl"
+  cp "$work/repo/metadata/1.root.json" "$d/etc/root.json"
+  printf 'repository_url = "%s/repo"\nserver_url = "%s"\ninterval_seconds = 3600\njitter_seconds = 0\nwatch = true\ncontrol_socket = "%s/sock"\n' \
+    "$URL" "$URL" "$d" > "$d/etc/agent.toml"
+  echo "$ENROLL" > "$d/etc/enrollment.token"
+  printf 'name = "openssl"\nplatform = "linux-x86_64"\nroot = "%s/openssl"\n[base_version]\nliteral = "3.0.17-1~deb12u2"\n[health_check]\ncommand = ["test", "-s", "%s/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3"]\ntimeout_seconds = 20\n' \
+    "$d" "$d" > "$d/etc/components/openssl.toml"
+  $B/quietpatchd --config-dir "$d/etc" --state-dir "$d/state" --log-level info > "$d/agent.log" 2>&1 &
+  pids+=($!); ssl_pids+=($!)
+done
+server_pid=${pids[0]}
+sleep 3
+$R build --component openssl --platform linux-x86_64 --base 3.0.17-1~deb12u2 --label a \
+  --base-tree "$work/ssl-3.0.17" --new-tree "$work/ssl-3.0.20" --urgency critical --exploited \
+  --out "$work/imp-ssl" >/dev/null
+cpu_ticks() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$s"; }
+a0=$(cpu_ticks "${ssl_pids[@]}"); s0=$(cpu_ticks "$server_pid")
+t0=$(date +%s.%N)
+$R publish "$work/imp-ssl" --percent 100
+for _ in $(seq 600); do
+  n=$(cat "$work"/ssl*/agent.log | grep -c 'install base -> (a): committed' || true)
+  [ "$n" -ge 5 ] && break; sleep 0.05
+done
+t1=$(date +%s.%N)
+sleep 1  # the reports' delivery
+a1=$(cpu_ticks "${ssl_pids[@]}"); s1=$(cpu_ticks "$server_pid")
+echo "the demo's libssl3 fix (3.0.17 -> 3.0.20) installed by 5 watching agents at once: $n of 5 committed $(awk -v a="$t1" -v b="$t0" 'BEGIN{printf "%.2f", a-b}') s after publication; per install $(awk -v k=$((a1 - a0)) -v hz="$hz" 'BEGIN{printf "%.3f", k/hz/5}') s agent CPU, $(awk -v k=$((s1 - s0)) -v hz="$hz" 'BEGIN{printf "%.3f", k/hz/5}') s server CPU"

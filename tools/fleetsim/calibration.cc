@@ -29,9 +29,16 @@ const std::vector<LinePattern>& Patterns() {
     p.push_back({"agent_bench_results.txt",
                  std::regex(R"(^a daemon's check with nothing new.* and ([0-9.]+) ms CPU each)"),
                  {{"agent.idle_check_cpu_ms", 1}}});
-    p.push_back({"server_bench_results.txt",
-                 std::regex(R"(^timestamp\.json requests/s at 64 connections: quietpatch-server ([0-9.]+))"),
-                 {{"server.requests_per_s", 1}}});
+    p.push_back(
+        {"agent_bench_results.txt",
+         std::regex(
+             R"(^the demo's libssl3 fix .* per install ([0-9.]+) s agent CPU, ([0-9.]+) s server CPU)"),
+         {{"agent.loopback_install_cpu_s", 1}, {"server.loopback_install_cpu_s", 2}}});
+    p.push_back(
+        {"server_bench_results.txt",
+         std::regex(
+             R"(^timestamp\.json requests/s at 64 connections: quietpatch-server ([0-9.]+))"),
+         {{"server.requests_per_s", 1}}});
     p.push_back({"server_bench_results.txt",
                  std::regex(R"(^reports on (\w+): .* = ([0-9.]+) events/s stored)"),
                  {{"server.reports_per_s.", 2}},
@@ -39,14 +46,18 @@ const std::vector<LinePattern>& Patterns() {
     p.push_back({"server_bench_results.txt",
                  std::regex(R"(^[0-9]+ idle watchers: .*[ (]([0-9.]+) KB per watcher)"),
                  {{"server.watcher_kb", 1}}});
-    p.push_back({"store_bench_results.txt",
-                 std::regex(R"(^install \(stage, verify, swap, keep rollback copy, fsync\): ([0-9.]+) s \(([0-9.]+) s CPU\))"),
-                 {{"store.install_s:", 1}, {"store.install_cpu_s:", 2}},
-                 -1});
-    p.push_back({"delta_bench_results.txt",
-                 std::regex(R"(^(\S+ \S+ -> \S+)\s+([0-9]+)\s+[0-9.]+\s+[0-9.]+\s+[0-9]+\s+([0-9]+)\s+[0-9.]+\s*$)"),
-                 {{"delta.tree_bytes:", 2}, {"delta.full_deb_bytes:", 3}},
-                 1});
+    p.push_back(
+        {"store_bench_results.txt",
+         std::regex(
+             R"(^install \(stage, verify, swap, keep rollback copy, fsync\): ([0-9.]+) s \(([0-9.]+) s CPU\))"),
+         {{"store.install_s:", 1}, {"store.install_cpu_s:", 2}},
+         -1});
+    p.push_back(
+        {"delta_bench_results.txt",
+         std::regex(
+             R"(^(\S+ \S+ -> \S+)\s+([0-9]+)\s+[0-9.]+\s+[0-9.]+\s+[0-9]+\s+([0-9]+)\s+[0-9.]+\s*$)"),
+         {{"delta.tree_bytes:", 2}, {"delta.full_deb_bytes:", 3}},
+         1});
     return p;
   }();
   return kPatterns;

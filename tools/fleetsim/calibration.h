@@ -4,6 +4,8 @@
 //
 //   agent.check_cpu_ms           one whole check, fresh process (agent_bench)
 //   agent.idle_check_cpu_ms      a daemon's check with nothing new (agent_bench)
+//   agent.loopback_install_cpu_s / server.loopback_install_cpu_s   CPU of one install of
+//                                the demo's fix, in the agent and in the server (agent_bench)
 //   server.requests_per_s        timestamp.json at 64 connections (server_bench)
 //   server.reports_per_s.postgresql / .sqlite   reports stored per second (server_bench)
 //   server.watcher_kb            server memory per idle watcher (server_bench)

@@ -38,10 +38,12 @@ int Run(int argc, char** argv) {
   std::vector<std::string> agents;
   app.add_option("--bench-dir", bench_dir, "where the benchmark results are (calibration)");
   app.add_option("--scenario", scenario, "a scenario TOML file over the defaults");
-  app.add_option("--devices", devices, "fleet size (overrides the scenario)")->check(CLI::Range(1.0, 1e9));
+  app.add_option("--devices", devices, "fleet size (overrides the scenario)")
+      ->check(CLI::Range(1.0, 1e9));
   app.add_option("--threads", threads, "worker threads (the result does not depend on it)")
       ->check(CLI::Range(1, 64));
-  app.add_option("--seed", seed, "random seed (overrides the scenario)")->check(CLI::Range(0.0, 9e15));
+  app.add_option("--seed", seed, "random seed (overrides the scenario)")
+      ->check(CLI::Range(0.0, 9e15));
   app.add_option("--agent", agents, "run only this agent model (repeatable)");
   app.add_option("--curves", curves, "write the protected-share curves (gnuplot data) here");
   app.add_option("--tsv", tsv, "write one tab-separated line of figures per run here");
@@ -96,11 +98,11 @@ int Run(int argc, char** argv) {
     const fs::RunResult& r = runs.back();
     rusage u{};
     ::getrusage(RUSAGE_SELF, &u);
-    std::printf("ran %-32s %6.1f s wall, %llu events, peak RSS %.0f MB (%.1f bytes/device)\n",
-                a.name.c_str(), r.wall_s, static_cast<unsigned long long>(r.events),
-                static_cast<double>(u.ru_maxrss) / 1024,
-                static_cast<double>(u.ru_maxrss) * 1024 /
-                    static_cast<double>(model->population.devices));
+    std::printf(
+        "ran %-32s %6.1f s wall, %llu events, peak RSS %.0f MB (%.1f bytes/device)\n",
+        a.name.c_str(), r.wall_s, static_cast<unsigned long long>(r.events),
+        static_cast<double>(u.ru_maxrss) / 1024,
+        static_cast<double>(u.ru_maxrss) * 1024 / static_cast<double>(model->population.devices));
     std::fflush(stdout);
   }
   std::fputs(fs::FormatTable(*model, runs).c_str(), stdout);
@@ -117,4 +119,6 @@ int Run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return qp::apps::GuardedMain("quietpatch-fleetsim", Run, argc, argv); }
+int main(int argc, char** argv) {
+  return qp::apps::GuardedMain("quietpatch-fleetsim", Run, argc, argv);
+}

@@ -32,9 +32,9 @@ Result<Model> DefaultModel(const Calibration& cal) {
   };
   // UTC offsets weighted roughly by Internet users per region (ITU, Facts and Figures 2023:
   // Asia-Pacific about half, then Europe, the Americas, Africa, the Arab States).
-  p.zones = {{-8, 0.03}, {-6, 0.04}, {-5, 0.06}, {-4, 0.02}, {-3, 0.05}, {0, 0.05},
-             {1, 0.09},  {2, 0.05},  {3, 0.07},  {4, 0.02},  {5.5, 0.15}, {7, 0.09},
-             {8, 0.22},  {9, 0.04},  {10, 0.02}};
+  p.zones = {{-8, 0.03},  {-6, 0.04}, {-5, 0.06}, {-4, 0.02}, {-3, 0.05},
+             {0, 0.05},   {1, 0.09},  {2, 0.05},  {3, 0.07},  {4, 0.02},
+             {5.5, 0.15}, {7, 0.09},  {8, 0.22},  {9, 0.04},  {10, 0.02}};
   QP_ASSIGN_OR_RETURN(Param n_patch, cal.Get("delta.tree_bytes:libssl3 3.0.20 -> 3.0.22"));
   QP_ASSIGN_OR_RETURN(Param n1_patch, cal.Get("delta.tree_bytes:libssl3 3.0.17 -> 3.0.22"));
   QP_ASSIGN_OR_RETURN(p.package_bytes, cal.Get("delta.full_deb_bytes:libssl3 3.0.17 -> 3.0.22"));
@@ -54,6 +54,8 @@ Result<Model> DefaultModel(const Calibration& cal) {
   QP_ASSIGN_OR_RETURN(c.check_cpu_ms, cal.Get("agent.check_cpu_ms"));
   QP_ASSIGN_OR_RETURN(c.install_s, cal.Get("store.install_s:libssl3-3.0.17-to-3.0.20"));
   QP_ASSIGN_OR_RETURN(c.install_cpu_s, cal.Get("store.install_cpu_s:libssl3-3.0.17-to-3.0.20"));
+  QP_ASSIGN_OR_RETURN(c.loopback_agent_cpu_s, cal.Get("agent.loopback_install_cpu_s"));
+  QP_ASSIGN_OR_RETURN(c.loopback_server_cpu_s, cal.Get("server.loopback_install_cpu_s"));
 
   m.rollout.halt_min_reports = Fixed(20, "quietpatch-server's default [auto_halt] min_reports");
   m.rollout.halt_max_failure_percent =
@@ -96,8 +98,8 @@ class Reader {
     if (!t.contains(key)) return {};
     auto v = t[key].value<double>();
     if (!v || !std::isfinite(*v) || *v < min || *v > max) {
-      return Bad(key, "expected a number from " + std::to_string(min) + " to " +
-                          std::to_string(max));
+      return Bad(key,
+                 "expected a number from " + std::to_string(min) + " to " + std::to_string(max));
     }
     *out = *v;
     return {};
@@ -142,7 +144,9 @@ class Reader {
     return {};
   }
 
-  const toml::table* Table(const toml::table& t, const char* key) const { return t[key].as_table(); }
+  const toml::table* Table(const toml::table& t, const char* key) const {
+    return t[key].as_table();
+  }
 
   Status Tables(const toml::table& t, const char* key, std::vector<const toml::table*>* out) const {
     out->clear();
@@ -197,8 +201,8 @@ Status ReadScenario(const Reader& r, const toml::table& t, Model* m) {
     QP_RETURN_IF_ERROR(r.Number(*p, "devices", &devices, 1, 4e9));
     pop.devices = static_cast<std::uint64_t>(devices);
     QP_RETURN_IF_ERROR(r.Number(*p, "auto_install_share", &pop.auto_install_share, 0, 1));
-    QP_RETURN_IF_ERROR(r.Number(*p, "started_before_publication_s",
-                                &pop.started_before_publication_s, -1, 1e7));
+    QP_RETURN_IF_ERROR(
+        r.Number(*p, "started_before_publication_s", &pop.started_before_publication_s, -1, 1e7));
     QP_RETURN_IF_ERROR(r.Figure(*p, "package_bytes", &pop.package_bytes));
     std::vector<const toml::table*> list;
     QP_RETURN_IF_ERROR(r.Tables(*p, "classes", &list));
@@ -323,6 +327,8 @@ Status ReadScenario(const Reader& r, const toml::table& t, Model* m) {
     QP_RETURN_IF_ERROR(r.Figure(*c, "check_cpu_ms", &x.check_cpu_ms));
     QP_RETURN_IF_ERROR(r.Figure(*c, "install_s", &x.install_s));
     QP_RETURN_IF_ERROR(r.Figure(*c, "install_cpu_s", &x.install_cpu_s));
+    QP_RETURN_IF_ERROR(r.Figure(*c, "loopback_agent_cpu_s", &x.loopback_agent_cpu_s));
+    QP_RETURN_IF_ERROR(r.Figure(*c, "loopback_server_cpu_s", &x.loopback_server_cpu_s));
     QP_RETURN_IF_ERROR(r.Integer(*c, "instances", &x.instances, 0, 1'000'000));
   }
   if (const toml::table* h = r.Table(t, "host")) {
@@ -358,14 +364,17 @@ Status Validate(const Model& m) {
     sum += c.share;
     if (c.hours_min > c.hours_max) return bad("class " + c.name + ": hours_min > hours_max");
   }
-  if (m.population.classes.empty() || !sums_to_one(sum)) return bad("population classes' shares do not add up to 1");
+  if (m.population.classes.empty() || !sums_to_one(sum))
+    return bad("population classes' shares do not add up to 1");
   if (m.population.classes.size() > 255) return bad("at most 255 population classes");
   sum = 0;
   for (const auto& z : m.population.zones) sum += z.share;
-  if (m.population.zones.empty() || !sums_to_one(sum)) return bad("time zones' shares do not add up to 1");
+  if (m.population.zones.empty() || !sums_to_one(sum))
+    return bad("time zones' shares do not add up to 1");
   sum = 0;
   for (const auto& b : m.population.bases) sum += b.share;
-  if (m.population.bases.empty() || !sums_to_one(sum)) return bad("bases' shares do not add up to 1");
+  if (m.population.bases.empty() || !sums_to_one(sum))
+    return bad("bases' shares do not add up to 1");
   if (m.population.bases.size() > 255) return bad("at most 255 bases");
   if (m.agents.empty()) return bad("no agent model to run");
   if (m.horizon_h * 3.6e6 >= 4.0e9) return bad("horizon_hours: at most 1,100 hours");

@@ -89,8 +89,8 @@ struct Rollout {
   // max_failure_percent of them failed or rolled back.
   Param halt_min_reports;
   Param halt_max_failure_percent;
-  double operator_halt_at_s = -1;     // an operator halts at this time (< 0: never)
-  double resume_after_halt_s = -1;    // an operator resumes this long after a halt (< 0: never)
+  double operator_halt_at_s = -1;       // an operator halts at this time (< 0: never)
+  double resume_after_halt_s = -1;      // an operator resumes this long after a halt (< 0: never)
   bool resume_excludes_failing = true;  // on resume, the failing device class is held back
 };
 
@@ -113,16 +113,19 @@ struct Edge {
 
 // What one quietpatch-server instance holds and serves, and what a device's agent costs.
 struct Costs {
-  Param fanout_s_per_watcher;   // time to answer one watcher on a new timestamp
-  Param watcher_kb;             // server memory per open watch
+  Param fanout_s_per_watcher;       // time to answer one watcher on a new timestamp
+  Param watcher_kb;                 // server memory per open watch
   double watcher_memory_mb = 4096;  // memory an instance gives to watches
-  Param reports_per_s;          // reports one instance stores per second
-  Param requests_per_s;         // timestamp.json requests one instance serves per second
-  Param idle_check_cpu_ms;      // device CPU for a check with nothing new
-  Param check_cpu_ms;           // device CPU for a whole check (new metadata)
-  Param install_s;              // device time to install the patch (stage, verify, swap, fsync)
-  Param install_cpu_s;          // CPU seconds of that install
-  int instances = 0;            // 0: as many as the peak of watchers needs
+  Param reports_per_s;              // reports one instance stores per second
+  Param requests_per_s;             // timestamp.json requests one instance serves per second
+  Param idle_check_cpu_ms;          // device CPU for a check with nothing new
+  Param check_cpu_ms;               // device CPU for a whole check (new metadata)
+  Param install_s;                  // device time to install the patch (stage, verify, swap, fsync)
+  Param install_cpu_s;              // CPU seconds of that install (the store alone)
+  // On a loopback host: the CPU one install costs the agent (check to report) and the server.
+  Param loopback_agent_cpu_s;
+  Param loopback_server_cpu_s;
+  int instances = 0;  // 0: as many as the peak of watchers needs
 };
 
 struct Population {
@@ -139,7 +142,8 @@ struct Population {
 };
 
 struct Host {
-  int cores = 0;  // > 0: all devices share this many cores (a loopback fleet on one machine)
+  // > 0: all devices share this many cores and one disk (a loopback fleet on one machine).
+  int cores = 0;
 };
 
 struct Model {

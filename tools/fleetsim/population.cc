@@ -25,8 +25,27 @@ constexpr std::uint64_t kSpread = 2'654'435'761ULL;
 
 }  // namespace
 
-double Normal(double u1, double u2) {
-  return std::sqrt(-2.0 * std::log(1.0 - u1)) * std::cos(2 * std::numbers::pi * u2);
+double NormalQuantile(double u) {
+  // The table holds the quantiles at i / kSteps, computed once by bisection on erfc.
+  constexpr int kSteps = 4096;
+  static const std::vector<double> kTable = [] {
+    std::vector<double> t(kSteps + 1);
+    for (int i = 0; i <= kSteps; ++i) {
+      double p = std::clamp(static_cast<double>(i) / kSteps, 1e-9, 1 - 1e-9);
+      double lo = -8, hi = 8;
+      for (int k = 0; k < 60; ++k) {
+        double mid = (lo + hi) / 2;
+        (0.5 * std::erfc(-mid / std::numbers::sqrt2) < p ? lo : hi) = mid;
+      }
+      t[static_cast<std::size_t>(i)] = (lo + hi) / 2;
+    }
+    return t;
+  }();
+  double x = std::clamp(u, 0.0, 1.0) * kSteps;
+  auto i = std::min(static_cast<int>(x), kSteps - 1);
+  double f = x - i;
+  return kTable[static_cast<std::size_t>(i)] * (1 - f) +
+         kTable[static_cast<std::size_t>(i) + 1] * f;
 }
 
 Fleet::Fleet(const Model& model)
@@ -61,12 +80,14 @@ Traits Fleet::TraitsOf(std::uint64_t id) const {
       static_cast<std::uint64_t>((static_cast<unsigned __int128>(id) * kSpread) % devices_);
   t.auto_install = rank >= opted_out_;
   t.failing = rank >= opted_out_ && rank < opted_out_ + failing_;
-  const Network& n = model_.network;
-  t.bandwidth_bps = n.median_mbps * 1e6 *
-                    std::exp(n.sigma * Normal(Uniform(seed_, id, Draw::kBandwidth),
-                                              Uniform(seed_, id, Draw::kBandwidth2)));
   t.bucket = static_cast<std::uint32_t>(Uniform(seed_, id, Draw::kBucket) * 10000);
   return t;
+}
+
+double Fleet::Bandwidth(std::uint64_t id) const {
+  const Network& n = model_.network;
+  return n.median_mbps * 1e6 *
+         std::exp(n.sigma * NormalQuantile(Uniform(seed_, id, Draw::kBandwidth)));
 }
 
 std::int64_t Fleet::LocalDay(const Traits& t, std::int64_t ms) const {
@@ -81,14 +102,14 @@ bool Fleet::Session(std::uint64_t id, const OnlineClass& c, const Traits& t, std
   if (Uniform(seed_, id, Draw::kSessionOn, n) >= chance) return false;
   double hour;
   if (c.kind == OnlineKind::kDiurnal) {
-    hour = c.start_hour_mean + c.start_hour_sd * Normal(Uniform(seed_, id, Draw::kSessionStart, n),
-                                                        Uniform(seed_, id, Draw::kSessionStart2, n));
+    hour = c.start_hour_mean +
+           c.start_hour_sd * NormalQuantile(Uniform(seed_, id, Draw::kSessionStart, n));
     hour = std::clamp(hour, 0.0, 23.99);
   } else {
     hour = 24 * Uniform(seed_, id, Draw::kSessionStart, n);
   }
-  double hours = c.hours_min + (c.hours_max - c.hours_min) *
-                                   Uniform(seed_, id, Draw::kSessionLength, n);
+  double hours =
+      c.hours_min + (c.hours_max - c.hours_min) * Uniform(seed_, id, Draw::kSessionLength, n);
   *start = day * kDayMs - origin_ms_ - t.zone_ms + static_cast<std::int64_t>(hour * kHourMs);
   *end = *start + static_cast<std::int64_t>(hours * kHourMs);
   return true;

@@ -48,6 +48,10 @@ std::string FormatSources(const Model& m) {
   out += Line("agent: whole check CPU", c.check_cpu_ms, "ms");
   out += Line("agent: install (stage..fsync)", c.install_s, "s");
   out += Line("agent: install CPU", c.install_cpu_s, "s");
+  if (m.host.cores > 0) {
+    out += Line("loopback: agent CPU per install", c.loopback_agent_cpu_s, "s");
+    out += Line("loopback: server CPU per install", c.loopback_server_cpu_s, "s");
+  }
   out += Line("rollout: auto-halt min reports", m.rollout.halt_min_reports, "");
   out += Line("rollout: auto-halt max failure %", m.rollout.halt_max_failure_percent, "%");
   out += Line("full package", m.population.package_bytes, "B");
@@ -56,7 +60,8 @@ std::string FormatSources(const Model& m) {
       out += Format("  %-34s %14.4g %-6s the full package (no patch from this base)\n",
                     ("base " + b.name + " (share)").c_str(), b.share, "");
     } else {
-      out += Line("patch from base " + b.name + Format(" (share %.2f)", b.share), b.patch_bytes, "B");
+      out +=
+          Line("patch from base " + b.name + Format(" (share %.2f)", b.share), b.patch_bytes, "B");
     }
   }
   for (const std::string& n : m.notes) out += "  " + n + "\n";
@@ -64,11 +69,12 @@ std::string FormatSources(const Model& m) {
 }
 
 std::string FormatTable(const Model& m, const std::vector<RunResult>& runs) {
-  std::string out = Format(
-      "%-32s %9s %9s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %5s\n", "agent", "50%", "90%", "95%",
-      "99%", "last", "1h", "egress", "total", "cost", "watchers", "reports", "requests", "inst");
+  std::string out = Format("%-32s %9s %9s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %5s\n", "agent",
+                           "50%", "90%", "95%", "99%", "last", "1h", "egress", "total", "cost",
+                           "watchers", "reports", "requests", "inst");
+  // reports: the peak minute's average (sizing) and, in the TSV, the peak second.
   out += Format("%-32s %9s %9s %9s %9s %9s %8s %9s %9s %9s %9s %9s %9s %5s\n", "", "", "", "", "",
-                "", "(reach)", "Gb/s pk", "TB", "USD", "peak", "/s peak", "/s peak", "");
+                "", "(reach)", "Gb/s pk", "TB", "USD", "peak", "/s 1min", "/s peak", "");
   for (const RunResult& r : runs) {
     double share_1h = r.reachable_1h ? 100.0 * static_cast<double>(r.protected_1h) /
                                            static_cast<double>(r.reachable_1h)
@@ -78,7 +84,7 @@ std::string FormatTable(const Model& m, const std::vector<RunResult>& runs) {
                   FormatDuration(r.t95_s).c_str(), FormatDuration(r.t99_s).c_str(),
                   FormatDuration(r.t_last_s).c_str(), share_1h, r.peak_egress_gbps,
                   r.total_egress_bytes / 1e12, r.egress_cost, Count(r.peak_watchers).c_str(),
-                  Count(r.peak_reports_per_s).c_str(), Count(r.peak_requests_per_s).c_str(),
+                  Count(r.peak_reports_per_s_minute).c_str(), Count(r.peak_requests_per_s).c_str(),
                   r.instances_needed);
   }
   out += Format(
@@ -103,8 +109,8 @@ std::string FormatTable(const Model& m, const std::vector<RunResult>& runs) {
 }
 
 std::string FormatCurves(const std::vector<RunResult>& runs) {
-  std::string out = "# seconds";
-  for (const RunResult& r : runs) out += "\t\"" + r.agent + "\"";
+  std::string out = "seconds";
+  for (const RunResult& r : runs) out += "\t" + r.agent;
   out += "\n";
   if (runs.empty()) return out;
   for (std::size_t i = 0; i < runs[0].curve.size(); ++i) {
@@ -121,18 +127,24 @@ std::string FormatTsv(const std::vector<RunResult>& runs) {
   std::string out;
   for (const RunResult& r : runs) {
     out += r.agent;
-    out += Format("\tdevices=%llu\treachable=%llu\tprotected=%llu", static_cast<unsigned long long>(r.devices),
+    out += Format("\tdevices=%llu\treachable=%llu\tprotected=%llu",
+                  static_cast<unsigned long long>(r.devices),
                   static_cast<unsigned long long>(r.reachable),
                   static_cast<unsigned long long>(r.protected_count));
     out += Format("\tt50_s=%.3f\tt90_s=%.3f\tt95_s=%.3f\tt99_s=%.3f\tt_last_s=%.3f", r.t50_s,
                   r.t90_s, r.t95_s, r.t99_s, r.t_last_s);
-    out += Format("\tprotected_1h=%llu\treachable_1h=%llu", static_cast<unsigned long long>(r.protected_1h),
+    out += Format("\tlast_protected_s=%.3f", r.last_protected_s);
+    out += Format("\tprotected_1h=%llu\treachable_1h=%llu",
+                  static_cast<unsigned long long>(r.protected_1h),
                   static_cast<unsigned long long>(r.reachable_1h));
-    out += Format("\tpeak_egress_gbps=%.3f\ttotal_egress_bytes=%.0f\tcost_usd=%.2f", r.peak_egress_gbps,
-                  r.total_egress_bytes, r.egress_cost);
-    out += Format("\tpeak_watchers=%.0f\tpeak_reports_per_s=%.0f\tpeak_requests_per_s=%.0f\tinstances=%d",
-                  r.peak_watchers, r.peak_reports_per_s, r.peak_requests_per_s, r.instances_needed);
-    out += Format("\tevents=%llu\twall_s=%.2f\n", static_cast<unsigned long long>(r.events), r.wall_s);
+    out += Format("\tpeak_egress_gbps=%.3f\ttotal_egress_bytes=%.0f\tcost_usd=%.2f",
+                  r.peak_egress_gbps, r.total_egress_bytes, r.egress_cost);
+    out += Format("\tpeak_watchers=%.0f\tpeak_reports_per_s=%.0f\tpeak_reports_per_s_minute=%.0f",
+                  r.peak_watchers, r.peak_reports_per_s, r.peak_reports_per_s_minute);
+    out += Format("\tpeak_requests_per_s=%.0f\tinstances=%d", r.peak_requests_per_s,
+                  r.instances_needed);
+    out +=
+        Format("\tevents=%llu\twall_s=%.2f\n", static_cast<unsigned long long>(r.events), r.wall_s);
   }
   return out;
 }

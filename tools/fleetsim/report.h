@@ -17,7 +17,8 @@ std::string FormatSources(const Model& model);
 // within an hour, egress, watchers, reports/s, requests/s and instances needed.
 std::string FormatTable(const Model& model, const std::vector<RunResult>& runs);
 
-// gnuplot data: a "# seconds <agent> <agent> ..." header, then one row per time.
+// gnuplot data, tab-separated: a "seconds <agent> <agent> ..." header line, then one row
+// per time (log-spaced) with each run's protected share.
 std::string FormatCurves(const std::vector<RunResult>& runs);
 
 // One line per run: agent, then name=value pairs (t50_s, t_last_s, ...), tab-separated.

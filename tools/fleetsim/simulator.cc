@@ -2,23 +2,25 @@
 
 #include <algorithm>
 #include <atomic>
-#include <barrier>
 #include <bit>
 #include <chrono>
 #include <cmath>
 #include <thread>
 
+#include "core/clock.h"
+
 namespace qp::fleetsim {
 namespace {
 
 // DeviceState::flags
-constexpr std::uint8_t kDownloaded = 1;  // apt: in the cache, waiting for the upgrade timer
-constexpr std::uint8_t kResume = 2;      // aux holds the bytes left of an interrupted download
-constexpr std::uint8_t kReported = 4;    // it reported its first state (counts for the halt rule)
-constexpr std::uint8_t kReachable = 8;   // online at some point before the horizon
-constexpr std::uint8_t kReach1h = 16;    // online at some point in the first hour
-constexpr std::uint8_t kInterrupt = 32;  // its pending download event is its session's end
-constexpr std::uint8_t kWoken = 64;      // its pending check is a watch wake-up
+constexpr std::uint8_t kDownloaded = 1;   // apt: in the cache, waiting for the upgrade timer
+constexpr std::uint8_t kResume = 2;       // aux holds the bytes left of an interrupted download
+constexpr std::uint8_t kReported = 4;     // it reported its first state (counts for the halt rule)
+constexpr std::uint8_t kReachable = 8;    // online at some point before the horizon
+constexpr std::uint8_t kReach1h = 16;     // online at some point in the first hour
+constexpr std::uint8_t kInterrupt = 32;   // its pending download event is its session's end
+constexpr std::uint8_t kWoken = 64;       // its pending check is a watch wake-up
+constexpr std::uint8_t kDiskPhase = 128;  // a loopback install's disk part (after its CPU part)
 
 // The calendar: 2^20 buckets of one step each (12 days at 1 s); later events wait in a
 // far list that is swept every half turn.
@@ -37,16 +39,19 @@ struct Globals {
   double egress_rate = 1;      // its speed during the step: min(1, capacity / demand)
   double cpu_clock_ms = 0;     // the loopback host's virtual CPU clock
   double cpu_rate = 1;
+  double disk_clock_ms = 0;  // and its disk's (fsyncs queue on one disk)
+  double disk_rate = 1;
   double percent = 100;
   bool halted = false;
-  bool hold_failing = false;   // after a resume: the failing class is held back
-  bool broadcast = false;      // wake every online watcher at this step's start
+  bool hold_failing = false;  // after a resume: the failing class is held back
+  bool broadcast = false;     // wake every online watcher at this step's start
 };
 
 // One worker's sums over one step.
 struct Counters {
   std::int64_t demand_bps = 0;  // change of the summed bandwidth of running downloads
-  std::int64_t installs = 0;    // change of installs running on the loopback host
+  std::int64_t installs = 0;    // change of installs in their CPU part on the loopback host
+  std::int64_t disk_users = 0;  // change of installs in their disk part
   std::uint64_t reports = 0;
   std::uint64_t reported_devices = 0;
   std::uint64_t failed_devices = 0;
@@ -58,6 +63,32 @@ struct Counters {
 };
 
 class Engine;
+
+// The workers' meeting point between steps: the last to arrive runs `completion`, then all
+// go on. It spins, then yields: the workers are as many as the cores, and steps are short
+// (a futex sleep and wake-up per step cost more than the step's work).
+class StepBarrier {
+ public:
+  explicit StepBarrier(int n) : n_(n) {}
+  template <typename F>
+  void ArriveAndWait(F& completion) {
+    const std::uint64_t gen = gen_.load(std::memory_order_acquire);
+    if (count_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      completion();
+      count_.store(0, std::memory_order_relaxed);
+      gen_.store(gen + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen_.load(std::memory_order_acquire) == gen; ++spins) {
+      if (spins > 2000) std::this_thread::yield();
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> count_{0};
+  std::atomic<std::uint64_t> gen_{0};
+};
 
 class Worker {
  public:
@@ -125,6 +156,9 @@ class Engine {
   double CpuClock(std::int64_t t) const {
     return g.cpu_clock_ms + (static_cast<double>(t) - g.step_start_ms) * g.cpu_rate;
   }
+  double DiskClock(std::int64_t t) const {
+    return g.disk_clock_ms + (static_cast<double>(t) - g.step_start_ms) * g.disk_rate;
+  }
 };
 
 // ---- the worker: one range of devices ---------------------------------------------------
@@ -181,15 +215,14 @@ void Worker::SweepFar() {
 
 std::int64_t Worker::Connect(std::uint64_t id, std::int64_t online_at) const {
   if (online_at == kNever) return kNever;
-  return online_at + static_cast<std::int64_t>(
-                         e_->agent.connect_delay_s * 1000 *
-                         Uniform(e_->model.seed, id, Draw::kConnect,
-                                 static_cast<std::uint64_t>(online_at)));
+  return online_at + static_cast<std::int64_t>(e_->agent.connect_delay_s * 1000 *
+                                               Uniform(e_->model.seed, id, Draw::kConnect,
+                                                       static_cast<std::uint64_t>(online_at)));
 }
 
 std::int64_t Worker::NextRegular(std::uint64_t id, const Traits& tr, std::int64_t t) const {
   const AgentModel& a = e_->agent;
-  if (a.kind == AgentKind::kAptTimers) return NextAptUpdate(id, tr, t);
+  if (a.kind == AgentKind::kAptTimers) return NextAptUpdate(id, tr, t + 1);  // after this run
   double u = Uniform(e_->model.seed, id, Draw::kJitter, static_cast<std::uint64_t>(t));
   return t + static_cast<std::int64_t>((a.interval_s + a.jitter_s * u) * 1000);
 }
@@ -201,7 +234,8 @@ std::int64_t Worker::NextAptUpdate(std::uint64_t id, const Traits& tr, std::int6
   const std::int64_t day = e_->fleet.LocalDay(tr, t);
   for (std::int64_t dd = day - 1; dd <= day + 1; ++dd) {
     for (std::int64_t k = 0; k < 2; ++k) {
-      double u = Uniform(e_->model.seed, id, Draw::kAptUpdate, static_cast<std::uint64_t>(dd * 2 + k));
+      double u =
+          Uniform(e_->model.seed, id, Draw::kAptUpdate, static_cast<std::uint64_t>(dd * 2 + k));
       std::int64_t fire = e_->fleet.DayStart(tr, dd) + (6 + 12 * k) * kHourMs +
                           static_cast<std::int64_t>(u * a.update_delay_h * kHourMs);
       if (fire >= t) best = std::min(best, fire);
@@ -419,6 +453,7 @@ void Worker::ScheduleDownloadEnd(std::uint64_t local, const Traits& tr, std::int
 void Worker::StartDownload(std::uint64_t local, const Traits& tr, std::int64_t t) {
   DeviceState& d = e_->devices[local + lo_];
   const double bytes = (d.flags & kResume) ? d.aux : Payload(tr);
+  const double bandwidth = e_->fleet.Bandwidth(local + lo_);
   if (!(d.flags & kReported) && e_->agent.reports_per_install > 0) {
     d.flags |= kReported;
     ++c_.reports;
@@ -426,12 +461,12 @@ void Worker::StartDownload(std::uint64_t local, const Traits& tr, std::int64_t t
   }
   ++c_.downloads_started;
   if (e_->g.halted) ++c_.started_while_halted;
-  const double own_ms = bytes * 8 / tr.bandwidth_bps * 1000;
+  const double own_ms = bytes * 8 / bandwidth * 1000;
   const double now = e_->EgressClock(t);
   d.aux = static_cast<std::uint32_t>(std::ceil(now + own_ms));
   d.flags &= static_cast<std::uint8_t>(~kResume);
   d.phase = Phase::kDownloading;
-  c_.demand_bps += std::llround(tr.bandwidth_bps);
+  c_.demand_bps += std::llround(bandwidth);
   ScheduleDownloadEnd(local, tr, t, d.aux - now);
 }
 
@@ -444,22 +479,23 @@ void Worker::OnDownloadEvent(std::uint64_t local, const Traits& tr, std::int64_t
     if (d.flags & kInterrupt) {
       // The session ended mid-download: the bytes left wait for the next session (the
       // downloads are resumable).
-      double left = (d.aux - now) / 1000 * tr.bandwidth_bps / 8;
+      double left = (d.aux - now) / 1000 * e_->fleet.Bandwidth(local + lo_) / 8;
       d.aux = static_cast<std::uint32_t>(std::clamp(left, 1.0, 4e9));
       d.flags = static_cast<std::uint8_t>((d.flags | kResume) & ~kInterrupt);
       d.phase = Phase::kWaiting;
-      c_.demand_bps -= std::llround(tr.bandwidth_bps);
+      c_.demand_bps -= std::llround(e_->fleet.Bandwidth(local + lo_));
       Schedule(local, Connect(id, e_->fleet.NextOnline(id, tr, t + 1)));
       return;
     }
     ScheduleDownloadEnd(local, tr, t, d.aux - now);  // the edge was busier than foreseen
     return;
   }
-  c_.demand_bps -= std::llround(tr.bandwidth_bps);
+  c_.demand_bps -= std::llround(e_->fleet.Bandwidth(local + lo_));
   d.flags &= static_cast<std::uint8_t>(~kInterrupt);
   if (d.attempts < 255) ++d.attempts;
   d.phase = Phase::kWaiting;
-  if (Uniform(m.seed, id, Draw::kDownloadFails, d.attempts) < m.network.download_failure_probability) {
+  if (Uniform(m.seed, id, Draw::kDownloadFails, d.attempts) <
+      m.network.download_failure_probability) {
     if (d.failures < 30) ++d.failures;
     const AgentModel& a = e_->agent;
     if (a.backoff) {
@@ -486,14 +522,18 @@ void Worker::OnDownloadEvent(std::uint64_t local, const Traits& tr, std::int64_t
   StartInstall(local, t);
 }
 
+// On a device, an install takes its measured wall time. On a loopback host (the demo's
+// validation), its CPU part (the agent's, check to report, and the server's) shares the
+// host's cores, then the rest of the store's wall time (fsyncs) shares the host's disk.
 void Worker::StartInstall(std::uint64_t local, std::int64_t t) {
   DeviceState& d = e_->devices[local + lo_];
   const Costs& c = e_->model.costs;
   d.phase = Phase::kInstalling;
   if (e_->cores > 0) {
-    const double work_ms = c.check_cpu_ms.value + c.install_cpu_s.value * 1000;
+    const double work_ms = (c.loopback_agent_cpu_s.value + c.loopback_server_cpu_s.value) * 1000;
     const double now = e_->CpuClock(t);
     d.aux = static_cast<std::uint32_t>(std::ceil(now + work_ms));
+    d.flags &= static_cast<std::uint8_t>(~kDiskPhase);
     ++c_.installs;
     Schedule(local, t + static_cast<std::int64_t>(std::ceil((d.aux - now) / e_->g.cpu_rate)));
   } else {
@@ -505,12 +545,27 @@ void Worker::OnInstallEvent(std::uint64_t local, const Traits& tr, std::int64_t 
   DeviceState& d = e_->devices[local + lo_];
   const std::uint64_t id = local + lo_;
   if (e_->cores > 0) {
-    const double now = e_->CpuClock(t);
+    const bool disk = d.flags & kDiskPhase;
+    const double now = disk ? e_->DiskClock(t) : e_->CpuClock(t);
+    const double rate = disk ? e_->g.disk_rate : e_->g.cpu_rate;
     if (now + 0.5 < d.aux) {
-      Schedule(local, t + static_cast<std::int64_t>(std::ceil((d.aux - now) / e_->g.cpu_rate)));
+      Schedule(local, t + static_cast<std::int64_t>(std::ceil((d.aux - now) / rate)));
       return;
     }
-    --c_.installs;
+    if (!disk) {
+      --c_.installs;
+      const Costs& c = e_->model.costs;
+      const double io_ms = std::max(0.0, (c.install_s.value - c.install_cpu_s.value) * 1000);
+      const double disk_now = e_->DiskClock(t);
+      d.aux = static_cast<std::uint32_t>(std::ceil(disk_now + io_ms));
+      d.flags |= kDiskPhase;
+      ++c_.disk_users;
+      Schedule(local,
+               t + static_cast<std::int64_t>(std::ceil((d.aux - disk_now) / e_->g.disk_rate)));
+      return;
+    }
+    d.flags &= static_cast<std::uint8_t>(~kDiskPhase);
+    --c_.disk_users;
   }
   const Model& m = e_->model;
   const int rest = std::max(0, e_->agent.reports_per_install - 1);
@@ -536,7 +591,7 @@ double StagePercent(const Rollout& r, double t_s) {
 }
 
 RunResult Engine::Run() {
-  auto wall0 = std::chrono::steady_clock::now();  // NOLINT: a tool's own run time
+  const auto wall0 = Clock::Real()->Monotonic();  // the run's own wall time, for the report
   RunResult r;
   r.agent = agent.name;
   r.devices = fleet.size();
@@ -544,15 +599,14 @@ RunResult Engine::Run() {
   const std::int64_t horizon = fleet.horizon_ms();
   steps = static_cast<std::int64_t>(std::ceil(static_cast<double>(horizon) / step_ms));
   cores = model.host.cores;
-  const int threads = static_cast<int>(
-      std::clamp<std::uint64_t>(static_cast<std::uint64_t>(model.threads), 1,
-                                std::max<std::uint64_t>(1, fleet.size() / 1024)));
+  const int threads =
+      static_cast<int>(std::clamp<std::uint64_t>(static_cast<std::uint64_t>(model.threads), 1,
+                                                 std::max<std::uint64_t>(1, fleet.size() / 1024)));
   std::vector<Worker> workers;
   for (int i = 0; i < threads; ++i) {
-    workers.emplace_back(this, fleet.size() * static_cast<std::uint64_t>(i) /
-                                   static_cast<std::uint64_t>(threads),
-                         fleet.size() * static_cast<std::uint64_t>(i + 1) /
-                             static_cast<std::uint64_t>(threads));
+    workers.emplace_back(
+        this, fleet.size() * static_cast<std::uint64_t>(i) / static_cast<std::uint64_t>(threads),
+        fleet.size() * static_cast<std::uint64_t>(i + 1) / static_cast<std::uint64_t>(threads));
   }
 
   // Who is online, per minute, from every stride-th device: the watch connections and
@@ -560,8 +614,10 @@ RunResult Engine::Run() {
   const std::uint64_t stride = std::max<std::uint64_t>(1, fleet.size() / (std::uint64_t{1} << 22));
   r.online_sample_stride = static_cast<double>(stride);
   const std::size_t minutes = static_cast<std::size_t>(horizon / 60000) + 1;
-  std::vector<std::vector<std::int64_t>> diffs(workers.size(), std::vector<std::int64_t>(minutes + 1));
-  std::vector<std::vector<std::int64_t>> starts(workers.size(), std::vector<std::int64_t>(minutes + 1));
+  std::vector<std::vector<std::int64_t>> diffs(workers.size(),
+                                               std::vector<std::int64_t>(minutes + 1));
+  std::vector<std::vector<std::int64_t>> starts(workers.size(),
+                                                std::vector<std::int64_t>(minutes + 1));
   {
     std::vector<std::thread> ts;
     for (std::size_t i = 0; i < workers.size(); ++i) {
@@ -586,7 +642,8 @@ RunResult Engine::Run() {
   const double watchers_per_instance =
       model.costs.watcher_memory_mb * 1024 / model.costs.watcher_kb.value;
   int instances = model.costs.instances;
-  if (instances <= 0) instances = std::max(1, static_cast<int>(std::ceil(peak_online / watchers_per_instance)));
+  if (instances <= 0)
+    instances = std::max(1, static_cast<int>(std::ceil(peak_online / watchers_per_instance)));
   if (agent.kind == AgentKind::kWatch) {
     fanout_ms = model.costs.fanout_s_per_watcher.value * 1000 * online[0] / instances;
   }
@@ -602,7 +659,7 @@ RunResult Engine::Run() {
   // Per-second series, settled between steps.
   const std::size_t seconds = static_cast<std::size_t>(horizon / 1000) + 2;
   std::vector<double> egress_bits(seconds), reports(seconds), wakes(seconds);
-  std::int64_t demand = 0, installs = 0, queued = 0;
+  std::int64_t demand = 0, installs = 0, disk_users = 0, queued = 0;
   std::uint64_t reported = 0, failed = 0;
   bool operator_halted = false;
   // Halts, resumes and stage changes that take effect at the step starting at t_s.
@@ -615,8 +672,8 @@ RunResult Engine::Run() {
             ro.halt_max_failure_percent.value * static_cast<double>(reported)) {
       g.halted = true;
       r.halted_at_s = t_s;
-      r.halt_reason = "auto-halt: " + std::to_string(failed) + " of " +
-                      std::to_string(reported) + " devices failed or rolled back";
+      r.halt_reason = "auto-halt: " + std::to_string(failed) + " of " + std::to_string(reported) +
+                      " devices failed or rolled back";
     }
     if (!g.halted && !operator_halted && ro.operator_halt_at_s >= 0 &&
         t_s >= ro.operator_halt_at_s) {
@@ -636,11 +693,12 @@ RunResult Engine::Run() {
     if (p > g.percent) g.broadcast = true;
     g.percent = p;
   };
-  auto settle = [&]() noexcept {
+  auto settle = [&]() {
     for (auto& w : workers) {
       Counters c = w.TakeCounters();
       demand += c.demand_bps;
       installs += c.installs;
+      disk_users += c.disk_users;
       queued += c.queued;
       reported += c.reported_devices;
       failed += c.failed_devices;
@@ -658,7 +716,8 @@ RunResult Engine::Run() {
       while (ms > 0) {
         const double sec_end = (std::floor(from_ms / 1000) + 1) * 1000;
         const double part = std::min(ms, sec_end - from_ms);
-        egress_bits[std::min(seconds - 1, static_cast<std::size_t>(from_ms / 1000))] += rate * part / 1000;
+        egress_bits[std::min(seconds - 1, static_cast<std::size_t>(from_ms / 1000))] +=
+            rate * part / 1000;
         from_ms += part;
         ms -= part;
       }
@@ -671,6 +730,8 @@ RunResult Engine::Run() {
     g.cpu_rate = (cores > 0 && static_cast<double>(installs) > cores)
                      ? cores / static_cast<double>(installs)
                      : 1.0;
+    g.disk_clock_ms += step_ms * g.disk_rate;
+    g.disk_rate = disk_users > 1 ? 1.0 / static_cast<double>(disk_users) : 1.0;
     ++g.step;
     g.step_start_ms = static_cast<double>(g.step) * step_ms;
     rollout_changes(g.step_start_ms / 1000);
@@ -696,6 +757,7 @@ RunResult Engine::Run() {
       serve(g.step_start_ms, skipped);
       g.egress_clock_ms += skipped * g.egress_rate;
       g.cpu_clock_ms += skipped * g.cpu_rate;
+      g.disk_clock_ms += skipped * g.disk_rate;
       g.step = next;
       g.step_start_ms = static_cast<double>(g.step) * step_ms;
       rollout_changes(g.step_start_ms / 1000);
@@ -703,19 +765,20 @@ RunResult Engine::Run() {
   };
   {
     std::atomic<bool> done{false};
-    std::barrier sync(static_cast<std::ptrdiff_t>(workers.size()), [&]() noexcept {
+    StepBarrier sync(static_cast<int>(workers.size()));
+    auto completion = [&]() {
       settle();
       // Stop when no event is left and no rollout change is still to come.
       bool future = g.halted && r.resumed_at_s < 0 && model.rollout.resume_after_halt_s >= 0;
       for (const StageStep& s : model.rollout.stages) future |= s.at_s * 1000 >= g.step_start_ms;
       if (g.step >= steps || (queued == 0 && !future)) done = true;
-    });
+    };
     std::vector<std::thread> ts;
     for (auto& w : workers) {
-      ts.emplace_back([&done, &sync, worker = &w] {
+      ts.emplace_back([&done, &sync, &completion, worker = &w] {
         while (!done.load()) {
           worker->RunStep();
-          sync.arrive_and_wait();
+          sync.ArriveAndWait(completion);
         }
       });
     }
@@ -738,6 +801,10 @@ RunResult Engine::Run() {
     }
   }
   r.protected_count = times.size();
+  for (const DeviceState& d : devices) {
+    if (d.phase == Phase::kProtected)
+      r.last_protected_s = std::max(r.last_protected_s, d.protected_ms / 1000.0);
+  }
   std::sort(times.begin(), times.end());
   auto at_share = [&](double share) {
     auto k = static_cast<std::uint64_t>(std::ceil(share * static_cast<double>(r.reachable)));
@@ -752,7 +819,8 @@ RunResult Engine::Run() {
   for (double t = 0.1; t <= static_cast<double>(horizon) / 1000 * 1.0001; t *= 1.05) {
     auto n = std::upper_bound(times.begin(), times.end(), static_cast<std::uint32_t>(t * 1000)) -
              times.begin();
-    r.curve.emplace_back(t, r.reachable ? static_cast<double>(n) / static_cast<double>(r.reachable) : 0);
+    r.curve.emplace_back(
+        t, r.reachable ? static_cast<double>(n) / static_cast<double>(r.reachable) : 0);
   }
 
   // Peaks. The regular checks of online devices come from the online series; checks at
@@ -763,21 +831,24 @@ RunResult Engine::Run() {
   } else {
     regular_rate = 1.0 / (agent.interval_s + agent.jitter_s / 2);
   }
+  double minute_reports = 0;  // reports in the last 60 s
   for (std::size_t s = 0; s + 1 < seconds; ++s) {
     const std::size_t mnt = std::min(minutes - 1, s / 60);
     r.peak_egress_gbps = std::max(r.peak_egress_gbps, egress_bits[s] / 1e9);
     r.total_egress_bytes += egress_bits[s] / 8;
     r.peak_reports_per_s = std::max(r.peak_reports_per_s, reports[s]);
+    minute_reports += reports[s] - (s >= 60 ? reports[s - 60] : 0);
+    r.peak_reports_per_s_minute = std::max(r.peak_reports_per_s_minute, minute_reports / 60);
     double req = online[mnt] * regular_rate + session_starts[mnt] / 60 + wakes[s];
     r.peak_requests_per_s = std::max(r.peak_requests_per_s, req);
   }
   r.peak_watchers = agent.kind == AgentKind::kWatch ? peak_online : 0;
   r.egress_cost = r.total_egress_bytes / 1e9 * model.edge.cost_per_gb;
   double need = std::max({r.peak_watchers / watchers_per_instance,
-                          r.peak_reports_per_s / model.costs.reports_per_s.value,
+                          r.peak_reports_per_s_minute / model.costs.reports_per_s.value,
                           r.peak_requests_per_s / model.costs.requests_per_s.value});
   r.instances_needed = std::max(1, static_cast<int>(std::ceil(need)));
-  r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();  // NOLINT
+  r.wall_s = std::chrono::duration<double>(Clock::Real()->Monotonic() - wall0).count();
   return r;
 }
 

@@ -28,8 +28,8 @@ enum class Phase : std::uint8_t {
   kDownloading,  // its next event is the end of its download (or of its session)
   kInstalling,   // its next event is the end of its install and health check
   kProtected,
-  kRolledBack,   // its health check failed; the old files are back
-  kOptedOut,     // "Automatically Install" is off
+  kRolledBack,  // its health check failed; the old files are back
+  kOptedOut,    // "Automatically Install" is off
   kCount,
 };
 
@@ -50,19 +50,23 @@ struct RunResult {
   std::string agent;
   std::uint64_t devices = 0;
   std::array<std::uint64_t, static_cast<int>(Phase::kCount)> phases{};
-  std::uint64_t eligible = 0;   // Automatically Install on, and not held back
-  std::uint64_t reachable = 0;  // eligible and online at some point before the horizon
+  std::uint64_t eligible = 0;         // Automatically Install on, and not held back
+  std::uint64_t reachable = 0;        // eligible and online at some point before the horizon
   std::uint64_t protected_count = 0;  // of reachable
   std::uint64_t reachable_1h = 0;     // eligible and online at some point in the first hour
   std::uint64_t protected_1h = 0;     // of those, protected within the first hour
   // Seconds from publication to this share of `reachable` protected; < 0 when not reached.
   double t50_s = -1, t90_s = -1, t95_s = -1, t99_s = -1, t_last_s = -1;
+  double last_protected_s = -1;  // the last device that was protected, whatever the share
   double peak_egress_gbps = 0;
   double total_egress_bytes = 0;
   double egress_cost = 0;
   double peak_watchers = 0;
-  double peak_reports_per_s = 0;
+  double peak_reports_per_s = 0;         // in one second
+  double peak_reports_per_s_minute = 0;  // averaged over a minute: devices queue reports
+                                         // and retry, so instances are sized on this
   double peak_requests_per_s = 0;
+  // For the peak watchers, the peak requests per second and the minute's peak of reports.
   int instances_needed = 0;
   std::uint64_t events = 0;
   std::uint64_t downloads_started = 0;
