@@ -83,9 +83,10 @@ end
 # ThreadSanitizer: the parts with threads (the agent's loop and control socket, the
 # server's I/O threads, watch hub and signer, on SQLite and PostgreSQL). The agent's
 # end-to-end tests are not among them: they build patches, and the patch engine under TSan
-# takes longer than CI has (the agent's logic runs in agent_test).
-tsan_tests=(agent_test server_test)
-begin "TSan build (agent and server tests)"
+# takes longer than CI has (the agent's logic runs in agent_test). The fleet simulator's
+# workers meet at a spinning barrier of its own: fleetsim_test runs under TSan too.
+tsan_tests=(agent_test server_test fleetsim_test)
+begin "TSan build (agent, server and fleet simulator tests)"
 scripts/setup.sh --build build/tsan --tsan $(printf -- '--target %s ' "${tsan_tests[@]}")
 end
 begin "TSan tests"
@@ -99,11 +100,12 @@ scripts/setup.sh --build build/fuzz --fuzz --target fuzzers
 end
 begin "fuzz run (${fuzz_seconds} s per target)"
 found=0
-for target in build/fuzz/src/*/*_fuzzer; do
+for target in build/fuzz/src/*/*_fuzzer build/fuzz/tools/*/*_fuzzer; do
   [ -x "$target" ] || continue
   found=$((found + 1))
   name=$(basename "$target")
-  seeds="src/$(basename "$(dirname "$target")")/fuzz_corpus/${name%_fuzzer}"
+  rel=${target#build/fuzz/}
+  seeds="$(dirname "$rel")/fuzz_corpus/${name%_fuzzer}"
   work=$(mktemp -d)
   [ -d "$seeds" ] && cp -r "$seeds"/. "$work"/
   echo "fuzz: $name for ${fuzz_seconds}s"

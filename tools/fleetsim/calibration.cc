@@ -63,6 +63,8 @@ const std::vector<LinePattern>& Patterns() {
   return kPatterns;
 }
 
+constexpr std::size_t kMaxLine = 2048;
+
 const std::regex kFanout(R"(^publish to all ([0-9]+) watchers answered: ([0-9.]+) s)");
 const std::regex kStoreCase(R"(^== (\S+) \()");
 
@@ -75,6 +77,9 @@ void Calibration::Parse(std::string_view name, std::string_view text) {
   int number = 0;
   for (std::string_view view : Lines(text)) {
     ++number;
+    // Result lines are short; a long one is not a result (and std::regex recurses per
+    // character).
+    if (view.size() > kMaxLine) continue;
     std::string line(view);
     std::string source = std::string(name) + ":" + std::to_string(number) + ": " + line;
     std::smatch m;

@@ -40,7 +40,7 @@ class Calibration {
   static Result<Calibration> Read(Env* env, const std::string& bench_dir);
 
   // Parses one result file's text; `name` is how sources cite it. Figures it holds replace
-  // earlier ones of the same key.
+  // earlier ones of the same key. Lines it does not know (or over 2 KB) are skipped.
   void Parse(std::string_view name, std::string_view text);
 
   // kNotFound naming the key when no result file held it.

@@ -170,6 +170,34 @@ TEST(FleetsimTest, AFixedSeedGivesIdenticalOutputWhateverTheThreads) {
   EXPECT_NE(ra.t50_s, rb.t50_s);
 }
 
+// A saturated edge: every byte is counted once, the egress never exceeds the capacity, and
+// the fleet cannot finish sooner than its bytes take at that capacity.
+TEST(FleetsimTest, ASaturatedEdgeServesAtItsCapacityAndCountsEveryByteOnce) {
+  Model m = SmallModel(20000);
+  m.population.classes = {{"always", 1.0, OnlineKind::kAlways}};
+  m.network.download_failure_probability = 0;
+  m.edge.capacity_gbps = 1;
+  m.horizon_h = 6;
+  AgentModel full{"whole packages, 10 s poll", AgentKind::kPoll, 10, 0, 30, true};
+  Simulator sim(m);
+  RunResult r = sim.Run(full);
+  const double payload = m.population.package_bytes.value;
+  ASSERT_EQ(r.protected_count, r.eligible);
+  EXPECT_EQ(r.downloads_started, r.eligible);
+  EXPECT_NEAR(r.total_egress_bytes, static_cast<double>(r.downloads_started) * payload, 1.0);
+  EXPECT_LE(r.peak_egress_gbps, 1.0 + 1e-9);
+  EXPECT_GT(r.peak_egress_gbps, 0.99);
+  // At least the bytes at capacity; at most that, plus the slowest device's download alone
+  // (when the edge is no longer the bottleneck), plus the checks' spread and an install.
+  const double bound_s = r.total_egress_bytes * 8 / 1e9;
+  double slowest_s = 0;
+  for (std::uint64_t id = 0; id < m.population.devices; ++id) {
+    slowest_s = std::max(slowest_s, payload * 8 / sim.fleet().Bandwidth(id));
+  }
+  EXPECT_GE(r.last_protected_s, bound_s);
+  EXPECT_LE(r.last_protected_s, bound_s + slowest_s + 10 + 2) << "slowest alone " << slowest_s;
+}
+
 // Everyone online, polling every I + U(0, J) since long before: the time to the first
 // check after publication is the renewal process's residual, whose distribution is
 // F(t) = (1 / E[L]) * integral from 0 to t of P(L > u) du, with E[L] = I + J / 2.

@@ -339,21 +339,30 @@ Status ReadScenario(const Reader& r, const toml::table& t, Model* m) {
 
 }  // namespace
 
-Status LoadScenario(Env* env, const std::string& path, const Calibration& calibration,
-                    Model* model) {
-  QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, 256 * 1024));
-  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-  QP_RETURN_IF_ERROR(CheckAsciiText(text, path));
+Status ParseScenario(std::string_view text, const std::string& name, const Calibration& calibration,
+                     Model* model) {
+  if (text.size() > kMaxScenarioBytes) {
+    return Error(ErrorCode::kTooLarge,
+                 name + ": larger than " + std::to_string(kMaxScenarioBytes) + " bytes");
+  }
+  QP_RETURN_IF_ERROR(CheckAsciiText(text, name));
   toml::table t;
   try {
-    t = toml::parse(text, path);
+    t = toml::parse(text, name);
   } catch (const toml::parse_error& e) {
-    return Error(ErrorCode::kInvalidArgument, path + ":" + std::to_string(e.source().begin.line) +
+    return Error(ErrorCode::kInvalidArgument, name + ":" + std::to_string(e.source().begin.line) +
                                                   ": " + std::string(e.description()));
   }
-  Reader reader(BaseName(path), calibration);
+  Reader reader(BaseName(name), calibration);
   QP_RETURN_IF_ERROR(ReadScenario(reader, t, model));
   return Validate(*model);
+}
+
+Status LoadScenario(Env* env, const std::string& path, const Calibration& calibration,
+                    Model* model) {
+  QP_ASSIGN_OR_RETURN(auto bytes, ReadFileLimited(env, path, kMaxScenarioBytes));
+  return ParseScenario(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                       path, calibration, model);
 }
 
 Status Validate(const Model& m) {

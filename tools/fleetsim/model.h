@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/env.h"
@@ -170,10 +171,16 @@ struct Model {
 // is in no benchmark result.
 Result<Model> DefaultModel(const Calibration& calibration);
 
+inline constexpr std::size_t kMaxScenarioBytes = 256 * 1024;
+
 // Reads a scenario TOML file over `model`: any field it names replaces the default (see
-// docs/fleetsim.md for the fields). kInvalidArgument naming the file, line and field.
+// docs/fleetsim.md for the fields). kInvalidArgument naming the file, line and field;
+// kTooLarge over kMaxScenarioBytes. `model` may be partly changed on failure.
 Status LoadScenario(Env* env, const std::string& path, const Calibration& calibration,
                     Model* model);
+// The same on a file's text; `name` is how errors cite it.
+Status ParseScenario(std::string_view text, const std::string& name, const Calibration& calibration,
+                     Model* model);
 
 // kInvalidArgument when shares do not add up to 1, a count is out of range, or the state
 // would not fit in memory.

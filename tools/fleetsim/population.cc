@@ -25,25 +25,35 @@ constexpr std::uint64_t kSpread = 2'654'435'761ULL;
 
 }  // namespace
 
+namespace {
+
+// The standard normal quantile by bisection on erfc (60 halvings: to double precision).
+double ExactQuantile(double p) {
+  double lo = -9, hi = 9;
+  for (int k = 0; k < 60; ++k) {
+    double mid = (lo + hi) / 2;
+    (0.5 * std::erfc(-mid / std::numbers::sqrt2) < p ? lo : hi) = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+}  // namespace
+
 double NormalQuantile(double u) {
-  // The table holds the quantiles at i / kSteps, computed once by bisection on erfc.
+  // Between 1/kSteps and 1 - 1/kSteps, a table at i / kSteps and straight lines between;
+  // in the two outer cells, where the quantile bends too fast for a line, the exact value.
   constexpr int kSteps = 4096;
   static const std::vector<double> kTable = [] {
     std::vector<double> t(kSteps + 1);
-    for (int i = 0; i <= kSteps; ++i) {
-      double p = std::clamp(static_cast<double>(i) / kSteps, 1e-9, 1 - 1e-9);
-      double lo = -8, hi = 8;
-      for (int k = 0; k < 60; ++k) {
-        double mid = (lo + hi) / 2;
-        (0.5 * std::erfc(-mid / std::numbers::sqrt2) < p ? lo : hi) = mid;
-      }
-      t[static_cast<std::size_t>(i)] = (lo + hi) / 2;
+    for (int i = 1; i < kSteps; ++i) {
+      t[static_cast<std::size_t>(i)] = ExactQuantile(static_cast<double>(i) / kSteps);
     }
     return t;
   }();
-  double x = std::clamp(u, 0.0, 1.0) * kSteps;
-  auto i = std::min(static_cast<int>(x), kSteps - 1);
-  double f = x - i;
+  const double x = u * kSteps;
+  if (x < 1 || x >= kSteps - 1) return ExactQuantile(std::clamp(u, 1e-300, 1 - 1e-16));
+  const auto i = static_cast<int>(x);
+  const double f = x - i;
   return kTable[static_cast<std::size_t>(i)] * (1 - f) +
          kTable[static_cast<std::size_t>(i) + 1] * f;
 }

@@ -1,11 +1,15 @@
 #include "fleetsim/simulator.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <limits>
+#include <queue>
 #include <thread>
+#include <utility>
 
 #include "core/clock.h"
 
@@ -31,16 +35,19 @@ bool Terminal(Phase p) {
   return p == Phase::kProtected || p == Phase::kRolledBack || p == Phase::kOptedOut;
 }
 
+// What devices share: the edge's egress, and a loopback host's cores and disk. A job on one
+// (a download, an install's CPU or disk part) ends when the resource's virtual clock, which
+// runs at the share each job gets, has run the job's own duration.
+enum Resource : int { kEgress, kCpu, kDisk, kResources };
+
 // Values settled between steps; read-only while the workers run a step.
 struct Globals {
   std::int64_t step = 0;
   double step_start_ms = 0;
-  double egress_clock_ms = 0;  // the downloads' virtual clock at the step's start
-  double egress_rate = 1;      // its speed during the step: min(1, capacity / demand)
-  double cpu_clock_ms = 0;     // the loopback host's virtual CPU clock
-  double cpu_rate = 1;
-  double disk_clock_ms = 0;  // and its disk's (fsyncs queue on one disk)
-  double disk_rate = 1;
+  // Each shared resource's virtual clock at the step's start, and its speed during the step
+  // (the edge: min(1, capacity / demand); the host's cores and disk: processor sharing).
+  std::array<double, kResources> clock_ms{};
+  std::array<double, kResources> rate{1, 1, 1};
   double percent = 100;
   bool halted = false;
   bool hold_failing = false;  // after a resume: the failing class is held back
@@ -59,7 +66,9 @@ struct Counters {
   std::uint64_t downloads_started = 0;
   std::uint64_t started_while_halted = 0;
   std::uint64_t events = 0;
-  std::int64_t queued = 0;  // change of calendar entries
+  std::int64_t queued = 0;   // change of calendar entries
+  double egress_bytes = 0;   // bytes to download, counted at the start, less what was left
+  double egress_bit_ms = 0;  // bandwidth x ms in the step of downloads started (+), ended (-)
 };
 
 class Engine;
@@ -94,14 +103,30 @@ class Worker {
  public:
   Worker(Engine* e, std::uint64_t lo, std::uint64_t hi) : e_(e), lo_(lo), hi_(hi) {}
   void Init();
-  void RunStep();
+  // A step in two phases. In the first, calendar events run, but whatever needs a shared
+  // resource's clock (a job's start, a session's end during a download) waits, because the
+  // step's share of the resource depends on the jobs that start in it. In the second, with
+  // the step's shares settled, those run, then the jobs that end in the step and what
+  // follows from them.
+  void RunPhaseA();
+  void RunPhaseB();
   void SampleOnline(std::uint64_t stride, std::vector<std::int64_t>* diff,
                     std::vector<std::int64_t>* starts);
   // The first step >= from whose bucket holds an entry, or `limit` when none before it.
   std::int64_t NextBusy(std::int64_t from, std::int64_t limit) const;
+  // The smallest live job target on resource r (infinity when none); drops stale entries.
+  double NextJob(Resource r);
   Counters TakeCounters() {
     Counters c = c_;
     c_ = Counters{};
+    return c;
+  }
+  // Only the changes of what the shared resources' shares depend on (the first phase's).
+  Counters TakeShareChanges() {
+    Counters c;
+    c.demand_bps = std::exchange(c_.demand_bps, 0);
+    c.installs = std::exchange(c_.installs, 0);
+    c.disk_users = std::exchange(c_.disk_users, 0);
     return c;
   }
 
@@ -113,9 +138,19 @@ class Worker {
   void OnDownloadEvent(std::uint64_t local, const Traits& tr, std::int64_t t);
   void StartInstall(std::uint64_t local, std::int64_t t);
   void OnInstallEvent(std::uint64_t local, const Traits& tr, std::int64_t t);
-  void ScheduleDownloadEnd(std::uint64_t local, const Traits& tr, std::int64_t t, double left_ms);
+  // Queues a job of `own_ms` on resource r from time t; the device's aux holds its target.
+  void StartJob(Resource r, std::uint64_t local, std::int64_t t, double own_ms);
+  // Schedules, at their exact times, the jobs that end within the current step.
+  void ReleaseDue();
+  bool Live(Resource r, std::uint32_t local, std::uint32_t target) const;
+  // The milliseconds from t to the current step's end.
+  double StepLeft(std::int64_t t) const;
   void Broadcast(std::int64_t t);
   void SweepFar();
+  // Runs the calendar's events of the current step, in rounds, until none is left.
+  void RunBucket(bool release_jobs);
+  void FinishDownload(std::uint64_t local, const Traits& tr, std::int64_t t);
+  void Interrupt(std::uint64_t local, const Traits& tr, std::int64_t t);
 
   std::int64_t NextRegular(std::uint64_t id, const Traits& tr, std::int64_t t) const;
   std::int64_t Connect(std::uint64_t id, std::int64_t online_at) const;
@@ -130,6 +165,16 @@ class Worker {
   std::vector<std::vector<std::uint32_t>> ring_;
   std::vector<std::uint64_t> busy_;  // one bit per ring bucket: it holds entries
   std::vector<std::uint32_t> far_;
+  using Job = std::pair<std::uint32_t, std::uint32_t>;  // (target on the clock, device)
+  struct Pending {
+    Resource r;
+    std::uint32_t local;
+    std::int64_t t;
+    double own_ms;  // < 0: a session's end during a download, not a start
+  };
+  bool deferring_ = false;  // in the first phase of a step
+  std::vector<Pending> pending_;
+  std::array<std::priority_queue<Job, std::vector<Job>, std::greater<>>, kResources> jobs_;
   Counters c_;
 };
 
@@ -150,18 +195,16 @@ class Engine {
   double fanout_ms = 0;  // a watcher is answered within U(0, this) of a new timestamp
   double cores = 0;
 
-  double EgressClock(std::int64_t t) const {
-    return g.egress_clock_ms + (static_cast<double>(t) - g.step_start_ms) * g.egress_rate;
-  }
-  double CpuClock(std::int64_t t) const {
-    return g.cpu_clock_ms + (static_cast<double>(t) - g.step_start_ms) * g.cpu_rate;
-  }
-  double DiskClock(std::int64_t t) const {
-    return g.disk_clock_ms + (static_cast<double>(t) - g.step_start_ms) * g.disk_rate;
+  double Clock(Resource r, std::int64_t t) const {
+    return g.clock_ms[r] + (static_cast<double>(t) - g.step_start_ms) * g.rate[r];
   }
 };
 
 // ---- the worker: one range of devices ---------------------------------------------------
+
+double Worker::StepLeft(std::int64_t t) const {
+  return std::max(0.0, e_->g.step_start_ms + e_->step_ms - static_cast<double>(t));
+}
 
 void Worker::Schedule(std::uint64_t local, std::int64_t t) {
   DeviceState& d = e_->devices[local + lo_];
@@ -361,17 +404,41 @@ void Worker::Broadcast(std::int64_t t) {
   }
 }
 
-void Worker::RunStep() {
+void Worker::RunPhaseA() {
   const std::int64_t k = e_->g.step;
   if (e_->g.broadcast && e_->agent.kind == AgentKind::kWatch) {
     Broadcast(static_cast<std::int64_t>(e_->g.step_start_ms));
   }
   if (k % (kRing / 2) == 0) SweepFar();
-  const auto slot = static_cast<std::size_t>(k & (kRing - 1));
+  deferring_ = true;
+  RunBucket(false);
+  deferring_ = false;
+}
+
+void Worker::RunPhaseB() {
+  std::vector<Pending> pending;
+  pending.swap(pending_);
+  for (const Pending& p : pending) {
+    if (p.own_ms >= 0) {
+      StartJob(p.r, p.local, p.t, p.own_ms);
+    } else {
+      Interrupt(p.local, e_->fleet.TraitsOf(p.local + lo_), p.t);
+    }
+  }
+  RunBucket(true);
+  const auto slot = static_cast<std::size_t>(e_->g.step & (kRing - 1));
+  std::vector<std::uint32_t>().swap(ring_[slot]);
+  busy_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
+}
+
+void Worker::RunBucket(bool release_jobs) {
+  const auto slot = static_cast<std::size_t>(e_->g.step & (kRing - 1));
   auto& bucket = ring_[slot];
   const double lo_ms = e_->g.step_start_ms, hi_ms = lo_ms + e_->step_ms;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> batch;  // (time, device)
-  while (!bucket.empty()) {
+  while (true) {
+    if (release_jobs) ReleaseDue();
+    if (bucket.empty()) break;
     std::vector<std::uint32_t> ids;
     ids.swap(bucket);
     c_.queued -= static_cast<std::int64_t>(ids.size());
@@ -387,8 +454,6 @@ void Worker::RunStep() {
     std::sort(batch.begin(), batch.end());
     for (auto [t, local] : batch) Handle(local, t);
   }
-  std::vector<std::uint32_t>().swap(bucket);
-  busy_[slot / 64] &= ~(std::uint64_t{1} << (slot % 64));
 }
 
 void Worker::Handle(std::uint64_t local, std::int64_t t) {
@@ -436,17 +501,51 @@ void Worker::OnCheck(std::uint64_t local, const Traits& tr, std::int64_t t) {
   Schedule(local, NextRegular(id, tr, t));
 }
 
-void Worker::ScheduleDownloadEnd(std::uint64_t local, const Traits& tr, std::int64_t t,
-                                 double left_ms) {
+void Worker::StartJob(Resource r, std::uint64_t local, std::int64_t t, double own_ms) {
+  if (deferring_) {
+    pending_.push_back({r, static_cast<std::uint32_t>(local), t, own_ms});
+    return;
+  }
   DeviceState& d = e_->devices[local + lo_];
-  std::int64_t done = t + static_cast<std::int64_t>(std::ceil(left_ms / e_->g.egress_rate));
-  std::int64_t end = e_->fleet.SessionEnd(local + lo_, tr, t);
-  if (done > end) {
-    d.flags |= kInterrupt;
-    Schedule(local, end);
-  } else {
-    d.flags &= static_cast<std::uint8_t>(~kInterrupt);
-    Schedule(local, done);
+  d.aux = static_cast<std::uint32_t>(std::ceil(e_->Clock(r, t) + own_ms));
+  if (r == kEgress) c_.egress_bit_ms += e_->fleet.Bandwidth(local + lo_) * StepLeft(t);
+  jobs_[r].emplace(d.aux, static_cast<std::uint32_t>(local));
+}
+
+bool Worker::Live(Resource r, std::uint32_t local, std::uint32_t target) const {
+  const DeviceState& d = e_->devices[local + lo_];
+  if (d.aux != target) return false;
+  switch (r) {
+    case kEgress:
+      return d.phase == Phase::kDownloading;
+    case kCpu:
+      return d.phase == Phase::kInstalling && !(d.flags & kDiskPhase);
+    default:
+      return d.phase == Phase::kInstalling && (d.flags & kDiskPhase);
+  }
+}
+
+double Worker::NextJob(Resource r) {
+  auto& q = jobs_[r];
+  while (!q.empty() && !Live(r, q.top().second, q.top().first)) q.pop();
+  return q.empty() ? std::numeric_limits<double>::infinity() : q.top().first;
+}
+
+void Worker::ReleaseDue() {
+  const Globals& g = e_->g;
+  for (int i = 0; i < kResources; ++i) {
+    const auto r = static_cast<Resource>(i);
+    const double end = g.clock_ms[r] + e_->step_ms * g.rate[r];
+    while (NextJob(r) <= end) {
+      auto [target, local] = jobs_[r].top();
+      jobs_[r].pop();
+      double at = g.step_start_ms + std::max(0.0, (target - g.clock_ms[r]) / g.rate[r]);
+      auto t = static_cast<std::int64_t>(std::ceil(at));
+      t = std::min(t, static_cast<std::int64_t>(g.step_start_ms + e_->step_ms) - 1);
+      DeviceState& d = e_->devices[local + lo_];
+      d.flags &= static_cast<std::uint8_t>(~kInterrupt);  // this event is the job's end
+      Schedule(local, std::max(t, static_cast<std::int64_t>(g.step_start_ms)));
+    }
   }
 }
 
@@ -461,36 +560,60 @@ void Worker::StartDownload(std::uint64_t local, const Traits& tr, std::int64_t t
   }
   ++c_.downloads_started;
   if (e_->g.halted) ++c_.started_while_halted;
-  const double own_ms = bytes * 8 / bandwidth * 1000;
-  const double now = e_->EgressClock(t);
-  d.aux = static_cast<std::uint32_t>(std::ceil(now + own_ms));
+  c_.egress_bytes += bytes;
   d.flags &= static_cast<std::uint8_t>(~kResume);
   d.phase = Phase::kDownloading;
   c_.demand_bps += std::llround(bandwidth);
-  ScheduleDownloadEnd(local, tr, t, d.aux - now);
+  StartJob(kEgress, local, t, bytes * 8 / bandwidth * 1000);
+  // The session's end interrupts it, unless the download ends first (ReleaseDue then
+  // moves the event to its end).
+  const std::int64_t end = e_->fleet.SessionEnd(local + lo_, tr, t);
+  d.flags |= kInterrupt;
+  Schedule(local, end == kNever ? e_->fleet.horizon_ms() : end);
 }
 
 void Worker::OnDownloadEvent(std::uint64_t local, const Traits& tr, std::int64_t t) {
   DeviceState& d = e_->devices[local + lo_];
-  const std::uint64_t id = local + lo_;
-  const Model& m = e_->model;
-  const double now = e_->EgressClock(t);
-  if (now + 0.5 < d.aux) {
-    if (d.flags & kInterrupt) {
-      // The session ended mid-download: the bytes left wait for the next session (the
-      // downloads are resumable).
-      double left = (d.aux - now) / 1000 * e_->fleet.Bandwidth(local + lo_) / 8;
-      d.aux = static_cast<std::uint32_t>(std::clamp(left, 1.0, 4e9));
-      d.flags = static_cast<std::uint8_t>((d.flags | kResume) & ~kInterrupt);
-      d.phase = Phase::kWaiting;
-      c_.demand_bps -= std::llround(e_->fleet.Bandwidth(local + lo_));
-      Schedule(local, Connect(id, e_->fleet.NextOnline(id, tr, t + 1)));
-      return;
-    }
-    ScheduleDownloadEnd(local, tr, t, d.aux - now);  // the edge was busier than foreseen
+  if (!(d.flags & kInterrupt)) {
+    FinishDownload(local, tr, t);
     return;
   }
-  c_.demand_bps -= std::llround(e_->fleet.Bandwidth(local + lo_));
+  if (deferring_) {
+    d.next_ms = kNoEvent;  // consumed: the second phase finishes it
+    pending_.push_back({kEgress, static_cast<std::uint32_t>(local), t, -1});
+    return;
+  }
+  Interrupt(local, tr, t);
+}
+
+// The device's session ended during its download (or the horizon came).
+void Worker::Interrupt(std::uint64_t local, const Traits& tr, std::int64_t t) {
+  DeviceState& d = e_->devices[local + lo_];
+  const std::uint64_t id = local + lo_;
+  if (d.phase != Phase::kDownloading) return;
+  const double now = e_->Clock(kEgress, t);
+  if (now + 0.5 >= d.aux) {  // it ended with the session
+    FinishDownload(local, tr, t);
+    return;
+  }
+  // The bytes left wait for the next session (downloads are resumable).
+  const double bandwidth = e_->fleet.Bandwidth(id);
+  const double left = (d.aux - now) / 1000 * bandwidth / 8;
+  c_.egress_bytes -= left;  // counted whole at the start
+  d.aux = static_cast<std::uint32_t>(std::clamp(left, 1.0, 4e9));
+  d.flags = static_cast<std::uint8_t>((d.flags | kResume) & ~kInterrupt);
+  d.phase = Phase::kWaiting;
+  c_.demand_bps -= std::llround(bandwidth);
+  c_.egress_bit_ms -= bandwidth * StepLeft(t);
+  Schedule(local, Connect(id, e_->fleet.NextOnline(id, tr, t + 1)));
+}
+
+void Worker::FinishDownload(std::uint64_t local, const Traits& tr, std::int64_t t) {
+  DeviceState& d = e_->devices[local + lo_];
+  const std::uint64_t id = local + lo_;
+  const Model& m = e_->model;
+  c_.demand_bps -= std::llround(e_->fleet.Bandwidth(id));
+  c_.egress_bit_ms -= e_->fleet.Bandwidth(id) * StepLeft(t);
   d.flags &= static_cast<std::uint8_t>(~kInterrupt);
   if (d.attempts < 255) ++d.attempts;
   d.phase = Phase::kWaiting;
@@ -530,12 +653,10 @@ void Worker::StartInstall(std::uint64_t local, std::int64_t t) {
   const Costs& c = e_->model.costs;
   d.phase = Phase::kInstalling;
   if (e_->cores > 0) {
-    const double work_ms = (c.loopback_agent_cpu_s.value + c.loopback_server_cpu_s.value) * 1000;
-    const double now = e_->CpuClock(t);
-    d.aux = static_cast<std::uint32_t>(std::ceil(now + work_ms));
     d.flags &= static_cast<std::uint8_t>(~kDiskPhase);
+    d.next_ms = kNoEvent;  // ReleaseDue schedules its end
     ++c_.installs;
-    Schedule(local, t + static_cast<std::int64_t>(std::ceil((d.aux - now) / e_->g.cpu_rate)));
+    StartJob(kCpu, local, t, (c.loopback_agent_cpu_s.value + c.loopback_server_cpu_s.value) * 1000);
   } else {
     Schedule(local, t + static_cast<std::int64_t>(c.install_s.value * 1000));
   }
@@ -545,23 +666,13 @@ void Worker::OnInstallEvent(std::uint64_t local, const Traits& tr, std::int64_t 
   DeviceState& d = e_->devices[local + lo_];
   const std::uint64_t id = local + lo_;
   if (e_->cores > 0) {
-    const bool disk = d.flags & kDiskPhase;
-    const double now = disk ? e_->DiskClock(t) : e_->CpuClock(t);
-    const double rate = disk ? e_->g.disk_rate : e_->g.cpu_rate;
-    if (now + 0.5 < d.aux) {
-      Schedule(local, t + static_cast<std::int64_t>(std::ceil((d.aux - now) / rate)));
-      return;
-    }
-    if (!disk) {
+    if (!(d.flags & kDiskPhase)) {
       --c_.installs;
       const Costs& c = e_->model.costs;
-      const double io_ms = std::max(0.0, (c.install_s.value - c.install_cpu_s.value) * 1000);
-      const double disk_now = e_->DiskClock(t);
-      d.aux = static_cast<std::uint32_t>(std::ceil(disk_now + io_ms));
       d.flags |= kDiskPhase;
+      d.next_ms = kNoEvent;
       ++c_.disk_users;
-      Schedule(local,
-               t + static_cast<std::int64_t>(std::ceil((d.aux - disk_now) / e_->g.disk_rate)));
+      StartJob(kDisk, local, t, std::max(0.0, (c.install_s.value - c.install_cpu_s.value) * 1000));
       return;
     }
     d.flags &= static_cast<std::uint8_t>(~kDiskPhase);
@@ -693,9 +804,33 @@ RunResult Engine::Run() {
     if (p > g.percent) g.broadcast = true;
     g.percent = p;
   };
+  double step_demand = 0;      // the demand the step's shares were settled on
+  double demand_at_start = 0;  // the demand at the step's start
+  double step_bit_ms = 0;      // downloads that started or ended in the step: bandwidth x ms in it
+  auto set_rates = [&] {
+    const double cap = model.edge.capacity_gbps * 1e9;
+    g.rate[kEgress] = demand > 0 ? std::min(1.0, cap / static_cast<double>(demand)) : 1.0;
+    g.rate[kCpu] = (cores > 0 && static_cast<double>(installs) > cores)
+                       ? cores / static_cast<double>(installs)
+                       : 1.0;
+    g.rate[kDisk] = disk_users > 1 ? 1.0 / static_cast<double>(disk_users) : 1.0;
+    step_demand = static_cast<double>(demand);
+  };
+  // Between the phases of a step: the shares, with the jobs that start in it.
+  auto mid_step = [&] {
+    for (auto& w : workers) {
+      Counters c = w.TakeShareChanges();
+      demand += c.demand_bps;
+      installs += c.installs;
+      disk_users += c.disk_users;
+    }
+    set_rates();
+  };
   auto settle = [&]() {
     for (auto& w : workers) {
       Counters c = w.TakeCounters();
+      r.total_egress_bytes += c.egress_bytes;
+      step_bit_ms += c.egress_bit_ms;
       demand += c.demand_bps;
       installs += c.installs;
       disk_users += c.disk_users;
@@ -709,9 +844,8 @@ RunResult Engine::Run() {
       reports[sec] += static_cast<double>(c.reports);
       wakes[sec] += static_cast<double>(c.wake_checks);
     }
-    const double cap = model.edge.capacity_gbps * 1e9;
-    auto serve = [&](double from_ms, double ms) {  // the edge's bits over [from, from + ms)
-      const double rate = std::min(static_cast<double>(demand), cap);
+    // The edge's bits over [from, from + ms) at `rate` bits per second.
+    auto serve = [&](double from_ms, double ms, double rate) {
       if (rate <= 0) return;
       while (ms > 0) {
         const double sec_end = (std::floor(from_ms / 1000) + 1) * 1000;
@@ -722,18 +856,16 @@ RunResult Engine::Run() {
         ms -= part;
       }
     };
-    serve(g.step_start_ms, step_ms);
+    // This step: the downloads running at its start for the whole step, and those that
+    // started or ended in it for their part of it, each at the step's share.
+    serve(g.step_start_ms, step_ms, g.rate[kEgress] * (demand_at_start + step_bit_ms / step_ms));
+    step_bit_ms = 0;
     // The next step's clocks and rates.
-    g.egress_clock_ms += step_ms * g.egress_rate;
-    g.egress_rate = demand > 0 ? std::min(1.0, cap / static_cast<double>(demand)) : 1.0;
-    g.cpu_clock_ms += step_ms * g.cpu_rate;
-    g.cpu_rate = (cores > 0 && static_cast<double>(installs) > cores)
-                     ? cores / static_cast<double>(installs)
-                     : 1.0;
-    g.disk_clock_ms += step_ms * g.disk_rate;
-    g.disk_rate = disk_users > 1 ? 1.0 / static_cast<double>(disk_users) : 1.0;
+    for (int i = 0; i < kResources; ++i) g.clock_ms[i] += step_ms * g.rate[i];
+    set_rates();  // for the steps skipped below (no job starts in them)
     ++g.step;
     g.step_start_ms = static_cast<double>(g.step) * step_ms;
+    demand_at_start = static_cast<double>(demand);
     rollout_changes(g.step_start_ms / 1000);
     if (g.broadcast) return;
     // Skip the steps where nothing happens: up to the next busy bucket, the next sweep of
@@ -751,13 +883,22 @@ RunResult Engine::Run() {
       bound(r.halted_at_s + model.rollout.resume_after_halt_s);
     }
     std::int64_t next = limit;
-    for (auto& w : workers) next = std::min(next, w.NextBusy(g.step, next));
+    for (auto& w : workers) {
+      next = std::min(next, w.NextBusy(g.step, next));
+      for (int i = 0; i < kResources; ++i) {
+        // The step in which the resource's clock reaches the job's target.
+        double ahead =
+            (w.NextJob(static_cast<Resource>(i)) - g.clock_ms[i]) / (step_ms * g.rate[i]);
+        if (ahead < static_cast<double>(next - g.step)) {
+          next =
+              std::min(next, g.step + std::max<std::int64_t>(0, static_cast<std::int64_t>(ahead)));
+        }
+      }
+    }
     if (next > g.step) {
       const double skipped = static_cast<double>(next - g.step) * step_ms;
-      serve(g.step_start_ms, skipped);
-      g.egress_clock_ms += skipped * g.egress_rate;
-      g.cpu_clock_ms += skipped * g.cpu_rate;
-      g.disk_clock_ms += skipped * g.disk_rate;
+      serve(g.step_start_ms, skipped, g.rate[kEgress] * static_cast<double>(demand));
+      for (int i = 0; i < kResources; ++i) g.clock_ms[i] += skipped * g.rate[i];
       g.step = next;
       g.step_start_ms = static_cast<double>(g.step) * step_ms;
       rollout_changes(g.step_start_ms / 1000);
@@ -771,13 +912,20 @@ RunResult Engine::Run() {
       // Stop when no event is left and no rollout change is still to come.
       bool future = g.halted && r.resumed_at_s < 0 && model.rollout.resume_after_halt_s >= 0;
       for (const StageStep& s : model.rollout.stages) future |= s.at_s * 1000 >= g.step_start_ms;
+      for (auto& w : workers) {
+        for (int i = 0; i < kResources; ++i) {
+          future |= w.NextJob(static_cast<Resource>(i)) < std::numeric_limits<double>::infinity();
+        }
+      }
       if (g.step >= steps || (queued == 0 && !future)) done = true;
     };
     std::vector<std::thread> ts;
     for (auto& w : workers) {
-      ts.emplace_back([&done, &sync, &completion, worker = &w] {
+      ts.emplace_back([&done, &sync, &mid_step, &completion, worker = &w] {
         while (!done.load()) {
-          worker->RunStep();
+          worker->RunPhaseA();
+          sync.ArriveAndWait(mid_step);
+          worker->RunPhaseB();
           sync.ArriveAndWait(completion);
         }
       });
@@ -835,7 +983,6 @@ RunResult Engine::Run() {
   for (std::size_t s = 0; s + 1 < seconds; ++s) {
     const std::size_t mnt = std::min(minutes - 1, s / 60);
     r.peak_egress_gbps = std::max(r.peak_egress_gbps, egress_bits[s] / 1e9);
-    r.total_egress_bytes += egress_bits[s] / 8;
     r.peak_reports_per_s = std::max(r.peak_reports_per_s, reports[s]);
     minute_reports += reports[s] - (s >= 60 ? reports[s - 60] : 0);
     r.peak_reports_per_s_minute = std::max(r.peak_reports_per_s_minute, minute_reports / 60);
