@@ -102,7 +102,7 @@ std::string FormatTable(const Model& m, const std::vector<RunResult>& runs) {
     }
   }
   if (!runs.empty() && runs[0].online_sample_stride > 1) {
-    out += Format("watchers and regular checks are counted on every %.0fth device and scaled\n",
+    out += Format("watchers and regular checks are counted on one device in %.0f, and scaled\n",
                   runs[0].online_sample_stride);
   }
   return out;
