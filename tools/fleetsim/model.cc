@@ -265,13 +265,14 @@ Status ReadScenario(const Reader& r, const toml::table& t, Model* m) {
     m->agents = chosen;
   }
   if (const toml::table* agents = r.Table(t, "agent")) {
-    for (const auto& [name, node] : *agents) {
-      const toml::table* at = node.as_table();
+    for (const auto& entry : *agents) {
+      const std::string name(entry.first.str());
+      const toml::table* at = entry.second.as_table();
       if (at == nullptr) return r.Bad("agent", "expected [agent.\"<name>\"] tables");
       auto it = std::find_if(m->agents.begin(), m->agents.end(),
-                             [&](const AgentModel& a) { return a.name == name.str(); });
+                             [&](const AgentModel& a) { return a.name == name; });
       if (it == m->agents.end()) {
-        m->agents.push_back(AgentModel{std::string(name.str())});
+        m->agents.push_back(AgentModel{name});
         it = m->agents.end() - 1;
       }
       QP_RETURN_IF_ERROR(ReadAgent(r, *at, &*it));
