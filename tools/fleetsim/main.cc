@@ -76,7 +76,9 @@ int Run(int argc, char** argv) {
         }
       }
       if (!found) {
-        std::cerr << "quietpatch-fleetsim: no agent model named \"" << name << "\"\n";
+        std::cerr << "quietpatch-fleetsim: no agent model named \"" << name << "\"; the models:";
+        for (const auto& a : model->agents) std::cerr << " \"" << a.name << "\"";
+        std::cerr << "\n";
         return 2;
       }
     }
