@@ -23,12 +23,6 @@ struct LinePattern {
 const std::vector<LinePattern>& Patterns() {
   static const std::vector<LinePattern> kPatterns = [] {
     std::vector<LinePattern> p;
-    p.push_back({"agent_bench_results.txt",
-                 std::regex(R"(^one check with nothing new: quietpatchd ([0-9.]+) ms CPU)"),
-                 {{"agent.check_cpu_ms", 1}}});
-    p.push_back({"agent_bench_results.txt",
-                 std::regex(R"(^a daemon's check with nothing new.* and ([0-9.]+) ms CPU each)"),
-                 {{"agent.idle_check_cpu_ms", 1}}});
     p.push_back(
         {"agent_bench_results.txt",
          std::regex(

@@ -2,8 +2,6 @@
 // (bench/*_results.txt) rather than typed in, each with the file and line it came from.
 // The newest line of a kind wins (result files append a dated block per run).
 //
-//   agent.check_cpu_ms           one whole check, fresh process (agent_bench)
-//   agent.idle_check_cpu_ms      a daemon's check with nothing new (agent_bench)
 //   agent.loopback_install_cpu_s / server.loopback_install_cpu_s   CPU of one install of
 //                                the demo's fix, in the agent and in the server (agent_bench)
 //   server.requests_per_s        timestamp.json at 64 connections (server_bench)

@@ -23,8 +23,6 @@ Calibration TestCalibration() {
   c.Set("server.watcher_kb", {3.18, "test"});
   c.Set("server.reports_per_s.postgresql", {2532, "test"});
   c.Set("server.requests_per_s", {117085, "test"});
-  c.Set("agent.idle_check_cpu_ms", {0.67, "test"});
-  c.Set("agent.check_cpu_ms", {15.5, "test"});
   c.Set("store.install_s:libssl3-3.0.17-to-3.0.20", {0.26, "test"});
   c.Set("store.install_cpu_s:libssl3-3.0.17-to-3.0.20", {0.2, "test"});
   c.Set("agent.loopback_install_cpu_s", {0.126, "test"});
@@ -266,9 +264,9 @@ TEST(FleetsimTest, CalibrationReadsTheNewestLineOfEachFigureWithItsSource) {
   EXPECT_DOUBLE_EQ(c.Get("store.install_cpu_s:libssl3-3.0.17-to-3.0.20")->value, 0.13);
   EXPECT_DOUBLE_EQ(c.Get("delta.tree_bytes:libssl3 3.0.17 -> 3.0.22")->value, 143342);
   EXPECT_DOUBLE_EQ(c.Get("delta.full_deb_bytes:libssl3 3.0.17 -> 3.0.22")->value, 2039888);
-  auto missing = c.Get("agent.check_cpu_ms");
+  auto missing = c.Get("agent.loopback_install_cpu_s");
   ASSERT_FALSE(missing.ok());
-  EXPECT_NE(missing.error().message().find("agent.check_cpu_ms"), std::string::npos);
+  EXPECT_NE(missing.error().message().find("agent.loopback_install_cpu_s"), std::string::npos);
   // The default model refuses to run on a missing figure.
   EXPECT_FALSE(DefaultModel(c).ok());
 }

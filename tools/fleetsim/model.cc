@@ -50,8 +50,6 @@ Result<Model> DefaultModel(const Calibration& cal) {
   QP_ASSIGN_OR_RETURN(c.watcher_kb, cal.Get("server.watcher_kb"));
   QP_ASSIGN_OR_RETURN(c.reports_per_s, cal.Get("server.reports_per_s.postgresql"));
   QP_ASSIGN_OR_RETURN(c.requests_per_s, cal.Get("server.requests_per_s"));
-  QP_ASSIGN_OR_RETURN(c.idle_check_cpu_ms, cal.Get("agent.idle_check_cpu_ms"));
-  QP_ASSIGN_OR_RETURN(c.check_cpu_ms, cal.Get("agent.check_cpu_ms"));
   QP_ASSIGN_OR_RETURN(c.install_s, cal.Get("store.install_s:libssl3-3.0.17-to-3.0.20"));
   QP_ASSIGN_OR_RETURN(c.install_cpu_s, cal.Get("store.install_cpu_s:libssl3-3.0.17-to-3.0.20"));
   QP_ASSIGN_OR_RETURN(c.loopback_agent_cpu_s, cal.Get("agent.loopback_install_cpu_s"));
@@ -325,7 +323,6 @@ Status ReadScenario(const Reader& r, const toml::table& t, Model* m) {
     QP_RETURN_IF_ERROR(r.Number(*c, "watcher_memory_mb", &x.watcher_memory_mb, 1, 1e7));
     QP_RETURN_IF_ERROR(r.Figure(*c, "reports_per_s", &x.reports_per_s));
     QP_RETURN_IF_ERROR(r.Figure(*c, "requests_per_s", &x.requests_per_s));
-    QP_RETURN_IF_ERROR(r.Figure(*c, "check_cpu_ms", &x.check_cpu_ms));
     QP_RETURN_IF_ERROR(r.Figure(*c, "install_s", &x.install_s));
     QP_RETURN_IF_ERROR(r.Figure(*c, "install_cpu_s", &x.install_cpu_s));
     QP_RETURN_IF_ERROR(r.Figure(*c, "loopback_agent_cpu_s", &x.loopback_agent_cpu_s));

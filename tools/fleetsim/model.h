@@ -119,8 +119,6 @@ struct Costs {
   double watcher_memory_mb = 4096;  // memory an instance gives to watches
   Param reports_per_s;              // reports one instance stores per second
   Param requests_per_s;             // timestamp.json requests one instance serves per second
-  Param idle_check_cpu_ms;          // device CPU for a check with nothing new
-  Param check_cpu_ms;               // device CPU for a whole check (new metadata)
   Param install_s;                  // device time to install the patch (stage, verify, swap, fsync)
   Param install_cpu_s;              // CPU seconds of that install (the store alone)
   // On a loopback host: the CPU one install costs the agent (check to report) and the server.

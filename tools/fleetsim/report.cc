@@ -44,8 +44,6 @@ std::string FormatSources(const Model& m) {
   out += Line("server: memory per watcher", c.watcher_kb, "KB");
   out += Line("server: reports stored per second", c.reports_per_s, "/s");
   out += Line("server: timestamp.json requests/s", c.requests_per_s, "/s");
-  out += Line("agent: idle check CPU", c.idle_check_cpu_ms, "ms");
-  out += Line("agent: whole check CPU", c.check_cpu_ms, "ms");
   out += Line("agent: install (stage..fsync)", c.install_s, "s");
   out += Line("agent: install CPU", c.install_cpu_s, "s");
   if (m.host.cores > 0) {
