@@ -160,10 +160,12 @@ void ControlServer::Serve() {
     }
     std::thread([this, fd, cred] {
       Handle(fd, cred.uid, cred.gid);
-      ::close(fd);
+      // The slot is released before the close: a client reads to end of file, so its next
+      // command (the same user, one slot left) must find the slot free, not race us for it.
       std::lock_guard<std::mutex> lock(mu_);
       --active_;
       if (--per_user_[cred.uid] <= 0) per_user_.erase(cred.uid);
+      ::close(fd);
       idle_.notify_all();
     }).detach();
   }
