@@ -93,7 +93,7 @@ struct HttpServer::Impl {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
   std::size_t next_loop = 0;              // touched by the acceptor's handler only
   std::optional<asio::ssl::context> tls;  // set when a certificate and key are configured
-  asio::thread_pool workers{2};
+  asio::thread_pool workers;              // config.worker_threads
   tcp::acceptor acceptor{ioc};
   asio::steady_timer poll_timer{ioc};
   asio::steady_timer resign_timer{ioc};
@@ -108,7 +108,10 @@ struct HttpServer::Impl {
   std::string chart_js, index_html, app_js;
 
   Impl(const ServerConfig& c, FleetService* s, RepositoryFiles* f)
-      : config(c), service(s), files(f) {}
+      : config(c),
+        service(s),
+        files(f),
+        workers(static_cast<std::size_t>(std::max(1, c.worker_threads))) {}
 
   asio::io_context& NextLoop() {
     std::size_t i = next_loop++ % (more_loops.size() + 1);

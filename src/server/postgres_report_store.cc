@@ -1,11 +1,19 @@
 // The PostgreSQL backend of ReportStore (libpq): for fleets beyond one machine; several
-// server instances may share the database. One connection per store, guarded by a mutex;
-// every Store is one transaction, committed before it returns.
+// server instances may share the database. One connection per store, guarded by a mutex.
+// Reports and nonce claims go through a group commit (group_commit.h): the requests that
+// arrive while a transaction is being written are written together in the next one, each
+// kind with one set-based statement (unnest of arrays), and each caller returns once its
+// part is committed. A batch that fails is written again one request at a time, so a
+// request the database refuses fails alone.
 #include <libpq-fe.h>
 
+#include <algorithm>
+#include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 
+#include "server/group_commit.h"
 #include "server/report_store.h"
 
 namespace qp::server {
@@ -34,11 +42,49 @@ CREATE INDEX IF NOT EXISTS fleet_devices_enrollment ON fleet_devices (enrollment
 CREATE TABLE IF NOT EXISTS audit (
   id BIGSERIAL PRIMARY KEY, time BIGINT NOT NULL, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, time BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_counts (install_id TEXT PRIMARY KEY, n BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS nonces_time ON nonces (time);
 )SQL";
 
 // A claim in this many prunes the nonces past the replay window.
 constexpr int kPruneEvery = 1000;
+// Requests written in one transaction at most (a report holds at most 500 events).
+constexpr std::size_t kMaxBatch = 256;
+
+// A PostgreSQL array literal of text values, for a $n::text[] parameter.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string IntArray(const std::vector<std::int64_t>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(values[i]);
+  }
+  return out + "}";
+}
+
+// A report or a nonce claim waiting for the next group commit, with its outcome.
+struct Pending {
+  const std::vector<StoredEvent>* events = nullptr;  // a report, or
+  const std::string* nonce = nullptr;                // a nonce claim
+  std::int64_t time = 0;                             // received, or claimed at
+  std::int64_t forget_before = 0;                    // nonces older than this may go
+  Status status;
+  int stored = 0;      // a report: events new to the database
+  bool fresh = false;  // a claim: the nonce was not claimed before
+};
 
 constexpr const char* kEnrollmentColumns =
     "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
@@ -51,7 +97,9 @@ using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
 class PostgresReportStore final : public ReportStore, public AuditTable {
  public:
-  explicit PostgresReportStore(PGconn* conn) : conn_(conn) {}
+  explicit PostgresReportStore(PGconn* conn)
+      : conn_(conn),
+        group_([this](const std::vector<Pending*>& batch) { Write(batch); }, kMaxBatch) {}
   ~PostgresReportStore() override { PQfinish(conn_); }
 
   Error Fail(const std::string& what) {
@@ -214,50 +262,12 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   }
 
   Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    QP_RETURN_IF_ERROR(Exec("BEGIN"));
-    int stored = 0;
-    for (const auto& e : events) {
-      auto r = Exec(
-          "INSERT INTO events VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) "
-          "ON CONFLICT (install_id, seq) DO NOTHING",
-          {e.install_id, std::to_string(e.seq), std::to_string(e.time), e.component, e.platform,
-           e.base, e.improvement, e.state, e.error, e.restart_needed, e.agent_version,
-           std::to_string(received)});
-      if (!r.ok()) {
-        (void)Exec("ROLLBACK");
-        return r.error();
-      }
-      if (std::string(PQcmdTuples(r->get())) != "1") continue;
-      ++stored;
-      std::string id = e.ImprovementId();
-      if (id.empty()) continue;
-      auto u = Exec(
-          "INSERT INTO devices VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (install_id, improvement_id) "
-          "DO UPDATE SET state=excluded.state, error=excluded.error, seq=excluded.seq, "
-          "updated=excluded.updated WHERE excluded.seq > devices.seq",
-          {e.install_id, id, e.state, e.error, std::to_string(e.seq), std::to_string(e.time)});
-      if (!u.ok()) {
-        (void)Exec("ROLLBACK");
-        return u.error();
-      }
-    }
-    // A bounded history per device.
-    std::set<std::string> ids;
-    for (const auto& e : events) ids.insert(e.install_id);
-    for (const auto& id : ids) {
-      auto pruned = Exec(
-          "DELETE FROM events WHERE install_id = $1 AND seq < (SELECT MIN(seq) FROM (SELECT seq "
-          "FROM events WHERE install_id = $1 ORDER BY seq DESC LIMIT " +
-              std::to_string(kHistoryPerDevice) + ") AS recent)",
-          {id});
-      if (!pruned.ok()) {
-        (void)Exec("ROLLBACK");
-        return pruned.error();
-      }
-    }
-    QP_RETURN_IF_ERROR(Exec("COMMIT"));
-    return stored;
+    Pending p;
+    p.events = &events;
+    p.time = received;
+    group_.Submit(&p);
+    if (!p.status.ok()) return p.status.error();
+    return p.stored;
   }
 
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
@@ -319,15 +329,13 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
 
   Result<bool> ClaimNonce(const std::string& key, std::int64_t now,
                           std::int64_t forget_before) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (++claims_ % kPruneEvery == 0) {
-      QP_RETURN_IF_ERROR(
-          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
-    }
-    QP_ASSIGN_OR_RETURN(auto r, Exec("INSERT INTO nonces (key, time) VALUES ($1, $2) ON CONFLICT "
-                                     "DO NOTHING",
-                                     {key, std::to_string(now)}));
-    return std::string_view(PQcmdTuples(r.get())) == "1";
+    Pending p;
+    p.nonce = &key;
+    p.time = now;
+    p.forget_before = forget_before;
+    group_.Submit(&p);
+    if (!p.status.ok()) return p.status.error();
+    return p.fresh;
   }
 
   Status AppendAudit(std::int64_t time, const std::string& record) override {
@@ -351,6 +359,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     std::lock_guard<std::mutex> lock(mu_);
     QP_RETURN_IF_ERROR(Exec("DELETE FROM audit"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM nonces"));
+    QP_RETURN_IF_ERROR(Exec("DELETE FROM event_counts"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM events"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM devices"));
     QP_RETURN_IF_ERROR(Exec("DELETE FROM fleet_devices"));
@@ -359,9 +368,176 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   }
 
  private:
+  // One group commit's batch: one transaction; when it fails, each request alone.
+  void Write(const std::vector<Pending*>& batch) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Status all = WriteTransaction(batch);
+    if (all.ok() || batch.size() == 1) {
+      for (Pending* p : batch) p->status = all;
+      return;
+    }
+    for (Pending* p : batch) p->status = WriteTransaction({p});
+  }
+
+  Status WriteTransaction(const std::vector<Pending*>& batch) {
+    for (Pending* p : batch) p->stored = 0, p->fresh = false;
+    QP_RETURN_IF_ERROR(Exec("BEGIN"));
+    Status st = ClaimNonces(batch);
+    if (st.ok()) st = StoreEvents(batch);
+    if (st.ok()) {
+      auto committed = Exec("COMMIT");
+      if (!committed.ok()) st = committed.error();
+    }
+    if (!st.ok()) {
+      (void)Exec("ROLLBACK");
+      for (Pending* p : batch) p->stored = 0, p->fresh = false;
+    }
+    return st;
+  }
+
+  Status ClaimNonces(const std::vector<Pending*>& batch) {
+    // In key order, as every instance inserts them: concurrent batches do not deadlock.
+    std::map<std::string, std::int64_t> claims;
+    std::int64_t forget_before = INT64_MAX;
+    for (Pending* p : batch) {
+      if (p->nonce == nullptr) continue;
+      claims.emplace(*p->nonce, p->time);
+      forget_before = std::min(forget_before, p->forget_before);
+    }
+    std::vector<std::string> keys;
+    std::vector<std::int64_t> times;
+    for (const auto& [key, time] : claims) keys.push_back(key), times.push_back(time);
+    if (keys.empty()) return OkStatus();
+    if (claims_ / kPruneEvery != (claims_ + keys.size()) / kPruneEvery) {
+      QP_RETURN_IF_ERROR(
+          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
+    }
+    claims_ += keys.size();
+    // A key twice in the batch is inserted once (DO NOTHING) and fresh for the first only.
+    QP_ASSIGN_OR_RETURN(auto r, Exec("INSERT INTO nonces (key, time) SELECT * FROM "
+                                     "unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING "
+                                     "RETURNING key",
+                                     {TextArray(keys), IntArray(times)}));
+    std::set<std::string> fresh;
+    for (int i = 0; i < PQntuples(r.get()); ++i) fresh.insert(PQgetvalue(r.get(), i, 0));
+    for (Pending* p : batch) {
+      if (p->nonce != nullptr) p->fresh = fresh.erase(*p->nonce) > 0;
+    }
+    return OkStatus();
+  }
+
+  Status StoreEvents(const std::vector<Pending*>& batch) {
+    // Rows in key order, so that concurrent instances lock them in the same order. The
+    // first request with an (install id, seq) owns it; a copy in a later one is not new.
+    std::map<std::pair<std::string, std::int64_t>, std::pair<const StoredEvent*, Pending*>> rows;
+    for (Pending* p : batch) {
+      if (p->events == nullptr) continue;
+      for (const auto& e : *p->events)
+        rows.emplace(std::make_pair(e.install_id, e.seq), std::make_pair(&e, p));
+    }
+    if (rows.empty()) return OkStatus();
+    std::vector<std::string> cols[9];  // install_id, component, platform, base, improvement,
+                                       // state, error, restart_needed, agent_version
+    std::vector<std::int64_t> seqs, times, received;
+    for (const auto& [key, row] : rows) {
+      const StoredEvent& e = *row.first;
+      int c = 0;
+      for (const std::string* v :
+           {&e.install_id, &e.component, &e.platform, &e.base, &e.improvement, &e.state, &e.error,
+            &e.restart_needed, &e.agent_version}) {
+        cols[c++].push_back(*v);
+      }
+      seqs.push_back(e.seq);
+      times.push_back(e.time);
+      received.push_back(row.second->time);
+    }
+    QP_ASSIGN_OR_RETURN(
+        auto inserted,
+        Exec("INSERT INTO events SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
+             "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "
+             "$10::text[], $11::text[], $12::bigint[]) ON CONFLICT (install_id, seq) DO NOTHING "
+             "RETURNING install_id, seq",
+             {TextArray(cols[0]), IntArray(seqs), IntArray(times), TextArray(cols[1]),
+              TextArray(cols[2]), TextArray(cols[3]), TextArray(cols[4]), TextArray(cols[5]),
+              TextArray(cols[6]), TextArray(cols[7]), TextArray(cols[8]), IntArray(received)}));
+    // The new events: credited to their requests, counted per device, and each device's
+    // latest state per improvement (its highest new seq) upserted.
+    std::map<std::string, std::int64_t> per_device;
+    std::map<std::pair<std::string, std::string>, const StoredEvent*> latest;
+    for (int i = 0; i < PQntuples(inserted.get()); ++i) {
+      auto it = rows.find(
+          {PQgetvalue(inserted.get(), i, 0), std::atoll(PQgetvalue(inserted.get(), i, 1))});
+      if (it == rows.end())
+        return Error(ErrorCode::kInternal, "postgresql: an unknown row came back");
+      const StoredEvent& e = *it->second.first;
+      ++it->second.second->stored;
+      ++per_device[e.install_id];
+      std::string id = e.ImprovementId();
+      if (id.empty()) continue;
+      auto& l = latest[{e.install_id, id}];
+      if (l == nullptr || l->seq < e.seq) l = &e;
+    }
+    if (!latest.empty()) {
+      std::vector<std::string> ids, improvements, states, errors;
+      std::vector<std::int64_t> seq, updated;
+      for (const auto& [key, e] : latest) {
+        ids.push_back(key.first);
+        improvements.push_back(key.second);
+        states.push_back(e->state);
+        errors.push_back(e->error);
+        seq.push_back(e->seq);
+        updated.push_back(e->time);
+      }
+      QP_RETURN_IF_ERROR(
+          Exec("INSERT INTO devices SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+               "$4::text[], $5::bigint[], $6::bigint[]) ON CONFLICT (install_id, improvement_id) "
+               "DO UPDATE SET state=excluded.state, error=excluded.error, seq=excluded.seq, "
+               "updated=excluded.updated WHERE excluded.seq > devices.seq",
+               {TextArray(ids), TextArray(improvements), TextArray(states), TextArray(errors),
+                IntArray(seq), IntArray(updated)}));
+    }
+    return PruneHistories(per_device);
+  }
+
+  // A bounded history per device: event_counts counts each device's events (from when the
+  // table was made: a database from before counts from 0, so its devices are pruned a
+  // little later); a device past kHistoryPerDevice loses its oldest.
+  Status PruneHistories(const std::map<std::string, std::int64_t>& per_device) {
+    if (per_device.empty()) return OkStatus();
+    std::vector<std::string> ids;
+    std::vector<std::int64_t> added;
+    for (const auto& [id, n] : per_device) ids.push_back(id), added.push_back(n);
+    QP_ASSIGN_OR_RETURN(auto counted,
+                        Exec("INSERT INTO event_counts SELECT * FROM unnest($1::text[], "
+                             "$2::bigint[]) ON CONFLICT (install_id) DO UPDATE SET n = "
+                             "event_counts.n + excluded.n RETURNING install_id, n",
+                             {TextArray(ids), IntArray(added)}));
+    std::vector<std::string> over;
+    for (int i = 0; i < PQntuples(counted.get()); ++i) {
+      if (std::atoll(PQgetvalue(counted.get(), i, 1)) > kHistoryPerDevice) {
+        over.emplace_back(PQgetvalue(counted.get(), i, 0));
+      }
+    }
+    if (over.empty()) return OkStatus();
+    std::sort(over.begin(), over.end());
+    const std::string keep = std::to_string(kHistoryPerDevice);
+    QP_RETURN_IF_ERROR(
+        Exec("DELETE FROM events e USING (SELECT id, (SELECT seq FROM events WHERE install_id = "
+             "id ORDER BY seq DESC OFFSET " +
+                 std::to_string(kHistoryPerDevice - 1) +
+                 " LIMIT 1) AS oldest FROM unnest($1::text[]) AS id) k WHERE e.install_id = k.id "
+                 "AND e.seq < k.oldest",
+             {TextArray(over)}));
+    QP_RETURN_IF_ERROR(
+        Exec("UPDATE event_counts SET n = " + keep + " WHERE install_id = ANY($1::text[])",
+             {TextArray(over)}));
+    return OkStatus();
+  }
+
   PGconn* conn_;
-  std::mutex mu_;
+  std::mutex mu_;  // the connection
   std::uint64_t claims_ = 0;
+  GroupCommit<Pending> group_;
 };
 
 }  // namespace

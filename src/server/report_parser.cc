@@ -20,6 +20,8 @@ Result<std::string> Str(const Json& obj, const char* key, const std::string& whe
   const auto& s = it->get_ref<const std::string&>();
   if (s.size() > max) return Bad(where + key, "longer than " + std::to_string(max));
   if (!allow_empty && s.empty()) return Bad(where + key, "empty");
+  // No database keeps a NUL inside text (PostgreSQL refuses it): refused here, not there.
+  if (s.find('\0') != std::string::npos) return Bad(where + key, "contains a NUL character");
   return s;
 }
 

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <set>
+#include <thread>
+
 #include "core/test_dir.h"
 #include "server/device_gate.h"
 #include "server/test_device.h"
@@ -167,6 +171,56 @@ TEST_P(ReportStoreTest, EachDeviceKeepsABoundedHistoryAndItsLatestState) {
   EXPECT_EQ((*counts)["openssl/3.0.17-1~deb12u2/a"]["protected"], 2);
 }
 
+// Many requests at once (on PostgreSQL, written in group commits): each caller is told
+// exactly how many of its events were new, a copy sent twice at once is stored once, and a
+// request the database refuses fails alone.
+TEST_P(ReportStoreTest, ConcurrentReportsAreEachCountedOnceAndABadOneFailsAlone) {
+  constexpr int kThreads = 8, kDevices = 40, kEvents = 20;
+  std::vector<std::string> ids;
+  for (int d = 0; d < kDevices; ++d) ids.push_back("dev" + std::to_string(d));
+  EnrollAll(*store_, ids);
+  std::atomic<int> stored{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Threads t and t+4 send the same devices' events: every event is sent twice.
+      for (int d = t % 4; d < kDevices; d += 4) {
+        for (int seq = 1; seq <= kEvents; seq += 5) {
+          std::vector<StoredEvent> events;
+          for (int s = seq; s < seq + 5; ++s) {
+            events.push_back(Event(ids[d], s, s == kEvents ? "protected" : "downloading"));
+          }
+          auto r = store_->Store(events, 2000);
+          if (r.ok()) {
+            stored += *r;
+          } else {
+            ++failed;
+          }
+        }
+      }
+      if (t == 0) {
+        // A NUL inside text, which no SQL database keeps (the report parser refuses it
+        // before it gets here; a store must not let it take others down with it).
+        auto bad = store_->Store({Event(ids[0], 999, "failed", "a", std::string("x\0y", 3))}, 2000);
+        if (GetParam() == "postgresql") {
+          EXPECT_FALSE(bad.ok());
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(stored, kDevices * kEvents);
+  auto counted = store_->CountEvents();
+  ASSERT_TRUE(counted.ok());
+  EXPECT_GE(*counted, kDevices * kEvents);
+  auto counts = store_->DeviceCounts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ((*counts)["openssl/3.0.17-1~deb12u2/a"]["protected"] +
+                (*counts)["openssl/3.0.17-1~deb12u2/a"]["failed"],
+            kDevices);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReportStoreTest, ::testing::Values("sqlite", "postgresql"),
                          [](const auto& param_info) { return param_info.param; });
 
@@ -199,6 +253,36 @@ TEST(DeviceGateOnPostgresqlTest, ARequestReplayedToAnotherInstanceIsRefused) {
       << replayed.error().ToString();
   // A fresh request from the same device passes either instance.
   EXPECT_TRUE(b.Authenticate(device.Request("POST", "/v1/reports", body)).ok());
+}
+
+// Claims of the same nonces from many threads and two instances at once: each nonce is
+// fresh exactly once.
+TEST(DeviceGateOnPostgresqlTest, ConcurrentNonceClaimsAreFreshExactlyOnce) {
+  TestPostgres pg;
+  ASSERT_FALSE(pg.url().empty()) << pg.error();
+  auto first = OpenReportStore(pg.url());
+  auto second = OpenReportStore(pg.url());
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_TRUE((*first)->Clear().ok());
+  constexpr int kThreads = 8, kKeys = 200;
+  std::atomic<int> fresh{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ReportStore* store = (t % 2 == 0 ? first : second)->get();
+      for (int k = 0; k < kKeys; ++k) {
+        auto r = store->ClaimNonce("nonce-" + std::to_string((k * 7 + t) % kKeys), 5000, 4000);
+        if (!r.ok()) {
+          ++failed;
+        } else if (*r) {
+          ++fresh;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(fresh, kKeys);
 }
 
 }  // namespace

@@ -69,6 +69,7 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   QP_RETURN_IF_ERROR(str("tls_cert", &c.tls_cert));
   QP_RETURN_IF_ERROR(str("tls_key", &c.tls_key));
   QP_RETURN_IF_ERROR(num("threads", &c.threads, 1, 64));
+  QP_RETURN_IF_ERROR(num("worker_threads", &c.worker_threads, 1, 256));
   QP_RETURN_IF_ERROR(num("report_rate_per_minute", &c.report_rate_per_minute, 1, 100000));
   QP_RETURN_IF_ERROR(num("timestamp_resign_hours", &c.timestamp_resign_hours, 1, 23));
   QP_RETURN_IF_ERROR(num("request_timeout_seconds", &c.request_timeout_seconds, 1, 300));
