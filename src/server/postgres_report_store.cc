@@ -5,8 +5,6 @@
 // kind with one set-based statement (unnest of arrays), and each caller returns once its
 // part is committed. A batch that fails is written again one request at a time, so a
 // request the database refuses fails alone.
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -14,6 +12,7 @@
 #include <tuple>
 
 #include "server/group_commit.h"
+#include "server/pg_connection.h"
 #include "server/report_store.h"
 
 namespace qp::server {
@@ -51,30 +50,6 @@ constexpr int kPruneEvery = 1000;
 // Requests written in one transaction at most (a report holds at most 500 events).
 constexpr std::size_t kMaxBatch = 256;
 
-// A PostgreSQL array literal of text values, for a $n::text[] parameter.
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : values[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-std::string IntArray(const std::vector<std::int64_t>& values) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(values[i]);
-  }
-  return out + "}";
-}
-
 // A report or a nonce claim waiting for the next group commit, with its outcome.
 struct Pending {
   const std::vector<StoredEvent>* events = nullptr;  // a report, or
@@ -90,35 +65,14 @@ constexpr const char* kEnrollmentColumns =
     "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
 constexpr const char* kDeviceColumns = "install_id, public_key, enrollment_id, status, enrolled";
 
-struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
-};
-using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
-
 class PostgresReportStore final : public ReportStore, public AuditTable {
  public:
-  explicit PostgresReportStore(PGconn* conn)
-      : conn_(conn),
+  explicit PostgresReportStore(std::unique_ptr<PgConnection> conn)
+      : conn_(std::move(conn)),
         group_([this](const std::vector<Pending*>& batch) { Write(batch); }, kMaxBatch) {}
-  ~PostgresReportStore() override { PQfinish(conn_); }
-
-  Error Fail(const std::string& what) {
-    return Error(ErrorCode::kIo, "postgresql: " + what + ": " + PQerrorMessage(conn_));
-  }
 
   Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& args = {}) {
-    std::vector<const char*> values;
-    for (const auto& a : args) values.push_back(a.c_str());
-    // Without parameters PQexec, which also runs several statements (the schema).
-    PgResult r(values.empty() ? PQexec(conn_, sql.c_str())
-                              : PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()),
-                                             nullptr, values.data(), nullptr, nullptr, 0));
-    ExecStatusType st = PQresultStatus(r.get());
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-      if (PQstatus(conn_) == CONNECTION_BAD) PQreset(conn_);
-      return Fail(sql.substr(0, 40));
-    }
-    return r;
+    return conn_->Exec(sql, args);
   }
 
   static Enrollment EnrollmentRow(PGresult* r, int i) {
@@ -534,7 +488,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     return OkStatus();
   }
 
-  PGconn* conn_;
+  std::unique_ptr<PgConnection> conn_;
   std::mutex mu_;  // the connection
   std::uint64_t claims_ = 0;
   GroupCommit<Pending> group_;
@@ -543,13 +497,8 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
 }  // namespace
 
 Result<std::unique_ptr<ReportStore>> OpenPostgresReportStore(const std::string& conninfo) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  if (PQstatus(conn) != CONNECTION_OK) {
-    std::string msg = PQerrorMessage(conn);
-    PQfinish(conn);
-    return Error(ErrorCode::kIo, "postgresql: connect: " + msg);
-  }
-  auto store = std::make_unique<PostgresReportStore>(conn);
+  QP_ASSIGN_OR_RETURN(auto conn, PgConnection::Open(conninfo));
+  auto store = std::make_unique<PostgresReportStore>(std::move(conn));
   QP_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<ReportStore>(std::move(store));
 }
