@@ -14,6 +14,12 @@
 //   quietpatch-repo --repo R --keys K refresh [--days 2]
 //   quietpatch-repo --repo R status | verify | bundle ID --out FILE
 //
+// With --database postgresql://... the repository lives in the database that the server
+// instances share (docs/server.md, "Several instances"): R is the publisher's working copy.
+// Every command pulls it first; a command that changes the repository pushes its change as
+// one generation, refused (nothing changed in the database) when another push came
+// between: run the command again.
+//
 // ID is component/base/label, e.g. openssl/3.0.17-1~deb12u2/a. Exit status 0 on success,
 // 1 on failure (nothing changed), 2 on bad usage. Key material is never printed.
 #include <unistd.h>
@@ -24,6 +30,7 @@
 #include "apps/main_guard.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "online/repo_db.h"
 #include "publish/publisher.h"
 
 namespace {
@@ -40,6 +47,9 @@ int Run(int argc, char** argv) {
   paths.keys_dir = "keys";
   app.add_option("--repo", paths.repo_dir, "repository directory");
   app.add_option("--keys", paths.keys_dir, "keys directory");
+  std::string database;
+  app.add_option("--database", database,
+                 "postgresql://... shared by the server instances (--repo: a working copy)");
   app.require_subcommand(1);
 
   qp::publish::InitOptions init_options;
@@ -127,6 +137,29 @@ int Run(int argc, char** argv) {
     }
     improvement = *parsed;
   }
+  // The shared repository: pulled before the command, pushed after a change.
+  std::unique_ptr<qp::online::RepoDb> db;
+  qp::online::RepoGeneration based_on;
+  const bool changes = init->parsed() || publish->parsed() || rollout->parsed() || halt->parsed() ||
+                       resume->parsed() || revoke->parsed() || rotate->parsed() ||
+                       refresh->parsed();
+  if (!database.empty()) {
+    auto opened = qp::online::RepoDb::Open(database);
+    if (!opened.ok()) return Fail(opened.error());
+    db = std::move(*opened);
+    auto pulled = init->parsed() ? db->Current() : db->Pull(env, paths.repo_dir, 0);
+    if (!pulled.ok()) return Fail(pulled.error());
+    based_on = *pulled;
+    if (init->parsed() && based_on.number != 0) {
+      std::cerr << "quietpatch-repo: the database already holds a repository (generation "
+                << based_on.number << ")\n";
+      return 1;
+    }
+    if (!init->parsed() && based_on.number == 0) {
+      std::cerr << "quietpatch-repo: the database holds no repository yet (init --database)\n";
+      return 1;
+    }
+  }
   if (init->parsed()) {
     s = qp::publish::InitRepository(env, clock, paths, init_options);
     if (s.ok())
@@ -186,6 +219,15 @@ int Run(int argc, char** argv) {
     s = qp::publish::MakeBundle(env, clock, paths, improvement, out);
   }
   if (!s.ok()) return Fail(s.error());
+  if (db != nullptr && changes) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    auto pushed =
+        db->Push(env, paths.repo_dir, based_on.number, std::string("quietpatch-repo@") + host);
+    if (!pushed.ok()) return Fail(pushed.error());
+    std::cout << "pushed generation " << pushed->number << " (timestamp version "
+              << pushed->timestamp_version << ") to the database\n";
+  }
   return 0;
 }
 

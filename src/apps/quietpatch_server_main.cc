@@ -54,6 +54,8 @@ int main(int argc, char** argv) {
     std::string config_file, listen, repo, keys, database, token, viewer, audit, dashboard,
         log_level = "info";
     int threads = 0;
+    bool shared = false;
+    std::string instance;
     app.add_option("--config", config_file, "TOML configuration");
     app.add_option("--listen", listen, "host:port (port 0: any free port)");
     app.add_option("--repo", repo, "repository directory");
@@ -64,6 +66,9 @@ int main(int argc, char** argv) {
     app.add_option("--audit-log", audit, "audit log of admin actions");
     app.add_option("--dashboard-dir", dashboard, "dashboard files");
     app.add_option("--threads", threads, "I/O threads");
+    app.add_flag("--shared-repository", shared,
+                 "the repository lives in the PostgreSQL database; --repo is this instance's copy");
+    app.add_option("--instance-name", instance, "this instance's name in the database");
     app.add_option("--log-level", log_level);
     CLI11_PARSE(app, argc, argv);
     if (auto s = qp::InitLogging(log_level); !s.ok()) {
@@ -97,6 +102,8 @@ int main(int argc, char** argv) {
     if (!audit.empty()) config->audit_log = audit;
     if (!dashboard.empty()) config->dashboard_dir = dashboard;
     if (threads > 0) config->threads = threads;
+    if (shared) config->shared_repository = true;
+    if (!instance.empty()) config->instance_name = instance;
     if (config->repo_dir.empty() || config->database.empty()) {
       spdlog::error("--repo and --database are required (or in --config)");
       return 2;

@@ -181,7 +181,25 @@ ApiResponse FleetService::PostReports(const SignedRequest& request) {
   return JsonResponse(200, Json{{"stored", *stored}});
 }
 
+void FleetService::SignerTick() {
+  // The counts are one query over every device: every 5 s is soon enough to halt.
+  auto now = std::chrono::steady_clock::now();
+  if (now - last_sweep_ < std::chrono::seconds(5)) return;
+  last_sweep_ = now;
+  auto counts = store_->DeviceCounts();
+  if (!counts.ok()) return;
+  std::set<std::string> ids;
+  for (const auto& [id, states] : *counts) {
+    for (const auto& [name, n] : states) {
+      auto state = contract::ParseReportState(name);
+      if (n > 0 && state && contract::IsFailureState(*state)) ids.insert(id);
+    }
+  }
+  if (!ids.empty()) CheckAutoHalt(ids);
+}
+
 void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
+  if (!host_->MaySign()) return;  // the signer's sweep (SignerTick) halts
   auto counts = store_->DeviceCounts();
   if (!counts.ok()) return;
   for (const auto& id : ids) {
@@ -197,22 +215,23 @@ void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
         bad * 100.0 <= config_.auto_halt_max_failure_percent * total) {
       continue;
     }
-    std::lock_guard<std::mutex> lock(sign_mu_);
     auto parsed_id = contract::ImprovementId::Parse(id);
     if (!parsed_id.ok()) continue;
-    auto rollout = online::ReadRollout(env_, clock_, paths_);
-    if (!rollout.ok()) {
-      spdlog::error("auto-halt of {}: {}", id, rollout.error().ToString());
-      continue;
-    }
-    const contract::RolloutEntry* entry = rollout->Find(id);
-    if (entry == nullptr || entry->halted) continue;
     std::string reason = "auto-halt: " + std::to_string(bad) + " of " + std::to_string(total) +
                          " devices failed or rolled back (rule: at least " +
                          std::to_string(config_.auto_halt_min_reports) + " reports, more than " +
                          std::to_string(static_cast<int>(config_.auto_halt_max_failure_percent)) +
                          "%)";
-    Status s = online::SetRollout(env_, clock_, paths_, *parsed_id, std::nullopt, true, reason);
+    bool halted_now = false;
+    Status s = host_->Change([&]() -> Status {
+      // Read under the change: the rollout as the repository holds it now.
+      QP_ASSIGN_OR_RETURN(auto rollout, online::ReadRollout(env_, clock_, paths_));
+      const contract::RolloutEntry* entry = rollout.Find(id);
+      if (entry == nullptr || entry->halted) return OkStatus();
+      halted_now = true;
+      return online::SetRollout(env_, clock_, paths_, *parsed_id, std::nullopt, true, reason);
+    });
+    if (s.ok() && !halted_now) continue;
     Audit("auto-halt", "server", Json{{"id", id}, {"reason", reason}},
           s.ok() ? "ok" : s.error().ToString());
     if (s.ok()) {
@@ -239,6 +258,15 @@ ApiResponse FleetService::AdminRollout(std::string_view authorization, std::stri
     audit_.Refused("rollout", peer, "invalid token");
     return ErrorResponse(401, "invalid or missing bearer token");
   }
+  if (!host_->MaySign()) {
+    if (auto answer = host_->Forward(std::string(body), peer)) {
+      return ApiResponse{answer->status, answer->body, 0};
+    }
+  }
+  return ApplyRollout(body, peer);
+}
+
+ApiResponse FleetService::ApplyRollout(std::string_view body, const std::string& peer) {
   Json j = Json::parse(body, nullptr, false);
   if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) {
     return ErrorResponse(
@@ -261,14 +289,15 @@ ApiResponse FleetService::AdminRollout(std::string_view authorization, std::stri
   if (!id.ok()) {
     s = id.error();
   } else {
-    std::lock_guard<std::mutex> lock(sign_mu_);
-    s = online::SetRollout(env_, clock_, paths_, *id, percent, halted, reason);
+    s = host_->Change(
+        [&] { return online::SetRollout(env_, clock_, paths_, *id, percent, halted, reason); });
   }
   Audit("rollout", peer, j, s.ok() ? "ok" : s.error().ToString());
   if (!s.ok()) {
-    int status = s.error().code() == ErrorCode::kNotFound          ? 404
-                 : s.error().code() == ErrorCode::kInvalidArgument ? 400
-                                                                   : 500;
+    int status = s.error().code() == ErrorCode::kNotFound             ? 404
+                 : s.error().code() == ErrorCode::kInvalidArgument    ? 400
+                 : s.error().code() == ErrorCode::kFailedPrecondition ? 503
+                                                                      : 500;
     return ErrorResponse(status, s.error().ToString());
   }
   if (on_publish) on_publish();
@@ -410,8 +439,7 @@ std::string FleetService::Metrics(std::size_t watchers) {
 }
 
 bool FleetService::MaybeResignTimestamp() {
-  if (config_.keys_dir.empty()) return false;
-  std::lock_guard<std::mutex> lock(sign_mu_);
+  if (config_.keys_dir.empty() || !host_->MaySign()) return false;
   auto bytes = ReadFileLimited(env_, JoinPath(config_.repo_dir, "metadata/timestamp.json"),
                                contract::kMaxTimestampBytes);
   if (!bytes.ok()) return false;
@@ -423,7 +451,7 @@ bool FleetService::MaybeResignTimestamp() {
   if (timestamp->expires - clock_->Now() > std::chrono::hours(config_.timestamp_resign_hours)) {
     return false;
   }
-  Status s = online::ResignTimestamp(env_, clock_, paths_);
+  Status s = host_->Change([&] { return online::ResignTimestamp(env_, clock_, paths_); });
   if (!s.ok()) {
     spdlog::error("re-signing the timestamp: {}", s.error().ToString());
     return false;

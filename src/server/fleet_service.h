@@ -23,6 +23,7 @@
 #include "server/audit_log.h"
 #include "server/device_gate.h"
 #include "server/report_store.h"
+#include "server/repository_host.h"
 #include "server/server_config.h"
 
 namespace qp::server {
@@ -61,8 +62,11 @@ class FleetService {
   ApiResponse AdminDevices(std::string_view path, bool post, std::string_view authorization,
                            std::string_view body, const std::string& peer);
   // POST /v1/admin/rollout {"id", "percent"?, "halted"?, "reason"?} with a valid token.
+  // An instance that may not sign hands it to the one that may (repository_host.h).
   ApiResponse AdminRollout(std::string_view authorization, std::string_view body,
                            const std::string& peer);
+  // The rollout change itself, as the signer (the token already checked).
+  ApiResponse ApplyRollout(std::string_view body, const std::string& peer);
   ApiResponse AdminAudit(std::string_view authorization);
   // GET /v1/fleet/improvements, with the viewer or the admin token; the rollout history
   // (audit entries) only with the admin token.
@@ -71,8 +75,15 @@ class FleetService {
   std::string Metrics(std::size_t watchers);
 
   // Re-signs the timestamp when it expires within the configured margin (called every
-  // minute). Returns true when it published.
+  // minute). Returns true when it published. Only the instance that may sign does.
   bool MaybeResignTimestamp();
+
+  // The repository's writer (by default this instance alone; the shared repository when
+  // the repository lives in the database). Set before the server starts.
+  void UseRepositoryHost(RepositoryHost* host) { host_ = host; }
+  // Every second on the signer of a shared repository: the auto-halt rule over every
+  // improvement's counts (reports reach every instance; only the signer halts).
+  void SignerTick();
 
   // Constant-time check of a bearer token against the admin token.
   bool Authorized(std::string_view authorization) const;
@@ -97,7 +108,9 @@ class FleetService {
   std::string viewer_token_;
   DeviceGate gate_;
   AuditLog audit_;
-  std::mutex sign_mu_;  // one repository change at a time
+  LocalRepositoryHost local_host_;
+  RepositoryHost* host_ = &local_host_;
+  std::chrono::steady_clock::time_point last_sweep_{};
   std::mutex rate_mu_;
   struct Bucket {
     double tokens = 0;

@@ -690,7 +690,9 @@ Status HttpServer::Start() {
   const int threads = std::max(1, s.config.threads);
   for (int i = 1; i < threads; ++i) s.more_loops.push_back(std::make_unique<asio::io_context>(1));
   s.Accept();
-  s.Poll();
+  // A shared repository tells of new timestamps itself (LISTEN/NOTIFY); a directory of
+  // one's own is watched.
+  if (!s.config.shared_repository) s.Poll();
   s.Resign();
   s.keep_running.push_back(asio::make_work_guard(s.ioc));
   for (auto& loop : s.more_loops) s.keep_running.push_back(asio::make_work_guard(*loop));

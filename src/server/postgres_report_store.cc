@@ -11,12 +11,17 @@
 #include <set>
 #include <tuple>
 
+#include "online/pg_connection.h"
 #include "server/group_commit.h"
-#include "server/pg_connection.h"
 #include "server/report_store.h"
 
 namespace qp::server {
 namespace {
+
+using online::IntArray;
+using online::PgConnection;
+using online::PgResult;
+using online::TextArray;
 
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS events (

@@ -12,6 +12,7 @@
 #include "server/http_server.h"
 #include "server/repository_files.h"
 #include "server/server_config.h"
+#include "server/shared_repository.h"
 
 namespace qp::server {
 
@@ -21,16 +22,19 @@ class Server {
   static Result<std::unique_ptr<Server>> Open(const ServerConfig& config, Env* env, Clock* clock);
   ~Server();
 
-  Status Start() { return http_->Start(); }
+  Status Start();
   void Stop() { http_->Stop(); }
   int port() const { return http_->port(); }
 
   FleetService& service() { return *service_; }
+  // Set when the repository lives in the database (shared_repository).
+  SharedRepository* shared() { return shared_.get(); }
   RepositoryFiles& files() { return *files_; }
   HttpServer& http() { return *http_; }
 
  private:
   Server() = default;
+  std::unique_ptr<SharedRepository> shared_;  // outlives the service and the HTTP server
   std::unique_ptr<FleetService> service_;
   std::unique_ptr<RepositoryFiles> files_;
   std::unique_ptr<HttpServer> http_;

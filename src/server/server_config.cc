@@ -64,6 +64,12 @@ Result<ServerConfig> LoadServerConfig(Env* env, const std::string& path) {
   QP_RETURN_IF_ERROR(str("admin_token_file", &c.admin_token_file));
   QP_RETURN_IF_ERROR(str("viewer_token_file", &c.viewer_token_file));
   QP_RETURN_IF_ERROR(str("database", &c.database));
+  QP_RETURN_IF_ERROR(str("instance_name", &c.instance_name));
+  if (t.contains("shared_repository")) {
+    auto v = t["shared_repository"].value<bool>();
+    if (!v) return bad("shared_repository", "expected true or false");
+    c.shared_repository = *v;
+  }
   QP_RETURN_IF_ERROR(str("audit_log", &c.audit_log));
   QP_RETURN_IF_ERROR(str("dashboard_dir", &c.dashboard_dir));
   QP_RETURN_IF_ERROR(str("tls_cert", &c.tls_cert));

@@ -6,6 +6,9 @@
 //   admin_token_file = "/etc/quietpatch-server/admin.token"   # 0600, refused otherwise
 //   viewer_token_file = "/etc/quietpatch-server/viewer.token" # read-only fleet views (0600)
 //   database = "sqlite:/var/lib/quietpatch-server/reports.db"  # or postgresql://...
+//   shared_repository = false    # true: the repository lives in the (PostgreSQL) database,
+//                                # repo_dir is this instance's copy (docs/server.md)
+//   instance_name = ""           # names this instance in the database (default host:pid)
 //   audit_log = "/var/lib/quietpatch-server/audit.log"
 //   dashboard_dir = "/usr/share/quietpatch/dashboard"
 //   tls_cert = ""  tls_key = ""                   # both set: HTTPS
@@ -35,6 +38,8 @@ struct ServerConfig {
   std::string admin_token_file;
   std::string viewer_token_file;
   std::string database;
+  bool shared_repository = false;
+  std::string instance_name;
   std::string audit_log;
   std::string dashboard_dir;
   std::string tls_cert, tls_key;

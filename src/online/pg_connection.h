@@ -13,7 +13,7 @@
 
 #include "core/result.h"
 
-namespace qp::server {
+namespace qp::online {
 
 struct PgResultDeleter {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -49,4 +49,4 @@ class PgConnection {
 std::string TextArray(const std::vector<std::string>& values);
 std::string IntArray(const std::vector<std::int64_t>& values);
 
-}  // namespace qp::server
+}  // namespace qp::online

@@ -1,6 +1,6 @@
-#include "server/pg_connection.h"
+#include "online/pg_connection.h"
 
-namespace qp::server {
+namespace qp::online {
 
 Result<std::unique_ptr<PgConnection>> PgConnection::Open(const std::string& conninfo) {
   PGconn* conn = PQconnectdb(conninfo.c_str());
@@ -9,6 +9,9 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Open(const std::string& conn
     PQfinish(conn);
     return Error(ErrorCode::kIo, "postgresql: connect: " + msg);
   }
+  // Notices ("relation already exists, skipping") are not for the operator's terminal.
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }
 
@@ -93,4 +96,4 @@ std::string IntArray(const std::vector<std::int64_t>& values) {
   return out + "}";
 }
 
-}  // namespace qp::server
+}  // namespace qp::online
