@@ -113,36 +113,44 @@ Result<RepoGeneration> RepoDb::Push(Env* env, const std::string& repo_dir, std::
                        ", not " + std::to_string(based_on) +
                        " as this change assumed: pull, then make the change again");
     }
-    if (timestamp.version == now.timestamp_version && now.number > 0) {
-      // Nothing signed since the pull (nothing a device could see changed), unless this
-      // version was signed again, over other contents: that is refused.
-      QP_ASSIGN_OR_RETURN(auto same, conn_->Exec("SELECT timestamp_sha256 FROM repo_generations "
-                                                 "WHERE generation = $1",
-                                                 {std::to_string(now.number)}));
-      if (PQntuples(same.get()) == 1 &&
-          PQgetvalue(same.get(), 0, 0) == HexEncode(Sha256Of(*timestamp_bytes))) {
-        return now;
-      }
+    QP_ASSIGN_OR_RETURN(auto known, conn_->Exec("SELECT path, sha256 FROM repo_files"));
+    std::map<std::string, std::string> in_db;
+    for (int i = 0; i < PQntuples(known.get()); ++i) {
+      in_db.emplace(PQgetvalue(known.get(), i, 0), PQgetvalue(known.get(), i, 1));
     }
+    // What differs from the database. A target's name is its hash: the same name is the
+    // same file. A versioned metadata file never changes once pushed: one that differs
+    // means this copy was changed from another generation.
+    std::vector<std::pair<std::string, std::string>> uploads;  // path, SHA-256
+    for (const auto& path : local) {
+      auto it = in_db.find(path);
+      if (it != in_db.end() && path.rfind("targets/", 0) == 0) continue;
+      QP_ASSIGN_OR_RETURN(auto bytes,
+                          ReadFileLimited(env, JoinPath(repo_dir, path), kMaxRepoFileBytes));
+      std::string sha = HexEncode(Sha256Of(bytes));
+      if (it != in_db.end() && it->second == sha) continue;
+      if (it != in_db.end() && !Mutable(path)) {
+        return Error(ErrorCode::kFailedPrecondition,
+                     path +
+                         " differs from the database's copy, which never changes: pull, "
+                         "then make the change again");
+      }
+      uploads.emplace_back(path, sha);
+    }
+    if (uploads.empty()) return now;  // nothing a device could see changed
     if (timestamp.version <= now.timestamp_version) {
       return Error(ErrorCode::kFailedPrecondition,
                    "timestamp version " + std::to_string(timestamp.version) +
                        " is not above version " + std::to_string(now.timestamp_version) +
                        ", already in the database: a version is never signed twice");
     }
-    QP_ASSIGN_OR_RETURN(auto known, conn_->Exec("SELECT path, sha256 FROM repo_files"));
-    std::map<std::string, std::string> in_db;
-    for (int i = 0; i < PQntuples(known.get()); ++i) {
-      in_db.emplace(PQgetvalue(known.get(), i, 0), PQgetvalue(known.get(), i, 1));
-    }
     const std::string generation = std::to_string(based_on + 1);
-    for (const auto& path : local) {
-      auto it = in_db.find(path);
-      if (it != in_db.end() && !Mutable(path)) continue;  // immutable: pushed already
+    for (const auto& [path, sha] : uploads) {
       QP_ASSIGN_OR_RETURN(auto bytes,
                           ReadFileLimited(env, JoinPath(repo_dir, path), kMaxRepoFileBytes));
-      std::string sha = HexEncode(Sha256Of(bytes));
-      if (it != in_db.end() && it->second == sha) continue;
+      if (HexEncode(Sha256Of(bytes)) != sha) {
+        return Error(ErrorCode::kFailedPrecondition, path + " changed while it was pushed");
+      }
       std::string_view content(reinterpret_cast<const char*>(bytes.data()), bytes.size());
       QP_RETURN_IF_ERROR(conn_->ExecBinary(
           "INSERT INTO repo_files (path, content, sha256, generation) VALUES ($1, $2, $3, $4) "
@@ -166,9 +174,10 @@ Result<RepoGeneration> RepoDb::Push(Env* env, const std::string& repo_dir, std::
 }
 
 Result<RepoGeneration> RepoDb::Pull(Env* env, const std::string& repo_dir, std::int64_t have) {
-  // One snapshot: the generation and the files that make it up. An immutable file the
-  // directory already holds at its size is not fetched again (a full pull after a restart
-  // costs a listing, not the patches).
+  // One snapshot: the generation and the files that make it up. A target the directory
+  // already holds at its size is not fetched again (its name is its hash; a full pull
+  // after a restart costs a listing and the metadata, not the patches). Metadata is
+  // always written: a copy may hold a version of its own that was never pushed.
   QP_RETURN_IF_ERROR(conn_->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   auto read = [&]() -> Result<std::pair<RepoGeneration, PgResult>> {
     QP_ASSIGN_OR_RETURN(RepoGeneration now, ReadGeneration(conn_.get()));
@@ -183,7 +192,7 @@ Result<RepoGeneration> RepoDb::Pull(Env* env, const std::string& repo_dir, std::
         return Error(ErrorCode::kCorrupt, "the database lists a repository file at \"" +
                                               path.substr(0, 200) + "\": refused");
       }
-      if (!Mutable(path)) {
+      if (path.rfind("targets/", 0) == 0) {  // named by its hash: that size is that file
         auto info = env->Stat(JoinPath(repo_dir, path));
         if (info.ok() && info->type == FileType::kRegular &&
             info->size == std::strtoull(PQgetvalue(listed.get(), i, 2), nullptr, 10)) {

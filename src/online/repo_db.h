@@ -41,13 +41,13 @@ class RepoDb {
 
   Result<RepoGeneration> Current();
 
-  // Pushes the files of `repo_dir` (metadata/, targets/) that the database lacks, and the
-  // mutable ones (metadata/timestamp.json, metadata/root.json) that differ, as generation
-  // `based_on` + 1, by `who` (recorded). kFailedPrecondition when the database is past
-  // `based_on` (another push came first: pull, redo the change, push again) or when the
-  // local timestamp's version is not above the database's; kCorrupt when an immutable
-  // file would change; nothing is written then. A directory whose timestamp is the
-  // database's own is pushed as nothing (the generation stays).
+  // Pushes the files of `repo_dir` (metadata/, targets/) that differ from the database's
+  // as generation `based_on` + 1, by `who` (recorded). kFailedPrecondition, and nothing
+  // written, when the database is past `based_on` (another push came first: pull, redo
+  // the change, push again), when a versioned metadata file differs from the database's
+  // copy, or when something differs and the local timestamp's version is not above every
+  // version pushed before. A copy that differs in nothing is pushed as nothing (the
+  // generation stays).
   Result<RepoGeneration> Push(Env* env, const std::string& repo_dir, std::int64_t based_on,
                               const std::string& who);
 
