@@ -52,9 +52,42 @@ Agent::Agent(AgentConfig config, Env* env, Clock* clock, Transport transport)
       transport_(transport),
       installer_(env, transport.downloads, JoinPath(config_.state_dir, "downloads"),
                  config_.limits.patch),
-      loop_(LoopOptions(config_), this, clock, std::random_device{}()) {}
+      loop_(LoopOptions(config_), this, clock, std::random_device{}()) {
+  if (config_.repository_urls.empty() && !config_.repository_url.empty()) {
+    config_.repository_urls.push_back(config_.repository_url);
+  }
+  if (config_.server_urls.empty() && !config_.server_url.empty()) {
+    config_.server_urls.push_back(config_.server_url);
+  }
+  if (config_.repository_urls.empty()) config_.repository_urls.emplace_back();
+  // A random first mirror and instance: a fleet's load spreads over them.
+  std::random_device random;
+  repository_at_ = random() % config_.repository_urls.size();
+  if (!config_.server_urls.empty()) server_at_ = random() % config_.server_urls.size();
+}
 
 Agent::~Agent() = default;
+
+std::string Agent::RepositoryUrl() const {
+  return config_.repository_urls[repository_at_ % config_.repository_urls.size()];
+}
+
+std::string Agent::ServerUrl() const {
+  return config_.server_urls.empty() ? ""
+                                     : config_.server_urls[server_at_ % config_.server_urls.size()];
+}
+
+void Agent::NextRepository() {
+  if (config_.repository_urls.size() < 2) return;
+  std::size_t now = ++repository_at_ % config_.repository_urls.size();
+  spdlog::warn("agent: trying the repository at {}", config_.repository_urls[now]);
+}
+
+void Agent::NextServer() {
+  if (config_.server_urls.size() < 2) return;
+  std::size_t now = ++server_at_ % config_.server_urls.size();
+  spdlog::warn("agent: trying the service at {}", config_.server_urls[now]);
+}
 
 std::string Agent::MetadataDir() const { return JoinPath(config_.state_dir, "metadata"); }
 
@@ -206,24 +239,33 @@ Status Agent::CheckLocked(const Request& request) {
   if (auto p = LoadPolicy(env_, config_.config_dir); p.ok()) policy_ = *p;
   // After a full check, one conditional request first: when nothing was published since,
   // that is the whole check.
-  const std::string timestamp_url = config_.repository_url + "/metadata/timestamp.json";
   if (bundle_ == nullptr && transport_.probe != nullptr && !idle_.etag.empty()) {
-    auto probe = transport_.probe->Probe(timestamp_url, idle_.etag);
+    auto probe = transport_.probe->Probe(RepositoryUrl() + "/metadata/timestamp.json", idle_.etag);
     if (probe.ok() && probe->status == 304 && IdleCheck(request, now)) return OkStatus();
   }
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
-  uc.metadata_url =
-      bundle_ ? tuf::BundleFetcher::kMetadataUrl : config_.repository_url + "/metadata/";
-  uc.target_base_url =
-      bundle_ ? tuf::BundleFetcher::kTargetsUrl : config_.repository_url + "/targets/";
   uc.root_max_length = config_.limits.root;
   uc.timestamp_max_length = config_.limits.timestamp;
   uc.snapshot_max_length = config_.limits.snapshot;
   uc.targets_max_length = config_.limits.targets;
   uc.target_max_length = std::max(config_.limits.rollout, config_.limits.patch);
-  tuf::Updater updater(uc, env_, bundle_ ? bundle_ : transport_.metadata, clock_);
-  if (Status s = updater.Refresh(); !s.ok()) return FailCheck(s.error());
+  // Each mirror in turn until one gives metadata that verifies (what was verified from one
+  // stays trusted: a mirror can hold the check up, not roll it back).
+  std::optional<tuf::Updater> refreshed;
+  for (std::size_t tried = 1;; ++tried) {
+    const std::string base = RepositoryUrl();
+    uc.metadata_url = bundle_ ? tuf::BundleFetcher::kMetadataUrl : base + "/metadata/";
+    uc.target_base_url = bundle_ ? tuf::BundleFetcher::kTargetsUrl : base + "/targets/";
+    refreshed.emplace(uc, env_, bundle_ ? bundle_ : transport_.metadata, clock_);
+    Status s = refreshed->Refresh();
+    if (s.ok()) break;
+    if (bundle_ != nullptr || tried >= config_.repository_urls.size()) return FailCheck(s.error());
+    spdlog::warn("agent: {}: {}", base, s.error().ToString());
+    NextRepository();
+  }
+  tuf::Updater& updater = *refreshed;
+  const std::string timestamp_url = RepositoryUrl() + "/metadata/timestamp.json";
   auto offer = ReadOffer(updater, config_.limits.rollout, &offer_);
   if (!offer.ok()) return FailCheck(offer.error());
   offer_ = std::move(offer).value();
@@ -473,10 +515,13 @@ Status Agent::EnsureEnrolled() {
   }
   std::string text(token->begin(), token->end());
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  const std::string url = config_.server_url + "/v1/enroll";
+  const std::string url = ServerUrl() + "/v1/enroll";
   const std::string body = Json{{"token", text}, {"public_key", identity_->public_key}}.dump();
   QP_ASSIGN_OR_RETURN(auto headers, Sign("POST", url, body));
-  QP_ASSIGN_OR_RETURN(auto answer, transport_.reports->Send(url, body, headers));
+  auto sent = transport_.reports->Send(url, body, headers);
+  if (!sent.ok() || sent->status >= 500) NextServer();
+  if (!sent.ok()) return sent.error();
+  const auto& answer = *sent;
   if (answer.status == 200 || answer.status == 202) {
     state_.enrollment = answer.status == 200 ? "accepted" : "pending";
     enrollment_error_.clear();
@@ -501,11 +546,12 @@ Status Agent::FlushReports(long* retry_after) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (reports_->pending() == 0) return OkStatus();
   QP_RETURN_IF_ERROR(EnsureEnrolled());
-  const std::string url = config_.server_url + "/v1/reports";
+  const std::string url = ServerUrl() + "/v1/reports";
   auto sent = reports_->Flush(
       *transport_.reports, [&](const std::string& body) { return Sign("POST", url, body); }, url,
       install_id_, kAgentVersion, retry_after);
   if (!sent.ok()) {
+    if (sent.error().code() == ErrorCode::kIo) NextServer();
     if (sent.error().code() == ErrorCode::kVerificationFailed) {
       // The service does not know this device (its database was reset, or the device was
       // never accepted there): enroll again before the next delivery.
@@ -541,7 +587,7 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
   std::vector<std::string> headers;
   {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    url = config_.server_url + "/v1/watch?timestamp=" + std::to_string(TrustedTimestampVersion()) +
+    url = ServerUrl() + "/v1/watch?timestamp=" + std::to_string(TrustedTimestampVersion()) +
           "&timeout=" + std::to_string(timeout);
     // An enrolled device signs its watch: the server gives it a slot of its own rather than
     // one of its address's (several devices may share an address).
@@ -550,6 +596,7 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
     }
   }
   auto r = transport_.watch->Watch(url, headers, timeout + kWatchGraceSeconds, cancel);
+  if (!r.ok() || r->status >= 500) NextServer();
   if (!r.ok()) return r.error();
   if (r->status == 204) return false;
   if (r->status == 200) return true;

@@ -116,6 +116,12 @@ class Agent final : public CheckTarget {
                                         const std::string& body);
   std::string MetadataDir() const;
   std::uint64_t TrustedTimestampVersion();
+  // The repository mirror and the service instance in use (config's lists), and a move to
+  // the next after a failure.
+  std::string RepositoryUrl() const;
+  std::string ServerUrl() const;
+  void NextRepository();
+  void NextServer();
 
   AgentConfig config_;
   Env* env_;
@@ -144,6 +150,7 @@ class Agent final : public CheckTarget {
   std::string last_check_error_;
   RunLoop loop_;
   tuf::Fetcher* bundle_ = nullptr;  // set while installing from a bundle
+  std::atomic<std::size_t> repository_at_{0}, server_at_{0};
 };
 
 }  // namespace qp::agent

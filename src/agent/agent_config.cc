@@ -59,6 +59,30 @@ Result<std::string> String(const toml::table& t, const char* key, const std::str
   return *v;
 }
 
+// A URL or an array of at most 16, each http:// or https:// (trailing slashes dropped).
+Result<std::vector<std::string>> Urls(const toml::table& t, const char* key,
+                                      const std::string& file) {
+  std::vector<std::string> out;
+  if (!t.contains(key)) return out;
+  auto one = [&](const toml::node& n) -> Status {
+    auto v = n.value<std::string>();
+    if (!v || (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0)) {
+      return Bad(file, key, "an http:// or https:// URL is required");
+    }
+    std::string url = *v;
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    out.push_back(url);
+    return OkStatus();
+  };
+  if (const toml::array* a = t[key].as_array()) {
+    if (a->empty() || a->size() > 16) return Bad(file, key, "expected 1 to 16 URLs");
+    for (const auto& n : *a) QP_RETURN_IF_ERROR(one(n));
+  } else {
+    QP_RETURN_IF_ERROR(one(*t.get(key)));
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
@@ -79,13 +103,13 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
   AgentConfig c;
   c.config_dir = config_dir;
   c.state_dir = state_dir;
-  QP_ASSIGN_OR_RETURN(c.repository_url, String(t, "repository_url", file, ""));
-  if (c.repository_url.rfind("http://", 0) != 0 && c.repository_url.rfind("https://", 0) != 0) {
+  QP_ASSIGN_OR_RETURN(c.repository_urls, Urls(t, "repository_url", file));
+  if (c.repository_urls.empty()) {
     return Bad(file, "repository_url", "an http:// or https:// URL is required");
   }
-  while (!c.repository_url.empty() && c.repository_url.back() == '/') c.repository_url.pop_back();
-  QP_ASSIGN_OR_RETURN(c.server_url, String(t, "server_url", file, ""));
-  while (!c.server_url.empty() && c.server_url.back() == '/') c.server_url.pop_back();
+  c.repository_url = c.repository_urls.front();
+  QP_ASSIGN_OR_RETURN(c.server_urls, Urls(t, "server_url", file));
+  if (!c.server_urls.empty()) c.server_url = c.server_urls.front();
   QP_ASSIGN_OR_RETURN(c.trusted_root,
                       String(t, "trusted_root", file, JoinPath(config_dir, "root.json")));
   QP_ASSIGN_OR_RETURN(c.components_dir,

@@ -5,6 +5,7 @@
 //   # /etc/quietpatch/agent.toml
 //   repository_url = "https://updates.example.com/repo"  # metadata/ and targets/ below it
 //   server_url = "https://updates.example.com"           # optional: watch and reports (/v1)
+//   # either may be an array: mirrors / instances, tried from a random one, in turn
 //   trusted_root = "/etc/quietpatch/root.json"           # default: <config>/root.json
 //   interval_seconds = 3600                              # polling interval
 //   jitter_seconds = 300                                 # random extra delay, 0..jitter
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -46,6 +48,11 @@ struct DownloadLimits {
 struct AgentConfig {
   std::string config_dir;
   std::string state_dir;
+  // Each may list several URLs (a TOML array): mirrors of one repository, instances of
+  // one service. The agent starts at a random one (spreading a fleet's load) and moves to
+  // the next when one fails. The first of each is also here, alone.
+  std::vector<std::string> repository_urls;
+  std::vector<std::string> server_urls;
   std::string repository_url;
   std::string server_url;
   std::string trusted_root;

@@ -48,6 +48,26 @@ TEST(AgentConfigTest, RejectsBadConfiguration) {
   EXPECT_NE(c.error().message().find("agent.toml: repository_url"), std::string::npos);
   WriteTestFile(dir.Sub("agent.toml"), "repository_url = \"http://x\"\nintervall = 3\n");
   EXPECT_FALSE(LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state")).ok());
+  for (const char* bad : {"repository_url = []\n", "repository_url = [\"http://a\", 3]\n",
+                          "repository_url = [\"http://a\", \"file:///etc\"]\n",
+                          "repository_url = \"http://a\"\nserver_url = [\"ftp://b\"]\n"}) {
+    WriteTestFile(dir.Sub("agent.toml"), bad);
+    EXPECT_FALSE(LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state")).ok()) << bad;
+  }
+}
+
+TEST(AgentConfigTest, ListsMirrorsAndInstances) {
+  TestDir dir;
+  WriteTestFile(dir.Sub("agent.toml"),
+                "repository_url = [\"http://edge-a/repo/\", \"https://edge-b/repo\"]\n"
+                "server_url = [\"http://lb\", \"http://i1\", \"http://i2\"]\n");
+  auto c = LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state"));
+  ASSERT_TRUE(c.ok()) << c.error().ToString();
+  EXPECT_EQ(c->repository_urls,
+            (std::vector<std::string>{"http://edge-a/repo", "https://edge-b/repo"}));
+  EXPECT_EQ(c->repository_url, "http://edge-a/repo");
+  EXPECT_EQ(c->server_urls.size(), 3u);
+  EXPECT_EQ(c->server_url, "http://lb");
 }
 
 }  // namespace

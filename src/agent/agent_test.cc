@@ -35,6 +35,8 @@ using TreeSpec = std::map<std::string, std::string>;
 
 constexpr const char* kRepoUrl = "http://repo.test/repo";
 constexpr const char* kServerUrl = "http://repo.test";
+// A mirror and an instance that are down: every request to them fails to connect.
+constexpr const char* kDownUrl = "http://down.test";
 
 TreeSpec Version(int v) {
   return {{"bin/tool", "tool version " + std::to_string(v) + "\n"},
@@ -71,6 +73,7 @@ class FakeServer final : public tuf::Fetcher,
                                           std::uint64_t max_length) override {
     ++metadata_fetches;
     fetched_urls.push_back(url);
+    QP_RETURN_IF_ERROR(Reachable(url));
     QP_ASSIGN_OR_RETURN(auto path, Path(url));
     if (url.ends_with("/timestamp.json")) {
       auto body = ReadFileLimited(Env::Default(), path, max_length);
@@ -97,6 +100,7 @@ class FakeServer final : public tuf::Fetcher,
 
   Result<std::uint64_t> Download(Env* env, const std::string& url, const std::string& partial,
                                  std::uint64_t max_length) override {
+    QP_RETURN_IF_ERROR(Reachable(url));
     ++downloads;
     QP_ASSIGN_OR_RETURN(auto path, Path(url));
     QP_ASSIGN_OR_RETURN(auto body, ReadFileLimited(Env::Default(), path, max_length));
@@ -127,6 +131,7 @@ class FakeServer final : public tuf::Fetcher,
 
   Result<HttpAnswer> Send(const std::string& url, const std::string& body,
                           const std::vector<std::string>& headers) override {
+    QP_RETURN_IF_ERROR(Reachable(url));
     contract::DeviceSignature sig = SignatureOf(headers);
     std::string target = url.substr(std::string(kServerUrl).size());
     if (target == "/v1/enroll") {
@@ -152,6 +157,7 @@ class FakeServer final : public tuf::Fetcher,
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers, long,
                            const std::atomic<bool>*) override {
     watch_urls.push_back(url);
+    QP_RETURN_IF_ERROR(Reachable(url));
     if (!headers.empty()) {
       contract::DeviceSignature sig = SignatureOf(headers);
       auto key = crypto::VerifyingKey::Parse({"ed25519", "ed25519", device_key});
@@ -182,6 +188,10 @@ class FakeServer final : public tuf::Fetcher,
   std::vector<std::string> fetched_urls;  // metadata and targets read through Fetch
 
  private:
+  static Status Reachable(const std::string& url) {
+    if (url.rfind(kDownUrl, 0) == 0) return Error(ErrorCode::kIo, url + ": connection refused");
+    return OkStatus();
+  }
   Result<std::string> Path(const std::string& url) {
     std::string prefix = std::string(kRepoUrl) + "/";
     if (url.rfind(prefix, 0) != 0) return Error(ErrorCode::kNotFound, url);
@@ -267,6 +277,30 @@ TEST_F(AgentTest, InstallsAPublishedFixAndReportsItProtected) {
   ASSERT_TRUE(agent->Check().ok());
   EXPECT_EQ(server_.downloads, 1);
   EXPECT_EQ(agent->PendingReports(), 0u);
+}
+
+// Several mirrors and instances: one that is down costs a retry, never the fix or a report.
+TEST_F(AgentTest, AMirrorOrAnInstanceThatIsDownIsPassedOver) {
+  WriteTestFile(config_dir_ + "/agent.toml",
+                std::string("repository_url = [\"") + kDownUrl + "/repo\", \"" + kRepoUrl +
+                    "\"]\nserver_url = [\"" + kDownUrl + "\", \"" + kServerUrl + "\"]\n");
+  Publish("a", 1, /*exploited=*/false);
+  // Whichever the agent starts from (it picks at random), the check gets through.
+  for (int run = 0; run < 4; ++run) {
+    MakeTree(live_, Version(0));
+    std::filesystem::remove_all(dir_.Sub("device/state"));
+    server_.report_states.clear();
+    auto agent = StartAgent();
+    ASSERT_TRUE(agent->Check().ok()) << agent->StatusJson().dump();
+    EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
+    // Reports: a failed delivery moves to the next instance; the next one delivers.
+    long retry = 0;
+    if (!agent->FlushReports(&retry).ok()) {
+      ASSERT_TRUE(agent->FlushReports(&retry).ok());
+    }
+    EXPECT_EQ(agent->PendingReports(), 0u);
+    EXPECT_EQ(server_.report_states, (std::vector<std::string>{"downloading", "protected"}));
+  }
 }
 
 TEST_F(AgentTest, AFullUpdateSupersedesTheFixOnceInStatusAndReports) {
