@@ -20,7 +20,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libtomlplusplus-dev
   libboost-dev libsqlite3-dev libpq-dev libsystemd-dev
   # services and tools the tests and benchmarks drive
-  postgresql nginx-light wrk chromium util-linux
+  postgresql nginx-light haproxy wrk chromium util-linux
   # tools the tests and benchmarks drive
   bsdiff xdelta3 zstd time dpkg python3 python3-cryptography faketime curl man-db binutils
   # Debian packages: building (scripts/package.sh), checking, and the install test's root

@@ -544,7 +544,13 @@ Status Agent::FlushReports(long* retry_after) {
   *retry_after = 0;
   if (config_.server_url.empty()) return OkStatus();
   std::lock_guard<std::recursive_mutex> lock(mu_);
-  if (reports_->pending() == 0) return OkStatus();
+  if (reports_->pending() == 0) {
+    // Enrolled at once, not with the first report: the watch is signed (a slot of its own,
+    // not one of its address's), and a rollout's reports do not wait behind a whole
+    // fleet's enrollments.
+    if (state_.enrollment.empty()) (void)EnsureEnrolled();
+    return OkStatus();
+  }
   QP_RETURN_IF_ERROR(EnsureEnrolled());
   const std::string url = ServerUrl() + "/v1/reports";
   auto sent = reports_->Flush(

@@ -228,6 +228,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       std::string auth(req_[http::field::authorization]);
       return Work("fleet", [this, auth]() { return server_->service->FleetImprovements(auth); });
     }
+    if (path == "/healthz" && get) {  // for a load balancer's checks
+      return Send(200, "ok\n", "text/plain", "healthz", "no-store");
+    }
     if (path == "/metrics" && get) {
       return Send(200, server_->service->Metrics(server_->hub.size()), "text/plain; version=0.0.4",
                   "metrics", "no-store");
