@@ -70,9 +70,12 @@ mkdir -p "$work"
 chmod 755 "$work"
 : > "$work/pids"
 cleanup() {
+  local rc=$?
   if [ "$keep" -eq 0 ]; then
     xargs -r kill < "$work/pids" 2>/dev/null || true
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    # The devices' trees take a few GB at 200 devices: kept only to look into a failure.
+    if [ "$rc" -eq 0 ]; then sleep 0.5; rm -rf "$work"; else echo "fleet: left $work to look into" >&2; fi
   fi
 }
 trap cleanup EXIT
@@ -262,14 +265,15 @@ admin() {  # $1 JSON body: retried through the failover until the service answer
   done
 }
 if [ "$faults" -eq 1 ]; then
-  # Mid-rollout: once the first device reported itself protected.
-  until [ "$(protected_now)" -ge 1 ]; do past_deadline && break; sleep 0.05; done
+  # Mid-rollout: as soon as the first device has committed the fix (its own log says so;
+  # its report may take a while to come, with every core busy).
+  until grep -qs "committed" "$work"/devices/*/agent.log; do past_deadline && break; sleep 0.05; done
   signer=$(sql "SELECT pushed_by FROM repo_generations WHERE pushed_by LIKE 'instance-%' ORDER BY generation DESC LIMIT 1" || true)
   signer=${signer#instance-}
   if [ -z "$signer" ]; then signer=$(grep -l "is the signer" "$work"/server/instance-*.log | head -1 | sed 's/.*instance-\([0-9]*\).log/\1/'); fi
   other=1; [ "$other" = "$signer" ] && other=2
   survivor=$(seq 1 "$instances" | grep -vx "$signer" | grep -vx "$other" | head -1)
-  say "faults at $(python3 -c "print(f'{$(now) - $t0:.1f}')")s, $(protected_now) protected: kill -9 instance-$signer (the signer) and instance-$other; restart PostgreSQL; halt, then resume"
+  say "faults at $(python3 -c "print(f'{$(now) - $t0:.1f}')")s, $(grep -ls "committed" "$work"/devices/*/agent.log | wc -l) devices had committed the fix: kill -9 instance-$signer (the signer) and instance-$other; restart PostgreSQL; halt, then resume"
   kill -9 "$(cat "$work/server/instance-$signer.pid")" "$(cat "$work/server/instance-$other.pid")"
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w restart >/dev/null
   t_halt=$(now)
