@@ -207,7 +207,7 @@ command = ["test", "-s", "$d/opt/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3"]
 timeout_seconds = 20
 CONF
   "$BIN/quietpatchd" --config-dir "$d/etc" --state-dir "$d/state" > "$d/agent.log" 2>&1 &
-  echo $! >> "$work/pids"
+  echo $! >> "$work/pids"; echo $! >> "$work/agent.pids"
 done
 status() { "$BIN/quietpatch" --socket "$work/devices/$1/control.sock" --json status 2>/dev/null; }
 for i in $(seq 1 "$devices"); do
@@ -243,6 +243,16 @@ say "building the fix (libssl3 $BASE -> $A_VER) and publishing it to the databas
 "$BIN/quietpatch-repo" --repo "$work/publisher" build --component openssl --platform linux-x86_64 \
   --base "$BASE" --label a --base-tree "$work/trees/base" --new-tree "$work/trees/a" \
   --cve CVE-2025-9230 --urgency critical --exploited --out "$work/improvement" >/dev/null
+# CPU time (user + system) of the devices and of the instances, from /proc.
+cpu_seconds() {  # FILE of pids -> seconds
+  local t=0 p
+  while read -r p; do
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done < "$1"
+  python3 -c "print($t / $(getconf CLK_TCK))"
+}
+cat "$work"/server/instance-*.pid > "$work/instance.pids"
+agents0=$(cpu_seconds "$work/agent.pids"); instances0=$(cpu_seconds "$work/instance.pids")
 t0=$(now)
 $R publish "$work/improvement" --percent 100 >/dev/null
 ID="openssl/$BASE/a"
@@ -265,15 +275,21 @@ admin() {  # $1 JSON body: retried through the failover until the service answer
   done
 }
 if [ "$faults" -eq 1 ]; then
-  # Mid-rollout: as soon as the first device has committed the fix (its own log says so;
-  # its report may take a while to come, with every core busy).
-  until grep -qs "committed" "$work"/devices/*/agent.log; do past_deadline && break; sleep 0.05; done
+  # Mid-rollout: as soon as the first device has the fix in place (its report may take a
+  # while to come, with every core busy).
+  lib=usr/lib/x86_64-linux-gnu/libssl.so.3
+  has_fix() { cmp -s "$work/devices/$1/opt/openssl/$lib" "$work/trees/a/$lib"; }
+  first=""
+  until [ -n "$first" ]; do
+    for i in $(seq 1 "$devices"); do has_fix "$i" && { first=$i; break; }; done
+    past_deadline && break
+  done
   signer=$(sql "SELECT pushed_by FROM repo_generations WHERE pushed_by LIKE 'instance-%' ORDER BY generation DESC LIMIT 1" || true)
   signer=${signer#instance-}
   if [ -z "$signer" ]; then signer=$(grep -l "is the signer" "$work"/server/instance-*.log | head -1 | sed 's/.*instance-\([0-9]*\).log/\1/'); fi
   other=1; [ "$other" = "$signer" ] && other=2
   survivor=$(seq 1 "$instances" | grep -vx "$signer" | grep -vx "$other" | head -1)
-  say "faults at $(python3 -c "print(f'{$(now) - $t0:.1f}')")s, $(grep -ls "committed" "$work"/devices/*/agent.log | wc -l) devices had committed the fix: kill -9 instance-$signer (the signer) and instance-$other; restart PostgreSQL; halt, then resume"
+  say "faults at $(python3 -c "print(f'{$(now) - $t0:.1f}')")s, $(n=0; for i in $(seq 1 "$devices"); do has_fix "$i" && n=$((n + 1)); done; echo "$n") of $devices devices had the fix: kill -9 instance-$signer (the signer) and instance-$other; restart PostgreSQL; halt, then resume"
   kill -9 "$(cat "$work/server/instance-$signer.pid")" "$(cat "$work/server/instance-$other.pid")"
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w restart >/dev/null
   t_halt=$(now)
@@ -295,10 +311,26 @@ while true; do
   sleep 0.2
 done
 echo
+t_all=$(now)
+agents1=$(cpu_seconds "$work/agent.pids"); instances1=$(cpu_seconds "$work/instance.pids")
 # The devices' own clocks (whole seconds): when the last one committed the fix.
 last=$(sql "SELECT MAX(t) FROM (SELECT MIN(time) AS t FROM events WHERE state = 'protected' GROUP BY install_id) p")
-echo "$t0 $last" > "$work/result"
-echo "  publication to the last device protected: $(python3 -c "print(f'{max(0.0, $last + 1 - $t0):.0f}')")s at most, by the devices' clocks ($devices devices, $instances instances)"
+python3 - "$t0" "$last" "$t_all" "$agents0" "$agents1" "$instances0" "$instances1" "$(nproc)" "$devices" "$instances" "$faults" <<'PY' | tee "$work/result"
+import sys
+t0, last, t_all, a0, a1, i0, i1, cores, n, m, faults = map(float, sys.argv[1:])
+devices_s = max(0.0, last + 1 - t0)
+agents, inst = a1 - a0, i1 - i0
+print(f"  publication to the last device protected: {devices_s:.0f} s at most by the devices' clocks "
+      f"(whole seconds), {t_all - t0:.1f} s until the last report was stored ({n:.0f} devices, {m:.0f} instances)")
+if faults:
+    print("  (CPU not counted: two instances were killed)")
+else:
+    goal = 1.25 * agents / cores + 2
+    print(f"  CPU during the rollout: devices {agents:.1f} s, instances {inst:.1f} s "
+          f"({100 * inst / agents:.1f}% of the devices'; goal <= 10%)")
+    print(f"  goal: last protected <= 1.25 x devices' CPU / {cores:.0f} cores + 2 s = {goal:.1f} s: "
+          f"{'met' if devices_s <= goal else 'NOT met'} ({devices_s:.0f} s)")
+PY
 
 if [ "$faults" -eq 1 ]; then
   say "checks"
