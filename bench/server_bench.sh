@@ -93,11 +93,8 @@ for b in 10 50; do
   reports "sqlite, 1 instance, $b events a request" "$PORT" "$b" "sqlite:$work/reports.db"
   stop_server
 done
-pg="$work/pg"; mkdir -p "$pg/sock"; chown -R postgres:postgres "$pg"
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
-runuser -u postgres -- "$PGBIN/initdb" -D "$pg/data" -A trust -U postgres --no-sync >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pg/data" -w -l "$pg/log" -o "-k $pg/sock -p 18932 -c listen_addresses=''" start >/dev/null
-PGURL="postgresql:///postgres?host=$pg/sock&port=18932&user=postgres"
+source scripts/pg_cluster.sh
+pg_start "$work/pg" 18932
 for n in 1 3; do
   ports=""; servers=()
   for i in $(seq "$n"); do
@@ -109,11 +106,11 @@ for n in 1 3; do
   done
   for p in "${servers[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 done
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null
+pg_stop "$work/pg"
 
 # 3. 10,000 idle watchers: memory, and time from a publish to all of them answered.
 ulimit -n "$(ulimit -Hn)"  # 10,000 sockets on each side
 start_server "sqlite:$work/reports.db"
-rss0=$(awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status")
-python3 bench/watch_load.py "$PORT" 10000 "$SERVER_PID" "$rss0" "$B/src/apps/quietpatch-repo" "$work/repo" "$work/keys"
+python3 bench/watch_load.py "$PORT" 10000 "$SERVER_PID" "$work/repo" -- \
+  "$B/src/apps/quietpatch-repo" --repo "$work/repo" --keys "$work/keys" rollout comp/1.0/a 50
 stop_server

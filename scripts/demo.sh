@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$devices" -ge 3 ] || { echo "demo: at least 3 devices" >&2; exit 2; }
 
+source scripts/device_config.sh
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 if [ -z "${QP_BIN_DIR:-}" ]; then
   say "installing packages and building (scripts/setup.sh)"
@@ -139,26 +140,7 @@ for i in $(seq 1 "$devices"); do
   [ "$i" -eq "$OPTED_OUT" ] && echo '{"auto_install": false}' > "$d/state/settings.json"
   check="[\"test\", \"-s\", \"$d/opt/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3\"]"
   [ "$i" -eq "$failing" ] && check='["sh", "-c", "echo TLS self-test failed: handshake error >&2; exit 1"]'
-  cat > "$d/etc/agent.toml" <<CONF
-repository_url = "$URL/repo"
-server_url = "$URL"
-interval_seconds = 30
-jitter_seconds = 5
-max_backoff_seconds = 10
-watch = $watch
-watch_timeout_seconds = 60
-control_socket = "$d/control.sock"
-CONF
-  cat > "$d/etc/components/openssl.toml" <<CONF
-name = "openssl"
-platform = "linux-x86_64"
-root = "$d/opt/openssl"
-[base_version]
-literal = "$BASE"
-[health_check]
-command = $check
-timeout_seconds = 20
-CONF
+  device_config "$d" "\"$URL/repo\"" "\"$URL\"" "$watch" "$check"
   "$BIN/quietpatchd" --config-dir "$d/etc" --state-dir "$d/state" > "$d/agent.log" 2>&1 &
   echo $! >> "$work/pids"
 done

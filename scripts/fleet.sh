@@ -43,8 +43,10 @@ done
 [ "$instances" -ge 1 ] || { echo "fleet: at least 1 instance" >&2; exit 2; }
 [ "$faults" -eq 0 ] || [ "$instances" -ge 3 ] || { echo "fleet: --faults needs 3 instances" >&2; exit 2; }
 
+source scripts/device_config.sh
+DEVICE_INTERVAL=60 DEVICE_MAX_BACKOFF=5
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
-now() { python3 -c 'import time; print(f"{time.time():.3f}")'; }
+now() { date +%s.%N; }
 if [ -z "${QP_BIN_DIR:-}" ]; then
   say "installing packages and building (scripts/setup.sh)"
   scripts/setup.sh >/dev/null
@@ -53,7 +55,7 @@ BIN=${QP_BIN_DIR:-$ROOT/build/release/src/apps}
 for tool in quietpatch-repo quietpatch-server quietpatchd quietpatch; do
   [ -x "$BIN/$tool" ] || { echo "fleet: $BIN/$tool is missing" >&2; exit 1; }
 done
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+source scripts/pg_cluster.sh
 for tool in haproxy nginx; do command -v "$tool" >/dev/null || { echo "fleet: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }; done
 
 BASE=3.0.17-1~deb12u2
@@ -62,9 +64,7 @@ scripts/testdata.sh >/dev/null
 
 # --- a clean stage, and everything stopped at the end -------------------------------------
 if [ -f "$work/pids" ]; then xargs -r kill -9 < "$work/pids" 2>/dev/null || true; fi
-if [ -f "$work/pg/data/postmaster.pid" ]; then
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
-fi
+[ -f "$work/pg/data/postmaster.pid" ] && pg_stop "$work/pg" immediate
 rm -rf "$work"
 mkdir -p "$work"
 chmod 755 "$work"
@@ -73,7 +73,7 @@ cleanup() {
   local rc=$?
   if [ "$keep" -eq 0 ]; then
     xargs -r kill < "$work/pids" 2>/dev/null || true
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    pg_stop "$work/pg"
     # The devices' trees take a few GB at 200 devices: kept only to look into a failure.
     if [ "$rc" -eq 0 ]; then sleep 0.5; rm -rf "$work"; else echo "fleet: left $work to look into" >&2; fi
   fi
@@ -90,11 +90,7 @@ digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum | s
 A_DIGEST=$(digest "$work/trees/a")
 
 say "PostgreSQL (one cluster, a Unix socket)"
-mkdir -p "$work/pg/sock"; chown -R postgres:postgres "$work/pg"
-runuser -u postgres -- "$PGBIN/initdb" -D "$work/pg/data" -A trust -U postgres >/dev/null
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -w -l "$work/pg/log" \
-  -o "-k $work/pg/sock -p 5432 -c listen_addresses='' -c max_connections=200" start >/dev/null
-PGURL="postgresql:///postgres?host=$work/pg/sock&port=5432&user=postgres"
+pg_start "$work/pg"
 sql() { psql "$PGURL" -Atc "$1"; }
 
 say "the repository, in the database (quietpatch-repo --database init)"
@@ -186,26 +182,8 @@ for i in $(seq 1 "$devices"); do
   cp -a "$work/trees/base" "$d/opt/openssl"
   cp "$work/publisher/metadata/1.root.json" "$d/etc/root.json"
   (umask 077; printf '%s\n' "$ENROLL" > "$d/etc/enrollment.token")
-  cat > "$d/etc/agent.toml" <<CONF
-repository_url = ["$EDGE/repo", "$LB/repo"]
-server_url = "$LB"
-interval_seconds = 60
-jitter_seconds = 5
-max_backoff_seconds = 5
-watch = true
-watch_timeout_seconds = 60
-control_socket = "$d/control.sock"
-CONF
-  cat > "$d/etc/components/openssl.toml" <<CONF
-name = "openssl"
-platform = "linux-x86_64"
-root = "$d/opt/openssl"
-[base_version]
-literal = "$BASE"
-[health_check]
-command = ["test", "-s", "$d/opt/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3"]
-timeout_seconds = 20
-CONF
+  device_config "$d" "[\"$EDGE/repo\", \"$LB/repo\"]" "\"$LB\"" true \
+    "[\"test\", \"-s\", \"$d/opt/openssl/usr/lib/x86_64-linux-gnu/libssl.so.3\"]"
   "$BIN/quietpatchd" --config-dir "$d/etc" --state-dir "$d/state" > "$d/agent.log" 2>&1 &
   echo $! >> "$work/pids"; echo $! >> "$work/agent.pids"
 done
@@ -251,8 +229,11 @@ cpu_seconds() {  # FILE of pids -> seconds
   done < "$1"
   python3 -c "print($t / $(getconf CLK_TCK))"
 }
+# The whole machine's busy time (every process, the kernel), from /proc/stat.
+busy_seconds() { awk '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / '"$(getconf CLK_TCK)"'}' /proc/stat; }
 cat "$work"/server/instance-*.pid > "$work/instance.pids"
 agents0=$(cpu_seconds "$work/agent.pids"); instances0=$(cpu_seconds "$work/instance.pids")
+busy0=$(busy_seconds)
 t0=$(now)
 $R publish "$work/improvement" --percent 100 >/dev/null
 ID="openssl/$BASE/a"
@@ -291,7 +272,7 @@ if [ "$faults" -eq 1 ]; then
   survivor=$(seq 1 "$instances" | grep -vx "$signer" | grep -vx "$other" | head -1)
   say "faults at $(python3 -c "print(f'{$(now) - $t0:.1f}')")s, $(n=0; for i in $(seq 1 "$devices"); do has_fix "$i" && n=$((n + 1)); done; echo "$n") of $devices devices had the fix: kill -9 instance-$signer (the signer) and instance-$other; restart PostgreSQL; halt, then resume"
   kill -9 "$(cat "$work/server/instance-$signer.pid")" "$(cat "$work/server/instance-$other.pid")"
-  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/pg/data" -m immediate -w restart >/dev/null
+  pg_restart "$work/pg" immediate
   t_halt=$(now)
   admin "{\"id\": \"$ID\", \"halted\": true, \"reason\": \"fleet.sh: halted during the failover\"}"
   halt_v=$(sql "SELECT MAX(timestamp_version) FROM repo_generations")
@@ -305,19 +286,20 @@ fi
 say "waiting for every device to report itself protected"
 while true; do
   n=$(protected_now)
-  printf '\r  protected %d/%d  %5.1fs since publication ' "$n" "$devices" "$(python3 -c "print($(now) - $t0)")"
+  printf '\r  protected %d/%d  %5.1fs since publication ' "$n" "$devices" "$(awk -v a="$(now)" -v b="$t0" 'BEGIN {print a - b}')"
   [ "$n" -ge "$devices" ] && break
   past_deadline && { echo; echo "fleet: timed out with $n of $devices protected" >&2; exit 1; }
-  sleep 0.2
+  sleep 0.5
 done
 echo
 t_all=$(now)
 agents1=$(cpu_seconds "$work/agent.pids"); instances1=$(cpu_seconds "$work/instance.pids")
+busy1=$(busy_seconds)
 # The devices' own clocks (whole seconds): when the last one committed the fix.
 last=$(sql "SELECT MAX(t) FROM (SELECT MIN(time) AS t FROM events WHERE state = 'protected' GROUP BY install_id) p")
-python3 - "$t0" "$last" "$t_all" "$agents0" "$agents1" "$instances0" "$instances1" "$(nproc)" "$devices" "$instances" "$faults" <<'PY' | tee "$work/result"
+python3 - "$t0" "$last" "$t_all" "$agents0" "$agents1" "$instances0" "$instances1" "$(nproc)" "$devices" "$instances" "$faults" "$busy0" "$busy1" <<'PY' | tee "$work/result"
 import sys
-t0, last, t_all, a0, a1, i0, i1, cores, n, m, faults = map(float, sys.argv[1:])
+t0, last, t_all, a0, a1, i0, i1, cores, n, m, faults, b0, b1 = map(float, sys.argv[1:])
 devices_s = max(0.0, last + 1 - t0)
 agents, inst = a1 - a0, i1 - i0
 print(f"  publication to the last device protected: {devices_s:.0f} s at most by the devices' clocks "
@@ -326,8 +308,11 @@ if faults:
     print("  (CPU not counted: two instances were killed)")
 else:
     goal = 1.25 * agents / cores + 2
+    other = (b1 - b0) - agents - inst
     print(f"  CPU during the rollout: devices {agents:.1f} s, instances {inst:.1f} s "
-          f"({100 * inst / agents:.1f}% of the devices'; goal <= 10%)")
+          f"({100 * inst / agents:.1f}% of the devices'; goal <= 10%), everything else "
+          f"{other:.1f} s (PostgreSQL, HAProxy, nginx, this script, the kernel), "
+          f"{cores * (t_all - t0) - (b1 - b0):.1f} s idle")
     print(f"  goal: last protected <= 1.25 x devices' CPU / {cores:.0f} cores + 2 s = {goal:.1f} s: "
           f"{'met' if devices_s <= goal else 'NOT met'} ({devices_s:.0f} s)")
 PY

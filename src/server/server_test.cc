@@ -13,6 +13,7 @@
 #include "core/durable_file.h"
 #include "core/test_dir.h"
 #include "publish/publisher.h"
+#include "publish/test_repository.h"
 #include "server/server.h"
 #include "server/test_device.h"
 #include "server/test_http.h"
@@ -29,23 +30,8 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     paths_ = {dir_.Sub("repo"), dir_.Sub("keys")};
-    ASSERT_TRUE(publish::InitRepository(Env::Default(), Clock::Real(), paths_, {}).ok());
     // A small improvement to report about.
-    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v0")).ok());
-    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v1")).ok());
-    WriteTestFile(dir_.Sub("v0/file"), "zero");
-    WriteTestFile(dir_.Sub("v1/file"), "one!");
-    publish::BuildSpec s;
-    s.component = "comp";
-    s.platform = "linux-x86_64";
-    s.base = "1.0";
-    s.label = "a";
-    s.base_tree = dir_.Sub("v0");
-    s.new_tree = dir_.Sub("v1");
-    s.out_dir = dir_.Sub("imp-a");
-    ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths_, s).ok());
-    ASSERT_TRUE(
-        publish::PublishImprovement(Env::Default(), Clock::Real(), paths_, s.out_dir, 100).ok());
+    ASSERT_TRUE(publish::MakeTestRepository(dir_, paths_).ok());
     WriteTestFile(dir_.Sub("token"), "0123456789abcdef0123456789abcdef\n");
     ::chmod(dir_.Sub("token").c_str(), 0600);
 

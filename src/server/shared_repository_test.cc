@@ -13,7 +13,7 @@
 #include "core/test_dir.h"
 #include "online/online_repository.h"
 #include "online/repo_db.h"
-#include "publish/publisher.h"
+#include "publish/test_repository.h"
 #include "server/server.h"
 #include "server/test_http.h"
 #include "server/test_postgres.h"
@@ -39,22 +39,7 @@ class SharedRepositoryTest : public ::testing::Test {
     ASSERT_FALSE(pg_.url().empty()) << pg_.error();
     // The publisher's working copy: a repository with one improvement, pushed.
     paths_ = {dir_.Sub("pub"), dir_.Sub("keys")};
-    ASSERT_TRUE(publish::InitRepository(Env::Default(), Clock::Real(), paths_, {}).ok());
-    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v0")).ok());
-    ASSERT_TRUE(MakeDirs(Env::Default(), dir_.Sub("v1")).ok());
-    WriteTestFile(dir_.Sub("v0/file"), "zero");
-    WriteTestFile(dir_.Sub("v1/file"), "one!");
-    publish::BuildSpec s;
-    s.component = "comp";
-    s.platform = "linux-x86_64";
-    s.base = "1.0";
-    s.label = "a";
-    s.base_tree = dir_.Sub("v0");
-    s.new_tree = dir_.Sub("v1");
-    s.out_dir = dir_.Sub("imp-a");
-    ASSERT_TRUE(publish::BuildImprovement(Env::Default(), paths_, s).ok());
-    ASSERT_TRUE(
-        publish::PublishImprovement(Env::Default(), Clock::Real(), paths_, s.out_dir, 100).ok());
+    ASSERT_TRUE(publish::MakeTestRepository(dir_, paths_).ok());
     auto db = RepoDb::Open(pg_.url());
     ASSERT_TRUE(db.ok()) << db.error().ToString();
     db_ = std::move(*db);
