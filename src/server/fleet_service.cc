@@ -183,7 +183,7 @@ ApiResponse FleetService::PostReports(const SignedRequest& request) {
 
 void FleetService::SignerTick() {
   // The counts are one query over every device: every 5 s is soon enough to halt.
-  auto now = std::chrono::steady_clock::now();
+  WallTime now = clock_->Now();
   if (now - last_sweep_ < std::chrono::seconds(5)) return;
   last_sweep_ = now;
   auto counts = store_->DeviceCounts();

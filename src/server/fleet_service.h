@@ -110,7 +110,7 @@ class FleetService {
   AuditLog audit_;
   LocalRepositoryHost local_host_;
   RepositoryHost* host_ = &local_host_;
-  std::chrono::steady_clock::time_point last_sweep_{};
+  WallTime last_sweep_{};
   std::mutex rate_mu_;
   struct Bucket {
     double tokens = 0;

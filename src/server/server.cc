@@ -21,8 +21,9 @@ Result<std::unique_ptr<Server>> Server::Open(const ServerConfig& config, Env* en
       ::gethostname(host, sizeof(host) - 1);
       name = std::string(host) + ":" + std::to_string(::getpid());
     }
-    QP_ASSIGN_OR_RETURN(s->shared_, SharedRepository::Open(config.database, env, config.repo_dir,
-                                                           name, SharedRepository::Options{}));
+    QP_ASSIGN_OR_RETURN(s->shared_,
+                        SharedRepository::Open(config.database, env, clock, config.repo_dir, name,
+                                               SharedRepository::Options{}));
   }
   s->service_ = std::make_unique<FleetService>(config, std::move(store), env, clock);
   if (s->shared_) s->service_->UseRepositoryHost(s->shared_.get());

@@ -20,18 +20,20 @@ constexpr const char* kLeaseKey = "7393";
 
 }  // namespace
 
-SharedRepository::SharedRepository(std::unique_ptr<online::RepoDb> db, Env* env,
+SharedRepository::SharedRepository(std::unique_ptr<online::RepoDb> db, Env* env, Clock* clock,
                                    std::string repo_dir, std::string instance, std::string conninfo,
                                    Options options)
     : db_(std::move(db)),
       env_(env),
+      clock_(clock),
       dir_(std::move(repo_dir)),
       instance_(std::move(instance)),
       conninfo_(std::move(conninfo)),
       options_(options) {}
 
 Result<std::unique_ptr<SharedRepository>> SharedRepository::Open(const std::string& conninfo,
-                                                                 Env* env, std::string repo_dir,
+                                                                 Env* env, Clock* clock,
+                                                                 std::string repo_dir,
                                                                  std::string instance,
                                                                  Options options) {
   QP_ASSIGN_OR_RETURN(auto db, online::RepoDb::Open(conninfo));
@@ -39,8 +41,8 @@ Result<std::unique_ptr<SharedRepository>> SharedRepository::Open(const std::stri
   auto made = db->connection()->Exec(kSchema);
   (void)db->connection()->Exec("SELECT pg_advisory_unlock(7392)");
   if (!made.ok()) return made.error();
-  std::unique_ptr<SharedRepository> s(new SharedRepository(std::move(db), env, std::move(repo_dir),
-                                                           std::move(instance), conninfo, options));
+  std::unique_ptr<SharedRepository> s(new SharedRepository(
+      std::move(db), env, clock, std::move(repo_dir), std::move(instance), conninfo, options));
   // Everything, whatever the directory held (a change made here and never pushed, before
   // a crash, is overwritten by the database's copy).
   QP_ASSIGN_OR_RETURN(auto g, s->db_->Pull(env, s->dir_, 0));
@@ -95,8 +97,7 @@ void SharedRepository::Sync(bool all) {
 }
 
 void SharedRepository::Run() {
-  using Clock = std::chrono::steady_clock;
-  auto last_sync = Clock::now(), next_try = Clock::now(), last_tick = Clock::now();
+  auto last_sync = clock_->Now(), next_try = clock_->Now(), last_tick = clock_->Now();
   bool pending_requests = true;
   while (!stop_) {
     if (session_ == nullptr || PQstatus(session_->raw()) != CONNECTION_OK) {
@@ -106,9 +107,9 @@ void SharedRepository::Run() {
         continue;
       }
       Sync(false);  // what was missed while the session was down
-      last_sync = Clock::now();
+      last_sync = clock_->Now();
     }
-    if (!signer_ && Clock::now() >= next_try) {
+    if (!signer_ && clock_->Now() >= next_try) {
       auto got = session_->Exec(std::string("SELECT pg_try_advisory_lock(") + kLeaseKey + ")");
       if (got.ok() && PQgetvalue(got->get(), 0, 0)[0] == 't') {
         signer_ = true;
@@ -116,7 +117,7 @@ void SharedRepository::Run() {
         Sync(false);
         pending_requests = true;
       }
-      next_try = Clock::now() + options_.lease_retry;
+      next_try = clock_->Now() + options_.lease_retry;
     }
     // Wait for a notification (or 200 ms), then take every one that came.
     pollfd p{PQsocket(session_->raw()), POLLIN, 0};
@@ -131,20 +132,20 @@ void SharedRepository::Run() {
       }
       PQfreemem(n);
     }
-    if (changed || Clock::now() - last_sync >= options_.resync) {
+    if (changed || clock_->Now() - last_sync >= options_.resync) {
       Sync(false);
-      last_sync = Clock::now();
+      last_sync = clock_->Now();
     }
     if (signer_) {
       // A session that died while idle shows here, before the signer acts on it.
       if (!session_->Exec("SELECT 1").ok()) continue;
-      if (pending_requests || Clock::now() - last_tick >= std::chrono::seconds(1)) {
+      if (pending_requests || clock_->Now() - last_tick >= std::chrono::seconds(1)) {
         AnswerRequests();
         pending_requests = false;
       }
-      if (Clock::now() - last_tick >= std::chrono::seconds(1)) {
+      if (clock_->Now() - last_tick >= std::chrono::seconds(1)) {
         if (callbacks_.on_signer_tick) callbacks_.on_signer_tick();
-        last_tick = Clock::now();
+        last_tick = clock_->Now();
       }
     }
   }
@@ -189,12 +190,12 @@ std::optional<ForwardedAnswer> SharedRepository::Forward(const std::string& body
   }
   // Withdrawn at the deadline unless the signer took it; once taken, its answer is
   // awaited (a change is never made without the operator hearing of it).
-  auto deadline = std::chrono::steady_clock::now() + options_.forward_timeout;
+  auto deadline = clock_->Now() + options_.forward_timeout;
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto* conn = db_->connection();
-      if (std::chrono::steady_clock::now() >= deadline) {
+      if (clock_->Now() >= deadline) {
         auto withdrawn =
             conn->Exec("DELETE FROM signer_requests WHERE id = $1 AND NOT taken", {id});
         if (withdrawn.ok() && std::string_view(PQcmdTuples(withdrawn->get())) == "1") {

@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/env.h"
 #include "online/repo_db.h"
 #include "server/repository_host.h"
@@ -44,9 +45,10 @@ class SharedRepository final : public RepositoryHost {
 
   // Connects (twice: changes and pulls; the session that listens and holds the lease) and
   // pulls the whole repository into `repo_dir` before it returns.
+  // Its waits and timeouts are measured on `clock`.
   static Result<std::unique_ptr<SharedRepository>> Open(const std::string& conninfo, Env* env,
-                                                        std::string repo_dir, std::string instance,
-                                                        Options options);
+                                                        Clock* clock, std::string repo_dir,
+                                                        std::string instance, Options options);
   ~SharedRepository() override;
 
   // Starts the thread (once the callbacks' targets exist); Stop() joins it (and gives the
@@ -62,7 +64,7 @@ class SharedRepository final : public RepositoryHost {
   std::int64_t generation() const { return have_; }
 
  private:
-  SharedRepository(std::unique_ptr<online::RepoDb> db, Env* env, std::string repo_dir,
+  SharedRepository(std::unique_ptr<online::RepoDb> db, Env* env, Clock* clock, std::string repo_dir,
                    std::string instance, std::string conninfo, Options options);
   void Run();
   bool Connect();       // the session: LISTEN, and the lease to try for
@@ -71,6 +73,7 @@ class SharedRepository final : public RepositoryHost {
 
   std::unique_ptr<online::RepoDb> db_;  // under mu_
   Env* env_;
+  Clock* clock_;
   const std::string dir_, instance_, conninfo_;
   const Options options_;
   Callbacks callbacks_;
