@@ -9,6 +9,7 @@ namespace qp::server {
 Result<std::unique_ptr<Server>> Server::Open(const ServerConfig& config, Env* env, Clock* clock) {
   QP_ASSIGN_OR_RETURN(auto store, OpenReportStore(config.database));
   std::unique_ptr<Server> s(new Server());
+  s->config_ = config;
   if (config.shared_repository) {
     if (config.database.rfind("postgresql:", 0) != 0 &&
         config.database.rfind("postgres:", 0) != 0) {
@@ -28,7 +29,7 @@ Result<std::unique_ptr<Server>> Server::Open(const ServerConfig& config, Env* en
   s->service_ = std::make_unique<FleetService>(config, std::move(store), env, clock);
   if (s->shared_) s->service_->UseRepositoryHost(s->shared_.get());
   s->files_ = std::make_unique<RepositoryFiles>(config.repo_dir);
-  s->http_ = std::make_unique<HttpServer>(config, s->service_.get(), s->files_.get());
+  s->http_ = std::make_unique<HttpServer>(s->config_, s->service_.get(), s->files_.get());
   return s;
 }
 
