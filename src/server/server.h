@@ -34,7 +34,7 @@ class Server {
 
  private:
   Server() = default;
-  ServerConfig config_;  // the HTTP server keeps a reference to it
+  ServerConfig config_;                       // the HTTP server keeps a reference to it
   std::unique_ptr<SharedRepository> shared_;  // outlives the service and the HTTP server
   std::unique_ptr<FleetService> service_;
   std::unique_ptr<RepositoryFiles> files_;
