@@ -208,7 +208,9 @@ Result<RepoGeneration> RepoDb::Pull(Env* env, const std::string& repo_dir, std::
   }();
   (void)conn_->Exec("COMMIT");
   if (!read.ok()) return read.error();
-  auto& [now, files] = *read;
+  // No structured binding: a lambda below refers to `files` (clang refuses that in C++20).
+  const RepoGeneration now = read->first;
+  PgResult& files = read->second;
   std::vector<int> order;
   for (int i = 0; i < PQntuples(files.get()); ++i) order.push_back(i);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
