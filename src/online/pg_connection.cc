@@ -63,6 +63,14 @@ Result<PgResult> PgConnection::ExecBinary(const std::string& sql,
   return Check(std::move(r), sql);
 }
 
+Status PgConnection::CreateSchema(const std::string& sql) {
+  QP_RETURN_IF_ERROR(Exec("SELECT pg_advisory_lock(7391)"));
+  auto made = Exec(sql);
+  (void)Exec("SELECT pg_advisory_unlock(7391)");
+  if (!made.ok()) return made.error();
+  return OkStatus();
+}
+
 Result<std::string> PgConnection::Bytea(PGresult* r, int row, int column) {
   std::size_t length = 0;
   unsigned char* raw =

@@ -33,6 +33,9 @@ class PgConnection {
   // Parameters as given, binary where `binary[i]` (bytea), results in text.
   Result<PgResult> ExecBinary(const std::string& sql, const std::vector<std::string_view>& args,
                               const std::vector<bool>& binary);
+  // Runs a schema's statements (CREATE ... IF NOT EXISTS) under an advisory lock, so that
+  // instances starting at once do not race to create the same tables.
+  Status CreateSchema(const std::string& sql);
   // The value of a bytea column of a text-format result.
   static Result<std::string> Bytea(PGresult* r, int row, int column);
 

@@ -20,7 +20,7 @@ CREATE TABLE IF NOT EXISTS repo_generations (
   timestamp_sha256 TEXT NOT NULL, pushed_by TEXT NOT NULL, pushed_at TIMESTAMPTZ NOT NULL);
 )SQL";
 
-// Serialises pushes (a transaction-scoped advisory lock) and schema creation.
+// Serialises pushes (a transaction-scoped advisory lock).
 constexpr const char* kPushLock = "SELECT pg_advisory_xact_lock(7392)";
 
 const std::string kTimestamp = "metadata/timestamp.json";
@@ -84,10 +84,7 @@ bool IsRepoFilePath(const std::string& path) {
 
 Result<std::unique_ptr<RepoDb>> RepoDb::Open(const std::string& conninfo) {
   QP_ASSIGN_OR_RETURN(auto conn, PgConnection::Open(conninfo));
-  QP_RETURN_IF_ERROR(conn->Exec("SELECT pg_advisory_lock(7392)"));
-  auto made = conn->Exec(kSchema);
-  (void)conn->Exec("SELECT pg_advisory_unlock(7392)");
-  if (!made.ok()) return made.error();
+  QP_RETURN_IF_ERROR(conn->CreateSchema(kSchema));
   return std::unique_ptr<RepoDb>(new RepoDb(std::move(conn)));
 }
 

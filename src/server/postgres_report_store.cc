@@ -211,14 +211,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     return done;
   }
 
-  Status Init() {
-    // Concurrent servers may create the schema at once: serialise on an advisory lock.
-    QP_RETURN_IF_ERROR(Exec("SELECT pg_advisory_lock(7391)"));
-    auto r = Exec(kSchema);
-    (void)Exec("SELECT pg_advisory_unlock(7391)");
-    if (!r.ok()) return r.error();
-    return OkStatus();
-  }
+  Status Init() { return conn_->CreateSchema(kSchema); }
 
   Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) override {
     Pending p;

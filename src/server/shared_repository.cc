@@ -37,10 +37,7 @@ Result<std::unique_ptr<SharedRepository>> SharedRepository::Open(const std::stri
                                                                  std::string instance,
                                                                  Options options) {
   QP_ASSIGN_OR_RETURN(auto db, online::RepoDb::Open(conninfo));
-  QP_RETURN_IF_ERROR(db->connection()->Exec("SELECT pg_advisory_lock(7392)"));
-  auto made = db->connection()->Exec(kSchema);
-  (void)db->connection()->Exec("SELECT pg_advisory_unlock(7392)");
-  if (!made.ok()) return made.error();
+  QP_RETURN_IF_ERROR(db->connection()->CreateSchema(kSchema));
   std::unique_ptr<SharedRepository> s(new SharedRepository(
       std::move(db), env, clock, std::move(repo_dir), std::move(instance), conninfo, options));
   // Everything, whatever the directory held (a change made here and never pushed, before
