@@ -62,7 +62,7 @@ Result<std::uint64_t> ByteReader::Varint(const char* what) {
 
 Result<std::int64_t> ByteReader::SignedVarint(const char* what) {
   QP_ASSIGN_OR_RETURN(std::uint64_t u, Varint(what));
-  return static_cast<std::int64_t>(u >> 1) ^ -static_cast<std::int64_t>(u & 1);
+  return ZigZagDecode(u);
 }
 
 Result<std::uint64_t> ByteReader::BoundedVarint(const char* what, std::uint64_t max) {

@@ -11,6 +11,11 @@
 
 namespace qp::delta {
 
+// The signed value of a zigzag-encoded varint.
+inline std::int64_t ZigZagDecode(std::uint64_t u) {
+  return static_cast<std::int64_t>(u >> 1) ^ -static_cast<std::int64_t>(u & 1);
+}
+
 // Fixed-width little-endian access to bytes already in memory (1 to 8 bytes; the caller
 // has checked the bounds).
 inline std::uint64_t LoadLe(const std::uint8_t* p, int bytes) {

@@ -7,6 +7,7 @@
 #include "core/memory_file.h"
 #include "delta/byte_io.h"
 #include "delta/file_delta_format.h"
+#include "delta/suffix_index.h"
 
 namespace qp::delta {
 namespace {
@@ -75,13 +76,16 @@ Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.add - off));
       const std::uint64_t old_at = static_cast<std::uint64_t>(c.old_pos) + off;
       const std::uint8_t* o = old_data.data() + old_at;
-      region.assign(o, o + n);
       auto new_bytes = new_data.subspan(static_cast<std::size_t>(new_pos + off), n);
-      if (predictor)
+      if (predictor) {
+        region.assign(o, o + n);
         QP_RETURN_IF_ERROR(predictor->PredictForDiff(old_at, new_pos + off, region, new_bytes));
-      for (std::size_t i = 0; i < n; ++i) {
-        diff->push_back(static_cast<std::uint8_t>(new_bytes[i] - region[i]));
+        o = region.data();
       }
+      const std::size_t at = diff->size();
+      diff->resize(at + n);
+      std::uint8_t* d = diff->data() + at;
+      for (std::size_t i = 0; i < n; ++i) d[i] = static_cast<std::uint8_t>(new_bytes[i] - o[i]);
     }
     new_pos += c.add + c.copy;
   }
@@ -148,6 +152,18 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   return w.Take();
 }
 
+// True when every block the predictor would use lies where it lay (old offset = new offset).
+bool NothingMoved(const std::vector<Control>& controls) {
+  std::uint64_t new_pos = 0;
+  for (const Control& c : controls) {
+    if (c.add >= Predictor::kMinBlock && static_cast<std::uint64_t>(c.old_pos) != new_pos) {
+      return false;
+    }
+    new_pos += c.add + c.copy;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
@@ -171,15 +187,24 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
   // The learned transforms also predict the fields of the ELF's address tables, of the
   // kinds the patch's table mask names.
-  const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
-  if ((tables & ~ElfLayout::kAllTables) != 0) {
+  if ((options.tables & ~ElfLayout::kAllTables) != 0) {
     return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
   }
-  std::vector<Control> controls = MatchFiles(old_data, new_data, options.threads, options.progress);
+  std::vector<Control> controls;
+  const bool near = MatchNearIdentical(old_data, new_data, &controls);
+  if (near) {
+    if (options.progress) options.progress(new_data.size(), new_data.size());
+    // Prediction re-aims references by how their targets moved; where no block moved,
+    // it would predict every byte as it was, so it is not run (nor by the applier).
+    if (NothingMoved(controls)) transform = kTransformNone;
+  } else {
+    controls = MatchFiles(old_data, new_data, options.threads, options.progress);
+  }
+  const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
   QP_ASSIGN_OR_RETURN(
       std::vector<std::uint8_t> payload,
       EncodePayload(old_data, new_data, controls, transform, tables, options.compress));
-  if (transform == kTransformArm64 && TransformFor(new_data) == Transform::kArm64) {
+  if (!near && transform == kTransformArm64 && TransformFor(new_data) == Transform::kArm64) {
     // AArch64 code is matched a second time as if its references had not moved (the
     // predictor moves them): whole functions then match where their calls and addresses
     // changed (libnode's patch is a quarter smaller), but lookalike functions can be

@@ -48,6 +48,11 @@ struct FileDiffOptions {
 // Largest old or new file the engine diffs or applies (suffix array indices are 32-bit).
 inline constexpr std::uint64_t kMaxFileSize = (std::uint64_t{1} << 31) - 1;
 
+// The memory an applier needs for any patch, whatever the file sizes, is bounded: see
+// docs/patch-format.md ("Memory"). kApplyMemoryBound is what the project holds itself to on
+// a 300 MB file (large_file_test).
+inline constexpr std::uint64_t kApplyMemoryBound = std::uint64_t{64} << 20;
+
 // Returns the payload that turns `old_data` into `new_data`. kTooLarge past kMaxFileSize.
 Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
                                            std::span<const std::uint8_t> new_data,

@@ -2,6 +2,7 @@
 // one and the payload in bounded memory.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
 #include "core/memory_file.h"
 #include "delta/byte_io.h"
@@ -109,6 +110,8 @@ class DiffReader {
   bool trailing_ = false;
 };
 
+constexpr std::int64_t kMaxSeek = std::int64_t{1} << 36;
+
 Error ControlError(std::uint64_t index, const std::string& what) {
   return Error(ErrorCode::kCorrupt, "control " + std::to_string(index) + ": " + what);
 }
@@ -205,38 +208,56 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                                st.name);
   };
 
-  // Controls, all of them, validated against the sizes before any output.
-  std::vector<Control> controls;
-  {
+  // The controls are read twice, streaming: first all of them, validated against the sizes
+  // before any output (and, with a transform, gathered into the predictor's blocks), then
+  // again while the file is written. Memory holds the blocks, never the controls.
+  auto read_controls =
+      [&](const std::function<Status(const Control&, std::uint64_t)>& fn) -> Status {
     QP_ASSIGN_OR_RETURN(auto dec, open(0));
-    // Memory grows with what is actually decoded, never with what a header declares: a
-    // few bytes of patch claiming gigabytes of controls cost nothing.
-    QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> raw, ReadStream(*dec, ctrl_info.raw_len));
-    ByteReader cr(raw);
-    controls.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(count, raw.size() / 3)));
+    VarintStream cr(std::move(dec), ctrl_info.raw_len);
     std::int64_t old_pos = 0;
     std::uint64_t add_total = 0, copy_total = 0;
     for (std::uint64_t i = 0; i < count; ++i) {
-      auto seek = cr.SignedVarint("control");
-      auto add = cr.BoundedVarint("control", new_size);
-      auto copy = cr.BoundedVarint("control", new_size);
-      if (!seek.ok() || !add.ok() || !copy.ok()) return ControlError(i, "truncated or malformed");
-      old_pos += *seek;
+      auto seek = cr.Next("control");
+      auto add = cr.Next("control");
+      auto copy = cr.Next("control");
+      if (!seek.ok() || !add.ok() || !copy.ok() || *add > new_size || *copy > new_size) {
+        return ControlError(i, "truncated or malformed");
+      }
+      const std::int64_t step = ZigZagDecode(*seek);
+      // No valid seek comes near 2^36; the bound keeps the position from overflowing.
+      if (step > kMaxSeek || step < -kMaxSeek) return ControlError(i, "seeks too far");
+      old_pos += step;
       if (*add > 0 && (old_pos < 0 || static_cast<std::uint64_t>(old_pos) + *add > old_size)) {
         return ControlError(i, "reads outside the source file");
       }
-      add_total += *add;
-      copy_total += *copy;
-      if (add_total > diff_len || copy_total > extra_info.raw_len) {
+      if (*add > diff_len - add_total || *copy > extra_info.raw_len - copy_total) {
         return ControlError(i, "runs past the end of the new file");
       }
-      controls.push_back(Control{*add, *copy, old_pos});
+      QP_RETURN_IF_ERROR(fn(Control{*add, *copy, old_pos}, add_total + copy_total));
+      add_total += *add;
+      copy_total += *copy;
       old_pos += static_cast<std::int64_t>(*add);
     }
-    if (cr.remaining() != 0) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
+    if (!cr.exhausted()) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
+    QP_RETURN_IF_ERROR(cr.Finish());
     if (add_total != diff_len || copy_total != extra_info.raw_len) {
       return Error(ErrorCode::kCorrupt, "controls do not cover the new file");
     }
+    return OkStatus();
+  };
+  std::vector<Predictor::Block> blocks;
+  const Status validated = read_controls([&](const Control& c, std::uint64_t new_pos) {
+    if (transform != kTransformNone) Predictor::AddBlock(c, new_pos, &blocks);
+    return OkStatus();
+  });
+  QP_RETURN_IF_ERROR(validated);
+  // The predictor first: it reads the old file's tables before the decoders take their
+  // windows, so that the two never add up.
+  std::unique_ptr<Predictor> predictor;
+  if (transform != kTransformNone) {
+    QP_ASSIGN_OR_RETURN(predictor, Predictor::Create(static_cast<Transform>(transform), old_file,
+                                                     std::move(blocks), tables));
   }
 
   std::unique_ptr<DiffReader> diff;
@@ -254,24 +275,18 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
                            std::move(values)));
   }
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
-  std::unique_ptr<Predictor> predictor;
-  if (transform != kTransformNone) {
-    QP_ASSIGN_OR_RETURN(predictor, Predictor::Create(static_cast<Transform>(transform), old_file,
-                                                     controls, tables));
-  }
 
   Sha256 hasher;
   std::vector<std::uint8_t> old_buf(kDeltaChunk), diff_buf(kDeltaChunk);
-  std::uint64_t new_pos = 0;
-  for (std::size_t i = 0; i < controls.size(); ++i) {
-    const Control& c = controls[i];
+  std::uint64_t new_pos = 0, index = 0;
+  auto apply = [&](const Control& c, std::uint64_t) -> Status {
     std::uint64_t done = 0;
     while (done < c.add) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.add - done));
       std::uint64_t at = static_cast<std::uint64_t>(c.old_pos) + done;
       std::span<std::uint8_t> ob(old_buf.data(), n);
       QP_ASSIGN_OR_RETURN(std::size_t read, old_file.ReadAt(at, ob));
-      if (read != n) return ControlError(i, "source file shorter than expected");
+      if (read != n) return ControlError(index, "source file shorter than expected");
       std::span<std::uint8_t> db(diff_buf.data(), n);
       QP_RETURN_IF_ERROR(diff->Read(db));
       if (predictor) {
@@ -294,7 +309,11 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       done += n;
     }
     new_pos += c.copy;
-  }
+    ++index;
+    return OkStatus();
+  };
+  const Status applied = read_controls(apply);
+  QP_RETURN_IF_ERROR(applied);
   QP_RETURN_IF_ERROR(diff->Finish());
   QP_RETURN_IF_ERROR(extra->Finish());
   FileApplyResult result{new_pos, hasher.Finish(), {}};

@@ -20,25 +20,26 @@ constexpr std::size_t kMapCandidates = 64;
 
 }  // namespace
 
+void Predictor::AddBlock(const Control& c, std::uint64_t new_pos, std::vector<Block>* blocks) {
+  if (c.add < kMinBlock) return;
+  // Offsets and sizes are below 2^31 (kMaxFileSize), checked by both sides before this.
+  const auto begin = static_cast<std::uint32_t>(c.old_pos);
+  blocks->push_back(
+      Block{begin, static_cast<std::uint32_t>(begin + c.add), static_cast<std::uint32_t>(new_pos)});
+}
+
 Predictor::Predictor(Transform transform, std::uint64_t old_size, ElfLayout layout,
-                     const std::vector<Control>& controls)
-    : transform_(transform), old_size_(old_size), layout_(std::move(layout)) {
-  std::uint64_t new_pos = 0;
-  blocks_.reserve(controls.size());
-  for (const Control& c : controls) {
-    // Short blocks are usually accidental matches; their offsets predict nothing reliable.
-    if (c.add >= 16) {
-      auto begin = static_cast<std::uint64_t>(c.old_pos);
-      blocks_.push_back(Block{begin, begin + c.add, new_pos});
-    }
-    new_pos += c.add + c.copy;
-  }
+                     std::vector<Block> blocks)
+    : transform_(transform),
+      old_size_(old_size),
+      layout_(std::move(layout)),
+      blocks_(std::move(blocks)) {
   std::stable_sort(blocks_.begin(), blocks_.end(),
                    [](const Block& a, const Block& b) { return a.old_begin < b.old_begin; });
   if (transform_ != Transform::kX86Branches) {
     learned_ = std::make_unique<TargetTable>(old_size);
     max_end_.resize(blocks_.size());
-    std::uint64_t m = 0;
+    std::uint32_t m = 0;
     for (std::size_t k = 0; k < blocks_.size(); ++k)
       max_end_[k] = m = std::max(m, blocks_[k].old_end);
   }
@@ -87,6 +88,19 @@ Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
                                                      RandomAccessFile& old_file,
                                                      const std::vector<Control>& controls,
                                                      std::uint8_t tables) {
+  std::vector<Block> blocks;
+  std::uint64_t new_pos = 0;
+  for (const Control& c : controls) {
+    AddBlock(c, new_pos, &blocks);
+    new_pos += c.add + c.copy;
+  }
+  return Create(transform, old_file, std::move(blocks), tables);
+}
+
+Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
+                                                     RandomAccessFile& old_file,
+                                                     std::vector<Block> blocks,
+                                                     std::uint8_t tables) {
   if (transform == Transform::kNone) {
     return Error(ErrorCode::kInvalidArgument, "no predictor for transform 0");
   }
@@ -97,7 +111,8 @@ Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
     QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables, transform == Transform::kArm64));
     if (transform == Transform::kArm64) layout.SetSearchTableArrays();
   }
-  return std::make_unique<Predictor>(transform, old_file.Size(), std::move(layout), controls);
+  return std::make_unique<Predictor>(transform, old_file.Size(), std::move(layout),
+                                     std::move(blocks));
 }
 
 bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const {

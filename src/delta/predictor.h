@@ -84,14 +84,32 @@ struct PredictionStats {
 
 class Predictor {
  public:
-  // Controls carry absolute old positions; the new position of each block is implied.
+  // A matched block: old [old_begin, old_end) went to new_begin. 16 bytes, since the
+  // applier keeps one for every block of the file (offsets are below 2^31).
+  struct Block {
+    std::uint32_t old_begin, old_end, new_begin;
+    // What the last reference into the block missed its prediction by (learning
+    // transforms): where the block was matched to the wrong place, its next references
+    // are set right.
+    std::int32_t correction = 0;
+  };
+  // Short blocks are usually accidental matches; their offsets predict nothing reliable.
+  static constexpr std::uint64_t kMinBlock = 16;
+  // Appends the block of a control (one with an `add` run of at least kMinBlock bytes)
+  // written at new offset `new_pos`.
+  static void AddBlock(const Control& c, std::uint64_t new_pos, std::vector<Block>* blocks);
+
+  // `blocks` in control order, as AddBlock makes them (the constructor sorts them).
   // `layout` describes the old file (the learned transforms; kX86Branches ignores it).
   Predictor(Transform transform, std::uint64_t old_size, ElfLayout layout,
-            const std::vector<Control>& controls);
+            std::vector<Block> blocks);
   ~Predictor();
 
   // Reads what the transform needs of the old file (its ELF layout, with the address
   // tables of the kinds in `tables`) and builds the predictor. kInvalidArgument for kNone.
+  static Result<std::unique_ptr<Predictor>> Create(Transform transform, RandomAccessFile& old_file,
+                                                   std::vector<Block> blocks, std::uint8_t tables);
+  // The same from controls (absolute old positions; each block's new position is implied).
   static Result<std::unique_ptr<Predictor>> Create(Transform transform, RandomAccessFile& old_file,
                                                    const std::vector<Control>& controls,
                                                    std::uint8_t tables);
@@ -140,14 +158,6 @@ class Predictor {
   std::uint64_t Actual(std::size_t k, int width) const;
 
  private:
-  struct Block {
-    std::uint64_t old_begin, old_end, new_begin;
-    // What the last reference into the block missed its prediction by (learning
-    // transforms): where the block was matched to the wrong place, its next references
-    // are set right.
-    std::int32_t correction = 0;
-  };
-
   // The walk over one chunk: address tables field by field, the rest as code.
   Status Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk);
   void WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
@@ -166,7 +176,7 @@ class Predictor {
   std::uint64_t old_size_;
   ElfLayout layout_;
   std::vector<Block> blocks_;           // sorted by old_begin
-  std::vector<std::uint64_t> max_end_;  // learning: the greatest old_end of blocks_[0..k]
+  std::vector<std::uint32_t> max_end_;  // learning: the greatest old_end of blocks_[0..k]
   std::unique_ptr<TargetTable> learned_;
   std::int64_t addend_shift_ = 0, pointer_shift_ = 0, search_shift_ = 0;
   std::vector<std::uint8_t> original_;  // the current chunk's old bytes, unpredicted

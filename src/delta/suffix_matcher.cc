@@ -4,49 +4,101 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <cstring>
 #include <thread>
 
-#include "delta/file_delta.h"
+#include "delta/suffix_index.h"
 
 namespace qp::delta {
 namespace {
 
-using Bytes = std::span<const std::uint8_t>;
-
-std::int64_t MatchLength(Bytes a, Bytes b) {
-  std::size_t n = std::min(a.size(), b.size());
-  std::size_t i = 0;
+// How many bytes `a` and `b` share from the start, given that they share `from`; eight
+// at a time.
+std::size_t CommonPrefix(Bytes a, Bytes b, std::size_t from) {
+  static_assert(std::endian::native == std::endian::little,
+                "the first differing byte is the lowest");
+  const std::size_t n = std::min(a.size(), b.size());
+  std::size_t i = from;
+  while (i + 8 <= n) {
+    std::uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    if (x != y) return i + static_cast<std::size_t>(__builtin_ctzll(x ^ y) / 8);
+    i += 8;
+  }
   while (i < n && a[i] == b[i]) ++i;
-  return static_cast<std::int64_t>(i);
+  return i;
+}
+}  // namespace
+
+SuffixIndex::SuffixIndex(Bytes old) : old_(old), sa_(std::max<std::size_t>(old.size(), 1)) {
+  if (!old.empty()) divsufsort(old.data(), sa_.data(), static_cast<saidx_t>(old.size()));
+  k_ = old.size() >= (std::size_t{4} << 20) ? 3 : old.size() >= (std::size_t{64} << 10) ? 2 : 1;
+  const std::size_t buckets = std::size_t{1} << (8 * k_);
+  starts_.assign(buckets + 1, 0);
+  // A suffix shorter than k sorts just before the suffixes that extend it with zeros, so it
+  // is counted with them: every range stays contiguous in the array.
+  for (std::size_t i = 0; i < old.size(); ++i) ++starts_[Key(old.subspan(i)) + 1];
+  for (std::size_t b = 0; b < buckets; ++b) starts_[b + 1] += starts_[b];
 }
 
-// Longest match of `target` among the suffixes of `old` (binary search over the array).
-std::int64_t Search(const std::int32_t* sa, Bytes old, Bytes target, std::int64_t st,
-                    std::int64_t en, std::int64_t* pos) {
-  while (en - st >= 2) {
-    std::int64_t x = st + (en - st) / 2;
-    std::size_t off = static_cast<std::size_t>(sa[x]);
-    std::size_t n = std::min(old.size() - off, target.size());
-    if (std::memcmp(old.data() + off, target.data(), n) < 0) {
-      st = x;
-    } else {
-      en = x;
+std::size_t SuffixIndex::Key(Bytes s) const {
+  std::size_t key = 0;
+  for (int i = 0; i < k_; ++i) {
+    key = key << 8 | (static_cast<std::size_t>(i) < s.size() ? s[static_cast<std::size_t>(i)] : 0);
+  }
+  return key;
+}
+
+std::int64_t SuffixIndex::Search(Bytes target, std::int64_t* pos) const {
+  std::int64_t st = 0, en = static_cast<std::int64_t>(old_.size()) - 1;
+  if (target.size() >= static_cast<std::size_t>(k_)) {
+    // The narrowest non-empty range of a prefix of the target: its k bytes, else fewer.
+    std::size_t key = Key(target);
+    for (int len = k_; len > 0; --len) {
+      const int drop = 8 * (k_ - len);
+      const std::size_t b = key >> drop << drop, e = b + (std::size_t{1} << drop);
+      if (starts_[e] > starts_[b]) {
+        st = static_cast<std::int64_t>(starts_[b]);
+        en = static_cast<std::int64_t>(starts_[e]) - 1;
+        break;
+      }
     }
   }
-  std::int64_t x = MatchLength(old.subspan(static_cast<std::size_t>(sa[st])), target);
-  std::int64_t y = MatchLength(old.subspan(static_cast<std::size_t>(sa[en])), target);
-  if (x > y) {
-    *pos = sa[st];
-    return x;
+  // Binary search that remembers how much of the target each bound shares: the bytes
+  // both bounds share are not compared again, so a search costs about log2(range) steps
+  // plus the match length, not their product.
+  auto suffix = [&](std::int64_t i) {
+    return old_.subspan(static_cast<std::size_t>(sa_[static_cast<std::size_t>(i)]));
+  };
+  std::size_t lo = CommonPrefix(suffix(st), target, 0);
+  std::size_t hi = st == en ? lo : CommonPrefix(suffix(en), target, 0);
+  while (en - st >= 2) {
+    const std::int64_t x = st + (en - st) / 2;
+    const Bytes s = suffix(x);
+    const std::size_t k = CommonPrefix(s, target, std::min(lo, hi));
+    // The suffix sorts before the target if it ends first or has the smaller byte there;
+    // equal (the target ends first, or both do) counts as not before.
+    const bool before = k < target.size() && (k == s.size() || s[k] < target[k]);
+    if (before) {
+      st = x;
+      lo = k;
+    } else {
+      en = x;
+      hi = k;
+    }
   }
-  *pos = sa[en];
-  return y;
+  if (lo > hi) {
+    *pos = sa_[static_cast<std::size_t>(st)];
+    return static_cast<std::int64_t>(lo);
+  }
+  *pos = sa_[static_cast<std::size_t>(en)];
+  return static_cast<std::int64_t>(hi);
 }
 
-// bsdiff 4's scan, over new[begin, end). Emits controls with absolute old positions.
-void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, std::int64_t end,
+void ScanSlice(const SuffixIndex& index, Bytes old, Bytes nw, std::int64_t begin, std::int64_t end,
                std::vector<Control>* out, std::atomic<std::uint64_t>* done) {
   const std::int64_t oldsize = static_cast<std::int64_t>(old.size());
   std::int64_t scan = begin, len = 0, pos = 0;
@@ -61,10 +113,8 @@ void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, 
       if (oldsize == 0) {
         len = 0;
       } else {
-        len =
-            Search(sa, old,
-                   nw.subspan(static_cast<std::size_t>(scan), static_cast<std::size_t>(end - scan)),
-                   0, oldsize - 1, &pos);
+        len = index.Search(
+            nw.subspan(static_cast<std::size_t>(scan), static_cast<std::size_t>(end - scan)), &pos);
       }
       for (; scsc < scan + len; scsc++) {
         if (scsc + lastoffset < oldsize && scsc + lastoffset >= 0 &&
@@ -139,16 +189,11 @@ void ScanSlice(const std::int32_t* sa, Bytes old, Bytes nw, std::int64_t begin, 
   if (done != nullptr) done->fetch_add(static_cast<std::uint64_t>(end - reported));
 }
 
-}  // namespace
-
 std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
                                 std::span<const std::uint8_t> new_data, int threads,
                                 const ProgressFn& progress) {
-  std::vector<std::int32_t> sa(std::max<std::size_t>(old_data.size(), 1));
-  if (!old_data.empty()) {
-    divsufsort(old_data.data(), sa.data(), static_cast<saidx_t>(old_data.size()));
-  }
   const std::int64_t n = static_cast<std::int64_t>(new_data.size());
+  const SuffixIndex index(old_data);
   // Slices of at least 4 MiB: splitting costs a little at each seam.
   int slices = static_cast<int>(std::clamp<std::int64_t>(n / (4 << 20), 1, std::max(threads, 1)));
   std::vector<std::vector<Control>> parts(static_cast<std::size_t>(slices));
@@ -158,7 +203,7 @@ std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
   for (int i = 0; i < slices; ++i) {
     std::int64_t b = n * i / slices, e = n * (i + 1) / slices;
     workers.emplace_back([&, b, e, i] {
-      ScanSlice(sa.data(), old_data, new_data, b, e, &parts[static_cast<std::size_t>(i)], &done);
+      ScanSlice(index, old_data, new_data, b, e, &parts[static_cast<std::size_t>(i)], &done);
       running.fetch_sub(1);
     });
   }

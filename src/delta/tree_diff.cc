@@ -1,6 +1,9 @@
 // Building .qpatch files (see tree_patch.h).
 
+#include <algorithm>
 #include <map>
+#include <memory>
+#include <span>
 
 #include "core/durable_file.h"
 #include "delta/byte_io.h"
@@ -11,6 +14,32 @@
 
 namespace qp::delta {
 namespace {
+
+// A file's bytes, read without first zero-filling a buffer as large as the file (a browser
+// engine is 300 MB; filling it costs as much as reading it).
+class FileBytes {
+ public:
+  static Result<FileBytes> Read(Env* env, const std::string& path) {
+    QP_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
+    FileBytes out;
+    out.size_ = file->Size();
+    if (out.size_ > kMaxFileSize) {
+      return Error(ErrorCode::kTooLarge, "read " + path + ": " + std::to_string(out.size_) +
+                                             " bytes exceeds the limit of " +
+                                             std::to_string(kMaxFileSize));
+    }
+    out.data_ = std::make_unique_for_overwrite<std::uint8_t[]>(std::max<std::size_t>(out.size_, 1));
+    QP_ASSIGN_OR_RETURN(std::size_t n,
+                        file->ReadAt(0, std::span<std::uint8_t>(out.data_.get(), out.size_)));
+    if (n != out.size_) return Error(ErrorCode::kIo, "read " + path + ": the file shrank");
+    return out;
+  }
+  std::span<const std::uint8_t> bytes() const { return {data_.get(), size_}; }
+
+ private:
+  std::unique_ptr<std::uint8_t[]> data_;
+  std::size_t size_ = 0;
+};
 
 // "usr/lib/libfoo.so.1.2" -> "usr/lib/libfoo.so.#.#": names that differ only in version
 // digits map to the same key.
@@ -110,14 +139,15 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
         }
       }
     }
-    QP_ASSIGN_OR_RETURN(auto new_data,
-                        ReadFileLimited(env, ResolveEntryPath(new_root, e.path), kMaxFileSize));
+    QP_ASSIGN_OR_RETURN(FileBytes new_file,
+                        FileBytes::Read(env, ResolveEntryPath(new_root, e.path)));
+    const std::span<const std::uint8_t> new_data = new_file.bytes();
     std::vector<std::uint8_t> delta;
     RecordOp delta_op = RecordOp::kDelta;
     if (source != nullptr) {
-      QP_ASSIGN_OR_RETURN(
-          auto old_data,
-          ReadFileLimited(env, ResolveEntryPath(old_root, source->path), kMaxFileSize));
+      QP_ASSIGN_OR_RETURN(FileBytes old_file,
+                          FileBytes::Read(env, ResolveEntryPath(old_root, source->path)));
+      const std::span<const std::uint8_t> old_data = old_file.bytes();
       QP_ASSIGN_OR_RETURN(delta, DiffFile(old_data, new_data, options.diff));
       // Gzip files: a delta of the contents, when gzip -9n rebuilds the file exactly.
       if (auto gz = DiffGzipped(old_data, new_data, options.diff);
@@ -127,6 +157,13 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
       }
     }
     // Whole content: tried cheaply first; the thorough encoders run only if it could win.
+    // A delta under 1/256 of the file is kept without trying (a 90 MB library would take
+    // longer to compress than its near-identical delta takes to make).
+    if (source != nullptr && delta.size() * 256 < new_data.size()) {
+      add_record(delta_op, e.path, source->path, delta);
+      ++stats.files_changed;
+      continue;
+    }
     CompressOptions fast{true, false, 3, false};
     std::vector<std::uint8_t> full = EncodeFull(CompressBest(new_data, fast), new_data.size());
     if (source == nullptr || delta.size() * 3 > full.size()) {
