@@ -9,17 +9,83 @@
 # libnode's diff time against bsdiff's (issue 21's figures). Then whole package trees against
 # debdelta, Debian's package delta tool (its figures from testdata/README.md).
 #
-#   bench/delta_bench.sh [--quick]     --quick: skip the 47 MB libnode pair
+# --large: browser engines instead (issue 23): chromium 150 -> 156 and libwebkit2gtk-4.1
+# deb12u1 -> deb12u2, fetched with apt-get download (a version that has left the archive is
+# reported and its pair skipped), against HDiffPatch (hdiffz -m-6 -SD -c-lzma2-9-16m) if it
+# is installed, else bsdiff (about 25 minutes and 5 GB on chromium), in the same run.
+#
+#   bench/delta_bench.sh [--quick | --large]     --quick: skip the 47 MB libnode pair
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0
+quick=0 large=0
 [ "${1:-}" = "--quick" ] && quick=1
+[ "${1:-}" = "--large" ] && large=1
 
 scripts/setup.sh >/dev/null
 qp=build/release/src/apps/quietpatch-delta
 corpus=testdata/debs
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# run OUT_VAR cmd...: wall seconds and peak MB of one command, "s MB"
+measure() {
+  local out
+  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err"; } 2>&1 ) || {
+    echo "command failed: $*" >&2; cat "$work/err" >&2; exit 1; }
+  tail -n 1 "$work/err" | awk '{printf "%.2f %d", $1, $2/1024}'
+}
+verify() { cmp -s "$1" "$2" || { echo "MISMATCH: $3 did not rebuild $2" >&2; exit 1; }; }
+
+if [ $large -eq 1 ]; then
+  cache=${XDG_CACHE_HOME:-$HOME/.cache}/quietpatch-bench
+  mkdir -p "$cache"
+  if command -v hdiffz >/dev/null && command -v hpatchz >/dev/null; then peer=HDiffPatch; else peer=bsdiff; fi
+  # name | package | old version | new version | file | HDiffPatch's bytes and diff seconds
+  # as the issue measured them (another machine: for reference beside the run's own peer)
+  large_pairs=(
+    "chromium 150->156|chromium|150.0.7871.100-1~deb12u1|156.0.8078.114-1~deb12u1|usr/lib/chromium/chromium|58609657|171"
+    "libwebkit2gtk-4.1 u1->u2|libwebkit2gtk-4.1-0|2.50.6-1~deb12u1|2.50.6-1~deb12u2|usr/lib/x86_64-linux-gnu/libwebkit2gtk-4.1.so.0.19.9|120|0.7"
+  )
+  printf "%-26s %-11s %11s %8s %8s %8s %8s\n" pair tool bytes diff_s diff_MB apply_s apply_MB
+  for p in "${large_pairs[@]}"; do
+    IFS='|' read -r name pkg oldv newv file ref_bytes ref_s <<<"$p"
+    missing=0
+    for v in "$oldv" "$newv"; do
+      deb=$(ls "$cache/${pkg}_${v//:/%3a}_"*.deb 2>/dev/null | head -n 1 || true)
+      if [ -z "$deb" ]; then
+        (cd "$cache" && apt-get download "$pkg=$v" >/dev/null 2>&1) || true
+        deb=$(ls "$cache/${pkg}_${v//:/%3a}_"*.deb 2>/dev/null | head -n 1 || true)
+      fi
+      if [ -z "$deb" ]; then echo "missing: $pkg $v is not in the archive any more; $name skipped"; missing=1; continue; fi
+      rm -rf "$work/$v"; dpkg-deb -x "$deb" "$work/$v"
+    done
+    [ $missing -eq 1 ] && continue
+    old="$work/$oldv/$file"; new="$work/$newv/$file"; t="$work/t"; rm -rf "$t"; mkdir "$t"
+    d=$(measure "$qp" diff "$old" "$new" "$t/qp.qpatch")
+    a=$(measure "$qp" apply "$old" "$t/qp.qpatch" "$t/qp.out"); verify "$t/qp.out" "$new" quietpatch
+    qb=$(stat -c %s "$t/qp.qpatch"); qd=${d%% *}
+    printf "%-26s %-11s %11d %8s %8s %8s %8s\n" "$name" quietpatch "$qb" $d $a
+    rm -f "$t/qp.out"
+    if [ $peer = HDiffPatch ]; then
+      pd=$(measure hdiffz -m-6 -SD -c-lzma2-9-16m -f "$old" "$new" "$t/peer.patch")
+      pa=$(measure hpatchz -f "$old" "$t/peer.patch" "$t/peer.out")
+    else
+      pd=$(measure bsdiff "$old" "$new" "$t/peer.patch")
+      pa=$(measure bspatch "$old" "$t/peer.out" "$t/peer.patch")
+    fi
+    verify "$t/peer.out" "$new" $peer
+    pb=$(stat -c %s "$t/peer.patch")
+    printf "%-26s %-11s %11d %8s %8s %8s %8s\n" "" $peer "$pb" $pd $pa
+    printf "%-26s %-11s %11d %8s   (the issue's figures, another machine)\n" "" "HDiffPatch*" "$ref_bytes" "$ref_s"
+    printf "%-26s quietpatch/%s: bytes %.3f, diff time %.2f; quietpatch/HDiffPatch* bytes %.3f\n" "" $peer \
+      "$(awk -v a=$qb -v b=$pb 'BEGIN{print a/b}')" "$(awk -v a=$qd -v b=${pd%% *} 'BEGIN{print a/b}')" \
+      "$(awk -v a=$qb -v b=$ref_bytes 'BEGIN{print a/b}')"
+    rm -rf "$t" "$work/$oldv" "$work/$newv"
+  done
+  echo "goals: chromium patch <= 0.85x HDiffPatch's, diff <= 2x its time and <= 4096 MB, apply <= 64 MB;"
+  echo "       webkit diff <= 2 s, patch <= HDiffPatch's + 100 bytes"
+  exit 0
+fi
 
 for deb in "$corpus"/*.deb; do
   dpkg-deb -x "$deb" "$work/$(basename "$deb" .deb)"
@@ -45,15 +111,6 @@ file_pairs() {
   done
 }
 mapfile -t pairs < <(file_pairs amd64 x86_64-linux-gnu 21033 228359 29612 193171 34125 255666 51073 694916)
-
-# run OUT_VAR cmd...: wall seconds and peak MB of one command, "s MB"
-measure() {
-  local out
-  out=$( { /usr/bin/time -f "%e %M" "$@" >/dev/null 2>"$work/err"; } 2>&1 ) || {
-    echo "command failed: $*" >&2; cat "$work/err" >&2; exit 1; }
-  tail -n 1 "$work/err" | awk '{printf "%.2f %d", $1, $2/1024}'
-}
-verify() { cmp -s "$1" "$2" || { echo "MISMATCH: $3 did not rebuild $2" >&2; exit 1; }; }
 
 # run_pairs PAIR...: one table of file pairs (bytes, times, memory per tool) and its totals;
 # sets sum_qp, sum_best, sum_bsdiff, worst_ratio and worst_bsdiff. A pair without an

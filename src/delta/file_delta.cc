@@ -2,7 +2,9 @@
 #include "delta/file_delta.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include "core/memory_file.h"
 #include "delta/byte_io.h"
@@ -97,7 +99,7 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
                                                 std::span<const std::uint8_t> new_data,
                                                 const std::vector<Control>& controls,
                                                 std::uint8_t transform, std::uint8_t tables,
-                                                const CompressOptions& compress) {
+                                                const CompressOptions& compress, int threads) {
   std::vector<std::uint8_t> diff, extra;
   std::uint64_t add_total = 0, copy_total = 0;
   for (const Control& c : controls) {
@@ -117,27 +119,41 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
 
   std::vector<std::uint8_t> ctrl_raw = EncodeControls(controls);
   SparseDiff sparse = SplitDiff(diff);
-  std::vector<std::pair<EncodedStream, std::uint64_t>> diff_streams;
-  for (auto* part : {&sparse.gaps, &sparse.runs, &sparse.values}) {
-    diff_streams.emplace_back(CompressBest(*part, compress), part->size());
-  }
-  std::uint8_t layout = kLayoutSparse;
-  // The dense form is tried too where it is affordable; the smaller wins.
-  if (diff.size() <= (16u << 20)) {
-    std::size_t sparse_size = 0;
-    for (const auto& d : diff_streams) sparse_size += d.first.bytes.size() + 12;
-    EncodedStream dense = CompressBest(diff, compress);
-    if (dense.bytes.size() + 4 < sparse_size) {
-      layout = kLayoutDense;
-      diff_streams.clear();
-      diff_streams.emplace_back(std::move(dense), diff.size());
+  // Every stream is compressed at once, `threads` at a time, largest first; the dense form
+  // of the differences is tried too where it is affordable (the smaller layout wins).
+  const bool try_dense = diff.size() <= (16u << 20);
+  std::vector<const std::vector<std::uint8_t>*> inputs = {&ctrl_raw, &sparse.gaps, &sparse.runs,
+                                                          &sparse.values, &extra};
+  if (try_dense) inputs.push_back(&diff);
+  std::vector<EncodedStream> encoded(inputs.size());
+  std::vector<std::size_t> order(inputs.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t x, std::size_t y) { return inputs[x]->size() > inputs[y]->size(); });
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
+      encoded[order[k]] = CompressBest(*inputs[order[k]], compress);
     }
-  }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::max(threads, 1); ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
 
+  std::uint8_t layout = kLayoutSparse;
   std::vector<std::pair<EncodedStream, std::uint64_t>> streams;
-  streams.emplace_back(CompressBest(ctrl_raw, compress), ctrl_raw.size());
-  for (auto& d : diff_streams) streams.push_back(std::move(d));
-  streams.emplace_back(CompressBest(extra, compress), extra.size());
+  streams.emplace_back(std::move(encoded[0]), ctrl_raw.size());
+  std::size_t sparse_size = 0;
+  for (std::size_t i = 1; i <= 3; ++i) sparse_size += encoded[i].bytes.size() + 12;
+  if (try_dense && encoded[5].bytes.size() + 4 < sparse_size) {
+    layout = kLayoutDense;
+    streams.emplace_back(std::move(encoded[5]), diff.size());
+  } else {
+    for (std::size_t i = 1; i <= 3; ++i)
+      streams.emplace_back(std::move(encoded[i]), inputs[i]->size());
+  }
+  streams.emplace_back(std::move(encoded[4]), extra.size());
 
   ByteWriter w;
   w.U8(transform);
@@ -191,7 +207,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
     return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
   }
   std::vector<Control> controls;
-  const bool near = MatchNearIdentical(old_data, new_data, &controls);
+  const bool near = options.near_identical && MatchNearIdentical(old_data, new_data, &controls);
   if (near) {
     if (options.progress) options.progress(new_data.size(), new_data.size());
     // Prediction re-aims references by how their targets moved; where no block moved,
@@ -201,9 +217,9 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
     controls = MatchFiles(old_data, new_data, options.threads, options.progress);
   }
   const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
-  QP_ASSIGN_OR_RETURN(
-      std::vector<std::uint8_t> payload,
-      EncodePayload(old_data, new_data, controls, transform, tables, options.compress));
+  QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> payload,
+                      EncodePayload(old_data, new_data, controls, transform, tables,
+                                    options.compress, options.threads));
   if (!near && transform == kTransformArm64 && TransformFor(new_data) == Transform::kArm64) {
     // AArch64 code is matched a second time as if its references had not moved (the
     // predictor moves them): whole functions then match where their calls and addresses
@@ -211,9 +227,9 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
     // matched to each other (libcrypto's is a few percent larger). The smaller payload wins.
     controls = MatchFiles(NormalizeArm64Code(old_data), NormalizeArm64Code(new_data),
                           options.threads, options.progress);
-    QP_ASSIGN_OR_RETURN(
-        std::vector<std::uint8_t> normalized,
-        EncodePayload(old_data, new_data, controls, transform, tables, options.compress));
+    QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> normalized,
+                        EncodePayload(old_data, new_data, controls, transform, tables,
+                                      options.compress, options.threads));
     if (normalized.size() < payload.size()) payload = std::move(normalized);
   }
   return payload;

@@ -42,6 +42,9 @@ struct FileDiffOptions {
   // The learned transforms: which kinds of ELF address table have their fields predicted
   // (a mask of 1 << ElfLayout::TableKind; all five by default).
   std::uint8_t tables = 0x1f;
+  // The short path for nearly identical files (suffix_index.h: MatchNearIdentical); off, every
+  // file is matched whole (tests of the whole-file matcher; comparisons).
+  bool near_identical = true;
   ProgressFn progress;
 };
 

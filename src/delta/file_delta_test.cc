@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <random>
@@ -13,6 +14,7 @@
 #include "delta/file_delta_format.h"
 #include "delta/predictor.h"
 #include "delta/predictor_testing.h"
+#include "delta/suffix_index.h"
 
 namespace qp::delta {
 namespace {
@@ -88,9 +90,101 @@ TEST(FileDeltaTest, LargeInputUsesParallelSlices) {
   Bytes base = Random(9 << 20, 10);
   Bytes changed = base;
   for (std::size_t i = 0; i < changed.size(); i += 100000) changed[i] ^= 1;
+  FileDiffOptions whole = FastOptions();
+  whole.near_identical = false;  // the whole-file matcher, in slices
+  auto patch = DiffFile(base, changed, whole);
+  ASSERT_TRUE(patch.ok());
+  EXPECT_LT(patch->size(), 20000u);
+  auto rebuilt = ApplyFileDeltaToMemory(base, *patch);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_TRUE(*rebuilt == changed);
+}
+
+// Nearly identical files take the short path: anchors by hashing, gaps matched locally.
+// Same-place edits, insertions and a deletion (alignments change), and a moved block.
+TEST(NearIdenticalTest, FindsAnchorsAndMatchesOnlyTheGaps) {
+  Bytes old_data = Random(4 << 20, 11);
+  Bytes new_data = old_data;
+  std::mt19937 rng(12);
+  for (int i = 0; i < 40; ++i) new_data[rng() % new_data.size()] ^= 0x5a;
+  for (int i = 0; i < 8; ++i) {
+    std::size_t at = rng() % new_data.size();
+    Bytes ins = Random(1 + rng() % 300, 100 + i);
+    new_data.insert(new_data.begin() + static_cast<std::ptrdiff_t>(at), ins.begin(), ins.end());
+  }
+  new_data.erase(new_data.begin() + 1000000, new_data.begin() + 1000500);
+  std::vector<Control> controls;
+  ASSERT_TRUE(MatchNearIdentical(old_data, new_data, &controls));
+  // The controls cover the new file exactly and read inside the old one.
+  std::uint64_t covered = 0;
+  for (const Control& c : controls) {
+    ASSERT_GE(c.old_pos, 0);
+    ASSERT_LE(static_cast<std::uint64_t>(c.old_pos) + c.add, old_data.size());
+    covered += c.add + c.copy;
+  }
+  EXPECT_EQ(covered, new_data.size());
   std::size_t size = 0;
-  ExpectRoundTrip(base, changed, &size);
-  EXPECT_LT(size, 20000u);
+  ExpectRoundTrip(old_data, new_data, &size);
+  EXPECT_LT(size, 8000u);  // the edits' bytes and the inserted ones, not the file
+}
+
+TEST(NearIdenticalTest, UnrelatedOrSmallFilesTakeTheWholePath) {
+  std::vector<Control> controls;
+  EXPECT_FALSE(MatchNearIdentical(Random(4 << 20, 13), Random(4 << 20, 14), &controls));
+  EXPECT_FALSE(MatchNearIdentical(Random(100000, 15), Random(100000, 15), &controls));
+  EXPECT_TRUE(controls.empty());
+}
+
+// Where nothing moved, no prediction is recorded (it would predict every byte as it was),
+// and the applier runs none either.
+TEST(NearIdenticalTest, AnElfFileWhoseBlocksDidNotMoveCarriesNoTransform) {
+  Bytes old_data = Random(2 << 20, 16);
+  WriteElfHeader(old_data, {{0, 0x400000, old_data.size()}});
+  Bytes new_data = old_data;
+  for (std::size_t i = 5000; i < new_data.size(); i += 300000) new_data[i] ^= 1;
+  auto patch = DiffFile(old_data, new_data, FastOptions());
+  ASSERT_TRUE(patch.ok());
+  ASSERT_FALSE(patch->empty());
+  EXPECT_EQ((*patch)[0], kTransformNone);
+  auto rebuilt = ApplyFileDeltaToMemory(old_data, *patch);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_TRUE(*rebuilt == new_data);
+}
+
+// The suffix search returns a real match at least as long as one planted in the old file,
+// for each size of prefix table (1, 2 and 3 bytes), and the longest one on a small file
+// checked by brute force.
+TEST(SuffixIndexTest, SearchFindsTheLongestMatch) {
+  for (std::size_t n : {std::size_t{3000}, std::size_t{200000}, std::size_t{5} << 20}) {
+    Bytes old_data(n);
+    std::mt19937 rng(static_cast<unsigned>(n));
+    for (auto& b : old_data) b = static_cast<std::uint8_t>("ACGT\0\xff"[rng() % 6]);
+    SuffixIndex index(old_data);
+    for (int t = 0; t < 300; ++t) {
+      const std::size_t at = rng() % (n - 64), planted = 1 + rng() % 60;
+      Bytes target(old_data.begin() + static_cast<std::ptrdiff_t>(at),
+                   old_data.begin() + static_cast<std::ptrdiff_t>(at + planted));
+      for (int k = 0; k < 8; ++k) target.push_back(static_cast<std::uint8_t>(rng()));
+      std::int64_t pos = -1;
+      const std::int64_t len = index.Search(target, &pos);
+      ASSERT_GE(len, static_cast<std::int64_t>(planted));
+      ASSERT_GE(pos, 0);
+      ASSERT_LE(static_cast<std::size_t>(pos + len), n);
+      ASSERT_TRUE(std::equal(target.begin(), target.begin() + len, old_data.begin() + pos));
+      if (n <= 3000) {
+        std::int64_t best = 0;
+        for (std::size_t p = 0; p < n; ++p) {
+          std::int64_t l = 0;
+          while (p + static_cast<std::size_t>(l) < n &&
+                 static_cast<std::size_t>(l) < target.size() &&
+                 old_data[p + static_cast<std::size_t>(l)] == target[static_cast<std::size_t>(l)])
+            ++l;
+          best = std::max(best, l);
+        }
+        ASSERT_EQ(len, best);
+      }
+    }
+  }
 }
 
 // A synthetic x86-64 "binary": calls whose targets move by a different amount than the

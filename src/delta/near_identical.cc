@@ -42,7 +42,7 @@ std::size_t Slot(std::uint64_t h, std::size_t mask) {
   return static_cast<std::size_t>((h * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
 }
 
-std::int64_t Forward(Bytes old, Bytes nw, std::int64_t o, std::int64_t n) {
+std::int64_t Forward(ByteView old, ByteView nw, std::int64_t o, std::int64_t n) {
   const std::int64_t limit =
       std::min(static_cast<std::int64_t>(old.size()) - o, static_cast<std::int64_t>(nw.size()) - n);
   std::int64_t i = 0;
@@ -60,7 +60,7 @@ std::int64_t Forward(Bytes old, Bytes nw, std::int64_t o, std::int64_t n) {
 
 // The anchors of `nw` in `old`, in new order, not overlapping; empty if the files are too
 // different for the short path to pay (checked as the walk goes, so that it gives up early).
-std::vector<Anchor> FindAnchors(Bytes old, Bytes nw) {
+std::vector<Anchor> FindAnchors(ByteView old, ByteView nw) {
   // The index of the old file's blocks, built when first needed: a file that kept its
   // layout is walked by comparison alone.
   std::vector<std::uint32_t> table;  // old block offset + 1, 0 for empty
@@ -152,7 +152,7 @@ std::vector<Anchor> FindAnchors(Bytes old, Bytes nw) {
 
 }  // namespace
 
-bool MatchNearIdentical(Bytes old, Bytes nw, std::vector<Control>* out) {
+bool MatchNearIdentical(ByteView old, ByteView nw, std::vector<Control>* out) {
   // Small files are matched whole quickly enough, and more closely.
   if (old.size() < (std::size_t{1} << 20) || nw.size() < (std::size_t{1} << 20)) return false;
   std::vector<Anchor> found = FindAnchors(old, nw);
@@ -184,11 +184,11 @@ bool MatchNearIdentical(Bytes old, Bytes nw, std::vector<Control>* out) {
     const std::int64_t lo = std::max<std::int64_t>(0, std::min(ob, oe) - kSlack);
     const std::int64_t hi = std::min(osize, std::max(ob, oe) + (ne - nb) + kSlack);
     if (hi - lo > kMaxWindow) return false;
-    Bytes window = old.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo));
-    Bytes bytes = nw.subspan(static_cast<std::size_t>(nb), static_cast<std::size_t>(ne - nb));
+    ByteView window = old.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo));
+    ByteView bytes = nw.subspan(static_cast<std::size_t>(nb), static_cast<std::size_t>(ne - nb));
     SuffixIndex index(window);
     std::vector<Control> part;
-    ScanSlice(index, window, bytes, 0, ne - nb, &part, nullptr);
+    ScanSlice(index, window, bytes, 0, ne - nb, 8, &part, nullptr);
     for (Control c : part) {
       c.old_pos += lo;
       controls.push_back(c);

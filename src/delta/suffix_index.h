@@ -11,7 +11,7 @@
 
 namespace qp::delta {
 
-using Bytes = std::span<const std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
 
 // The suffix array of an old file (libdivsufsort) with an index of where each k-byte
 // prefix's suffixes lie in it, so that a search starts inside the range of suffixes that
@@ -20,30 +20,32 @@ using Bytes = std::span<const std::uint8_t>;
 // 64 MiB, for files of 4 MiB and more).
 class SuffixIndex {
  public:
-  explicit SuffixIndex(Bytes old);
+  explicit SuffixIndex(ByteView old);
   // Longest match of `target` among the suffixes of the old file: its length, and in
   // `*pos` where it starts. The old file must not be empty.
-  std::int64_t Search(Bytes target, std::int64_t* pos) const;
+  std::int64_t Search(ByteView target, std::int64_t* pos) const;
 
  private:
-  std::size_t Key(Bytes s) const;
+  std::size_t Key(ByteView s) const;
 
-  Bytes old_;
+  ByteView old_;
   std::vector<std::int32_t> sa_;
   int k_ = 2;
   std::vector<std::uint32_t> starts_;  // old sizes are below 2^31
 };
 
 // bsdiff 4's scan over new[begin, end) against the indexed old file; appends controls (with
-// absolute old positions) that cover exactly that range. `done` (may be null) counts the new
-// bytes scanned.
-void ScanSlice(const SuffixIndex& index, Bytes old, Bytes nw, std::int64_t begin, std::int64_t end,
-               std::vector<Control>* out, std::atomic<std::uint64_t>* done);
+// absolute old positions) that cover exactly that range. A match leaves the current
+// alignment when it is `margin` bytes better (bsdiff: 8). `done` (may be null) counts the
+// new bytes scanned.
+void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t begin,
+               std::int64_t end, std::int64_t margin, std::vector<Control>* out,
+               std::atomic<std::uint64_t>* done);
 
 // The short path for files that are mostly the same (a rebuild, a one-line fix): long
 // stretches equal under one alignment are found first by hashing, and only the gaps between
 // them are matched, each against a suffix index of the old bytes around it. Returns false
 // (and leaves `out` alone) when the files are not that alike.
-bool MatchNearIdentical(Bytes old, Bytes nw, std::vector<Control>* out);
+bool MatchNearIdentical(ByteView old, ByteView nw, std::vector<Control>* out);
 
 }  // namespace qp::delta
