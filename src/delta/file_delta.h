@@ -31,6 +31,16 @@ struct Control {
 // Called with (done, total) bytes of the new file while diffing; may be empty.
 using ProgressFn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
+// Largest old or new file the engine diffs or applies (suffix array indices are 32-bit).
+inline constexpr std::uint64_t kMaxFileSize = (std::uint64_t{1} << 31) - 1;
+
+// The memory an applier needs for a file delta does not grow with the file's size: the
+// streams' windows, the predictor's blocks (one per matched run of 16 bytes or more) and its
+// learned table (docs/patch-format.md, "Memory"). An applier refuses a payload that would
+// need more than its limit, counted before anything large is allocated; the differ writes
+// a payload over the limit without prediction (then it needs the windows alone).
+inline constexpr std::uint64_t kApplyMemoryBound = std::uint64_t{64} << 20;
+
 struct FileDiffOptions {
   CompressOptions compress;
   int threads = 2;  // matching threads for large files
@@ -45,16 +55,13 @@ struct FileDiffOptions {
   // The short path for nearly identical files (suffix_index.h: MatchNearIdentical); off, every
   // file is matched whole (tests of the whole-file matcher; comparisons).
   bool near_identical = true;
+  // x86-64: also match as if references had not moved (NormalizeX86Code) and keep the
+  // smaller payload. AArch64 always does.
+  bool normalized_matching = true;
+  // The most memory applying the payload may need (ApplyMemoryNeeded).
+  std::uint64_t apply_memory = kApplyMemoryBound;
   ProgressFn progress;
 };
-
-// Largest old or new file the engine diffs or applies (suffix array indices are 32-bit).
-inline constexpr std::uint64_t kMaxFileSize = (std::uint64_t{1} << 31) - 1;
-
-// The memory an applier needs for any patch, whatever the file sizes, is bounded: see
-// docs/patch-format.md ("Memory"). kApplyMemoryBound is what the project holds itself to on
-// a 300 MB file (large_file_test).
-inline constexpr std::uint64_t kApplyMemoryBound = std::uint64_t{64} << 20;
 
 // Returns the payload that turns `old_data` into `new_data`. kTooLarge past kMaxFileSize.
 Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_data,
@@ -80,7 +87,8 @@ struct FileApplyResult {
 // written.
 Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
                                        std::uint64_t offset, std::uint64_t length,
-                                       WritableFile& out);
+                                       WritableFile& out,
+                                       std::uint64_t memory_limit = kApplyMemoryBound);
 
 // The payload's header, checked for consistency (streams fill the payload, lengths add
 // up): what ApplyFileDelta reads first, and what `quietpatch-delta info` shows.
@@ -98,6 +106,12 @@ struct FileDeltaHeader {
 };
 Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64_t offset,
                                             std::uint64_t length);
+
+// What applying a payload with this header and `blocks` predictor blocks needs at most:
+// every stream's window (an LZMA2 stream's dictionary, 2^23 for zstd, none for raw) and
+// decoder state, the blocks (16 bytes each, 20 with learning) and the learned table, and
+// the fixed buffers.
+std::uint64_t ApplyMemoryNeeded(const FileDeltaHeader& header, std::uint64_t blocks);
 
 // In-memory convenience over ApplyFileDelta.
 Result<std::vector<std::uint8_t>> ApplyFileDeltaToMemory(std::span<const std::uint8_t> old_data,

@@ -110,6 +110,12 @@ class DiffReader {
   bool trailing_ = false;
 };
 
+Error MemoryError(std::uint64_t need, std::uint64_t limit) {
+  return Error(ErrorCode::kTooLarge, "applying this delta needs at least " +
+                                         std::to_string(need >> 20) + " MiB, over the limit of " +
+                                         std::to_string(limit >> 20) + " MiB");
+}
+
 constexpr std::int64_t kMaxSeek = std::int64_t{1} << 36;
 
 Error ControlError(std::uint64_t index, const std::string& what) {
@@ -186,9 +192,29 @@ Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64
   return h;
 }
 
+std::uint64_t ApplyMemoryNeeded(const FileDeltaHeader& h, std::uint64_t blocks) {
+  constexpr std::uint64_t kDecoderState = 256 << 10;  // zstd's context, LZMA's, buffers
+  constexpr std::uint64_t kFixed = 1 << 20;           // chunk buffers, varint buffers
+  std::uint64_t need = kFixed;
+  for (const auto& st : h.streams) {
+    need += kDecoderState;
+    if (st.codec == Codec::kLzma2 && st.params.size() == 2 && st.params[1] <= kMaxWindowLog) {
+      need += std::uint64_t{1} << st.params[1];
+    } else if (st.codec != Codec::kRaw) {
+      need += std::uint64_t{1} << kMaxWindowLog;
+    }
+  }
+  const bool learning = HasTableMask(h.transform);
+  if (h.transform != kTransformNone) {
+    need += blocks * (sizeof(Predictor::Block) + (learning ? sizeof(std::uint32_t) : 0));
+  }
+  if (learning) need += TargetTable::Bytes(h.old_size);
+  return need;
+}
+
 Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessFile& patch,
                                        std::uint64_t offset, std::uint64_t length,
-                                       WritableFile& out) {
+                                       WritableFile& out, std::uint64_t memory_limit) {
   QP_ASSIGN_OR_RETURN(FileDeltaHeader h, ReadFileDeltaHeader(patch, offset, length));
   if (h.old_size != old_file.Size()) {
     return Error(ErrorCode::kVerificationFailed, "delta expects a source of " +
@@ -246,12 +272,23 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     }
     return OkStatus();
   };
+  // The memory it needs, counted as the blocks are gathered: a payload that needs more than
+  // the limit is refused before it costs more than that.
+  if (ApplyMemoryNeeded(h, 0) > memory_limit)
+    return MemoryError(ApplyMemoryNeeded(h, 0), memory_limit);
   std::vector<Predictor::Block> blocks;
-  const Status validated = read_controls([&](const Control& c, std::uint64_t new_pos) {
-    if (transform != kTransformNone) Predictor::AddBlock(c, new_pos, &blocks);
+  const Status validated = read_controls([&](const Control& c, std::uint64_t new_pos) -> Status {
+    if (transform == kTransformNone) return OkStatus();
+    Predictor::AddBlock(c, new_pos, &blocks);
+    if ((blocks.size() & 0xffff) == 0 && ApplyMemoryNeeded(h, blocks.size()) > memory_limit) {
+      return MemoryError(ApplyMemoryNeeded(h, blocks.size()), memory_limit);
+    }
     return OkStatus();
   });
   QP_RETURN_IF_ERROR(validated);
+  if (ApplyMemoryNeeded(h, blocks.size()) > memory_limit) {
+    return MemoryError(ApplyMemoryNeeded(h, blocks.size()), memory_limit);
+  }
   // The predictor first: it reads the old file's tables before the decoders take their
   // windows, so that the two never add up.
   std::unique_ptr<Predictor> predictor;

@@ -151,6 +151,44 @@ TEST(NearIdenticalTest, AnElfFileWhoseBlocksDidNotMoveCarriesNoTransform) {
   EXPECT_TRUE(*rebuilt == new_data);
 }
 
+// Applying counts what a payload needs (windows, blocks, learned table) before it costs
+// that much, and refuses one over its limit; the differ writes a payload that would be over
+// its limit without prediction.
+TEST(FileDeltaTest, ApplyMemoryIsCountedAndLimited) {
+  Bytes old_data = Random(2 << 20, 17);
+  WriteElfHeader(old_data, {{0, 0x400000, old_data.size()}});
+  Bytes new_data = old_data;
+  Bytes ins = Random(100, 18);
+  new_data.insert(new_data.begin() + (1 << 20), ins.begin(), ins.end());  // blocks move
+  auto patch = DiffFile(old_data, new_data, FastOptions());
+  ASSERT_TRUE(patch.ok());
+  ASSERT_EQ((*patch)[0], kTransformX86Learned);
+  MemoryFile old_file(old_data), patch_file(*patch);
+  auto header = ReadFileDeltaHeader(patch_file, 0, patch->size());
+  ASSERT_TRUE(header.ok());
+  // Without blocks: the windows, the learned table (16,384 slots for 2 MiB) and buffers.
+  const std::uint64_t need = ApplyMemoryNeeded(*header, 0);
+  EXPECT_EQ(ApplyMemoryNeeded(*header, 10) - need, 10 * (sizeof(Predictor::Block) + 4));
+  Bytes out;
+  VectorSink sink(&out);
+  auto refused = ApplyFileDelta(old_file, patch_file, 0, patch->size(), sink, need - 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kTooLarge);
+  EXPECT_TRUE(out.empty());
+  ASSERT_TRUE(ApplyFileDelta(old_file, patch_file, 0, patch->size(), sink, need + (1 << 20)).ok());
+  EXPECT_TRUE(out == new_data);
+
+  // Below what prediction needs (its table alone is 128 KiB), above what the windows need.
+  FileDiffOptions tight = FastOptions();
+  tight.apply_memory = need - 1;
+  auto lean = DiffFile(old_data, new_data, tight);
+  ASSERT_TRUE(lean.ok()) << lean.error().ToString();
+  EXPECT_EQ((*lean)[0], kTransformNone);
+  auto rebuilt = ApplyFileDeltaToMemory(old_data, *lean);
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_TRUE(*rebuilt == new_data);
+}
+
 // The suffix search returns a real match at least as long as one planted in the old file,
 // for each size of prefix table (1, 2 and 3 bytes), and the longest one on a small file
 // checked by brute force.

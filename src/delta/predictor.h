@@ -205,5 +205,8 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span);
 // references moved still matches as a whole. The matched blocks are then diffed against
 // the real bytes.
 std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data);
+// The same for x86-64, in its sections of instructions: the displacements of relative calls
+// (a hash of the callee's first 8 bytes), jumps and RIP-relative operands (zero).
+std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data);
 
 }  // namespace qp::delta

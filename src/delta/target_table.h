@@ -13,8 +13,7 @@ namespace qp::delta {
 class TargetTable {
  public:
   explicit TargetTable(std::uint64_t old_size) {
-    std::size_t cap = 4096;
-    while (cap < (1u << 19) && cap < old_size / 128) cap <<= 1;
+    const std::size_t cap = Capacity(old_size);
     slots_.assign(cap, 0);
     mask_ = cap - 1;
     limit_ = cap / 4 * 3;
@@ -46,6 +45,14 @@ class TargetTable {
       if (k == 0) return;  // full: new keys are not learned
     }
   }
+
+  // The table's size for an old file: old_size / 128 slots, a power of two from 4,096 to 2^19.
+  static std::size_t Capacity(std::uint64_t old_size) {
+    std::size_t cap = 4096;
+    while (cap < (1u << 19) && cap < old_size / 128) cap <<= 1;
+    return cap;
+  }
+  static std::uint64_t Bytes(std::uint64_t old_size) { return Capacity(old_size) * 8; }
 
  private:
   std::size_t Hash(std::uint32_t key) const {

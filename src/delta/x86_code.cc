@@ -1,6 +1,9 @@
 // The x86-64 plug-in of the predictor: relative calls and jumps (E8, E9, 0F 80..8F), and
 // instructions with a RIP-relative memory operand, recognised by byte patterns (no full
 // decoder). docs/patch-format.md ("Transform 2") has the exact tables.
+#include <algorithm>
+
+#include "core/memory_file.h"
 #include "delta/byte_io.h"
 #include "delta/predictor.h"
 
@@ -156,6 +159,53 @@ void WalkX86Code(Predictor& p, const CodeSpan& span) {
             /*remember=*/true);
     i = end;
   }
+}
+
+std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data) {
+  std::vector<std::uint8_t> out(data.begin(), data.end());
+  MemoryFile file(data);
+  auto layout = ElfLayout::Read(file, 0, /*code=*/true);
+  if (!layout.ok()) return out;  // a memory file has no I/O errors; nothing to normalize
+  const std::uint8_t* d = data.data();
+  std::uint64_t code_end = 0;
+  bool in_code = false;
+  for (std::size_t i = 0; i + 5 <= data.size();) {
+    if (i >= code_end) in_code = layout->CodeAt(i, &code_end);
+    if (!in_code) {
+      i = static_cast<std::size_t>(std::min<std::uint64_t>(code_end, data.size()));
+      continue;
+    }
+    const std::size_t to = static_cast<std::size_t>(std::min<std::uint64_t>(code_end, data.size()));
+    std::size_t disp_at = 0, end = 0;
+    bool call = false;
+    if (d[i] == 0xE8 || d[i] == 0xE9) {
+      disp_at = i + 1;
+      end = i + 5;
+      call = d[i] == 0xE8;
+    } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
+      disp_at = i + 2;
+      end = i + 6;
+    } else if (!MatchRipRelative(d, i, to, &disp_at, &end)) {
+      ++i;
+      continue;
+    }
+    if (end > to) {
+      ++i;
+      continue;
+    }
+    const auto disp = static_cast<std::int32_t>(LoadLe(d + disp_at, 4));
+    const std::int64_t target = static_cast<std::int64_t>(end) + disp;
+    std::uint32_t value = 0;
+    if (call && target >= 0 && static_cast<std::uint64_t>(target) + 8 <= data.size()) {
+      // A call keeps the identity of what it calls: the callee's first 8 bytes, hashed.
+      std::uint32_t h = 2166136261u;
+      for (int k = 0; k < 8; ++k) h = (h ^ d[static_cast<std::size_t>(target) + k]) * 16777619u;
+      value = h;
+    }
+    StoreLe(out.data() + disp_at, value, 4);
+    i = end;
+  }
+  return out;
 }
 
 }  // namespace qp::delta
