@@ -15,9 +15,9 @@ namespace {
 
 constexpr std::size_t kInputChunk = 64 * 1024;
 
-int WindowLogFor(std::size_t n) {
+int WindowLogFor(std::size_t n, int max_log = kMaxWindowLog) {
   int log = 12;
-  while (log < kMaxWindowLog && (std::size_t{1} << log) < n) ++log;
+  while (log < std::min(max_log, kMaxWindowLog) && (std::size_t{1} << log) < n) ++log;
   return log;
 }
 
@@ -29,10 +29,10 @@ constexpr std::size_t kOutChunk = 1 << 20;
 constexpr std::size_t kSampleAbove = std::size_t{16} << 20;
 constexpr std::size_t kSample = std::size_t{4} << 20;
 
-std::vector<std::uint8_t> CompressZstd(std::span<const std::uint8_t> data, int level) {
+std::vector<std::uint8_t> CompressZstd(std::span<const std::uint8_t> data, int level, int max_log) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, WindowLogFor(data.size()));
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, WindowLogFor(data.size(), max_log));
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 0);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 0);
   std::vector<std::uint8_t> out;
@@ -109,12 +109,13 @@ EncodedStream CompressBest(std::span<const std::uint8_t> data, const CompressOpt
   auto run = [&](Candidate& c, std::span<const std::uint8_t> input) {
     c.result.codec = c.codec;
     if (c.codec == Codec::kZstd) {
-      c.result.bytes = CompressZstd(input, options.zstd_level);
+      c.result.bytes = CompressZstd(input, options.zstd_level, options.max_window_log);
     } else {
-      c.result.bytes =
-          CompressLzma2(input, c.lc, c.lp, c.pb, options.lzma_extreme, WindowLogFor(input.size()));
-      c.result.params = {static_cast<std::uint8_t>((c.pb * 5 + c.lp) * 9 + c.lc),
-                         static_cast<std::uint8_t>(WindowLogFor(input.size()))};
+      c.result.bytes = CompressLzma2(input, c.lc, c.lp, c.pb, options.lzma_extreme,
+                                     WindowLogFor(input.size(), options.max_window_log));
+      c.result.params = {
+          static_cast<std::uint8_t>((c.pb * 5 + c.lp) * 9 + c.lc),
+          static_cast<std::uint8_t>(WindowLogFor(input.size(), options.max_window_log))};
     }
   };
   auto run_all = [&](std::span<const std::uint8_t> input) {

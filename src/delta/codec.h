@@ -23,6 +23,8 @@ struct CompressOptions {
   bool try_lzma = true;
   int zstd_level = 19;
   bool lzma_extreme = true;
+  // The largest window this stream may take (12 to kMaxWindowLog): what its decoder holds.
+  int max_window_log = kMaxWindowLog;
 };
 
 // A compressed stream: its codec, the codec's parameter bytes, and the payload.

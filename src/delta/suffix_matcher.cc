@@ -80,9 +80,9 @@ std::int64_t SuffixIndex::Search(ByteView target, std::int64_t* pos) const {
     const std::int64_t x = st + (en - st) / 2;
     const ByteView s = suffix(x);
     const std::size_t k = CommonPrefix(s, target, std::min(lo, hi));
-    // The suffix sorts before the target if it ends first or has the smaller byte there;
-    // equal (the target ends first, or both do) counts as not before.
-    const bool before = k < target.size() && (k == s.size() || s[k] < target[k]);
+    // Before the target if it has the smaller byte where they differ; one that ends
+    // first counts as not before (bsdiff's memcmp over the shorter length).
+    const bool before = k < std::min(s.size(), target.size()) && s[k] < target[k];
     if (before) {
       st = x;
       lo = k;
