@@ -120,7 +120,6 @@ std::vector<Anchor> FindAnchors(ByteView old, ByteView nw) {
       }
       const std::int64_t len = Forward(old, nw, o, q);
       if (len >= static_cast<std::int64_t>(kMinResync)) {
-        p = q;
         add(q, o, len);
         resynced = true;
         break;
