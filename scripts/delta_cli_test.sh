@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # quietpatch-delta's command line on a real arm64 library (ctest delta_cli): `diff` makes a
-# format 3 patch with an AArch64 delta, `apply` rebuilds the new file exactly, and
+# compact (format 4) file patch with an AArch64 delta, `apply` rebuilds the new file exactly, and
 # `info --old` replays the delta and prints its predictions by kind; `info --old` with a
 # missing source says so instead of failing silently.
 set -euo pipefail
@@ -22,7 +22,7 @@ done
 cmp -s "$work/out" "$work/3.0.20/$lib" || fail "apply did not rebuild libssl.so.3"
 
 "$qp" info "$work/p.qpatch" --old "$work/3.0.17/$lib" > "$work/info"
-grep -q '^format version   3$' "$work/info" || fail "not a format 3 patch: $(cat "$work/info")"
+grep -q '^format version   4$' "$work/info" || fail "not a format 4 file patch: $(cat "$work/info")"
 grep -q 'transform aarch64 learned (tables 0x1f)' "$work/info" || fail "no AArch64 transform"
 # Every kind of reference the library has is replayed, most of them foreseen.
 for kind in 'a64 b/bl' 'a64 b.cond/cbz/tbz' 'a64 adrp pair' 'relocation' '.eh_frame'; do

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "core/durable_file.h"
 #include "core/memory_file.h"
 #include "core/test_data.h"
 #include "core/test_dir.h"
@@ -177,15 +178,23 @@ TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
   }
   EXPECT_LT(p3->size() * 2, p0->size()) << p3->size() << " vs " << p0->size();
 
-  // The container says version 3, which only readers of AArch64 deltas accept; an amd64
-  // patch stays at version 2.
+  // A tree patch holding it says version 3, which only readers of AArch64 deltas accept
+  // (an amd64 tree patch stays at version 2); a file patch has the compact header, 4.
   Env* env = Env::Default();
-  ASSERT_TRUE(BuildFilePatch(env, a + lib, b + lib, dir.Sub("arm64.qpatch"), TestOptions()).ok());
-  auto file = env->NewRandomAccessFile(dir.Sub("arm64.qpatch"));
-  ASSERT_TRUE(file.ok());
-  auto header = DecodePatchHeader(**file);
-  ASSERT_TRUE(header.ok());
-  EXPECT_EQ(header->version, 3);
+  for (const char* tree : {"ta", "tb"}) ASSERT_TRUE(MakeDirs(env, dir.Sub(tree)).ok());
+  WriteTestFile(dir.Sub("ta/libssl.so.3"), std::string(old_data.begin(), old_data.end()));
+  WriteTestFile(dir.Sub("tb/libssl.so.3"), std::string(new_data.begin(), new_data.end()));
+  ASSERT_TRUE(
+      BuildTreePatch(env, dir.Sub("ta"), dir.Sub("tb"), dir.Sub("arm64.qpatch"), TestOptions())
+          .ok());
+  ASSERT_TRUE(BuildFilePatch(env, a + lib, b + lib, dir.Sub("file.qpatch"), TestOptions()).ok());
+  for (const auto& [name, version] : {std::pair{"arm64.qpatch", 3}, {"file.qpatch", 4}}) {
+    auto file = env->NewRandomAccessFile(dir.Sub(name));
+    ASSERT_TRUE(file.ok());
+    auto header = DecodePatchHeader(**file);
+    ASSERT_TRUE(header.ok());
+    EXPECT_EQ(header->version, version) << name;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "core/memory_file.h"
@@ -18,26 +19,52 @@ struct SparseDiff {
   std::vector<std::uint8_t> gaps, runs, values;
 };
 
-SparseDiff SplitDiff(const std::vector<std::uint8_t>& diff) {
-  SparseDiff out;
-  ByteWriter gaps, runs;
-  std::size_t i = 0, n = diff.size();
-  while (i < n) {
-    std::size_t z = i;
-    while (z < n && diff[z] == 0) ++z;
-    if (z == n) break;  // trailing zeros are implied by the total length
-    std::size_t e = z;
-    while (e < n && diff[e] != 0) ++e;
-    gaps.Varint(z - i);
-    runs.Varint(e - z);
-    out.values.insert(out.values.end(), diff.begin() + static_cast<std::ptrdiff_t>(z),
-                      diff.begin() + static_cast<std::ptrdiff_t>(e));
-    i = e;
+// Splits difference bytes, fed in pieces, into the sparse layout's zero-runs, non-zero-runs
+// and values. Trailing zeros are implied by the total length and not written.
+class SparseSplitter {
+ public:
+  void Add(std::span<const std::uint8_t> d) {
+    std::size_t i = 0;
+    const std::size_t n = d.size();
+    while (i < n) {
+      if (run_ == 0) {
+        std::size_t z = i;
+        for (std::uint64_t word; z + 8 <= n; z += 8) {
+          std::memcpy(&word, d.data() + z, 8);
+          if (word != 0) break;
+        }
+        while (z < n && d[z] == 0) ++z;
+        zeros_ += z - i;
+        i = z;
+        if (i == n) break;
+      }
+      std::size_t e = i;
+      while (e < n && d[e] != 0) ++e;
+      values_.insert(values_.end(), d.begin() + static_cast<std::ptrdiff_t>(i),
+                     d.begin() + static_cast<std::ptrdiff_t>(e));
+      run_ += e - i;
+      i = e;
+      if (i < n) Close();
+    }
   }
-  out.gaps = gaps.Take();
-  out.runs = runs.Take();
-  return out;
-}
+
+  SparseDiff Finish() {
+    if (run_ > 0) Close();
+    return SparseDiff{gaps_.Take(), runs_.Take(), std::move(values_)};
+  }
+
+ private:
+  void Close() {
+    gaps_.Varint(zeros_);
+    runs_.Varint(run_);
+    zeros_ = 0;
+    run_ = 0;
+  }
+
+  ByteWriter gaps_, runs_;
+  std::vector<std::uint8_t> values_;
+  std::uint64_t zeros_ = 0, run_ = 0;
+};
 
 void WriteStreamHeader(ByteWriter& w, const EncodedStream& s, std::uint64_t raw_len) {
   w.U8(static_cast<std::uint8_t>(s.codec));
@@ -60,18 +87,19 @@ std::vector<std::uint8_t> EncodeControls(const std::vector<Control>& controls) {
 }
 
 // The difference bytes of every control's `add` run against the (predicted) old bytes,
-// appended to `diff`; chunked exactly as the applier chunks, so that both predict (and
-// learn) alike.
+// handed to `out` in pieces of at most kDeltaChunk bytes; chunked exactly as the applier
+// chunks, so that both predict (and learn) alike.
 Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::uint8_t> new_data,
                    const std::vector<Control>& controls, std::uint8_t transform,
-                   std::uint8_t tables, std::vector<std::uint8_t>* diff) {
+                   std::uint8_t tables,
+                   const std::function<void(std::span<const std::uint8_t>)>& out) {
   std::unique_ptr<Predictor> predictor;
   if (transform != kTransformNone) {
     MemoryFile old_file(old_data);
     QP_ASSIGN_OR_RETURN(predictor, Predictor::Create(static_cast<Transform>(transform), old_file,
                                                      controls, tables));
   }
-  std::vector<std::uint8_t> region;
+  std::vector<std::uint8_t> region, diff(kDeltaChunk);
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
     for (std::uint64_t off = 0; off < c.add; off += kDeltaChunk) {
@@ -84,10 +112,9 @@ Status Differences(std::span<const std::uint8_t> old_data, std::span<const std::
         QP_RETURN_IF_ERROR(predictor->PredictForDiff(old_at, new_pos + off, region, new_bytes));
         o = region.data();
       }
-      const std::size_t at = diff->size();
-      diff->resize(at + n);
-      std::uint8_t* d = diff->data() + at;
+      std::uint8_t* d = diff.data();
       for (std::size_t i = 0; i < n; ++i) d[i] = static_cast<std::uint8_t>(new_bytes[i] - o[i]);
+      out(std::span<const std::uint8_t>(d, n));
     }
     new_pos += c.add + c.copy;
   }
@@ -106,9 +133,17 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
     add_total += c.add;
     copy_total += c.copy;
   }
-  diff.reserve(add_total);
+  // The dense form of the differences is tried too where it is affordable (the smaller
+  // layout wins); past that, they are only ever held split.
+  const bool try_dense = add_total <= (16u << 20);
+  if (try_dense) diff.reserve(add_total);
   extra.reserve(copy_total);
-  QP_RETURN_IF_ERROR(Differences(old_data, new_data, controls, transform, tables, &diff));
+  SparseSplitter splitter;
+  QP_RETURN_IF_ERROR(Differences(old_data, new_data, controls, transform, tables,
+                                 [&](std::span<const std::uint8_t> d) {
+                                   splitter.Add(d);
+                                   if (try_dense) diff.insert(diff.end(), d.begin(), d.end());
+                                 }));
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
     new_pos += c.add;
@@ -118,10 +153,8 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   }
 
   std::vector<std::uint8_t> ctrl_raw = EncodeControls(controls);
-  SparseDiff sparse = SplitDiff(diff);
-  // Every stream is compressed at once, `threads` at a time, largest first; the dense form
-  // of the differences is tried too where it is affordable (the smaller layout wins).
-  const bool try_dense = diff.size() <= (16u << 20);
+  SparseDiff sparse = splitter.Finish();
+  // Every stream is compressed at once, `threads` at a time, largest first.
   std::vector<const std::vector<std::uint8_t>*> inputs = {&ctrl_raw, &sparse.gaps, &sparse.runs,
                                                           &sparse.values, &extra};
   if (try_dense) inputs.push_back(&diff);
@@ -154,7 +187,7 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   for (std::size_t i = 1; i <= 3; ++i) sparse_size += encoded[i].bytes.size() + 12;
   if (try_dense && encoded[5].bytes.size() + 4 < sparse_size) {
     layout = kLayoutDense;
-    streams.emplace_back(std::move(encoded[5]), diff.size());
+    streams.emplace_back(std::move(encoded[5]), add_total);
   } else {
     for (std::size_t i = 1; i <= 3; ++i)
       streams.emplace_back(std::move(encoded[i]), inputs[i]->size());
@@ -168,7 +201,7 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   w.Varint(new_data.size());
   w.Varint(controls.size());
   w.U8(layout);
-  w.Varint(diff.size());
+  w.Varint(add_total);
   for (const auto& [stream, raw_len] : streams) WriteStreamHeader(w, stream, raw_len);
   for (const auto& st : streams) w.Bytes(st.first.bytes);
   return w.Take();

@@ -1,8 +1,8 @@
-// The .qpatch container (format version 3; docs/patch-format.md is the specification):
+// The .qpatch container (format version 4; docs/patch-format.md is the specification):
 //
 //   fixed header   magic "QPATCH\r\n", u16 version, u8 kind, u8 reserved, u32 header length
-//   header         source digest, result digest, manifest, records
-//   header hash    SHA-256 of everything before it
+//   header         source digest, result digest (up to version 3), manifest, records
+//   header hash    SHA-256 of everything before it (version 4: its first 8 bytes)
 //   payloads       one per record that has one, at offsets the records give
 //
 // Decoding checks every length against the limits below before allocating, and checks
@@ -23,9 +23,14 @@ namespace qp::delta {
 inline constexpr char kQpatchMagic[8] = {'Q', 'P', 'A', 'T', 'C', 'H', '\r', '\n'};
 // Version 2 added file-delta transform 2 (learned x86 prediction), version 3 transform 3
 // (AArch64 prediction); older patches, which differ in nothing else, are still read. The
-// differ writes the oldest version that holds what a patch uses (3 only for a patch with an
-// AArch64 delta), so that agents that read version 2 still take every other patch.
-inline constexpr std::uint16_t kQpatchVersion = 3;
+// differ writes the oldest version that holds what a tree patch uses (3 only for a patch with
+// an AArch64 delta), so that agents that read version 2 still take every other patch.
+// Version 4 is the compact header: no stored result digest (it is the manifest's), an 8-byte
+// header check, and a file patch's single entry and records without paths. The differ writes
+// it for file patches, which agents never take (they install tree patches only).
+inline constexpr std::uint16_t kQpatchVersion = 4;
+inline constexpr std::uint16_t kQpatchVersionCompact = 4;
+inline constexpr std::uint16_t kQpatchVersionArm64 = 3;
 inline constexpr std::uint16_t kQpatchVersionX86 = 2;
 inline constexpr std::uint16_t kQpatchOldestVersion = 1;
 inline constexpr std::uint32_t kMaxHeaderLength = 64u << 20;
@@ -65,6 +70,9 @@ struct PatchHeader {
 
 // Serializes the header (fixed part, body and header hash). Payloads follow it.
 std::vector<std::uint8_t> EncodePatchHeader(const PatchHeader& header);
+
+// Bytes of the header check after the header body: 32 (the SHA-256), 8 from version 4.
+std::size_t HeaderCheckLength(std::uint16_t version);
 
 // Reads and validates the header of a patch file: magic, version (kUnsupported for a
 // version this build does not know), lengths within limits, header hash, manifest sorted and

@@ -82,7 +82,8 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
   for (const auto& e : new_m) new_by_path[e.path] = &e;
 
   PatchHeader header;
-  header.version = kQpatchVersionX86;
+  // Agents install tree patches only, so a file patch takes the compact header.
+  header.version = kind == PatchKind::kFile ? kQpatchVersionCompact : kQpatchVersionX86;
   header.kind = kind;
   header.source_digest = ManifestDigest(old_m);
   header.result_digest = ManifestDigest(new_m);
@@ -94,7 +95,7 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
     header.records.push_back(PatchRecord{op, path, source, payloads.size(), payload.size()});
     if ((op == RecordOp::kDelta || op == RecordOp::kGzipDelta) && !payload.empty() &&
         payload[0] == kTransformArm64) {
-      header.version = kQpatchVersion;
+      header.version = std::max(header.version, kQpatchVersionArm64);
     }
     payloads.insert(payloads.end(), payload.begin(), payload.end());
   };

@@ -173,6 +173,20 @@ TEST(TreePatchTest, FilePatchRoundTrip) {
   ASSERT_TRUE(BuildFilePatch(env, d.Sub("a"), d.Sub("b"), d.Sub("p"), Fast()).ok());
   ASSERT_TRUE(ApplyPatch(env, d.Sub("a"), d.Sub("p"), d.Sub("c"), {}).ok());
   EXPECT_EQ(ReadTestFile(d.Sub("c")), b);
+  // A file patch takes the compact header (version 4): source digest, mode, size and hash of
+  // the one file, one record of op, offset and length; an 8-byte check.
+  std::string p = ReadTestFile(d.Sub("p"));
+  ASSERT_EQ(p[8], kQpatchVersionCompact);
+  std::vector<std::uint8_t> bytes(p.begin(), p.end());
+  MemoryFile f(bytes);
+  auto h = DecodePatchHeader(f);
+  ASSERT_TRUE(h.ok()) << h.error().ToString();
+  ASSERT_EQ(h->manifest.size(), 1u);
+  EXPECT_EQ(h->manifest[0].path, ".");
+  EXPECT_EQ(h->result_digest, ManifestDigest(*ScanSingleFile(env, d.Sub("b"))));
+  ASSERT_EQ(h->records.size(), 1u);
+  EXPECT_EQ(h->records[0].source, ".");
+  EXPECT_LE(h->payload_start, 16u + 32 + 2 + 3 + 32 + 1 + 1 + 2 + 3 + 8);
 }
 
 TEST(TreePatchTest, WrongSourceIsRefusedAndLeavesNothing) {
@@ -246,11 +260,45 @@ TEST(TreePatchTest, UnknownVersionIsUnsupported) {
   TestDir d;
   Env* env = Env::Default();
   std::string p = BuildTestPatch(d);
-  p[8] = 4;
+  p[8] = 5;
   WriteTestFile(d.Sub("p2"), p);
   Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
   EXPECT_EQ(s.error().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(s.error().message().find("version 4"), std::string::npos);
+  EXPECT_NE(s.error().message().find("version 5"), std::string::npos);
+}
+
+// Tree patches stay at version 2 (agents that read 2 take them); the compact version 4 header
+// reads back the same tree patch, with the result digest taken from the manifest.
+TEST(TreePatchTest, CompactHeaderRoundTripsATreePatch) {
+  TestDir d;
+  Env* env = Env::Default();
+  std::string p = BuildTestPatch(d);
+  ASSERT_EQ(p[8], 2);
+  std::vector<std::uint8_t> original(p.begin(), p.end());
+  MemoryFile f(original);
+  auto h = DecodePatchHeader(f);
+  ASSERT_TRUE(h.ok()) << h.error().ToString();
+  PatchHeader compact = *h;
+  compact.version = kQpatchVersionCompact;
+  auto bytes = EncodePatchHeader(compact);
+  EXPECT_EQ(bytes.size() + 32 + 24, h->payload_start);  // no result digest; 8-byte check
+  bytes.insert(bytes.end(), p.begin() + static_cast<std::ptrdiff_t>(h->payload_start), p.end());
+  MemoryFile g(bytes);
+  auto back = DecodePatchHeader(g);
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(back->result_digest, h->result_digest);
+  EXPECT_EQ(back->manifest.size(), h->manifest.size());
+  EXPECT_EQ(back->records.size(), h->records.size());
+  WriteTestFile(d.Sub("p4"), std::string(bytes.begin(), bytes.end()));
+  Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p4"), d.Sub("out"), {});
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(ManifestDigest(*ScanTree(env, d.Sub("out"))), h->result_digest);
+  // Its 8-byte check still catches damage to the header.
+  bytes[20] ^= 1;
+  MemoryFile bad(bytes);
+  auto damaged = DecodePatchHeader(bad);
+  ASSERT_FALSE(damaged.ok());
+  EXPECT_NE(damaged.error().message().find("damaged"), std::string::npos);
 }
 
 TEST(TreePatchTest, VersionOnePatchesStillApply) {

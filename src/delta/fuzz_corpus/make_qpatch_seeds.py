@@ -2,7 +2,8 @@
 """Builds the qpatch_fuzzer seeds: the fuzzer's fixed old tree (as its Setup() writes it)
 and a new tree with every kind of change (renamed and changed library, transform-2 ELF
 delta, its transform-3 AArch64 twin, gzip-delta, symlink, mode, added and deleted files),
-patched with quietpatch-delta.
+patched with quietpatch-delta; and a file patch of the library (the compact header of
+format 4).
 
     src/delta/fuzz_corpus/make_qpatch_seeds.py build/release/src/apps/quietpatch-delta
 """
@@ -61,6 +62,12 @@ def main():
         if os.path.exists(seed):
             os.remove(seed)
         subprocess.run([qp, "diff", f"{t}/old", new, seed], check=True)
+        subprocess.run([qp, "info", seed], check=True)
+        seed = os.path.join(out_dir, "file.qpatch")
+        if os.path.exists(seed):
+            os.remove(seed)
+        subprocess.run([qp, "diff", f"{t}/old/lib/libfoo.so.1", f"{new}/lib/libfoo.so.2", seed],
+                       check=True)
         subprocess.run([qp, "info", seed], check=True)
 
 main()
