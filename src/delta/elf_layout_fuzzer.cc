@@ -1,6 +1,8 @@
-// Fuzzes the ELF reader: the input is taken as an old file. ElfLayout::Read must succeed
+// Fuzzes the ELF readers: the input is taken as an old file. ElfLayout::Read must succeed
 // (a memory file has no I/O errors) whatever the bytes, and every field it reports must lie
-// inside its table. (predictor_fuzzer runs the predictors over the same inputs.)
+// inside its table. The differ's symbol pairing, of the input with itself and with its
+// second half, must give sorted, disjoint functions inside both files. (predictor_fuzzer runs
+// the predictors over the same inputs.)
 #include <stdlib.h>
 
 #include <cstdint>
@@ -8,6 +10,7 @@
 
 #include "core/memory_file.h"
 #include "delta/elf_layout.h"
+#include "delta/function_pairs.h"
 
 using qp::delta::ElfLayout;
 
@@ -27,6 +30,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       });
     }
     pos = end;
+  }
+
+  const std::span<const std::uint8_t> all(old_data);
+  for (auto other : {all, all.subspan(size / 2)}) {
+    std::int64_t last_end = 0;
+    for (const auto& p : qp::delta::PairFunctionsBySymbol(other, all)) {
+      if (p.new_begin < last_end || p.new_end <= p.new_begin ||
+          p.new_end > static_cast<std::int64_t>(size) || p.new_begin + p.shift < 0 ||
+          p.new_end + p.shift > static_cast<std::int64_t>(other.size())) {
+        abort();
+      }
+      last_end = p.new_end;
+    }
   }
 
   return 0;

@@ -234,9 +234,9 @@ Result<std::vector<std::uint8_t>> SmallerWithNormalizedMatching(
     std::span<const std::uint8_t> old_data, std::span<const std::uint8_t> new_data,
     std::vector<std::uint8_t> (*normalize)(std::span<const std::uint8_t>),
     std::vector<std::uint8_t> payload, std::uint8_t transform, std::uint8_t tables,
-    const FileDiffOptions& options) {
-  const std::vector<Control> controls =
-      MatchFiles(normalize(old_data), normalize(new_data), options.threads, options.progress);
+    std::span<const FunctionPair> pairs, const FileDiffOptions& options) {
+  const std::vector<Control> controls = MatchFiles(normalize(old_data), normalize(new_data),
+                                                   options.threads, options.progress, pairs);
   QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> normalized,
                       EncodePayload(old_data, new_data, controls, transform, tables,
                                     options.compress, options.threads));
@@ -303,6 +303,8 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   }
   std::vector<Control> controls;
   const bool near = options.near_identical && MatchNearIdentical(old_data, new_data, &controls);
+  std::vector<FunctionPair> pairs;
+  if (!near && options.symbol_pairing) pairs = PairFunctionsBySymbol(old_data, new_data);
   if (near) {
     if (options.progress) options.progress(new_data.size(), new_data.size());
     // Prediction re-aims references by how their targets moved; where no block moved,
@@ -311,11 +313,11 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   } else if (normalize != nullptr && new_data.size() >= kNormalizedOnly) {
     // A browser engine is matched normalized only: chromium 150 -> 156 came out 8.5%
     // smaller that way, and matching it twice took 760 s instead of 414.
-    controls =
-        MatchFiles(normalize(old_data), normalize(new_data), options.threads, options.progress);
+    controls = MatchFiles(normalize(old_data), normalize(new_data), options.threads,
+                          options.progress, pairs);
     normalize = nullptr;
   } else {
-    controls = MatchFiles(old_data, new_data, options.threads, options.progress);
+    controls = MatchFiles(old_data, new_data, options.threads, options.progress, pairs);
   }
   const std::uint8_t tables = HasTableMask(transform) ? options.tables : 0;
   QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> payload,
@@ -324,7 +326,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   if (!near && normalize != nullptr) {
     QP_ASSIGN_OR_RETURN(
         payload, SmallerWithNormalizedMatching(old_data, new_data, normalize, std::move(payload),
-                                               transform, tables, options));
+                                               transform, tables, pairs, options));
   }
   // Prediction's blocks count towards what applying needs; a payload over the limit is
   // written without prediction, which needs the stream windows alone.

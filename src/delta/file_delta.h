@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/result.h"
 #include "delta/codec.h"
+#include "delta/function_pairs.h"
 #include "delta/predictor.h"
 
 namespace qp::delta {
@@ -58,6 +59,9 @@ struct FileDiffOptions {
   // x86-64: also match as if references had not moved (NormalizeX86Code) and keep the
   // smaller payload. AArch64 always does.
   bool normalized_matching = true;
+  // ELF files: a function's old copy, paired by symbol name (function_pairs.h), is preferred
+  // over other matches of about the same length.
+  bool symbol_pairing = true;
   // The most memory applying the payload may need (ApplyMemoryNeeded).
   std::uint64_t apply_memory = kApplyMemoryBound;
   ProgressFn progress;
@@ -68,10 +72,13 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
                                            std::span<const std::uint8_t> new_data,
                                            const FileDiffOptions& options);
 
-// The matching stage alone (exposed for tests and benchmarks).
+// The matching stage alone (exposed for tests and benchmarks). Inside a function of
+// `pairs` (sorted, disjoint: PairFunctionsBySymbol), its old copy is preferred over other
+// matches of about the same length.
 std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
                                 std::span<const std::uint8_t> new_data, int threads,
-                                const ProgressFn& progress);
+                                const ProgressFn& progress,
+                                std::span<const FunctionPair> pairs = {});
 
 struct FileApplyResult {
   std::uint64_t size = 0;

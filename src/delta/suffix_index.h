@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "delta/file_delta.h"
+#include "delta/function_pairs.h"
 
 namespace qp::delta {
 
@@ -36,11 +37,12 @@ class SuffixIndex {
 
 // bsdiff 4's scan over new[begin, end) against the indexed old file; appends controls (with
 // absolute old positions) that cover exactly that range. A match leaves the current
-// alignment when it is `margin` bytes better (bsdiff: 8). `done` (may be null) counts the
-// new bytes scanned.
+// alignment when it is `margin` bytes better (bsdiff: 8). Inside a function of `pairs`, its
+// old copy is taken over any other match that is at most 2 bytes longer. `done` (may be null)
+// counts the new bytes scanned.
 void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t begin,
-               std::int64_t end, std::int64_t margin, std::vector<Control>* out,
-               std::atomic<std::uint64_t>* done);
+               std::int64_t end, std::int64_t margin, std::span<const FunctionPair> pairs,
+               std::vector<Control>* out, std::atomic<std::uint64_t>* done);
 
 // The short path for files that are mostly the same (a rebuild, a one-line fix): long
 // stretches equal under one alignment are found first by hashing, and only the gaps between
