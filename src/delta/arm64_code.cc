@@ -234,17 +234,22 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
   }
 }
 
-std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data) {
-  std::vector<std::uint8_t> out(data.begin(), data.end());
+std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data,
+                                             std::uint64_t begin, std::uint64_t end) {
+  end = std::min<std::uint64_t>(end, data.size());
+  begin = std::min(begin, end);
+  std::vector<std::uint8_t> out(data.begin() + static_cast<std::ptrdiff_t>(begin),
+                                data.begin() + static_cast<std::ptrdiff_t>(end));
   MemoryFile file(data);
   auto layout = ElfLayout::Read(file, 0, /*code=*/true);
   if (!layout.ok()) return out;  // a memory file has no I/O errors; nothing to normalize
   std::uint64_t code_end = 0;
   bool in_code = false;
-  for (std::uint64_t at = 0; at + 4 <= out.size(); at += 4) {
+  // Instructions lie at multiples of 4; words that straddle the copy's ends stay as they are.
+  for (std::uint64_t at = (begin + 3) & ~std::uint64_t{3}; at + 4 <= end; at += 4) {
     if (at >= code_end) in_code = layout->CodeAt(at, &code_end);
     if (!in_code || at + 4 > code_end) continue;
-    auto w = static_cast<std::uint32_t>(LoadLe(&out[at], 4));
+    auto w = static_cast<std::uint32_t>(LoadLe(&data[at], 4));
     RefKind kind{};
     const Immediate* imm = nullptr;
     if (!Classify(w, &kind, &imm)) continue;
@@ -264,9 +269,9 @@ std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data)
         h = (h ^ v) * 16777619u;
       }
       w = (w & ~std::uint32_t{0x3FFFFFF}) | (h & 0x3FFFFFF);
-      StoreLe(&out[at], w, 4);
+      StoreLe(&out[at - begin], w, 4);
     } else if (Encode(&w, 0, *imm)) {
-      StoreLe(&out[at], w, 4);
+      StoreLe(&out[at - begin], w, 4);
     }
   }
   return out;

@@ -204,13 +204,19 @@ TEST(Arm64PredictorTest, NormalizedCallsKeepTheirCallee) {
   StoreLe(&b[0x1100], 0x94000000 | Bits(0xF00 / 4, 26), 4);   // bl f, from 0x1100
   StoreLe(&b[0x1104], 0x94000000 | Bits(0x1700 / 4, 26), 4);  // bl g, from 0x1104
   StoreLe(&a[0x1008], 0x90000000 | 3 | Bits(1, 2) << 29, 4);  // adrp x3, +1 page
-  auto na = NormalizeArm64Code(a), nb = NormalizeArm64Code(b);
+  auto na = NormalizeArm64Code(a, 0, a.size()), nb = NormalizeArm64Code(b, 0, b.size());
   auto word = [](const Bytes& d, std::size_t at) { return LoadLe(&d[at], 4); };
   EXPECT_EQ(word(na, 0x1000), word(nb, 0x1100));  // same callee, other distance
   EXPECT_NE(word(nb, 0x1100), word(nb, 0x1104));  // same distance class, other callee
   EXPECT_EQ(word(na, 0x1008), 0x90000003u);       // the page immediate reads as zero
   EXPECT_EQ(word(na, 0x2000), 0xD10083FFu);       // other instructions are kept
   EXPECT_EQ(word(na, 0x40), word(a, 0x40));       // as is the ELF header's
+  // A copy of part of the file (the matcher's slices) is that part of the whole one's.
+  auto part = NormalizeArm64Code(b, 0x1002, 0x2802);
+  ASSERT_EQ(part.size(), 0x1800u);
+  EXPECT_TRUE(std::equal(part.begin() + 2, part.end() - 2, nb.begin() + 0x1004));
+  EXPECT_EQ(word(part, 0xFE), word(nb, 0x1100));  // the call, normalized in the copy too
+  EXPECT_TRUE(std::equal(part.begin(), part.begin() + 2, b.begin() + 0x1002));  // straddling
 }
 
 }  // namespace

@@ -232,11 +232,10 @@ bool NothingMoved(const std::vector<Control>& controls) {
 // payload wins.
 Result<std::vector<std::uint8_t>> SmallerWithNormalizedMatching(
     std::span<const std::uint8_t> old_data, std::span<const std::uint8_t> new_data,
-    std::vector<std::uint8_t> (*normalize)(std::span<const std::uint8_t>),
-    std::vector<std::uint8_t> payload, std::uint8_t transform, std::uint8_t tables,
-    std::span<const FunctionPair> pairs, const FileDiffOptions& options) {
-  const std::vector<Control> controls = MatchFiles(normalize(old_data), normalize(new_data),
-                                                   options.threads, options.progress, pairs);
+    NormalizeFn normalize, std::vector<std::uint8_t> payload, std::uint8_t transform,
+    std::uint8_t tables, std::span<const FunctionPair> pairs, const FileDiffOptions& options) {
+  const std::vector<Control> controls =
+      MatchFiles(old_data, new_data, options.threads, options.progress, pairs, normalize);
   QP_ASSIGN_OR_RETURN(std::vector<std::uint8_t> normalized,
                       EncodePayload(old_data, new_data, controls, transform, tables,
                                     options.compress, options.threads));
@@ -294,7 +293,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
     return Error(ErrorCode::kInvalidArgument, "unknown address table kinds");
   }
   // Code is also matched as if its references had not moved (the predictor moves them).
-  std::vector<std::uint8_t> (*normalize)(std::span<const std::uint8_t>) = nullptr;
+  NormalizeFn normalize = nullptr;
   if (transform == kTransformX86Learned && options.normalized_matching &&
       new_data.size() >= kNormalizedX86 && TransformFor(new_data) == Transform::kX86Learned) {
     normalize = NormalizeX86Code;
@@ -313,8 +312,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   } else if (normalize != nullptr && new_data.size() >= kNormalizedOnly) {
     // A browser engine is matched normalized only: chromium 150 -> 156 came out 8.5%
     // smaller that way, and matching it twice took 760 s instead of 414.
-    controls = MatchFiles(normalize(old_data), normalize(new_data), options.threads,
-                          options.progress, pairs);
+    controls = MatchFiles(old_data, new_data, options.threads, options.progress, pairs, normalize);
     normalize = nullptr;
   } else {
     controls = MatchFiles(old_data, new_data, options.threads, options.progress, pairs);

@@ -72,13 +72,19 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
                                            std::span<const std::uint8_t> new_data,
                                            const FileDiffOptions& options);
 
+// A copy of [begin, end) of a file with its code normalized for matching (NormalizeX86Code).
+using NormalizeFn = std::vector<std::uint8_t> (*)(std::span<const std::uint8_t> data,
+                                                  std::uint64_t begin, std::uint64_t end);
+
 // The matching stage alone (exposed for tests and benchmarks). Inside a function of
 // `pairs` (sorted, disjoint: PairFunctionsBySymbol), its old copy is preferred over other
-// matches of about the same length.
+// matches of about the same length. With `normalize`, both files are matched as it makes
+// them (the controls then apply to the files as they are).
 std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
                                 std::span<const std::uint8_t> new_data, int threads,
                                 const ProgressFn& progress,
-                                std::span<const FunctionPair> pairs = {});
+                                std::span<const FunctionPair> pairs = {},
+                                NormalizeFn normalize = nullptr);
 
 struct FileApplyResult {
   std::uint64_t size = 0;

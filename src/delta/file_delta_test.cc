@@ -227,6 +227,31 @@ TEST(SuffixIndexTest, SearchFindsTheLongestMatch) {
 
 // A synthetic x86-64 "binary": calls whose targets move by a different amount than the
 // callers. With prediction the differences vanish.
+// The matcher's normalized copies: calls to one function read alike wherever they are, and
+// a copy of part of the file (a slice) is that part of the whole file's copy.
+TEST(FileDeltaTest, X86NormalizedCopiesOfPartsMatchTheWhole) {
+  Bytes d(0x3000, 0x90);
+  WriteElfHeader(d, {{0, 0, 0x3000}});
+  auto call = [&](std::size_t at, std::size_t target) {
+    d[at] = 0xE8;
+    const auto disp = static_cast<std::int32_t>(target - (at + 5));
+    std::memcpy(&d[at + 1], &disp, 4);
+  };
+  call(0x1000, 0x2000);
+  call(0x1100, 0x2000);
+  call(0x1200, 0x2800);
+  for (std::size_t k = 0; k < 8; ++k) d[0x2800 + k] = static_cast<std::uint8_t>(0x50 + k);
+  const Bytes whole = NormalizeX86Code(d, 0, d.size());
+  ASSERT_EQ(whole.size(), d.size());
+  EXPECT_FALSE(std::equal(d.begin() + 0x1001, d.begin() + 0x1005, d.begin() + 0x1101));
+  EXPECT_TRUE(std::equal(whole.begin() + 0x1001, whole.begin() + 0x1005, whole.begin() + 0x1101));
+  EXPECT_FALSE(std::equal(whole.begin() + 0x1001, whole.begin() + 0x1005, whole.begin() + 0x1201));
+  const Bytes part = NormalizeX86Code(d, 0x0F00, 0x1103);  // ends inside the second call
+  ASSERT_EQ(part.size(), 0x203u);
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), whole.begin() + 0x0F00));
+  EXPECT_TRUE(NormalizeX86Code(d, 0x4000, 0x5000).empty());
+}
+
 TEST(FileDeltaTest, X86PredictionRemovesMovedCallDisplacements) {
   Bytes old_data(400000, 0x90);
   const std::uint8_t elf[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0};

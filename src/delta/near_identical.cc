@@ -187,7 +187,7 @@ bool MatchNearIdentical(ByteView old, ByteView nw, std::vector<Control>* out) {
     ByteView bytes = nw.subspan(static_cast<std::size_t>(nb), static_cast<std::size_t>(ne - nb));
     SuffixIndex index(window);
     std::vector<Control> part;
-    ScanSlice(index, window, bytes, 0, ne - nb, 8, {}, &part, nullptr);
+    ScanSlice(index, window, bytes, 0, 0, ne - nb, 8, {}, &part, nullptr);
     for (Control c : part) {
       c.old_pos += lo;
       controls.push_back(c);

@@ -203,10 +203,15 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span);
 // inside its sections of instructions (a call's by a hash of its callee's first two
 // instructions, so that it keeps what it calls; the others by zero), so that code whose
 // references moved still matches as a whole. The matched blocks are then diffed against
-// the real bytes.
-std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data);
+// the real bytes. The copy is of [begin, end) of the file (clipped to it), normalized as it
+// lies in the whole file.
+std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data,
+                                             std::uint64_t begin, std::uint64_t end);
 // The same for x86-64, in its sections of instructions: the displacements of relative calls
-// (a hash of the callee's first 8 bytes), jumps and RIP-relative operands (zero).
-std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data);
+// (a hash of the callee's first 8 bytes), jumps and RIP-relative operands (zero). A copy of
+// part of the file starts decoding at `begin` (the scan finds its footing within a few
+// instructions).
+std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data, std::uint64_t begin,
+                                           std::uint64_t end);
 
 }  // namespace qp::delta

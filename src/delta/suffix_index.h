@@ -40,9 +40,11 @@ class SuffixIndex {
 // alignment when it is `margin` bytes better (bsdiff: 8). Inside a function of `pairs`, its
 // old copy is taken over any other match that is at most 2 bytes longer. `done` (may be null)
 // counts the new bytes scanned.
-void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t begin,
-               std::int64_t end, std::int64_t margin, std::span<const FunctionPair> pairs,
-               std::vector<Control>* out, std::atomic<std::uint64_t>* done);
+// `nw` may be a copy of part of the new file: `origin` is where nw[0] lies in it.
+void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t origin,
+               std::int64_t begin, std::int64_t end, std::int64_t margin,
+               std::span<const FunctionPair> pairs, std::vector<Control>* out,
+               std::atomic<std::uint64_t>* done);
 
 // The short path for files that are mostly the same (a rebuild, a one-line fix): long
 // stretches equal under one alignment are found first by hashing, and only the gaps between

@@ -15,6 +15,9 @@
 namespace qp::delta {
 namespace {
 
+// The most of a normalized new file MatchFiles copies at once (a slice).
+constexpr std::int64_t kNormalizedSlice = std::int64_t{32} << 20;
+
 // How many bytes `a` and `b` share from the start, given that they share `from`; eight
 // at a time.
 std::size_t CommonPrefix(ByteView a, ByteView b, std::size_t from) {
@@ -111,11 +114,12 @@ constexpr std::int64_t kPairSlack = 2;
 // forward with the scan) and the function's old copy matches about as long as the best
 // match (`*len` at `*pos`), the old copy is taken instead.
 void PreferPairedFunction(std::span<const FunctionPair> pairs, std::size_t* next, ByteView old,
-                          ByteView nw, std::int64_t scan, std::int64_t end, std::int64_t* len,
-                          std::int64_t* pos) {
-  while (*next < pairs.size() && pairs[*next].new_end <= scan) ++*next;
-  if (*next == pairs.size() || pairs[*next].new_begin > scan || *len == 0) return;
-  const std::int64_t at = scan + pairs[*next].shift;
+                          ByteView nw, std::int64_t origin, std::int64_t scan, std::int64_t end,
+                          std::int64_t* len, std::int64_t* pos) {
+  const std::int64_t in_new = origin + scan;
+  while (*next < pairs.size() && pairs[*next].new_end <= in_new) ++*next;
+  if (*next == pairs.size() || pairs[*next].new_begin > in_new || *len == 0) return;
+  const std::int64_t at = in_new + pairs[*next].shift;
   if (at == *pos || at < 0 || at >= static_cast<std::int64_t>(old.size())) return;
   const auto n = static_cast<std::int64_t>(CommonPrefix(
       old.subspan(static_cast<std::size_t>(at)),
@@ -128,14 +132,15 @@ void PreferPairedFunction(std::span<const FunctionPair> pairs, std::size_t* next
 
 }  // namespace
 
-void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t begin,
-               std::int64_t end, std::int64_t margin, std::span<const FunctionPair> pairs,
-               std::vector<Control>* out, std::atomic<std::uint64_t>* done) {
+void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t origin,
+               std::int64_t begin, std::int64_t end, std::int64_t margin,
+               std::span<const FunctionPair> pairs, std::vector<Control>* out,
+               std::atomic<std::uint64_t>* done) {
   const std::int64_t oldsize = static_cast<std::int64_t>(old.size());
   std::size_t next_pair = 0;
   std::int64_t scan = begin, len = 0, pos = 0;
   // A slice starts as if the previous one ended aligned with the old file at its start.
-  std::int64_t lastscan = begin, lastpos = std::min(begin, oldsize);
+  std::int64_t lastscan = begin, lastpos = std::min(origin + begin, oldsize);
   std::int64_t lastoffset = lastpos - begin;
   std::int64_t reported = begin;
   while (scan < end) {
@@ -147,7 +152,9 @@ void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t
       } else {
         len = index.Search(
             nw.subspan(static_cast<std::size_t>(scan), static_cast<std::size_t>(end - scan)), &pos);
-        if (!pairs.empty()) PreferPairedFunction(pairs, &next_pair, old, nw, scan, end, &len, &pos);
+        if (!pairs.empty()) {
+          PreferPairedFunction(pairs, &next_pair, old, nw, origin, scan, end, &len, &pos);
+        }
       }
       for (; scsc < scan + len; scsc++) {
         if (scsc + lastoffset < oldsize && scsc + lastoffset >= 0 &&
@@ -224,28 +231,46 @@ void ScanSlice(const SuffixIndex& index, ByteView old, ByteView nw, std::int64_t
 
 std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
                                 std::span<const std::uint8_t> new_data, int threads,
-                                const ProgressFn& progress, std::span<const FunctionPair> pairs) {
+                                const ProgressFn& progress, std::span<const FunctionPair> pairs,
+                                NormalizeFn normalize) {
   const std::int64_t n = static_cast<std::int64_t>(new_data.size());
-  const SuffixIndex index(old_data);
+  std::vector<std::uint8_t> old_normalized;
+  if (normalize != nullptr) old_normalized = normalize(old_data, 0, old_data.size());
+  const ByteView old = normalize != nullptr ? ByteView(old_normalized) : old_data;
+  const SuffixIndex index(old);
   // In large files more chance matches beat the current alignment by a few bytes, and each
   // costs a control and scatters the literals: libnode.so.108 (47 MB) is 14% smaller with a
   // margin of 24 (its arm64 build 23%), a 24 MB slice of chromium 11%; files under 16 MiB
   // (the corpus's libssl and libc) are better with bsdiff's 8.
-  const std::int64_t margin = old_data.size() >= (std::size_t{16} << 20) ? 24 : 8;
-  // Slices of at least 4 MiB: splitting costs a little at each seam.
-  int slices = static_cast<int>(std::clamp<std::int64_t>(n / (4 << 20), 1, std::max(threads, 1)));
+  const std::int64_t margin = old.size() >= (std::size_t{16} << 20) ? 24 : 8;
+  // Slices of at least 4 MiB: splitting costs a little at each seam. Normalized, the new
+  // file is copied a slice at a time, so slices are at most 32 MiB: chromium's 297 MB would
+  // otherwise be held twice.
+  std::int64_t slices = std::clamp<std::int64_t>(n / (4 << 20), 1, std::max(threads, 1));
+  if (normalize != nullptr)
+    slices = std::max(slices, (n + kNormalizedSlice - 1) / kNormalizedSlice);
   std::vector<std::vector<Control>> parts(static_cast<std::size_t>(slices));
   std::atomic<std::uint64_t> done{0};
-  std::atomic<int> running{slices};
+  std::atomic<std::int64_t> next{0};
+  std::atomic<int> running{0};
+  auto work = [&] {
+    for (std::int64_t i; (i = next.fetch_add(1)) < slices;) {
+      const std::int64_t b = n * i / slices, e = n * (i + 1) / slices;
+      auto& out = parts[static_cast<std::size_t>(i)];
+      if (normalize == nullptr) {
+        ScanSlice(index, old, new_data, 0, b, e, margin, pairs, &out, &done);
+        continue;
+      }
+      const std::vector<std::uint8_t> slice =
+          normalize(new_data, static_cast<std::uint64_t>(b), static_cast<std::uint64_t>(e));
+      ScanSlice(index, old, slice, b, 0, e - b, margin, pairs, &out, &done);
+    }
+    running.fetch_sub(1);
+  };
+  const int workers_count = static_cast<int>(std::min<std::int64_t>(std::max(threads, 1), slices));
+  running = workers_count;
   std::vector<std::thread> workers;
-  for (int i = 0; i < slices; ++i) {
-    std::int64_t b = n * i / slices, e = n * (i + 1) / slices;
-    workers.emplace_back([&, b, e, i] {
-      ScanSlice(index, old_data, new_data, b, e, margin, pairs, &parts[static_cast<std::size_t>(i)],
-                &done);
-      running.fetch_sub(1);
-    });
-  }
+  for (int t = 0; t < workers_count; ++t) workers.emplace_back(work);
   // Progress is reported from this thread only, so the callback needs no locking.
   while (progress && running.load() > 0) {
     progress(done.load(), static_cast<std::uint64_t>(n));

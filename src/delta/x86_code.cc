@@ -161,40 +161,44 @@ void WalkX86Code(Predictor& p, const CodeSpan& span) {
   }
 }
 
-std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data) {
-  std::vector<std::uint8_t> out(data.begin(), data.end());
+std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data, std::uint64_t begin,
+                                           std::uint64_t end) {
+  end = std::min<std::uint64_t>(end, data.size());
+  begin = std::min(begin, end);
+  std::vector<std::uint8_t> out(data.begin() + static_cast<std::ptrdiff_t>(begin),
+                                data.begin() + static_cast<std::ptrdiff_t>(end));
   MemoryFile file(data);
   auto layout = ElfLayout::Read(file, 0, /*code=*/true);
   if (!layout.ok()) return out;  // a memory file has no I/O errors; nothing to normalize
   const std::uint8_t* d = data.data();
   std::uint64_t code_end = 0;
   bool in_code = false;
-  for (std::size_t i = 0; i + 5 <= data.size();) {
+  for (std::size_t i = static_cast<std::size_t>(begin); i < end && i + 5 <= data.size();) {
     if (i >= code_end) in_code = layout->CodeAt(i, &code_end);
     if (!in_code) {
       i = static_cast<std::size_t>(std::min<std::uint64_t>(code_end, data.size()));
       continue;
     }
     const std::size_t to = static_cast<std::size_t>(std::min<std::uint64_t>(code_end, data.size()));
-    std::size_t disp_at = 0, end = 0;
+    std::size_t disp_at = 0, next = 0;
     bool call = false;
     if (d[i] == 0xE8 || d[i] == 0xE9) {
       disp_at = i + 1;
-      end = i + 5;
+      next = i + 5;
       call = d[i] == 0xE8;
     } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
       disp_at = i + 2;
-      end = i + 6;
-    } else if (!MatchRipRelative(d, i, to, &disp_at, &end)) {
+      next = i + 6;
+    } else if (!MatchRipRelative(d, i, to, &disp_at, &next)) {
       ++i;
       continue;
     }
-    if (end > to) {
+    if (next > to) {
       ++i;
       continue;
     }
     const auto disp = static_cast<std::int32_t>(LoadLe(d + disp_at, 4));
-    const std::int64_t target = static_cast<std::int64_t>(end) + disp;
+    const std::int64_t target = static_cast<std::int64_t>(next) + disp;
     std::uint32_t value = 0;
     if (call && target >= 0 && static_cast<std::uint64_t>(target) + 8 <= data.size()) {
       // A call keeps the identity of what it calls: the callee's first 8 bytes, hashed.
@@ -202,8 +206,11 @@ std::vector<std::uint8_t> NormalizeX86Code(std::span<const std::uint8_t> data) {
       for (int k = 0; k < 8; ++k) h = (h ^ d[static_cast<std::size_t>(target) + k]) * 16777619u;
       value = h;
     }
-    StoreLe(out.data() + disp_at, value, 4);
-    i = end;
+    // The field may straddle the end of the copy.
+    for (std::size_t k = 0; k < 4 && disp_at + k < end; ++k) {
+      out[disp_at + k - begin] = static_cast<std::uint8_t>(value >> (8 * k));
+    }
+    i = next;
   }
   return out;
 }
