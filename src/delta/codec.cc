@@ -54,11 +54,18 @@ std::vector<std::uint8_t> CompressZstd(std::span<const std::uint8_t> data, int l
   return out;
 }
 
+// With `preset` (the bytes just before `data`, at most the dictionary), the stream starts
+// without a dictionary reset: it continues a stream that ended with those bytes.
 std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int lc, int lp, int pb,
-                                        bool extreme, int dict_log) {
+                                        bool extreme, int dict_log,
+                                        std::span<const std::uint8_t> preset = {}) {
   lzma_options_lzma opt;
   lzma_lzma_preset(&opt, 9 | (extreme ? LZMA_PRESET_EXTREME : 0));
   opt.dict_size = std::uint32_t{1} << dict_log;
+  if (!preset.empty()) {
+    opt.preset_dict = preset.data();
+    opt.preset_dict_size = static_cast<std::uint32_t>(preset.size());
+  }
   opt.lc = static_cast<std::uint32_t>(lc);
   opt.lp = static_cast<std::uint32_t>(lp);
   opt.pb = static_cast<std::uint32_t>(pb);
@@ -81,6 +88,35 @@ std::vector<std::uint8_t> CompressLzma2(std::span<const std::uint8_t> data, int 
   if (ret != LZMA_STREAM_END) return {};
   out.shrink_to_fit();
   return out;
+}
+
+// CompressLzma2 in `parts` pieces compressed at once and joined into one LZMA2 stream: each
+// piece after the first is primed with the dictionary's worth of bytes before it and starts
+// without a dictionary reset, so a decoder reads it against those bytes as they were
+// decoded; all but the last end marker (a 0 control byte) are dropped. Empty if any piece
+// fails.
+std::vector<std::uint8_t> CompressLzma2Parts(std::span<const std::uint8_t> data, int parts, int lc,
+                                             int lp, int pb, bool extreme, int dict_log) {
+  std::vector<std::vector<std::uint8_t>> out(static_cast<std::size_t>(parts));
+  std::vector<std::thread> threads;
+  auto piece = [&](int i) {
+    const std::size_t b =
+        data.size() * static_cast<std::size_t>(i) / static_cast<std::size_t>(parts);
+    const std::size_t e =
+        data.size() * static_cast<std::size_t>(i + 1) / static_cast<std::size_t>(parts);
+    const std::size_t from = b - std::min(b, std::size_t{1} << dict_log);
+    out[static_cast<std::size_t>(i)] = CompressLzma2(data.subspan(b, e - b), lc, lp, pb, extreme,
+                                                     dict_log, data.subspan(from, b - from));
+  };
+  for (int i = 1; i < parts; ++i) threads.emplace_back(piece, i);
+  piece(0);
+  for (auto& t : threads) t.join();
+  std::vector<std::uint8_t> joined;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i].empty() || out[i].back() != 0) return {};
+    joined.insert(joined.end(), out[i].begin(), out[i].end() - (i + 1 < out.size() ? 1 : 0));
+  }
+  return joined;
 }
 
 }  // namespace
@@ -111,11 +147,13 @@ EncodedStream CompressBest(std::span<const std::uint8_t> data, const CompressOpt
     if (c.codec == Codec::kZstd) {
       c.result.bytes = CompressZstd(input, options.zstd_level, options.max_window_log);
     } else {
-      c.result.bytes = CompressLzma2(input, c.lc, c.lp, c.pb, options.lzma_extreme,
-                                     WindowLogFor(input.size(), options.max_window_log));
-      c.result.params = {
-          static_cast<std::uint8_t>((c.pb * 5 + c.lp) * 9 + c.lc),
-          static_cast<std::uint8_t>(WindowLogFor(input.size(), options.max_window_log))};
+      const int dict_log = WindowLogFor(input.size(), options.max_window_log);
+      c.result.bytes = input.size() > options.parallel_above && options.threads > 1
+                           ? CompressLzma2Parts(input, options.threads, c.lc, c.lp, c.pb,
+                                                options.lzma_extreme, dict_log)
+                           : CompressLzma2(input, c.lc, c.lp, c.pb, options.lzma_extreme, dict_log);
+      c.result.params = {static_cast<std::uint8_t>((c.pb * 5 + c.lp) * 9 + c.lc),
+                         static_cast<std::uint8_t>(dict_log)};
     }
   };
   auto run_all = [&](std::span<const std::uint8_t> input) {

@@ -25,6 +25,11 @@ struct CompressOptions {
   bool lzma_extreme = true;
   // The largest window this stream may take (12 to kMaxWindowLog): what its decoder holds.
   int max_window_log = kMaxWindowLog;
+  // An LZMA2 stream larger than `parallel_above` is compressed in `threads` parts at once,
+  // each starting with a dictionary reset (one LZMA2 stream all the same; a part loses the
+  // window of what precedes it).
+  int threads = 1;
+  std::size_t parallel_above = std::size_t{32} << 20;
 };
 
 // A compressed stream: its codec, the codec's parameter bytes, and the payload.

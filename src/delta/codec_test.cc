@@ -26,6 +26,25 @@ TEST(CodecTest, EveryCodecRoundTrips) {
   }
 }
 
+// A large LZMA2 stream compressed in parts at once is still one stream that decodes whole,
+// and costs next to nothing: each part is primed with the window before it.
+TEST(CodecTest, Lzma2InPartsDecodesAsOneStream) {
+  const auto once = Sample(300000, 7);  // twice over: later parts refer back to earlier ones
+  std::vector<std::uint8_t> data = once;
+  data.insert(data.end(), once.begin(), once.end());
+  CompressOptions one{false, true, 6, false};
+  CompressOptions parts = one;
+  parts.threads = 3;
+  parts.parallel_above = 64 << 10;
+  EncodedStream whole = CompressBest(data, one), split = CompressBest(data, parts);
+  ASSERT_EQ(split.codec, Codec::kLzma2);
+  EXPECT_NE(split.bytes, whole.bytes);
+  auto back = DecodeAll(split.codec, split.params, split.bytes, data.size(), "test");
+  ASSERT_TRUE(back.ok()) << back.error().ToString();
+  EXPECT_EQ(*back, data);
+  EXPECT_LT(split.bytes.size(), whole.bytes.size() * 101 / 100);
+}
+
 TEST(CodecTest, PicksTheSmallestAndFallsBackToRaw) {
   auto sparse = Sample(100000, 2);
   EncodedStream s = CompressBest(sparse, {});

@@ -167,12 +167,16 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   // Only the literals gain much from the largest window: the controls, the runs and the
   // difference bytes take half (it costs them next to nothing, and saves an applier 16 MiB:
   // chromium's patch applies within 64 MiB with prediction because of it).
-  CompressOptions local = compress;
+  // A large stream may take every core for itself once the others are done (chromium's
+  // literals are 92 MB, the other streams together 33).
+  CompressOptions literal = compress;
+  literal.threads = threads;
+  CompressOptions local = literal;
   local.max_window_log = std::min(compress.max_window_log, kMaxWindowLog - 1);
   auto work = [&] {
     for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
       const std::size_t i = order[k];
-      encoded[i] = CompressBest(*inputs[i], i == 4 ? compress : local);
+      encoded[i] = CompressBest(*inputs[i], i == 4 ? literal : local);
     }
   };
   std::vector<std::thread> pool;
