@@ -171,12 +171,12 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   // literals are 92 MB, the other streams together 33).
   CompressOptions literal = compress;
   literal.threads = threads;
-  CompressOptions local = literal;
-  local.max_window_log = std::min(compress.max_window_log, kMaxWindowLog - 1);
+  CompressOptions others = literal;
+  others.max_window_log = std::min(compress.max_window_log, kMaxWindowLog - 1);
   auto work = [&] {
     for (std::size_t k; (k = next.fetch_add(1)) < order.size();) {
       const std::size_t i = order[k];
-      encoded[i] = CompressBest(*inputs[i], i == 4 ? literal : local);
+      encoded[i] = CompressBest(*inputs[i], i == 4 ? literal : others);
     }
   };
   std::vector<std::thread> pool;

@@ -5,18 +5,15 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "delta/byte_io.h"
+
 namespace qp::delta {
 namespace {
 
 constexpr std::uint32_t kShtSymtab = 2, kShtDynsym = 11, kShtProgbits = 1;
 constexpr std::uint64_t kShfExecinstr = 0x4;
 constexpr std::uint8_t kSttFunc = 2;
-
-std::uint64_t Load(std::span<const std::uint8_t> b, std::uint64_t at, int width) {
-  std::uint64_t v = 0;
-  for (int i = width - 1; i >= 0; --i) v = v << 8 | b[static_cast<std::size_t>(at) + i];
-  return v;
-}
+constexpr std::uint8_t kElf64Le[6] = {0x7f, 'E', 'L', 'F', 2, 1};  // magic, ELFCLASS64, LSB
 
 struct Section {
   std::uint32_t type = 0, link = 0;
@@ -33,27 +30,22 @@ struct Function {
 std::unordered_map<std::string_view, Function> Functions(std::span<const std::uint8_t> f,
                                                          std::uint32_t type) {
   std::unordered_map<std::string_view, Function> out;
-  if (f.size() < 64 ||
-      std::memcmp(f.data(),
-                  "\x7f"
-                  "ELF",
-                  4) != 0 ||
-      f[4] != 2 || f[5] != 1) {
-    return out;
-  }
-  const std::uint64_t shoff = Load(f, 0x28, 8), shentsize = Load(f, 0x3a, 2),
-                      shnum = Load(f, 0x3c, 2);
+  if (f.size() < 64 || std::memcmp(f.data(), kElf64Le, sizeof kElf64Le) != 0) return out;
+  auto load = [&](std::uint64_t at, int width) {
+    return LoadLe(f.data() + static_cast<std::size_t>(at), width);
+  };
+  const std::uint64_t shoff = load(0x28, 8), shentsize = load(0x3a, 2), shnum = load(0x3c, 2);
   if (shentsize != 64 || shoff > f.size() || shnum > (f.size() - shoff) / 64) return out;
   std::vector<Section> sections(static_cast<std::size_t>(shnum));
   for (std::uint64_t i = 0; i < shnum; ++i) {
     const std::uint64_t h = shoff + i * 64;
     Section& s = sections[static_cast<std::size_t>(i)];
-    s.type = static_cast<std::uint32_t>(Load(f, h + 4, 4));
-    s.flags = Load(f, h + 8, 8);
-    s.addr = Load(f, h + 16, 8);
-    s.offset = Load(f, h + 24, 8);
-    s.size = Load(f, h + 32, 8);
-    s.link = static_cast<std::uint32_t>(Load(f, h + 40, 4));
+    s.type = static_cast<std::uint32_t>(load(h + 4, 4));
+    s.flags = load(h + 8, 8);
+    s.addr = load(h + 16, 8);
+    s.offset = load(h + 24, 8);
+    s.size = load(h + 32, 8);
+    s.link = static_cast<std::uint32_t>(load(h + 40, 4));
   }
   auto inside = [&](const Section& s) {
     return s.offset <= f.size() && s.size <= f.size() - s.offset;
@@ -65,8 +57,8 @@ std::unordered_map<std::string_view, Function> Functions(std::span<const std::ui
     const std::string_view strtab(reinterpret_cast<const char*>(f.data() + names.offset),
                                   static_cast<std::size_t>(names.size));
     for (std::uint64_t at = table.offset; at + 24 <= table.offset + table.size; at += 24) {
-      const std::uint64_t name = Load(f, at, 4), shndx = Load(f, at + 6, 2);
-      const std::uint64_t value = Load(f, at + 8, 8), size = Load(f, at + 16, 8);
+      const std::uint64_t name = load(at, 4), shndx = load(at + 6, 2);
+      const std::uint64_t value = load(at + 8, 8), size = load(at + 16, 8);
       if ((f[static_cast<std::size_t>(at) + 4] & 0xf) != kSttFunc || size == 0 || shndx == 0 ||
           shndx >= sections.size() || name >= strtab.size()) {
         continue;
@@ -80,11 +72,11 @@ std::unordered_map<std::string_view, Function> Functions(std::span<const std::ui
       const std::size_t end = strtab.find('\0', static_cast<std::size_t>(name));
       if (end == std::string_view::npos || end == name) continue;
       const std::string_view key = strtab.substr(static_cast<std::size_t>(name), end - name);
-      auto [it, fresh] = out.try_emplace(
-          key, Function{static_cast<std::int64_t>(code.offset + (value - code.addr)),
-                        static_cast<std::int64_t>(size), 0});
+      auto it = out.try_emplace(
+                       key, Function{static_cast<std::int64_t>(code.offset + (value - code.addr)),
+                                     static_cast<std::int64_t>(size), 0})
+                    .first;
       ++it->second.count;
-      (void)fresh;
     }
   }
   return out;

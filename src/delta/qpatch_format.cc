@@ -27,9 +27,18 @@ std::string_view RecordOpName(RecordOp op) {
   return "unknown";
 }
 
+namespace {
+
+// A version 4 file patch: its one entry and its records are "." without saying so.
+bool IsCompactFile(const PatchHeader& h) {
+  return h.version >= kQpatchVersionCompact && h.kind == PatchKind::kFile;
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> EncodePatchHeader(const PatchHeader& header) {
   const bool compact = header.version >= kQpatchVersionCompact;
-  const bool compact_file = compact && header.kind == PatchKind::kFile;
+  const bool compact_file = IsCompactFile(header);
   ByteWriter body;
   body.Bytes(header.source_digest);
   if (!compact) body.Bytes(header.result_digest);
@@ -76,7 +85,7 @@ Error RecordError(std::size_t index, const std::string& path, const Error& e) {
 // The manifest of a header body. A compact file patch (version 4) holds the single entry
 // "." without its path, type or count.
 Status ReadManifest(ByteReader& r, PatchHeader& h, std::uint32_t body_len) {
-  const bool compact_file = h.version >= kQpatchVersionCompact && h.kind == PatchKind::kFile;
+  const bool compact_file = IsCompactFile(h);
   std::uint64_t count = 1;
   if (!compact_file) {
     QP_ASSIGN_OR_RETURN(count, r.BoundedVarint("manifest entry count", kMaxEntries));
@@ -129,7 +138,7 @@ Status ReadManifest(ByteReader& r, PatchHeader& h, std::uint32_t body_len) {
 // The records of a header body. A compact file patch's records name neither path nor
 // source: both are ".".
 Status ReadRecords(ByteReader& r, PatchHeader& h, std::uint64_t payload_size) {
-  const bool compact_file = h.version >= kQpatchVersionCompact && h.kind == PatchKind::kFile;
+  const bool compact_file = IsCompactFile(h);
   QP_ASSIGN_OR_RETURN(std::uint64_t rcount, r.BoundedVarint("record count", 2 * kMaxEntries));
   for (std::uint64_t i = 0; i < rcount; ++i) {
     PatchRecord rec;

@@ -247,8 +247,9 @@ std::vector<Control> MatchFiles(std::span<const std::uint8_t> old_data,
   // file is copied a slice at a time, so slices are at most 32 MiB: chromium's 297 MB would
   // otherwise be held twice.
   std::int64_t slices = std::clamp<std::int64_t>(n / (4 << 20), 1, std::max(threads, 1));
-  if (normalize != nullptr)
+  if (normalize != nullptr) {
     slices = std::max(slices, (n + kNormalizedSlice - 1) / kNormalizedSlice);
+  }
   std::vector<std::vector<Control>> parts(static_cast<std::size_t>(slices));
   std::atomic<std::uint64_t> done{0};
   std::atomic<std::int64_t> next{0};
