@@ -144,6 +144,7 @@ Status Agent::Reload() {
   options.env = env_;
   options.clock = clock_;
   options.dpkg_admin_dir = config_.dpkg_admin_dir;
+  options.held_source_bytes = config_.install_cache_bytes;
   QP_RETURN_IF_ERROR(MakeDirs(env_, options.state_dir, 0755));
   store_ = std::make_unique<store::Store>(options, components_);
   // Interrupted operations are finished first; then every component is compared with what

@@ -94,7 +94,7 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
       "interval_seconds",      "jitter_seconds",    "max_backoff_seconds", "watch",
       "watch_timeout_seconds", "ca_file",           "admin_group",         "control_socket",
       "enrollment_token_file", "max_root_bytes",    "max_timestamp_bytes", "max_snapshot_bytes",
-      "max_targets_bytes",     "max_rollout_bytes", "max_patch_bytes"};
+      "max_targets_bytes",     "max_rollout_bytes", "max_patch_bytes",     "install_cache_bytes"};
   for (const auto& [key, value] : t) {
     bool known = false;
     for (const char* k : kKnown) known = known || key.str() == k;
@@ -137,6 +137,8 @@ Result<AgentConfig> LoadAgentConfig(Env* env, const std::string& config_dir,
   QP_ASSIGN_OR_RETURN(l.rollout, Bytes(t, "max_rollout_bytes", file, l.rollout));
   QP_ASSIGN_OR_RETURN(l.patch, Bytes(t, "max_patch_bytes", file, l.patch));
   QP_ASSIGN_OR_RETURN(c.control_socket, String(t, "control_socket", file, c.control_socket));
+  QP_ASSIGN_OR_RETURN(c.install_cache_bytes,
+                      Bytes(t, "install_cache_bytes", file, c.install_cache_bytes));
   return c;
 }
 

@@ -72,6 +72,9 @@ struct AgentConfig {
   std::string admin_group;
   std::string control_socket = "/run/quietpatch/control.sock";
   DownloadLimits limits;
+  // Bytes of the live files an install may keep in memory from their hashing to the patch
+  // that reads them (store::StoreOptions::held_source_bytes); past it a file is read twice.
+  std::uint64_t install_cache_bytes = 32u << 20;
 };
 
 // Reads <config_dir>/agent.toml. kInvalidArgument "<file>: <field>: <problem>".

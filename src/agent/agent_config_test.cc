@@ -12,13 +12,14 @@ TEST(AgentConfigTest, ReadsConfigPolicyAndSettings) {
   WriteTestFile(
       dir.Sub("agent.toml"),
       "repository_url = \"http://127.0.0.1:8080/repo/\"\nserver_url = \"http://127.0.0.1:8080\"\n"
-      "interval_seconds = 60\nadmin_group = \"quietpatch\"\n");
+      "interval_seconds = 60\nadmin_group = \"quietpatch\"\ninstall_cache_bytes = 1048576\n");
   auto c = LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state"));
   ASSERT_TRUE(c.ok()) << c.error().ToString();
   EXPECT_EQ(c->repository_url, "http://127.0.0.1:8080/repo");
   EXPECT_EQ(c->interval, std::chrono::seconds(60));
   EXPECT_EQ(c->trusted_root, dir.Sub("root.json"));
   EXPECT_EQ(c->components_dir, dir.Sub("components"));
+  EXPECT_EQ(c->install_cache_bytes, 1048576u);
 
   auto p = LoadPolicy(Env::Default(), dir.path());
   ASSERT_TRUE(p.ok());
@@ -50,7 +51,8 @@ TEST(AgentConfigTest, RejectsBadConfiguration) {
   EXPECT_FALSE(LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state")).ok());
   for (const char* bad : {"repository_url = []\n", "repository_url = [\"http://a\", 3]\n",
                           "repository_url = [\"http://a\", \"file:///etc\"]\n",
-                          "repository_url = \"http://a\"\nserver_url = [\"ftp://b\"]\n"}) {
+                          "repository_url = \"http://a\"\nserver_url = [\"ftp://b\"]\n",
+                          "repository_url = \"http://a\"\ninstall_cache_bytes = -1\n"}) {
     WriteTestFile(dir.Sub("agent.toml"), bad);
     EXPECT_FALSE(LoadAgentConfig(Env::Default(), dir.path(), dir.Sub("state")).ok()) << bad;
   }

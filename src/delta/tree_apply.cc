@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/durable_file.h"
+#include "core/memory_file.h"
 #include "core/tree_writer.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
@@ -38,7 +39,12 @@ class Applier {
  public:
   Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const SourceTree& source,
           TreeSink* sink)
-      : env_(env), patch_(patch), header_(header), locate_(source.locate), sink_(sink) {
+      : env_(env),
+        patch_(patch),
+        header_(header),
+        locate_(source.locate),
+        held_(source.held),
+        sink_(sink) {
     for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
   }
 
@@ -95,6 +101,13 @@ class Applier {
                    std::string(role) + " '" + path + "' is not a file of the old tree");
     }
     return it->second;
+  }
+
+  // An old file's bytes: those held while it was hashed, else the file.
+  Result<std::unique_ptr<RandomAccessFile>> OpenOld(const std::string& path) {
+    const std::vector<std::uint8_t>* bytes = held_ != nullptr ? held_->Find(path) : nullptr;
+    if (bytes != nullptr) return std::unique_ptr<RandomAccessFile>(new MemoryFile(*bytes));
+    return env_->NewRandomAccessFile(locate_(path));
   }
 
   Status MakeSymlink(const ManifestEntry& e, const PatchRecord* rec, const std::string& dest) {
@@ -179,14 +192,14 @@ class Applier {
     HashingSink sink(file.get());
     Status s;
     if (copy_from != nullptr) {
-      auto src = env_->NewRandomAccessFile(locate_(copy_from->path));
+      auto src = OpenOld(copy_from->path);
       s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
     } else if (rec->op == RecordOp::kFull) {
       s = DecodeFull(*rec, sink);
     } else if (rec->op == RecordOp::kDelta || rec->op == RecordOp::kGzipDelta) {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
-      auto src = env_->NewRandomAccessFile(locate_(rec->source));
+      auto src = OpenOld(rec->source);
       const std::uint64_t at = header_.payload_start + rec->payload_offset;
       if (!src.ok()) {
         s = src.error();
@@ -218,6 +231,7 @@ class Applier {
   RandomAccessFile* patch_;
   const PatchHeader& header_;
   const std::function<std::string(const std::string&)>& locate_;
+  const HeldSources* held_;
   TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
@@ -246,13 +260,27 @@ Status ApplyPatchFrom(Env* env, const SourceTree& source, RandomAccessFile& patc
   return OkStatus();
 }
 
+std::set<std::string> PatchSources(const PatchHeader& header) {
+  std::set<std::string> paths;
+  for (const auto& r : header.records) {
+    if (r.op == RecordOp::kDelta || r.op == RecordOp::kGzipDelta || r.op == RecordOp::kCopy) {
+      paths.insert(r.source);
+    } else if (r.op == RecordOp::kMode) {
+      paths.insert(r.path);
+    }
+  }
+  return paths;
+}
+
 Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
-                    const PatchHeader& header, TreeSink& sink) {
+                    const PatchHeader& header, TreeSink& sink, std::uint64_t hold_bytes) {
   bool file_kind = header.kind == PatchKind::kFile;
+  HeldSources held(hold_bytes > 0 ? PatchSources(header) : std::set<std::string>{}, hold_bytes);
   SourceTree source;
   source.name = old_path;
-  QP_ASSIGN_OR_RETURN(source.manifest,
-                      file_kind ? ScanSingleFile(env, old_path) : ScanTree(env, old_path));
+  source.held = &held;
+  QP_ASSIGN_OR_RETURN(source.manifest, file_kind ? ScanSingleFile(env, old_path, &held)
+                                                 : ScanTree(env, old_path, &held));
   source.locate = [&old_path](const std::string& path) { return ResolveEntryPath(old_path, path); };
   return ApplyPatchFrom(env, source, patch, header, sink);
 }

@@ -33,23 +33,63 @@ Status ValidateRelativePath(const std::string& path) {
   return OkStatus();
 }
 
-Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path) {
+namespace {
+
+// Streams a file's size and SHA-256; its bytes are appended to `*keep` while they fit in
+// `keep_limit` bytes (past that, the bytes are dropped and `*keep` is set to nullptr).
+Result<std::pair<std::uint64_t, Sha256Digest>> HashStream(Env* env, const std::string& path,
+                                                          std::vector<std::uint8_t>** keep,
+                                                          std::uint64_t keep_limit) {
   QP_ASSIGN_OR_RETURN(auto file, env->NewRandomAccessFile(path));
+  if (*keep != nullptr && file->Size() > keep_limit) *keep = nullptr;
+  if (*keep != nullptr) (*keep)->reserve(static_cast<std::size_t>(file->Size()));
   Sha256 h;
   std::vector<std::uint8_t> buf(256 * 1024);
   std::uint64_t off = 0;
   for (;;) {
     QP_ASSIGN_OR_RETURN(std::size_t n, file->ReadAt(off, buf));
     if (n == 0) break;
-    h.Update(std::span<const std::uint8_t>(buf.data(), n));
+    std::span<const std::uint8_t> got(buf.data(), n);
+    h.Update(got);
+    if (*keep != nullptr && (*keep)->size() + n > keep_limit) {
+      std::vector<std::uint8_t>().swap(**keep);
+      *keep = nullptr;
+    }
+    if (*keep != nullptr) (*keep)->insert((*keep)->end(), got.begin(), got.end());
     off += n;
   }
   return std::make_pair(off, h.Finish());
 }
 
+}  // namespace
+
+Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path) {
+  std::vector<std::uint8_t>* keep = nullptr;
+  return HashStream(env, path, &keep, 0);
+}
+
+Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
+                                                                 const std::string& entry_path,
+                                                                 const std::string& file) {
+  std::vector<std::uint8_t> bytes;
+  std::vector<std::uint8_t>* keep = wanted_.count(entry_path) != 0 ? &bytes : nullptr;
+  QP_ASSIGN_OR_RETURN(auto hashed, HashStream(env, file, &keep, budget_ - used_));
+  if (keep != nullptr) {
+    used_ += bytes.size();
+    held_[entry_path] = std::move(bytes);
+  }
+  return hashed;
+}
+
+const std::vector<std::uint8_t>* HeldSources::Find(const std::string& entry_path) const {
+  auto it = held_.find(entry_path);
+  return it == held_.end() ? nullptr : &it->second;
+}
+
 namespace {
 
-Status ScanInto(Env* env, const std::string& root, const std::string& rel, Manifest* out) {
+Status ScanInto(Env* env, const std::string& root, const std::string& rel, HeldSources* held,
+                Manifest* out) {
   std::string dir = rel.empty() ? root : JoinPath(root, rel);
   QP_ASSIGN_OR_RETURN(auto names, env->ListDir(dir));
   for (const auto& name : names) {
@@ -62,7 +102,8 @@ Status ScanInto(Env* env, const std::string& root, const std::string& rel, Manif
     switch (info.type) {
       case FileType::kRegular: {
         e.type = EntryType::kFile;
-        QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, child));
+        QP_ASSIGN_OR_RETURN(auto hashed, held != nullptr ? held->Hash(env, child_rel, child)
+                                                         : HashFile(env, child));
         e.size = hashed.first;
         e.sha256 = hashed.second;
         out->push_back(std::move(e));
@@ -80,7 +121,7 @@ Status ScanInto(Env* env, const std::string& root, const std::string& rel, Manif
       case FileType::kDirectory:
         e.type = EntryType::kDirectory;
         out->push_back(std::move(e));
-        QP_RETURN_IF_ERROR(ScanInto(env, root, child_rel, out));
+        QP_RETURN_IF_ERROR(ScanInto(env, root, child_rel, held, out));
         break;
       case FileType::kOther:
         return Error(ErrorCode::kUnsupported, child + ": not a file, directory or symlink");
@@ -91,24 +132,25 @@ Status ScanInto(Env* env, const std::string& root, const std::string& rel, Manif
 
 }  // namespace
 
-Result<Manifest> ScanTree(Env* env, const std::string& root) {
+Result<Manifest> ScanTree(Env* env, const std::string& root, HeldSources* held) {
   QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(root));
   if (info.type != FileType::kDirectory) {
     return Error(ErrorCode::kInvalidArgument, root + ": not a directory");
   }
   Manifest m;
-  QP_RETURN_IF_ERROR(ScanInto(env, root, "", &m));
+  QP_RETURN_IF_ERROR(ScanInto(env, root, "", held, &m));
   std::sort(m.begin(), m.end(),
             [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
   return m;
 }
 
-Result<Manifest> ScanSingleFile(Env* env, const std::string& path) {
+Result<Manifest> ScanSingleFile(Env* env, const std::string& path, HeldSources* held) {
   QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(path));
   if (info.type != FileType::kRegular) {
     return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
   }
-  QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, path));
+  QP_ASSIGN_OR_RETURN(auto hashed,
+                      held != nullptr ? held->Hash(env, ".", path) : HashFile(env, path));
   return Manifest{ManifestEntry{".", EntryType::kFile, info.mode, hashed.first, hashed.second}};
 }
 

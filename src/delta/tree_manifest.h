@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,12 +36,36 @@ inline constexpr std::size_t kMaxEntries = 1'000'000;
 // the path otherwise.
 Status ValidateRelativePath(const std::string& path);
 
+// Old files kept in memory as they are hashed, for a patch that reads them again as its
+// sources: each byte of a held file comes from disk once, and the patch reads exactly the
+// bytes that were hashed. Only the wanted entry paths are held, at most `budget` bytes in
+// all; any other file is hashed as a stream and read again from disk by the patch.
+class HeldSources {
+ public:
+  HeldSources() = default;  // holds nothing
+  HeldSources(std::set<std::string> wanted, std::uint64_t budget)
+      : wanted_(std::move(wanted)), budget_(budget) {}
+  // HashFile of `file`, the tree's entry `entry_path`, keeping its bytes if it is wanted
+  // and they fit what is left of the budget.
+  Result<std::pair<std::uint64_t, Sha256Digest>> Hash(Env* env, const std::string& entry_path,
+                                                      const std::string& file);
+  // The bytes held for `entry_path`, or nullptr.
+  const std::vector<std::uint8_t>* Find(const std::string& entry_path) const;
+  std::uint64_t held_bytes() const { return used_; }
+
+ private:
+  std::set<std::string> wanted_;
+  std::uint64_t budget_ = 0, used_ = 0;
+  std::map<std::string, std::vector<std::uint8_t>, std::less<>> held_;
+};
+
 // Scans the tree under `root` (files, directories, symlinks; anything else is an error),
-// hashing every file. The root itself is not an entry. Returns entries sorted by path.
-Result<Manifest> ScanTree(Env* env, const std::string& root);
+// hashing every file (through `held` when given). The root itself is not an entry. Returns
+// entries sorted by path.
+Result<Manifest> ScanTree(Env* env, const std::string& root, HeldSources* held = nullptr);
 
 // A manifest for a single file (one entry with path ".").
-Result<Manifest> ScanSingleFile(Env* env, const std::string& path);
+Result<Manifest> ScanSingleFile(Env* env, const std::string& path, HeldSources* held = nullptr);
 
 // The file system path of manifest entry `path` under `root` ("." is the root itself).
 std::string ResolveEntryPath(const std::string& root, const std::string& path);

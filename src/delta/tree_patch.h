@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,10 @@ struct ApplyOptions {
 // one file at path ""). Every file is checked against the manifest's size and SHA-256 as
 // it is written. kVerificationFailed if the old tree is not the one the patch was made
 // from; kCorrupt naming the record for a bad patch.
+// Up to `hold_bytes` of the old files the patch reads are kept in memory as they are
+// hashed, so that they come from disk once (HeldSources); 0 reads them again.
 Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
-                    const PatchHeader& header, TreeSink& sink);
+                    const PatchHeader& header, TreeSink& sink, std::uint64_t hold_bytes = 0);
 
 // The tree a patch applies to, scanned by the caller: its manifest (hashed from what is
 // there now), and where the bytes of each entry path are. For files that are not under one
@@ -65,7 +68,14 @@ struct SourceTree {
   std::string name;  // for messages: the old tree's path, or what the files are
   Manifest manifest;
   std::function<std::string(const std::string& entry_path)> locate;
+  // Old files read into memory while the manifest was hashed: the patch reads these bytes
+  // instead of the files (their hashes are the manifest's).
+  const HeldSources* held = nullptr;
 };
+
+// The old tree's entry paths that applying `header` reads: the sources of its delta, copy
+// and mode records. What a HeldSources should want.
+std::set<std::string> PatchSources(const PatchHeader& header);
 
 // ApplyPatchTo from a SourceTree: the same checks (the source manifest's digest against the
 // patch's source digest; each new entry as it is written), without scanning anything.

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <random>
+#include <set>
 
 #include "core/durable_file.h"
 #include "core/fault_env.h"
@@ -25,6 +26,8 @@ std::string RandomText(std::size_t n, unsigned seed) {
   for (auto& c : s) c = static_cast<char>(rng());
   return s;
 }
+
+std::vector<std::uint8_t> Bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 BuildOptions Fast() {
   BuildOptions o;
@@ -149,6 +152,53 @@ TEST(TreePatchTest, TheApplierWritesOnlyThroughItsCallersSink) {
       EXPECT_EQ(sink.dirs.count(e.path), 1u) << e.path;
     }
   }
+}
+
+TEST(TreePatchTest, HeldSourcesAreTheBytesThePatchReads) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  ASSERT_TRUE(BuildTreePatch(env, d.Sub("old"), d.Sub("new"), d.Sub("p"), Fast()).ok());
+  auto patch = env->NewRandomAccessFile(d.Sub("p"));
+  ASSERT_TRUE(patch.ok());
+  auto header = DecodePatchHeader(**patch);
+  ASSERT_TRUE(header.ok());
+  const std::set<std::string> sources = PatchSources(*header);
+  // The renamed library (delta), the moved file (copy), the script (mode only).
+  EXPECT_EQ(sources, (std::set<std::string>{"lib/libfoo.so.1.2", "lib/moved", "script"}));
+
+  // A budget that holds the small sources but not the 100,000-byte library.
+  HeldSources small(sources, 20000);
+  SourceTree source;
+  source.name = "old";
+  source.locate = [&](const std::string& path) { return ResolveEntryPath(d.Sub("old"), path); };
+  source.held = &small;
+  auto manifest = ScanTree(env, d.Sub("old"), &small);
+  ASSERT_TRUE(manifest.ok());
+  EXPECT_EQ(small.Find("lib/libfoo.so.1.2"), nullptr);
+  ASSERT_NE(small.Find("lib/moved"), nullptr);
+  EXPECT_EQ(*small.Find("lib/moved"), Bytes(RandomText(3000, 3)));
+  EXPECT_EQ(small.Find("lib/engines/same.so"), nullptr) << "not a source: never held";
+  EXPECT_EQ(small.held_bytes(), 3000u + 10u);
+
+  // Everything held: the patch reads the hashed bytes, not the files. Damage on disk after
+  // the scan goes unseen; what the patch produces is still checked against the manifest.
+  HeldSources all(sources, 1 << 20);
+  source.held = &all;
+  auto scanned = ScanTree(env, d.Sub("old"), &all);
+  ASSERT_TRUE(scanned.ok());
+  source.manifest = *scanned;
+  EXPECT_EQ(ManifestDigest(*scanned), ManifestDigest(*manifest));
+  WriteTestFile(d.Sub("old/lib/libfoo.so.1.2"), RandomText(100000, 9));
+  MemoryTreeSink sink;
+  Status s = ApplyPatchFrom(env, source, **patch, *header, sink);
+  ASSERT_TRUE(s.ok()) << s.error().ToString();
+  EXPECT_EQ(sink.files["lib/libfoo.so.1.3"], Bytes(ReadTestFile(d.Sub("new/lib/libfoo.so.1.3"))));
+
+  // Not held: the same damage is read from disk and refused.
+  source.held = nullptr;
+  MemoryTreeSink refused;
+  EXPECT_FALSE(ApplyPatchFrom(env, source, **patch, *header, refused).ok());
 }
 
 TEST(TreePatchTest, LinkedUnchangedFilesShareInodes) {

@@ -55,7 +55,8 @@ class Activation {
 };
 
 // `work_dir`: the component's directory in the store's state directory.
+// `hold_bytes`: StoreOptions::held_source_bytes.
 std::unique_ptr<Activation> NewActivation(Env* env, const ComponentConfig& config,
-                                          const std::string& work_dir);
+                                          const std::string& work_dir, std::uint64_t hold_bytes);
 
 }  // namespace qp::store

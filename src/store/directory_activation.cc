@@ -9,8 +9,9 @@
 
 namespace qp::store {
 
-DirectoryActivation::DirectoryActivation(Env* env, std::string root)
+DirectoryActivation::DirectoryActivation(Env* env, std::string root, std::uint64_t hold_bytes)
     : env_(env),
+      hold_bytes_(hold_bytes),
       root_(std::move(root)),
       parent_(DirName(root_)),
       staging_(root_ + ".qp-staging"),
@@ -44,7 +45,7 @@ Status DirectoryActivation::Stage(RandomAccessFile& patch, const delta::PatchHea
   NewTreeOptions options;
   options.link_files = true;  // unchanged files are hard links of the live ones
   QP_RETURN_IF_ERROR(WriteNewTree(env_, staging_, options, [&](TreeSink& sink) {
-    return delta::ApplyPatchTo(env_, root_, patch, header, sink);
+    return delta::ApplyPatchTo(env_, root_, patch, header, sink, hold_bytes_);
   }));
   QP_ASSIGN_OR_RETURN(FileInfo live, env_->Stat(root_));
   QP_RETURN_IF_ERROR(env_->Chmod(staging_, live.mode));

@@ -7,7 +7,9 @@ namespace qp::store {
 
 class DirectoryActivation final : public Activation {
  public:
-  DirectoryActivation(Env* env, std::string root);
+  // Up to `hold_bytes` of the live files the patch reads stay in memory between their
+  // hashing and the patch (delta::HeldSources), so each is read from disk once.
+  DirectoryActivation(Env* env, std::string root, std::uint64_t hold_bytes = 0);
 
   Result<Sha256Digest> LiveDigest() override;
   Result<std::uint64_t> AvailableBytes() override;
@@ -28,6 +30,7 @@ class DirectoryActivation final : public Activation {
   Result<bool> IsLive(std::uint64_t inode);
 
   Env* env_;
+  std::uint64_t hold_bytes_;
   std::string root_, parent_, staging_, previous_;
 };
 

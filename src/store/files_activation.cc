@@ -59,8 +59,12 @@ class SiblingSink final : public TreeSink {
 
 }  // namespace
 
-FilesActivation::FilesActivation(Env* env, std::vector<std::string> files, std::string work_dir)
-    : env_(env), files_(std::move(files)), work_dir_(std::move(work_dir)) {}
+FilesActivation::FilesActivation(Env* env, std::vector<std::string> files, std::string work_dir,
+                                 std::uint64_t hold_bytes)
+    : env_(env),
+      files_(std::move(files)),
+      work_dir_(std::move(work_dir)),
+      hold_bytes_(hold_bytes) {}
 
 std::string FilesActivation::Sibling(const std::string& file, const char* suffix) {
   return JoinPath(DirName(file), "." + BaseName(file) + suffix);
@@ -85,7 +89,7 @@ Result<Sha256Digest> FilesActivation::LiveDigest() {
   return delta::ManifestDigest(manifest);
 }
 
-Result<delta::Manifest> FilesActivation::LiveManifest() {
+Result<delta::Manifest> FilesActivation::LiveManifest(delta::HeldSources* held) {
   // The files as one tree: each at its absolute path without the leading '/', under
   // directories of mode 0755.
   delta::Manifest manifest;
@@ -97,7 +101,8 @@ Result<delta::Manifest> FilesActivation::LiveManifest() {
       dirs.insert(path.substr(0, slash));
     }
     QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(f));
-    QP_ASSIGN_OR_RETURN(auto hashed, delta::HashFile(env_, f));
+    QP_ASSIGN_OR_RETURN(auto hashed,
+                        held != nullptr ? held->Hash(env_, path, f) : delta::HashFile(env_, f));
     manifest.push_back(delta::ManifestEntry{path, delta::EntryType::kFile, info.mode, hashed.first,
                                             hashed.second});
   }
@@ -163,12 +168,15 @@ Status FilesActivation::Stage(RandomAccessFile& patch, const delta::PatchHeader&
       return Error(ErrorCode::kInvalidArgument, f + ": not a regular file");
     }
   }
-  // Each live file is read twice at most: hashed (its manifest entry), then read by the
-  // patch when it is a delta source. Changed files are written once, beside themselves.
+  // Each live file is read once: hashed (its manifest entry), and kept in memory when the
+  // patch reads it as a source (up to hold_bytes_; past that it is read again). Changed
+  // files are written once, beside themselves.
   // The result digest is the signed one: Store::Install checked it before staging.
   delta::SourceTree source;
   source.name = "the component's files";
-  QP_ASSIGN_OR_RETURN(source.manifest, LiveManifest());
+  delta::HeldSources held(delta::PatchSources(header), hold_bytes_);
+  QP_ASSIGN_OR_RETURN(source.manifest, LiveManifest(&held));
+  source.held = &held;
   source.locate = [](const std::string& path) { return "/" + path; };
   SiblingSink sink(env_, [](const std::string& f) { return Sibling(f, ".qp-new"); });
   QP_RETURN_IF_ERROR(delta::ApplyPatchFrom(env_, source, patch, header, sink));

@@ -7,7 +7,9 @@ namespace qp::store {
 
 class FilesActivation final : public Activation {
  public:
-  FilesActivation(Env* env, std::vector<std::string> files, std::string work_dir);
+  // `hold_bytes`: as for DirectoryActivation.
+  FilesActivation(Env* env, std::vector<std::string> files, std::string work_dir,
+                  std::uint64_t hold_bytes = 0);
 
   Result<Sha256Digest> LiveDigest() override;
   Result<std::uint64_t> AvailableBytes() override;
@@ -27,14 +29,16 @@ class FilesActivation final : public Activation {
   // Hidden siblings of a live file: .NAME.qp-new (staged), .qp-old (replaced, in flight),
   // .qp-previous (rollback copy).
   static std::string Sibling(const std::string& file, const char* suffix);
-  // The live files as a tree (what the patch applies to), each file hashed.
-  Result<delta::Manifest> LiveManifest();
+  // The live files as a tree (what the patch applies to), each file hashed (through `held`
+  // when given).
+  Result<delta::Manifest> LiveManifest(delta::HeldSources* held = nullptr);
   Status SyncDirsOf(const std::vector<std::string>& files);
   Result<bool> Exists(const std::string& path);
 
   Env* env_;
   std::vector<std::string> files_;  // absolute, sorted
   std::string work_dir_;            // the component's state directory
+  std::uint64_t hold_bytes_;
 };
 
 }  // namespace qp::store

@@ -14,11 +14,11 @@
 namespace qp::store {
 
 std::unique_ptr<Activation> NewActivation(Env* env, const ComponentConfig& config,
-                                          const std::string& work_dir) {
+                                          const std::string& work_dir, std::uint64_t hold_bytes) {
   if (config.kind == RootKind::kOwnedDirectory) {
-    return std::make_unique<DirectoryActivation>(env, config.root);
+    return std::make_unique<DirectoryActivation>(env, config.root, hold_bytes);
   }
-  return std::make_unique<FilesActivation>(env, config.files, work_dir);
+  return std::make_unique<FilesActivation>(env, config.files, work_dir, hold_bytes);
 }
 
 struct Store::Component {
@@ -61,7 +61,7 @@ Store::Store(StoreOptions options, std::vector<ComponentConfig> components)
     auto c = std::make_unique<Component>();
     c->config = &config;
     c->dir = JoinPath(options_.state_dir, config.name);
-    c->activation = NewActivation(options_.env, config, c->dir);
+    c->activation = NewActivation(options_.env, config, c->dir, options_.held_source_bytes);
     state_.push_back(std::move(c));
   }
 }

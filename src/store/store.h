@@ -43,6 +43,10 @@ struct StoreOptions {
   // most dpkg_lock_wait for a running apt or dpkg to finish.
   std::string dpkg_admin_dir;  // "": dpkg's own (/var/lib/dpkg); dpkg-query reads it
   std::chrono::milliseconds dpkg_lock_wait{5000};
+  // How many bytes of the live files an install's patch reads may stay in memory from
+  // their hashing to the patch, so that each is read from disk once (past it, a file is
+  // read twice). 32 MiB holds a libssl3 or glibc; the memory is freed after staging.
+  std::uint64_t held_source_bytes = 32u << 20;
 };
 
 struct ComponentStatus {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 #include "core/fault_env.h"
@@ -150,6 +151,57 @@ TEST_P(StoreTest, AnInstallNeverReadsBackWhatItWrote) {
                                                         : live_files.count(path) != 0;
     EXPECT_TRUE(live) << "the install read " << path << " (" << env.BytesRead(path) << " bytes)";
   }
+}
+
+// Bytes read of each live file by one install, with `hold_bytes` of the patch's sources
+// kept in memory from their hashing to the patch; and the file sizes before it.
+struct LiveReads {
+  std::map<std::string, std::uint64_t> read, size;
+};
+LiveReads InstallCountingReads(StoreFixture& f, std::uint64_t hold_bytes) {
+  ReadCountingEnv env(Env::Default());
+  StoreOptions options = f.Options(&env);
+  options.held_source_bytes = hold_bytes;
+  Store store(options, {f.config_});
+  EXPECT_TRUE(store.Reconcile("comp").ok());
+  LiveReads out;
+  const std::string state_dir = options.state_dir + "/";
+  env.Reset();
+  std::vector<std::string> live = f.config_.files;
+  if (f.config_.kind == RootKind::kOwnedDirectory) {
+    live.clear();
+    auto tree = delta::ScanTree(Env::Default(), f.config_.root);
+    EXPECT_TRUE(tree.ok());
+    if (!tree.ok()) return {};
+    for (const auto& e : *tree) {
+      if (e.type == delta::EntryType::kFile) live.push_back(JoinPath(f.config_.root, e.path));
+    }
+  }
+  for (const auto& path : live) out.size[path] = Env::Default()->Stat(path)->size;
+  auto r = store.Install("comp", f.Request());
+  EXPECT_TRUE(r.ok() && r->committed);
+  for (const auto& path : env.PathsRead()) {
+    if (path != f.Request().patch_path && !path.starts_with(state_dir)) {
+      out.read[path] = env.BytesRead(path);
+    }
+  }
+  return out;
+}
+
+TEST_P(StoreTest, AnInstallReadsEachLiveFileFromDiskOnce) {
+  LiveReads reads = InstallCountingReads(f_, 32u << 20);
+  ASSERT_FALSE(reads.read.empty());
+  for (const auto& [path, n] : reads.read) {
+    ASSERT_EQ(reads.size.count(path), 1u) << path << " is not a live file";
+    EXPECT_EQ(n, reads.size[path]) << path;
+  }
+}
+
+TEST_P(StoreTest, PastTheHoldBudgetADeltaSourceIsReadAgain) {
+  LiveReads reads = InstallCountingReads(f_, 0);
+  std::size_t twice = 0;
+  for (const auto& [path, n] : reads.read) twice += n > reads.size[path] ? 1 : 0;
+  EXPECT_GT(twice, 0u) << "no delta source was read a second time: the fixture lost its deltas";
 }
 
 TEST_P(StoreTest, DetectsFilesModifiedBehindItsBackAndDoesNotPatchThem) {

@@ -39,9 +39,20 @@ inline void WriteDpkgDatabase(const std::string& dir, const std::string& stanzas
 // Content of a tree: relative path -> bytes ("->target" makes a symlink).
 using TreeSpec = std::map<std::string, std::string>;
 
+// `n` bytes that do not compress (a fixed sequence per `seed`): a file of these is patched
+// with a delta, not stored whole.
+inline std::string Noise(std::size_t n, std::uint32_t seed) {
+  std::string out(n, '\0');
+  for (auto& c : out) {
+    seed = seed * 1664525u + 1013904223u;
+    c = static_cast<char>(seed >> 24);
+  }
+  return out;
+}
+
 inline TreeSpec OldTree() {
   return {{"bin/tool", std::string(3000, 'a') + "tool v1"},
-          {"lib/libfoo.so.1.2", std::string(5000, 'x') + "foo v1"},
+          {"lib/libfoo.so.1.2", Noise(5000, 1) + "foo v1"},
           {"lib/libfoo.so.1", "->libfoo.so.1.2"},
           {"share/unchanged.txt", "same in both versions"},
           {"share/removed.txt", "only in the old version"}};
@@ -49,7 +60,7 @@ inline TreeSpec OldTree() {
 
 inline TreeSpec NewTree() {
   return {{"bin/tool", std::string(3000, 'a') + "tool v2, fixed"},
-          {"lib/libfoo.so.1.3", std::string(5000, 'x') + "foo v2, fixed"},
+          {"lib/libfoo.so.1.3", Noise(5000, 1) + "foo v2, fixed"},
           {"lib/libfoo.so.1", "->libfoo.so.1.3"},
           {"share/unchanged.txt", "same in both versions"},
           {"share/added.txt", "only in the new version"}};
@@ -58,12 +69,12 @@ inline TreeSpec NewTree() {
 // Shared-files flavour: the same file names in both versions.
 inline TreeSpec OldFiles() {
   return {{"lib/libssl.so.3", std::string(4000, 's') + "ssl v1"},
-          {"lib/libcrypto.so.3", std::string(6000, 'c') + "crypto v1"},
+          {"lib/libcrypto.so.3", Noise(6000, 2) + "crypto v1"},
           {"etc/unchanged.cnf", "same"}};
 }
 inline TreeSpec NewFiles() {
   return {{"lib/libssl.so.3", std::string(4000, 's') + "ssl v2"},
-          {"lib/libcrypto.so.3", std::string(6000, 'c') + "crypto v2 fixed"},
+          {"lib/libcrypto.so.3", Noise(6000, 2) + "crypto v2 fixed"},
           {"etc/unchanged.cnf", "same"}};
 }
 
