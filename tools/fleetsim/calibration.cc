@@ -33,10 +33,14 @@ const std::vector<LinePattern>& Patterns() {
          std::regex(
              R"(^timestamp\.json requests/s at 64 connections: quietpatch-server ([0-9.]+))"),
          {{"server.requests_per_s", 1}}});
-    p.push_back({"server_bench_results.txt",
-                 std::regex(R"(^reports on (\w+): .* = ([0-9.]+) events/s stored)"),
-                 {{"server.reports_per_s.", 2}},
-                 1});
+    // One instance's rate: the old line ("reports on postgresql: ...") or, since group
+    // commits, the one-instance line at 10 events a request, about what a device sends.
+    p.push_back(
+        {"server_bench_results.txt",
+         std::regex(
+             R"(^reports on (\w+)(?:, 1 instance(?:\(s\))?, 10 events a request[^:]*)?: .* = ([0-9.]+) events/s stored)"),
+         {{"server.reports_per_s.", 2}},
+         1});
     p.push_back({"server_bench_results.txt",
                  std::regex(R"(^[0-9]+ idle watchers: .*[ (]([0-9.]+) KB per watcher)"),
                  {{"server.watcher_kb", 1}}});

@@ -246,7 +246,15 @@ TEST(FleetsimTest, CalibrationReadsTheNewestLineOfEachFigureWithItsSource) {
           "reports on postgresql: 10000 events from 200 devices in 3.9 s = 2532 events/s stored\n"
           "timestamp.json requests/s at 64 connections: quietpatch-server 117085.19, nginx 1\n"
           "10000 idle watchers: server RSS 43.7 MB (12.7 MB before, 3.18 KB per watcher)\n"
-          "publish to all 10000 watchers answered: 0.17 s after the new timestamp\n");
+          "publish to all 10000 watchers answered: 0.17 s after the new timestamp\n"
+          "reports on sqlite, 1 instance, 10 events a request: 50000 events = 10798 events/s "
+          "stored\n"
+          "reports on sqlite, 1 instance, 50 events a request: 50000 events = 25243 events/s "
+          "stored\n"
+          "reports on postgresql, 1 instance(s), 10 events a request (goal: 20000/s): 50000 "
+          "events = 9876 events/s stored\n"
+          "reports on postgresql, 3 instance(s), 10 events a request (goal: 20000/s): 50000 "
+          "events = 13451 events/s stored\n");
   c.Parse("bench/store_bench_results.txt",
           "== libssl3-3.0.17-to-3.0.20 (107554 byte patch)\n"
           "install (stage, verify, swap, keep rollback copy, fsync): 0.22 s (0.13 s CPU), 6 MB\n");
@@ -257,7 +265,11 @@ TEST(FleetsimTest, CalibrationReadsTheNewestLineOfEachFigureWithItsSource) {
   ASSERT_TRUE(req.ok());
   EXPECT_DOUBLE_EQ(req->value, 117085.19);
   EXPECT_EQ(req->source.rfind("bench/server_bench_results.txt:3: ", 0), 0u) << req->source;
-  EXPECT_DOUBLE_EQ(c.Get("server.reports_per_s.postgresql")->value, 2532);
+  EXPECT_DOUBLE_EQ(c.Get("server.reports_per_s.postgresql")->value, 9876) << "one instance only";
+  EXPECT_EQ(c.Get("server.reports_per_s.postgresql")->source.rfind(
+                "bench/server_bench_results.txt:8: ", 0),
+            0u);
+  EXPECT_DOUBLE_EQ(c.Get("server.reports_per_s.sqlite")->value, 10798) << "10 a request";
   EXPECT_DOUBLE_EQ(c.Get("server.watcher_kb")->value, 3.18);
   EXPECT_DOUBLE_EQ(c.Get("server.fanout_s_per_watcher")->value, 0.17 / 10000);
   EXPECT_DOUBLE_EQ(c.Get("store.install_s:libssl3-3.0.17-to-3.0.20")->value, 0.22);
