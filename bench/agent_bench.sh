@@ -92,6 +92,12 @@ echo "  resident by mapping: $(awk '/^[0-9a-f]+-[0-9a-f]+ / {name = NF >= 6 ? $6
   /^Rss:/ {rss[name] += $2}
   END {for (k in rss) if (rss[k] >= 64) printf "%d %s\n", rss[k], k}' "/proc/$idle_pid/smaps" |
   sort -rn | awk '{printf "%s %.1f MB, ", $2, $1/1024}' | sed 's/, $//')"
+# Wake-ups while idle: every thread's voluntary context switches, and the CPU, over 20 s.
+switches() { cat "/proc/$idle_pid"/task/*/status | awk '/^voluntary_ctxt_switches/ {n += $2} END {print n}'; }
+s0=$(switches); t0=$(awk '{print $14 + $15}' "/proc/$idle_pid/stat")
+sleep 20
+s1=$(switches); t1=$(awk '{print $14 + $15}' "/proc/$idle_pid/stat")
+echo "  idle for 20 s: $(awk -v s=$((s1 - s0)) 'BEGIN{printf "%.1f", s/20}') wake-ups a second (all threads' voluntary context switches), $(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.1f", t*1000/hz*3}') ms CPU a minute"
 
 # 3. Publication to installation, with watch and with polling every 10 s.
 device watching true 3600

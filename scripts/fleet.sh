@@ -221,18 +221,22 @@ say "building the fix (libssl3 $BASE -> $A_VER) and publishing it to the databas
 "$BIN/quietpatch-repo" --repo "$work/publisher" build --component openssl --platform linux-x86_64 \
   --base "$BASE" --label a --base-tree "$work/trees/base" --new-tree "$work/trees/a" \
   --cve CVE-2025-9230 --urgency critical --exploited --out "$work/improvement" >/dev/null
-# CPU time (user + system) of the devices and of the instances, from /proc.
-cpu_seconds() {  # FILE of pids -> seconds
-  local t=0 p
+# CPU time (user + system) of the devices and of the instances, from /proc, with that of
+# the children they waited for: a device's install runs gzip -9n to rebuild a changelog.gz
+# and its health check, and that is the device's work.
+cpu_seconds() {  # FILE of pids [children] -> seconds (children: only theirs)
+  local t=0 p fields='$14 + $15 + $16 + $17'
+  [ "${2:-}" = children ] && fields='$16 + $17'
   while read -r p; do
-    [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    [ -r "/proc/$p/stat" ] && t=$((t + $(awk "{print $fields}" "/proc/$p/stat")))
   done < "$1"
-  python3 -c "print($t / $(getconf CLK_TCK))"
+  awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {print t / hz}'
 }
 # The whole machine's busy time (every process, the kernel), from /proc/stat.
 busy_seconds() { awk '/^cpu / {print ($2 + $3 + $4 + $7 + $8) / '"$(getconf CLK_TCK)"'}' /proc/stat; }
 cat "$work"/server/instance-*.pid > "$work/instance.pids"
 agents0=$(cpu_seconds "$work/agent.pids"); instances0=$(cpu_seconds "$work/instance.pids")
+children0=$(cpu_seconds "$work/agent.pids" children)
 busy0=$(busy_seconds)
 t0=$(now)
 $R publish "$work/improvement" --percent 100 >/dev/null
@@ -294,12 +298,13 @@ done
 echo
 t_all=$(now)
 agents1=$(cpu_seconds "$work/agent.pids"); instances1=$(cpu_seconds "$work/instance.pids")
+children1=$(cpu_seconds "$work/agent.pids" children)
 busy1=$(busy_seconds)
 # The devices' own clocks (whole seconds): when the last one committed the fix.
 last=$(sql "SELECT MAX(t) FROM (SELECT MIN(time) AS t FROM events WHERE state = 'protected' GROUP BY install_id) p")
-python3 - "$t0" "$last" "$t_all" "$agents0" "$agents1" "$instances0" "$instances1" "$(nproc)" "$devices" "$instances" "$faults" "$busy0" "$busy1" <<'PY' | tee "$work/result"
+python3 - "$t0" "$last" "$t_all" "$agents0" "$agents1" "$instances0" "$instances1" "$(nproc)" "$devices" "$instances" "$faults" "$busy0" "$busy1" "$children0" "$children1" <<'PY' | tee "$work/result"
 import sys
-t0, last, t_all, a0, a1, i0, i1, cores, n, m, faults, b0, b1 = map(float, sys.argv[1:])
+t0, last, t_all, a0, a1, i0, i1, cores, n, m, faults, b0, b1, c0, c1 = map(float, sys.argv[1:])
 devices_s = max(0.0, last + 1 - t0)
 agents, inst = a1 - a0, i1 - i0
 print(f"  publication to the last device protected: {devices_s:.0f} s at most by the devices' clocks "
@@ -309,7 +314,8 @@ if faults:
 else:
     goal = 1.25 * agents / cores + 2
     other = (b1 - b0) - agents - inst
-    print(f"  CPU during the rollout: devices {agents:.1f} s, instances {inst:.1f} s "
+    print(f"  CPU during the rollout: devices {agents:.1f} s ({c1 - c0:.1f} s of it in the "
+          f"processes they ran: gzip, health checks), instances {inst:.1f} s "
           f"({100 * inst / agents:.1f}% of the devices'; goal <= 10%), everything else "
           f"{other:.1f} s (PostgreSQL, HAProxy, nginx, this script, the kernel), "
           f"{cores * (t_all - t0) - (b1 - b0):.1f} s idle")

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -106,13 +107,25 @@ Status ControlServer::Start() {
   }
   ::chmod(path_.c_str(), 0666);
   if (::listen(listen_fd_, 64) != 0) return ErrnoError(errno, "listen " + path_);
+  // Stop() wakes the thread through this: an idle daemon's control thread sleeps in poll
+  // without a timeout instead of waking to look at a flag.
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return ErrnoError(errno, "eventfd");
   thread_ = std::thread([this] { Serve(); });
   return OkStatus();
 }
 
 void ControlServer::Stop() {
   stop_ = true;
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
   if (thread_.joinable()) thread_.join();
+  if (wake_fd_ >= 0) {
+    ::close(wake_fd_);
+    wake_fd_ = -1;
+  }
   {
     // Connections in progress end within their deadline (or their command).
     std::unique_lock<std::mutex> lock(mu_);
@@ -127,8 +140,8 @@ void ControlServer::Stop() {
 
 void ControlServer::Serve() {
   while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 200) <= 0) continue;
+    pollfd p[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(p, 2, -1) <= 0 || stop_ || (p[0].revents & POLLIN) == 0) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
     ucred cred{};

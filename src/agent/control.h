@@ -53,6 +53,7 @@ class ControlServer {
   std::string path_;
   Options options_;
   int listen_fd_ = -1;
+  int wake_fd_ = -1;  // an eventfd: Stop() writes to it
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::mutex mu_;

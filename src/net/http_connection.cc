@@ -15,6 +15,9 @@ namespace http = beast::http;
 namespace {
 
 constexpr auto kTick = std::chrono::milliseconds(250);
+// While a long poll waits for its answer only a cancel or the deadline can end it: an idle
+// device's watch wakes once a second, not four times.
+constexpr auto kLongPollTick = std::chrono::seconds(1);
 
 std::string Seconds(std::chrono::steady_clock::duration d) {
   return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
@@ -60,7 +63,9 @@ std::string IoRunner::End() {
 }
 
 void IoRunner::Arm() {
-  timer_.expires_after(kTick);
+  const bool waiting = phase_ == Phase::kAwaitAnswer && limits_.long_poll;
+  timer_.expires_after(
+      waiting ? std::chrono::duration_cast<std::chrono::milliseconds>(kLongPollTick) : kTick);
   timer_.async_wait([this](const IoError& ec) {
     if (ec || !active_) return;
     if (std::string why = Verdict(); !why.empty()) {

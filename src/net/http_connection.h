@@ -28,7 +28,8 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using IoError = boost::system::error_code;
 
-// What ends an exchange early. Checked every 250 ms.
+// What ends an exchange early. Checked every 250 ms (every second while a long poll waits
+// for its answer).
 struct TransferLimits {
   // The whole exchange, connection included (max(): no overall limit).
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
@@ -38,7 +39,7 @@ struct TransferLimits {
   long low_speed_bytes = 64;
   long low_speed_seconds = 30;
   bool long_poll = false;  // the server may hold the answer until the deadline (a watch)
-  const std::atomic<bool>* cancel = nullptr;  // set: abandoned within 250 ms
+  const std::atomic<bool>* cancel = nullptr;  // set: abandoned within a second
 };
 
 class IoRunner {

@@ -266,8 +266,8 @@ TEST(FleetsimTest, CalibrationReadsTheNewestLineOfEachFigureWithItsSource) {
   EXPECT_DOUBLE_EQ(req->value, 117085.19);
   EXPECT_EQ(req->source.rfind("bench/server_bench_results.txt:3: ", 0), 0u) << req->source;
   EXPECT_DOUBLE_EQ(c.Get("server.reports_per_s.postgresql")->value, 9876) << "one instance only";
-  EXPECT_EQ(c.Get("server.reports_per_s.postgresql")->source.rfind(
-                "bench/server_bench_results.txt:8: ", 0),
+  EXPECT_EQ(c.Get("server.reports_per_s.postgresql")
+                ->source.rfind("bench/server_bench_results.txt:8: ", 0),
             0u);
   EXPECT_DOUBLE_EQ(c.Get("server.reports_per_s.sqlite")->value, 10798) << "10 a request";
   EXPECT_DOUBLE_EQ(c.Get("server.watcher_kb")->value, 3.18);
