@@ -228,7 +228,8 @@ Status Agent::FailCheck(const Error& e) {
   for (const auto& c : components_) {
     views_[c.name].last_error = "update check failed: " + e.ToString();
     auto st = store_->GetStatus(c.name);
-    Report(c, st.ok() ? st->base_version : "", st.ok() ? st->current.label : "", "failed",
+    // About no fix: the installed one keeps its state, and no rollout counts it as failed.
+    Report(c, st.ok() ? st->base_version : "", "", "failed",
            "update check failed: " + e.ToString());
   }
   (void)SaveState();
@@ -416,6 +417,13 @@ Status Agent::InstallImprovement(const store::ComponentConfig& c, const store::C
   FixOutcome out =
       installer_.Install(*store_, c.name, st.current, imp, updater, bundle_ != nullptr);
   switch (out.kind) {
+    case FixOutcome::Kind::kDownloadInterrupted:
+      // Still downloading (resumed at the next check): a slow or failing server is not a
+      // failed fix, and must not count towards halting its rollout.
+      view.last_error = out.message;
+      Report(c, st.base_version, imp.id.label, "downloading",
+             out.message + " (resumed at the next check)");
+      return out.status;
     case FixOutcome::Kind::kDownloadFailed:
     case FixOutcome::Kind::kInstallFailed:
       view.last_error = out.message;

@@ -150,7 +150,10 @@ class FakeServer final : public tuf::Fetcher,
     }
     Json j = Json::parse(body);
     if (j["install_id"] != sig.device) return HttpAnswer{403, "", "", ""};
-    for (const auto& e : j["events"]) report_states.push_back(e["state"].get<std::string>());
+    for (const auto& e : j["events"]) {
+      report_states.push_back(e["state"].get<std::string>());
+      report_events.push_back(e);
+    }
     return HttpAnswer{200, Json{{"stored", j["events"].size()}}.dump(), "", ""};
   }
 
@@ -184,6 +187,7 @@ class FakeServer final : public tuf::Fetcher,
   std::vector<std::uint64_t> resumed_from;
   std::vector<std::string> signed_watches;  // the devices that signed their watches
   std::vector<std::string> report_states;
+  std::vector<Json> report_events;  // the events whose states are above
   std::vector<std::string> watch_urls;
   std::vector<std::string> fetched_urls;  // metadata and targets read through Fetch
 
@@ -422,6 +426,24 @@ TEST_F(AgentTest, ExpiredMetadataInstallsNothingAndSaysWhy) {
   long retry = 0;
   ASSERT_TRUE(agent->FlushReports(&retry).ok());
   EXPECT_EQ(server_.report_states, (std::vector<std::string>{"failed"}));
+  EXPECT_EQ(server_.report_events[0]["improvement"], "") << "a failed check is about no fix";
+}
+
+TEST_F(AgentTest, AFailedCheckLeavesTheInstalledFixItsState) {
+  Publish("a", 1, /*exploited=*/false);
+  auto agent = StartAgent();
+  ASSERT_TRUE(agent->Check().ok());
+  clock_.Advance(std::chrono::hours(24 * 10));  // the metadata expired: checks now fail
+  ASSERT_FALSE(agent->Check().ok());
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  ASSERT_EQ(server_.report_states,
+            (std::vector<std::string>{"downloading", "protected", "failed"}));
+  // The server keeps each device's latest state per fix and halts a rollout on failures:
+  // the failed check must not read as the installed fix (a) having failed.
+  EXPECT_EQ(server_.report_events[1]["improvement"], "a");
+  EXPECT_EQ(server_.report_events[2]["improvement"], "");
+  EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v1")));
 }
 
 TEST_F(AgentTest, ACorruptDownloadIsDiscardedAndChangesNothing) {
@@ -436,6 +458,11 @@ TEST_F(AgentTest, ACorruptDownloadIsDiscardedAndChangesNothing) {
   EXPECT_NE(Comp(st)["last_error"].get<std::string>().find("download of (a) failed"),
             std::string::npos)
       << st.dump();
+  // Bytes that are not the signed ones count against the fix (its rollout may halt).
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.report_states, (std::vector<std::string>{"downloading", "failed"}));
+  EXPECT_EQ(server_.report_events[1]["improvement"], "a");
   // The bad bytes are not kept to be resumed: the next download starts from zero.
   server_.corrupt_downloads = false;
   ASSERT_TRUE(agent->Check().ok());
@@ -450,6 +477,15 @@ TEST_F(AgentTest, AnInterruptedDownloadResumesWhereItStopped) {
   ASSERT_FALSE(agent->Check().ok());
   ASSERT_FALSE(agent->Check().ok());
   EXPECT_EQ(Digest(live_), Digest(dir_.Sub("v0")));
+  // A cut transfer is not a failed fix: the device is still downloading it, and says why.
+  long retry = 0;
+  ASSERT_TRUE(agent->FlushReports(&retry).ok());
+  EXPECT_EQ(server_.report_states, (std::vector<std::string>(4, "downloading")));
+  for (const auto& e : server_.report_events) EXPECT_EQ(e["improvement"], "a");
+  EXPECT_NE(server_.report_events[1]["error"].get<std::string>().find("connection reset"),
+            std::string::npos)
+      << server_.report_events[1].dump();
+  EXPECT_EQ(server_.report_events[0]["error"], "");
   server_.cut_after = 0;
   ASSERT_TRUE(agent->Check().ok());
   EXPECT_EQ(server_.resumed_from, (std::vector<std::uint64_t>{0, 100, 200}));

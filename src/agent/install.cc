@@ -54,7 +54,11 @@ FixOutcome Installer::Install(store::Store& store, const std::string& component,
   FixOutcome out;
   auto patch = DownloadPatch(imp, updater, from_bundle);
   if (!patch.ok()) {
-    out.kind = FixOutcome::Kind::kDownloadFailed;
+    const ErrorCode code = patch.error().code();
+    const bool interrupted =
+        code == ErrorCode::kIo || code == ErrorCode::kNotFound || code == ErrorCode::kNoSpace;
+    out.kind =
+        interrupted ? FixOutcome::Kind::kDownloadInterrupted : FixOutcome::Kind::kDownloadFailed;
     out.message = "download of (" + imp.id.label + ") failed: " + patch.error().ToString();
     out.status = patch.error();
     return out;

@@ -17,11 +17,20 @@
 namespace qp::agent {
 
 struct FixOutcome {
-  enum class Kind { kInstalled, kRolledBack, kDownloadFailed, kInstallFailed };
+  enum class Kind {
+    kInstalled,
+    kRolledBack,
+    // The transfer did not complete: no answer, a server error, a missing file, this
+    // device's disk full. Nothing says the fix is bad; a partial file is resumed later.
+    kDownloadInterrupted,
+    // The bytes served are not the signed ones (hash, length, size limit).
+    kDownloadFailed,
+    kInstallFailed,
+  };
   Kind kind = Kind::kInstalled;
   // Why it failed or rolled back; when installed, a restart hook's error (if any).
   std::string message;
-  Status status = OkStatus();  // the failure, for kDownloadFailed / kInstallFailed
+  Status status = OkStatus();                     // the failure, for the download and install kinds
   std::vector<store::ProcessRef> restart_needed;  // still running the old code
 };
 
