@@ -9,11 +9,13 @@
 #  3. Watchers per instance and memory per watcher, and the time from a publish (through
 #     the database) to every watcher on every instance answered (goal 1 s).
 #
-#   bench/scale_bench.sh [--quick]     --quick: 200 devices only
+#   bench/scale_bench.sh [--quick | --service]
+#     --quick: 200 devices only; --service: parts 2 and 3 only (no devices)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
+[ "${1:-}" = "--service" ] && quick=2
 scripts/setup.sh >/dev/null
 B=build/release
 source scripts/pg_cluster.sh
@@ -26,7 +28,7 @@ ulimit -n "$(ulimit -Hn)"
 
 echo "# $(date -u +%F), $(nproc) cores: bench/scale_bench.sh"
 # 1. Time to protection.
-sizes=(200 1000); [ "$quick" -eq 1 ] && sizes=(200)
+sizes=(200 1000); [ "$quick" -eq 1 ] && sizes=(200); [ "$quick" -eq 2 ] && sizes=()
 for n in "${sizes[@]}"; do
   for m in 1 3; do
     echo "time to protection, $n devices, $m instance(s) behind HAProxy and the edge:"

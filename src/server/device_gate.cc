@@ -114,7 +114,8 @@ Result<DeviceGate::Cached> DeviceGate::Lookup(const std::string& install_id) {
   return c;
 }
 
-Result<bool> DeviceGate::FirstUse(const std::string& install_id, const std::string& nonce) {
+Result<bool> DeviceGate::FirstUse(const std::string& install_id, const std::string& nonce,
+                                  std::optional<NonceClaim>* deferred) {
   const std::string key = install_id + "/" + nonce;
   {
     auto now = clock_->Monotonic();
@@ -134,10 +135,15 @@ Result<bool> DeviceGate::FirstUse(const std::string& install_id, const std::stri
   // Another instance may have seen it: the database decides (outside the lock).
   const std::int64_t wall = UnixSeconds(clock_->Now());
   const std::int64_t window = 2 * contract::kMaxClockSkew.count();
+  if (deferred != nullptr) {
+    *deferred = NonceClaim{key, wall, wall - window};
+    return true;
+  }
   return store_->ClaimNonce(key, wall, wall - window);
 }
 
-Result<Device> DeviceGate::Authenticate(const SignedRequest& request) {
+Result<Device> DeviceGate::Authenticate(const SignedRequest& request,
+                                        std::optional<NonceClaim>* deferred) {
   const auto& sig = request.signature;
   if (sig.device.empty() || sig.signature.empty()) {
     return Unauthenticated(
@@ -152,7 +158,7 @@ Result<Device> DeviceGate::Authenticate(const SignedRequest& request) {
   if (c.device.status != kDeviceAccepted) {
     return Error(ErrorCode::kFailedPrecondition, "device " + sig.device + " is " + c.device.status);
   }
-  QP_ASSIGN_OR_RETURN(bool fresh, FirstUse(sig.device, sig.nonce));
+  QP_ASSIGN_OR_RETURN(bool fresh, FirstUse(sig.device, sig.nonce, deferred));
   if (!fresh) return Unauthenticated("replayed request");
   return c.device;
 }

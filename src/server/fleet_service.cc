@@ -137,7 +137,8 @@ ApiResponse FleetService::AuthenticateWatch(const SignedRequest& request, std::s
 }
 
 ApiResponse FleetService::PostReports(const SignedRequest& request) {
-  auto device = gate_.Authenticate(request);
+  std::optional<NonceClaim> claim;  // claimed with the events, when the database keeps nonces
+  auto device = gate_.Authenticate(request, &claim);
   if (!device.ok()) {
     std::lock_guard<std::mutex> lock(metrics_mu_);
     ++reports_rejected_;
@@ -159,7 +160,13 @@ ApiResponse FleetService::PostReports(const SignedRequest& request) {
     r.retry_after = std::max(1L, retry_after);
     return r;
   }
-  auto stored = store_->Store(report->events, UnixSeconds(clock_->Now()));
+  auto stored = claim ? store_->StoreClaimed(report->events, claim->now, *claim)
+                      : store_->Store(report->events, UnixSeconds(clock_->Now()));
+  if (!stored.ok() && stored.error().code() == ErrorCode::kAlreadyExists) {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    ++reports_rejected_;
+    return ErrorResponse(401, "replayed request");
+  }
   if (!stored.ok()) {
     spdlog::error("reports: {}", stored.error().ToString());
     ApiResponse r = ErrorResponse(503, "reports are not being stored right now");

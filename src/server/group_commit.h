@@ -25,12 +25,14 @@ class GroupCommit {
 
   // Returns once `item` was written (its outcome set by the write function).
   void Submit(Item* item) {
-    Entry entry{item};
+    Entry entry(item);
     std::unique_lock<std::mutex> lock(mu_);
     queue_.push_back(&entry);
+    // Each caller sleeps on its own condition: a finished batch wakes its own callers and
+    // the next to write, not every caller waiting (a wake-up is a context switch).
     while (!entry.written) {
-      if (writing_) {
-        cv_.wait(lock);
+      if (writing_ || queue_.front() != &entry) {
+        entry.cv.wait(lock);
         continue;
       }
       writing_ = true;
@@ -46,22 +48,26 @@ class GroupCommit {
       lock.lock();
       // Each entry lives on its caller's stack: touched only under the lock, and not after
       // its caller saw it written.
-      for (Entry* e : batch) e->written = true;
+      for (Entry* e : batch) {
+        e->written = true;
+        if (e != &entry) e->cv.notify_one();
+      }
       writing_ = false;
-      cv_.notify_all();
+      if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next batch's writer
     }
   }
 
  private:
   struct Entry {
+    explicit Entry(Item* i) : item(i) {}
     Item* item;
     bool written = false;
+    std::condition_variable cv;
   };
 
   WriteFn write_;
   const std::size_t max_batch_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Entry*> queue_;
   bool writing_ = false;
 };

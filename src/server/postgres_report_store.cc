@@ -1,15 +1,17 @@
 // The PostgreSQL backend of ReportStore (libpq): for fleets beyond one machine; several
 // server instances may share the database. One connection per store, guarded by a mutex.
 // Reports and nonce claims go through a group commit (group_commit.h): the requests that
-// arrive while a transaction is being written are written together in the next one, each
-// kind with one set-based statement (unnest of arrays), and each caller returns once its
-// part is committed. A batch that fails is written again one request at a time, so a
+// arrive while a transaction is being written are written together in the next one, as one
+// statement (set-based, from arrays: one round trip a batch), and each caller returns once
+// its part is committed. A batch that fails is written again one request at a time, so a
 // request the database refuses fails alone.
 #include <algorithm>
 #include <map>
 #include <mutex>
 #include <set>
 #include <tuple>
+
+#include <spdlog/spdlog.h>
 
 #include "online/pg_connection.h"
 #include "server/group_commit.h"
@@ -57,10 +59,10 @@ constexpr std::size_t kMaxBatch = 256;
 
 // A report or a nonce claim waiting for the next group commit, with its outcome.
 struct Pending {
-  const std::vector<StoredEvent>* events = nullptr;  // a report, or
-  const std::string* nonce = nullptr;                // a nonce claim
-  std::int64_t time = 0;                             // received, or claimed at
-  std::int64_t forget_before = 0;                    // nonces older than this may go
+  const std::vector<StoredEvent>* events = nullptr;  // a report, and/or
+  const std::string* nonce = nullptr;  // a nonce claim (a report's is stored only if fresh)
+  std::int64_t time = 0;               // received, or claimed at
+  std::int64_t forget_before = 0;      // nonces older than this may go
   Status status;
   int stored = 0;      // a report: events new to the database
   bool fresh = false;  // a claim: the nonce was not claimed before
@@ -222,6 +224,19 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     return p.stored;
   }
 
+  Result<int> StoreClaimed(const std::vector<StoredEvent>& events, std::int64_t received,
+                           const NonceClaim& claim) override {
+    Pending p;
+    p.events = &events;
+    p.nonce = &claim.key;
+    p.time = received;
+    p.forget_before = claim.forget_before;
+    group_.Submit(&p);
+    if (!p.status.ok()) return p.status.error();
+    if (!p.fresh) return Error(ErrorCode::kAlreadyExists, "replayed request");
+    return p.stored;
+  }
+
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::lock_guard<std::mutex> lock(mu_);
     QP_ASSIGN_OR_RETURN(auto r,
@@ -331,68 +346,45 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     for (Pending* p : batch) p->status = WriteTransaction({p});
   }
 
+  // One batch in one statement (one round trip, its own transaction): the nonces claimed,
+  // the events inserted, each device's latest state per improvement upserted (its highest
+  // new seq) and its event count raised, all from the rows that were new. What comes back
+  // says which nonces were fresh, which events were new, and which devices are past their
+  // history; their oldest events are pruned after, on their own.
   Status WriteTransaction(const std::vector<Pending*>& batch) {
     for (Pending* p : batch) p->stored = 0, p->fresh = false;
-    QP_RETURN_IF_ERROR(Exec("BEGIN"));
-    Status st = ClaimNonces(batch);
-    if (st.ok()) st = StoreEvents(batch);
-    if (st.ok()) {
-      auto committed = Exec("COMMIT");
-      if (!committed.ok()) st = committed.error();
-    }
-    if (!st.ok()) {
-      (void)Exec("ROLLBACK");
-      for (Pending* p : batch) p->stored = 0, p->fresh = false;
-    }
-    return st;
-  }
-
-  Status ClaimNonces(const std::vector<Pending*>& batch) {
-    // In key order, as every instance inserts them: concurrent batches do not deadlock.
+    // In key order, as every instance writes them: concurrent batches do not deadlock. A
+    // nonce twice in the batch is inserted once and fresh for the first claim only; the
+    // first request with an (install id, seq) owns it, a copy in a later one is not new.
     std::map<std::string, std::int64_t> claims;
     std::int64_t forget_before = INT64_MAX;
-    for (Pending* p : batch) {
-      if (p->nonce == nullptr) continue;
-      claims.emplace(*p->nonce, p->time);
-      forget_before = std::min(forget_before, p->forget_before);
-    }
-    std::vector<std::string> keys;
-    std::vector<std::int64_t> times;
-    for (const auto& [key, time] : claims) keys.push_back(key), times.push_back(time);
-    if (keys.empty()) return OkStatus();
-    if (claims_ / kPruneEvery != (claims_ + keys.size()) / kPruneEvery) {
-      QP_RETURN_IF_ERROR(
-          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
-    }
-    claims_ += keys.size();
-    // A key twice in the batch is inserted once (DO NOTHING) and fresh for the first only.
-    QP_ASSIGN_OR_RETURN(auto r, Exec("INSERT INTO nonces (key, time) SELECT * FROM "
-                                     "unnest($1::text[], $2::bigint[]) ON CONFLICT DO NOTHING "
-                                     "RETURNING key",
-                                     {TextArray(keys), IntArray(times)}));
-    std::set<std::string> fresh;
-    for (int i = 0; i < PQntuples(r.get()); ++i) fresh.insert(PQgetvalue(r.get(), i, 0));
-    for (Pending* p : batch) {
-      if (p->nonce != nullptr) p->fresh = fresh.erase(*p->nonce) > 0;
-    }
-    return OkStatus();
-  }
-
-  Status StoreEvents(const std::vector<Pending*>& batch) {
-    // Rows in key order, so that concurrent instances lock them in the same order. The
-    // first request with an (install id, seq) owns it; a copy in a later one is not new.
     std::map<std::pair<std::string, std::int64_t>, std::pair<const StoredEvent*, Pending*>> rows;
     for (Pending* p : batch) {
-      if (p->events == nullptr) continue;
+      // A report whose nonce another request of the batch claims first is a replay.
+      bool first_claim = true;
+      if (p->nonce != nullptr) {
+        first_claim = claims.emplace(*p->nonce, p->time).second;
+        forget_before = std::min(forget_before, p->forget_before);
+      }
+      if (p->events == nullptr || !first_claim) continue;
       for (const auto& e : *p->events)
         rows.emplace(std::make_pair(e.install_id, e.seq), std::make_pair(&e, p));
     }
-    if (rows.empty()) return OkStatus();
+    if (claims.empty() && rows.empty()) return OkStatus();
+    if (!claims.empty() && claims_ / kPruneEvery != (claims_ + claims.size()) / kPruneEvery) {
+      QP_RETURN_IF_ERROR(
+          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
+    }
+    std::vector<std::string> keys;
+    std::vector<std::int64_t> claimed_at;
+    for (const auto& [key, time] : claims) keys.push_back(key), claimed_at.push_back(time);
     std::vector<std::string> cols[9];  // install_id, component, platform, base, improvement,
                                        // state, error, restart_needed, agent_version
     std::vector<std::int64_t> seqs, times, received;
+    std::vector<std::string> nonces;  // the row's request's, stored only if fresh; or ""
     for (const auto& [key, row] : rows) {
       const StoredEvent& e = *row.first;
+      nonces.push_back(row.second->nonce != nullptr ? *row.second->nonce : "");
       int c = 0;
       for (const std::string* v :
            {&e.install_id, &e.component, &e.platform, &e.base, &e.improvement, &e.state, &e.error,
@@ -404,86 +396,75 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
       received.push_back(row.second->time);
     }
     QP_ASSIGN_OR_RETURN(
-        auto inserted,
-        Exec("INSERT INTO events SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], "
-             "$4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "
-             "$10::text[], $11::text[], $12::bigint[]) ON CONFLICT (install_id, seq) DO NOTHING "
-             "RETURNING install_id, seq",
-             {TextArray(cols[0]), IntArray(seqs), IntArray(times), TextArray(cols[1]),
-              TextArray(cols[2]), TextArray(cols[3]), TextArray(cols[4]), TextArray(cols[5]),
-              TextArray(cols[6]), TextArray(cols[7]), TextArray(cols[8]), IntArray(received)}));
-    // The new events: credited to their requests, counted per device, and each device's
-    // latest state per improvement (its highest new seq) upserted.
-    std::map<std::string, std::int64_t> per_device;
-    std::map<std::pair<std::string, std::string>, const StoredEvent*> latest;
-    for (int i = 0; i < PQntuples(inserted.get()); ++i) {
-      auto it = rows.find(
-          {PQgetvalue(inserted.get(), i, 0), std::atoll(PQgetvalue(inserted.get(), i, 1))});
-      if (it == rows.end())
-        return Error(ErrorCode::kInternal, "postgresql: an unknown row came back");
-      const StoredEvent& e = *it->second.first;
-      ++it->second.second->stored;
-      ++per_device[e.install_id];
-      std::string id = e.ImprovementId();
-      if (id.empty()) continue;
-      auto& l = latest[{e.install_id, id}];
-      if (l == nullptr || l->seq < e.seq) l = &e;
-    }
-    if (!latest.empty()) {
-      std::vector<std::string> ids, improvements, states, errors;
-      std::vector<std::int64_t> seq, updated;
-      for (const auto& [key, e] : latest) {
-        ids.push_back(key.first);
-        improvements.push_back(key.second);
-        states.push_back(e->state);
-        errors.push_back(e->error);
-        seq.push_back(e->seq);
-        updated.push_back(e->time);
+        auto r,
+        Exec("WITH n AS (INSERT INTO nonces (key, time) SELECT * FROM unnest($1::text[], "
+             "$2::bigint[]) ON CONFLICT DO NOTHING RETURNING key), "
+             "e AS (INSERT INTO events SELECT install_id, seq, time, component, platform, base, "
+             "improvement, state, error, restart_needed, agent_version, received FROM "
+             "unnest($3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], "
+             "$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], "
+             "$15::text[]) AS u(install_id, seq, time, component, platform, base, improvement, "
+             "state, error, restart_needed, agent_version, received, nonce) WHERE u.nonce = '' "
+             "OR u.nonce IN (SELECT key FROM n) ON CONFLICT (install_id, seq) DO NOTHING "
+             "RETURNING install_id, seq, time, component, base, improvement, state, error), "
+             "d AS (INSERT INTO devices SELECT DISTINCT ON (install_id, id) install_id, id, state, "
+             "error, seq, time FROM (SELECT *, component || '/' || base || '/' || improvement AS "
+             "id FROM e WHERE improvement <> '') x ORDER BY install_id, id, seq DESC "
+             "ON CONFLICT (install_id, improvement_id) DO UPDATE SET state=excluded.state, "
+             "error=excluded.error, seq=excluded.seq, updated=excluded.updated WHERE "
+             "excluded.seq > devices.seq), "
+             "c AS (INSERT INTO event_counts SELECT install_id, COUNT(*) FROM e GROUP BY "
+             "install_id ORDER BY install_id ON CONFLICT (install_id) DO UPDATE SET n = "
+             "event_counts.n + excluded.n RETURNING install_id, n) "
+             "SELECT 'n', key, 0 FROM n UNION ALL SELECT 'e', install_id, seq FROM e UNION ALL "
+             "SELECT 'c', install_id, n FROM c WHERE n > " +
+                 std::to_string(kHistoryPerDevice),
+             {TextArray(keys), IntArray(claimed_at), TextArray(cols[0]), IntArray(seqs),
+              IntArray(times), TextArray(cols[1]), TextArray(cols[2]), TextArray(cols[3]),
+              TextArray(cols[4]), TextArray(cols[5]), TextArray(cols[6]), TextArray(cols[7]),
+              TextArray(cols[8]), IntArray(received), TextArray(nonces)}));
+    claims_ += keys.size();
+    std::set<std::string> fresh;
+    std::vector<std::string> over;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      const char kind = PQgetvalue(r.get(), i, 0)[0];
+      const char* id = PQgetvalue(r.get(), i, 1);
+      if (kind == 'n') {
+        fresh.insert(id);
+      } else if (kind == 'c') {
+        over.emplace_back(id);
+      } else {
+        auto it = rows.find({id, std::atoll(PQgetvalue(r.get(), i, 2))});
+        if (it == rows.end())
+          return Error(ErrorCode::kInternal, "postgresql: an unknown row came back");
+        ++it->second.second->stored;
       }
-      QP_RETURN_IF_ERROR(
-          Exec("INSERT INTO devices SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-               "$4::text[], $5::bigint[], $6::bigint[]) ON CONFLICT (install_id, improvement_id) "
-               "DO UPDATE SET state=excluded.state, error=excluded.error, seq=excluded.seq, "
-               "updated=excluded.updated WHERE excluded.seq > devices.seq",
-               {TextArray(ids), TextArray(improvements), TextArray(states), TextArray(errors),
-                IntArray(seq), IntArray(updated)}));
     }
-    return PruneHistories(per_device);
+    for (Pending* p : batch) {
+      if (p->nonce != nullptr) p->fresh = fresh.erase(*p->nonce) > 0;
+    }
+    PruneHistories(over);
+    return OkStatus();
   }
 
   // A bounded history per device: event_counts counts each device's events (from when the
   // table was made: a database from before counts from 0, so its devices are pruned a
-  // little later); a device past kHistoryPerDevice loses its oldest.
-  Status PruneHistories(const std::map<std::string, std::int64_t>& per_device) {
-    if (per_device.empty()) return OkStatus();
-    std::vector<std::string> ids;
-    std::vector<std::int64_t> added;
-    for (const auto& [id, n] : per_device) ids.push_back(id), added.push_back(n);
-    QP_ASSIGN_OR_RETURN(auto counted,
-                        Exec("INSERT INTO event_counts SELECT * FROM unnest($1::text[], "
-                             "$2::bigint[]) ON CONFLICT (install_id) DO UPDATE SET n = "
-                             "event_counts.n + excluded.n RETURNING install_id, n",
-                             {TextArray(ids), IntArray(added)}));
-    std::vector<std::string> over;
-    for (int i = 0; i < PQntuples(counted.get()); ++i) {
-      if (std::atoll(PQgetvalue(counted.get(), i, 1)) > kHistoryPerDevice) {
-        over.emplace_back(PQgetvalue(counted.get(), i, 0));
-      }
-    }
-    if (over.empty()) return OkStatus();
+  // little later); a device past kHistoryPerDevice loses its oldest. The events are stored
+  // already: a prune that fails is tried again at the device's next report.
+  void PruneHistories(std::vector<std::string> over) {
+    if (over.empty()) return;
     std::sort(over.begin(), over.end());
     const std::string keep = std::to_string(kHistoryPerDevice);
-    QP_RETURN_IF_ERROR(
-        Exec("DELETE FROM events e USING (SELECT id, (SELECT seq FROM events WHERE install_id = "
-             "id ORDER BY seq DESC OFFSET " +
-                 std::to_string(kHistoryPerDevice - 1) +
-                 " LIMIT 1) AS oldest FROM unnest($1::text[]) AS id) k WHERE e.install_id = k.id "
-                 "AND e.seq < k.oldest",
-             {TextArray(over)}));
-    QP_RETURN_IF_ERROR(
-        Exec("UPDATE event_counts SET n = " + keep + " WHERE install_id = ANY($1::text[])",
-             {TextArray(over)}));
-    return OkStatus();
+    auto pruned = Exec(
+        "WITH k AS (SELECT id, (SELECT seq FROM events WHERE install_id = id ORDER BY seq DESC "
+        "OFFSET " +
+            std::to_string(kHistoryPerDevice - 1) +
+            " LIMIT 1) AS oldest FROM unnest($1::text[]) AS id), "
+            "p AS (DELETE FROM events e USING k WHERE e.install_id = k.id AND e.seq < k.oldest) "
+            "UPDATE event_counts SET n = " +
+            keep + " WHERE install_id = ANY($1::text[])",
+        {TextArray(over)});
+    if (!pruned.ok()) spdlog::warn("reports: pruning old events: {}", pruned.error().ToString());
   }
 
   std::unique_ptr<PgConnection> conn_;

@@ -72,6 +72,13 @@ class AuditTable {
   virtual Result<std::vector<std::string>> RecentAudit(int limit) = 0;
 };
 
+// A request nonce to claim in the database (DeviceGate; see ReportStore::ClaimNonce).
+struct NonceClaim {
+  std::string key;                 // install id "/" nonce
+  std::int64_t now = 0;            // unix seconds
+  std::int64_t forget_before = 0;  // claims older than this may be dropped
+};
+
 class ReportStore {
  public:
   virtual ~ReportStore() = default;
@@ -88,6 +95,14 @@ class ReportStore {
   virtual Result<bool> ClaimNonce(const std::string& key, std::int64_t now,
                                   std::int64_t forget_before) {
     (void)key, (void)now, (void)forget_before;
+    return Error(ErrorCode::kUnsupported, "this database keeps no nonces");
+  }
+  // Store() and ClaimNonce() in one transaction, for a report whose request nonce is
+  // claimed with it (one commit a report, not two): kAlreadyExists, and nothing stored,
+  // when the nonce was claimed before.
+  virtual Result<int> StoreClaimed(const std::vector<StoredEvent>& events, std::int64_t received,
+                                   const NonceClaim& claim) {
+    (void)events, (void)received, (void)claim;
     return Error(ErrorCode::kUnsupported, "this database keeps no nonces");
   }
 

@@ -228,16 +228,26 @@ TEST(ReportStoreOpenTest, RejectsUnknownDatabaseUrls) {
   EXPECT_EQ(OpenReportStore("mysql://x").error().code(), ErrorCode::kInvalidArgument);
 }
 
+// Two instances' stores on one PostgreSQL database.
+class DeviceGateOnPostgresqlTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(pg_.url().empty()) << pg_.error();
+    auto a = OpenReportStore(pg_.url());
+    auto b = OpenReportStore(pg_.url());
+    ASSERT_TRUE(a.ok() && b.ok());
+    first_ = std::move(a).value();
+    second_ = std::move(b).value();
+    ASSERT_TRUE(first_->Clear().ok());
+  }
+  TestPostgres pg_;
+  std::unique_ptr<ReportStore> first_, second_;
+};
+
 // Two instances on one PostgreSQL database: a request one of them took is a replay to the
 // other (on SQLite there is one instance, and its memory is enough).
-TEST(DeviceGateOnPostgresqlTest, ARequestReplayedToAnotherInstanceIsRefused) {
-  TestPostgres pg;
-  ASSERT_FALSE(pg.url().empty()) << pg.error();
-  auto first = OpenReportStore(pg.url());
-  auto second = OpenReportStore(pg.url());
-  ASSERT_TRUE(first.ok() && second.ok());
-  ASSERT_TRUE((*first)->Clear().ok());
-  DeviceGate a(first->get(), Clock::Real()), b(second->get(), Clock::Real());
+TEST_F(DeviceGateOnPostgresqlTest, ARequestReplayedToAnotherInstanceIsRefused) {
+  DeviceGate a(first_.get(), Clock::Real()), b(second_.get(), Clock::Real());
   auto enrollment = a.CreateEnrollment(1, std::chrono::hours(1), false, "test");
   ASSERT_TRUE(enrollment.ok());
   TestDevice device;
@@ -257,19 +267,13 @@ TEST(DeviceGateOnPostgresqlTest, ARequestReplayedToAnotherInstanceIsRefused) {
 
 // Claims of the same nonces from many threads and two instances at once: each nonce is
 // fresh exactly once.
-TEST(DeviceGateOnPostgresqlTest, ConcurrentNonceClaimsAreFreshExactlyOnce) {
-  TestPostgres pg;
-  ASSERT_FALSE(pg.url().empty()) << pg.error();
-  auto first = OpenReportStore(pg.url());
-  auto second = OpenReportStore(pg.url());
-  ASSERT_TRUE(first.ok() && second.ok());
-  ASSERT_TRUE((*first)->Clear().ok());
+TEST_F(DeviceGateOnPostgresqlTest, ConcurrentNonceClaimsAreFreshExactlyOnce) {
   constexpr int kThreads = 8, kKeys = 200;
   std::atomic<int> fresh{0}, failed{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      ReportStore* store = (t % 2 == 0 ? first : second)->get();
+      ReportStore* store = (t % 2 == 0 ? first_ : second_).get();
       for (int k = 0; k < kKeys; ++k) {
         auto r = store->ClaimNonce("nonce-" + std::to_string((k * 7 + t) % kKeys), 5000, 4000);
         if (!r.ok()) {
@@ -283,6 +287,49 @@ TEST(DeviceGateOnPostgresqlTest, ConcurrentNonceClaimsAreFreshExactlyOnce) {
   for (auto& th : threads) th.join();
   EXPECT_EQ(failed, 0);
   EXPECT_EQ(fresh, kKeys);
+}
+
+// Reports stored with their request nonce (one statement): from many threads and two
+// instances, the same requests sent again and again: each request's events are stored by
+// its first arrival only, a copy is refused as a replay (in the same batch or a later one)
+// and stores nothing, and a request whose events were stored by another keeps its nonce.
+TEST_F(DeviceGateOnPostgresqlTest, AReportIsStoredWithItsNonceOnceAndAReplayStoresNothing) {
+  constexpr int kThreads = 8, kRequests = 60;
+  std::atomic<int> stored{0}, accepted{0}, replayed{0}, failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ReportStore* store = (t % 2 == 0 ? first_ : second_).get();
+      for (int k = 0; k < kRequests; ++k) {
+        int r = (k * 7 + t) % kRequests;  // every thread sends every request, in its order
+        std::vector<StoredEvent> events = {
+            Event("dev" + std::to_string(r % 5), 2 * r + 1, "downloading"),
+            Event("dev" + std::to_string(r % 5), 2 * r + 2, "protected")};
+        auto got = store->StoreClaimed(events, 5000,
+                                       NonceClaim{"dev/nonce-" + std::to_string(r), 5000, 4000});
+        if (got.ok()) {
+          ++accepted;
+          stored += *got;
+        } else if (got.error().code() == ErrorCode::kAlreadyExists) {
+          ++replayed;
+        } else {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(accepted, kRequests);
+  EXPECT_EQ(replayed, (kThreads - 1) * kRequests);
+  EXPECT_EQ(stored, 2 * kRequests);
+  auto counted = first_->CountEvents();
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(*counted, 2 * kRequests);
+  // Its nonce claimed with it: the same request's nonce is not fresh any more.
+  auto again = second_->ClaimNonce("dev/nonce-0", 5001, 4000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again);
 }
 
 }  // namespace
