@@ -68,6 +68,12 @@ Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::str
   return HashStream(env, path, &keep, 0);
 }
 
+Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path,
+                                                        HeldSources* held,
+                                                        const std::string& entry_path) {
+  return held != nullptr ? held->Hash(env, entry_path, path) : HashFile(env, path);
+}
+
 Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
                                                                  const std::string& entry_path,
                                                                  const std::string& file) {
@@ -102,8 +108,7 @@ Status ScanInto(Env* env, const std::string& root, const std::string& rel, HeldS
     switch (info.type) {
       case FileType::kRegular: {
         e.type = EntryType::kFile;
-        QP_ASSIGN_OR_RETURN(auto hashed, held != nullptr ? held->Hash(env, child_rel, child)
-                                                         : HashFile(env, child));
+        QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, child, held, child_rel));
         e.size = hashed.first;
         e.sha256 = hashed.second;
         out->push_back(std::move(e));
@@ -149,8 +154,7 @@ Result<Manifest> ScanSingleFile(Env* env, const std::string& path, HeldSources* 
   if (info.type != FileType::kRegular) {
     return Error(ErrorCode::kInvalidArgument, path + ": not a regular file");
   }
-  QP_ASSIGN_OR_RETURN(auto hashed,
-                      held != nullptr ? held->Hash(env, ".", path) : HashFile(env, path));
+  QP_ASSIGN_OR_RETURN(auto hashed, HashFile(env, path, held, "."));
   return Manifest{ManifestEntry{".", EntryType::kFile, info.mode, hashed.first, hashed.second}};
 }
 

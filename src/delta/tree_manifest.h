@@ -75,5 +75,9 @@ Sha256Digest ManifestDigest(const Manifest& manifest);
 
 // Streams a file's SHA-256 and size through the env.
 Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path);
+// The same, through `held` (the tree's entry `entry_path`) when it is not null.
+Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::string& path,
+                                                        HeldSources* held,
+                                                        const std::string& entry_path);
 
 }  // namespace qp::delta

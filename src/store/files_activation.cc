@@ -101,8 +101,7 @@ Result<delta::Manifest> FilesActivation::LiveManifest(delta::HeldSources* held) 
       dirs.insert(path.substr(0, slash));
     }
     QP_ASSIGN_OR_RETURN(FileInfo info, env_->Stat(f));
-    QP_ASSIGN_OR_RETURN(auto hashed,
-                        held != nullptr ? held->Hash(env_, path, f) : delta::HashFile(env_, f));
+    QP_ASSIGN_OR_RETURN(auto hashed, delta::HashFile(env_, f, held, path));
     manifest.push_back(delta::ManifestEntry{path, delta::EntryType::kFile, info.mode, hashed.first,
                                             hashed.second});
   }
