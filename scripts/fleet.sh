@@ -229,7 +229,8 @@ cpu_seconds() {  # FILE of pids [children] -> seconds (children: only theirs)
   # of 1,000 devices, and the figures would be read long after the clock).
   local fields='$14 + $15 + $16 + $17'
   [ "${2:-}" = children ] && fields='$16 + $17'
-  sed 's|.*|/proc/&/stat|' "$1" | xargs -r cat 2>/dev/null |
+  # (A process that is gone, such as an instance the fault test killed, counts nothing.)
+  sed 's|.*|/proc/&/stat|' "$1" | { xargs -r cat 2>/dev/null || true; } |
     awk -v hz="$(getconf CLK_TCK)" "{t += $fields} END {print t / hz}"
 }
 # The whole machine's busy time (every process, the kernel), from /proc/stat.
