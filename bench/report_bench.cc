@@ -1,7 +1,7 @@
 // Signed device reports, posted as fast as quietpatch-server instances store them:
 //
 //   report_bench --ports P[,P...] --devices N --events E --batch B --connections C
-//                --admin-token-file F
+//                --admin-token-file F [--cpu LABEL=PID[,PID...]]...
 //
 // Each device has its own ed25519 key and enrolls with a token made through the admin API;
 // every request is signed as quietpatchd signs it (contract/device_auth.h) on the device's
@@ -9,9 +9,12 @@
 // A connection's thread sends batch k of each of its devices in turn, so no device sends
 // faster than an agent does; a 429 or 503 is retried after its Retry-After. Prints one
 // line: events sent, events the server said it stored (new ones only), seconds, events/s.
-// Signing is in the measured time, as it is in a fleet's.
+// Signing is in the measured time, as it is in a fleet's. Each --cpu adds the CPU time its
+// processes used during the reports (utime + stime from /proc), per event stored, and the
+// line ends with this process's own.
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,6 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -142,6 +146,40 @@ Json PostSigned(Connection* c, const TestDevice& d, const std::string& target,
   }
 }
 
+// CPU seconds (user + system) a process has used so far; 0 when it is gone.
+double CpuSeconds(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');  // the command name may hold spaces
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> f; ++i) {
+    if (i >= 14) ticks += std::stod(f);  // fields 14, 15: utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double SelfCpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// LABEL=PID,PID...: a group of processes whose CPU the run reports.
+struct CpuGroup {
+  std::string label;
+  std::vector<int> pids;
+  double before = 0;
+  double Now() const {
+    double s = 0;
+    for (int pid : pids) s += CpuSeconds(pid);
+    return s;
+  }
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,12 +187,14 @@ int main(int argc, char** argv) {
   std::vector<int> ports;
   int devices = 1000, events = 50, batch = 10, connections = 64;
   std::string token_file;
+  std::vector<std::string> cpu_specs;
   app.add_option("--ports", ports, "the instances' ports on 127.0.0.1")->required()->delimiter(',');
   app.add_option("--devices", devices)->check(CLI::Range(1, 1000000));
   app.add_option("--events", events, "events per device")->check(CLI::Range(1, 100000));
   app.add_option("--batch", batch, "events per request")->check(CLI::Range(1, 100));
   app.add_option("--connections", connections)->check(CLI::Range(1, 4096));
   app.add_option("--admin-token-file", token_file)->required();
+  app.add_option("--cpu", cpu_specs, "LABEL=PID[,PID...]: report these processes' CPU per event");
   CLI11_PARSE(app, argc, argv);
 
   std::string admin;
@@ -189,6 +229,23 @@ int main(int argc, char** argv) {
     }
   });
   retries = 0;
+  std::vector<CpuGroup> groups;
+  for (const std::string& spec : cpu_specs) {
+    CpuGroup g;
+    auto eq = spec.find('=');
+    if (eq == std::string::npos) {
+      std::fprintf(stderr, "report_bench: --cpu %s: want LABEL=PID[,PID...]\n", spec.c_str());
+      return 2;
+    }
+    g.label = spec.substr(0, eq);
+    std::istringstream list(spec.substr(eq + 1));
+    for (std::string pid; std::getline(list, pid, ',');) {
+      if (!pid.empty()) g.pids.push_back(std::stoi(pid));
+    }
+    g.before = g.Now();
+    groups.push_back(std::move(g));
+  }
+  double self_before = SelfCpuSeconds();
   auto start = std::chrono::steady_clock::now();
   run([&](int t, Connection* c) {
     for (int from = 1; from <= events; from += batch) {
@@ -202,11 +259,21 @@ int main(int argc, char** argv) {
   });
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   long sent = static_cast<long>(devices) * events;
+  std::string cpu;
+  double per = 1e6 / static_cast<double>(std::max(1L, stored.load()));
+  auto add = [&](const std::string& label, double seconds_used) {
+    char micros[32];
+    std::snprintf(micros, sizeof micros, " %.0f", seconds_used * per);
+    cpu += (cpu.empty() ? "; CPU per event stored: " : ", ") + label + micros;
+  };
+  for (const CpuGroup& g : groups) add(g.label, g.Now() - g.before);
+  add("this client", SelfCpuSeconds() - self_before);
+  cpu += " us";
   std::printf(
       "%ld events from %d devices (%d a request, %d connections, %zu instance%s) in %.2f s = %.0f "
-      "events/s stored; sent %ld, stored %ld, %s; %ld retries\n",
+      "events/s stored; sent %ld, stored %ld, %s; %ld retries%s\n",
       sent, devices, batch, connections, ports.size(), ports.size() == 1 ? "" : "s", seconds,
       static_cast<double>(stored) / seconds, sent, stored.load(),
-      stored == sent ? "no loss" : "LOSS", retries.load());
+      stored == sent ? "no loss" : "LOSS", retries.load(), cpu.c_str());
   return stored == sent ? 0 : 1;
 }

@@ -27,8 +27,28 @@ Result<PgResult> PgConnection::Check(PgResult r, const std::string& sql) {
   ExecStatusType st = PQresultStatus(r.get());
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
   Error e = Fail(sql.substr(0, 40));
-  if (PQstatus(conn_) == CONNECTION_BAD) PQreset(conn_);
+  if (PQstatus(conn_) == CONNECTION_BAD) {
+    PQreset(conn_);
+    prepared_.clear();  // a new session: its statements are gone
+  }
   return e;
+}
+
+Result<PgResult> PgConnection::ExecPrepared(const std::string& sql,
+                                            const std::vector<std::string>& args) {
+  auto it = prepared_.find(sql);
+  if (it == prepared_.end()) {
+    std::string name = "qp_" + std::to_string(prepared_.size() + 1);
+    QP_RETURN_IF_ERROR(Check(PgResult(PQprepare(conn_, name.c_str(), sql.c_str(),
+                                                static_cast<int>(args.size()), nullptr)),
+                             sql));
+    it = prepared_.emplace(sql, std::move(name)).first;
+  }
+  std::vector<const char*> values;
+  for (const auto& a : args) values.push_back(a.c_str());
+  PgResult r(PQexecPrepared(conn_, it->second.c_str(), static_cast<int>(values.size()),
+                            values.data(), nullptr, nullptr, 0));
+  return Check(std::move(r), sql);
 }
 
 Result<PgResult> PgConnection::Exec(const std::string& sql, const std::vector<std::string>& args) {

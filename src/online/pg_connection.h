@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ class PgConnection {
 
   // Text parameters; without any, PQexec (which runs several statements: a schema).
   Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& args = {});
+  // Exec() of a statement prepared on this connection at its first use (planned once, not
+  // at every call: for a hot statement). Prepared again after the connection is reset.
+  Result<PgResult> ExecPrepared(const std::string& sql, const std::vector<std::string>& args);
   // Parameters as given, binary where `binary[i]` (bytea), results in text.
   Result<PgResult> ExecBinary(const std::string& sql, const std::vector<std::string_view>& args,
                               const std::vector<bool>& binary);
@@ -46,6 +50,7 @@ class PgConnection {
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
   Result<PgResult> Check(PgResult r, const std::string& sql);
   PGconn* conn_;
+  std::map<std::string, std::string> prepared_;  // statement -> its name on this connection
 };
 
 // Literals for $n::text[] and $n::bigint[] parameters.

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <future>
 
 #include "contract/improvement_id.h"
 #include "contract/report_state.h"
@@ -137,55 +138,81 @@ ApiResponse FleetService::AuthenticateWatch(const SignedRequest& request, std::s
 }
 
 ApiResponse FleetService::PostReports(const SignedRequest& request) {
+  std::promise<ApiResponse> answer;
+  PostReports(request, [&answer](ApiResponse r) { answer.set_value(std::move(r)); });
+  return answer.get_future().get();
+}
+
+void FleetService::PostReports(const SignedRequest& request,
+                               std::function<void(ApiResponse)> reply) {
   std::optional<NonceClaim> claim;  // claimed with the events, when the database keeps nonces
   auto device = gate_.Authenticate(request, &claim);
   if (!device.ok()) {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
-    ++reports_rejected_;
-    return ErrorResponse(StatusFor(device.error()), device.error().message());
+    {
+      std::lock_guard<std::mutex> lock(metrics_mu_);
+      ++reports_rejected_;
+    }
+    return reply(ErrorResponse(StatusFor(device.error()), device.error().message()));
   }
   auto report = ParseReport(request.body);
   if (!report.ok()) {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
-    ++reports_rejected_;
-    return ErrorResponse(report.error().code() == ErrorCode::kTooLarge ? 413 : 400,
-                         report.error().message());
+    {
+      std::lock_guard<std::mutex> lock(metrics_mu_);
+      ++reports_rejected_;
+    }
+    return reply(ErrorResponse(report.error().code() == ErrorCode::kTooLarge ? 413 : 400,
+                               report.error().message()));
   }
   if (report->install_id != device->install_id) {
-    return ErrorResponse(403, "a device reports for itself only");
+    return reply(ErrorResponse(403, "a device reports for itself only"));
   }
   long retry_after = 0;
   if (RateLimited(report->install_id, &retry_after)) {
     ApiResponse r = ErrorResponse(429, "too many reports from this install id");
     r.retry_after = std::max(1L, retry_after);
-    return r;
+    return reply(r);
   }
-  auto stored = claim ? store_->StoreClaimed(report->events, claim->now, *claim)
-                      : store_->Store(report->events, UnixSeconds(clock_->Now()));
-  if (!stored.ok() && stored.error().code() == ErrorCode::kAlreadyExists) {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
-    ++reports_rejected_;
-    return ErrorResponse(401, "replayed request");
-  }
-  if (!stored.ok()) {
-    spdlog::error("reports: {}", stored.error().ToString());
-    ApiResponse r = ErrorResponse(503, "reports are not being stored right now");
-    r.retry_after = 30;
-    return r;
-  }
+  // Counted once stored; the improvements with failures are checked against the rule.
+  std::map<std::string, std::uint64_t> states;
   std::set<std::string> touched;
-  {
-    std::lock_guard<std::mutex> lock(metrics_mu_);
-    for (const auto& e : report->events) {
-      reports_by_state_[e.state]++;
-      auto state = contract::ParseReportState(e.state);
-      if (!e.ImprovementId().empty() && state && contract::IsFailureState(*state)) {
-        touched.insert(e.ImprovementId());
-      }
+  for (const auto& e : report->events) {
+    states[e.state]++;
+    auto state = contract::ParseReportState(e.state);
+    if (!e.ImprovementId().empty() && state && contract::IsFailureState(*state)) {
+      touched.insert(e.ImprovementId());
     }
   }
-  if (!touched.empty()) CheckAutoHalt(touched);
-  return JsonResponse(200, Json{{"stored", *stored}});
+  const std::int64_t received = claim ? claim->now : UnixSeconds(clock_->Now());
+  store_->StoreAsync(
+      std::move(report->events), received, std::move(claim),
+      [this, reply = std::move(reply), states = std::move(states),
+       touched = std::move(touched)](Result<int> stored) mutable {
+        if (!stored.ok() && stored.error().code() == ErrorCode::kAlreadyExists) {
+          {
+            std::lock_guard<std::mutex> lock(metrics_mu_);
+            ++reports_rejected_;
+          }
+          return reply(ErrorResponse(401, "replayed request"));
+        }
+        if (!stored.ok()) {
+          spdlog::error("reports: {}", stored.error().ToString());
+          ApiResponse r = ErrorResponse(503, "reports are not being stored right now");
+          r.retry_after = 30;
+          return reply(r);
+        }
+        {
+          std::lock_guard<std::mutex> lock(metrics_mu_);
+          for (const auto& [state, n] : states) reports_by_state_[state] += n;
+        }
+        ApiResponse ok = JsonResponse(200, Json{{"stored", *stored}});
+        if (touched.empty()) return reply(ok);
+        auto check = [this, reply = std::move(reply), touched = std::move(touched), ok] {
+          CheckAutoHalt(touched);
+          reply(ok);
+        };
+        if (defer) return defer(std::move(check));
+        check();
+      });
 }
 
 void FleetService::SignerTick() {

@@ -48,8 +48,14 @@ class FleetService {
   // POST /v1/enroll (device_gate.h): 200 {"status": "accepted"} or 202 pending.
   ApiResponse Enroll(const SignedRequest& request, const std::string& peer);
   // POST /v1/reports, signed by an accepted device. 200 {"stored": K} only after the
-  // events are committed; 401/403 (nothing stored) otherwise.
+  // events are committed; 401/403 (nothing stored) otherwise. `reply` gets the answer,
+  // before this returns when it is known at once, else once the events are committed
+  // (then on the database's writer thread, or through `defer` when the auto-halt rule
+  // has to look at the fleet first). The second form waits for it.
+  void PostReports(const SignedRequest& request, std::function<void(ApiResponse)> reply);
   ApiResponse PostReports(const SignedRequest& request);
+  // Returns once every report posted before has had its answer given (or deferred).
+  void FlushReports() { store_->Flush(); }
   // A signed GET /v1/watch: 200 with the accepted device's install id in `install_id` (its
   // watches get a share of their own), or the 401/403 to answer.
   ApiResponse AuthenticateWatch(const SignedRequest& request, std::string* install_id);
@@ -92,6 +98,9 @@ class FleetService {
 
   void CountRequest(const std::string& route, int status, double seconds);
   std::function<void()> on_publish;  // the HTTP layer wakes watchers
+  // Runs work that may wait on the database off the thread that calls it (the HTTP layer's
+  // worker pool); unset: on that thread.
+  std::function<void(std::function<void()>)> defer;
 
  private:
   void Audit(const std::string& action, const std::string& peer, const nlohmann::json& details,

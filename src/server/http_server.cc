@@ -195,7 +195,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     if (path == "/v1/reports") {
       if (method != http::verb::post) return SendError(405, "method not allowed", "reports", true);
-      return Work("reports", [this]() { return server_->service->PostReports(Signed()); });
+      // Not waited for on a worker: the worker is free once the report is queued for the
+      // database, and the answer comes from the writer when it is committed.
+      return WorkAsync("reports", [this](std::function<void(ApiResponse)> reply) {
+        server_->service->PostReports(Signed(), std::move(reply));
+      });
     }
     if (path == "/v1/enroll") {
       if (method != http::verb::post) return SendError(405, "method not allowed", "enroll", true);
@@ -491,17 +495,28 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
          "no-store");
   }
 
+  // Runs `f` on a worker (it may wait on the database) and answers with what it returns.
   template <typename F>
   void Work(const char* route, F f) {
     auto self = shared_from_this();
-    asio::post(server_->workers, [self, f, route]() {
-      ApiResponse r = f();
-      asio::post(self->stream_.get_executor(), [self, r, route] {
+    asio::post(server_->workers, [self, f, route]() { self->Reply(route)(f()); });
+  }
+
+  // Runs `f` on a worker with a function to answer through, from any thread, once.
+  template <typename F>
+  void WorkAsync(const char* route, F f) {
+    auto self = shared_from_this();
+    asio::post(server_->workers, [self, f, route]() { f(self->Reply(route)); });
+  }
+
+  std::function<void(ApiResponse)> Reply(const char* route) {
+    return [self = shared_from_this(), route](ApiResponse r) {
+      asio::post(self->stream_.get_executor(), [self, r = std::move(r), route] {
         auto res = self->MakeResponse(r.status, r.body, "application/json", "no-store");
         if (r.retry_after > 0) res->set(http::field::retry_after, std::to_string(r.retry_after));
         self->Write(res, route);
       });
-    });
+    };
   }
 
   std::shared_ptr<http::response<http::string_body>> MakeResponse(int status,
@@ -690,6 +705,7 @@ Status HttpServer::Start() {
                s.config.watch_per_address);
   s.published_version = s.files->TimestampVersion();
   s.service->on_publish = [this] { NotifyPublished(); };
+  s.service->defer = [&s](std::function<void()> f) { asio::post(s.workers, std::move(f)); };
   const int threads = std::max(1, s.config.threads);
   for (int i = 1; i < threads; ++i) s.more_loops.push_back(std::make_unique<asio::io_context>(1));
   s.Accept();
@@ -718,11 +734,14 @@ void HttpServer::Stop() {
   });
   // Watchers get their answer (nothing new) so they can come back to another instance.
   s.hub.CloseAll();
-  s.workers.join();
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (s.connections > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // Reports still queued for the database are written and answered (their answers go to
+  // the event loops, their auto-halt checks to the workers) before either stops.
+  s.service->FlushReports();
+  s.workers.join();
   s.ioc.stop();
   for (auto& loop : s.more_loops) loop->stop();
   for (auto& t : s.threads) t.join();

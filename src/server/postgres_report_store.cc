@@ -1,29 +1,26 @@
 // The PostgreSQL backend of ReportStore (libpq): for fleets beyond one machine; several
 // server instances may share the database. One connection per store, guarded by a mutex.
 // Reports and nonce claims go through a group commit (group_commit.h): the requests that
-// arrive while a transaction is being written are written together in the next one, as one
-// statement (set-based, from arrays: one round trip a batch), and each caller returns once
-// its part is committed. A batch that fails is written again one request at a time, so a
-// request the database refuses fails alone.
-#include <algorithm>
+// arrive while a batch is being written are written together in the next one, by the
+// writer thread, as one statement (postgres_report_batch.h); each caller returns, or its
+// `done` is called, once its part is committed.
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <set>
-#include <tuple>
+#include <optional>
 
-#include <spdlog/spdlog.h>
-
+#include "contract/improvement_id.h"
 #include "online/pg_connection.h"
 #include "server/group_commit.h"
+#include "server/postgres_report_batch.h"
 #include "server/report_store.h"
 
 namespace qp::server {
 namespace {
 
-using online::IntArray;
 using online::PgConnection;
 using online::PgResult;
-using online::TextArray;
 
 constexpr const char* kSchema = R"SQL(
 CREATE TABLE IF NOT EXISTS events (
@@ -36,7 +33,9 @@ CREATE TABLE IF NOT EXISTS devices (
   install_id TEXT NOT NULL, improvement_id TEXT NOT NULL, state TEXT NOT NULL,
   error TEXT NOT NULL, seq BIGINT NOT NULL, updated BIGINT NOT NULL,
   PRIMARY KEY (install_id, improvement_id));
-CREATE INDEX IF NOT EXISTS events_protected ON events (component, base, improvement, state);
+DROP INDEX IF EXISTS events_protected;
+CREATE INDEX IF NOT EXISTS events_protected_at ON events (component, base, improvement,
+  install_id, time) WHERE state = 'protected';
 CREATE TABLE IF NOT EXISTS enrollments (
   id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, max_uses INTEGER NOT NULL,
   used INTEGER NOT NULL, created BIGINT NOT NULL, expires BIGINT NOT NULL,
@@ -52,21 +51,8 @@ CREATE TABLE IF NOT EXISTS event_counts (install_id TEXT PRIMARY KEY, n BIGINT N
 CREATE INDEX IF NOT EXISTS nonces_time ON nonces (time);
 )SQL";
 
-// A claim in this many prunes the nonces past the replay window.
-constexpr int kPruneEvery = 1000;
 // Requests written in one transaction at most (a report holds at most 500 events).
 constexpr std::size_t kMaxBatch = 256;
-
-// A report or a nonce claim waiting for the next group commit, with its outcome.
-struct Pending {
-  const std::vector<StoredEvent>* events = nullptr;  // a report, and/or
-  const std::string* nonce = nullptr;  // a nonce claim (a report's is stored only if fresh)
-  std::int64_t time = 0;               // received, or claimed at
-  std::int64_t forget_before = 0;      // nonces older than this may go
-  Status status;
-  int stored = 0;      // a report: events new to the database
-  bool fresh = false;  // a claim: the nonce was not claimed before
-};
 
 constexpr const char* kEnrollmentColumns =
     "id, secret_sha256, max_uses, used, created, expires, require_accept, revoked, note";
@@ -76,7 +62,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
  public:
   explicit PostgresReportStore(std::unique_ptr<PgConnection> conn)
       : conn_(std::move(conn)),
-        group_([this](const std::vector<Pending*>& batch) { Write(batch); }, kMaxBatch) {}
+        group_([this](const std::vector<PendingReport*>& batch) { Write(batch); }, kMaxBatch) {}
 
   Result<PgResult> Exec(const std::string& sql, const std::vector<std::string>& args = {}) {
     return conn_->Exec(sql, args);
@@ -216,26 +202,45 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   Status Init() { return conn_->CreateSchema(kSchema); }
 
   Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) override {
-    Pending p;
+    PendingReport p;
     p.events = &events;
     p.time = received;
     group_.Submit(&p);
-    if (!p.status.ok()) return p.status.error();
-    return p.stored;
+    return p.Stored();
   }
 
   Result<int> StoreClaimed(const std::vector<StoredEvent>& events, std::int64_t received,
                            const NonceClaim& claim) override {
-    Pending p;
+    PendingReport p;
     p.events = &events;
     p.nonce = &claim.key;
     p.time = received;
     p.forget_before = claim.forget_before;
     group_.Submit(&p);
-    if (!p.status.ok()) return p.status.error();
-    if (!p.fresh) return Error(ErrorCode::kAlreadyExists, "replayed request");
-    return p.stored;
+    return p.Stored();
   }
+
+  void StoreAsync(std::vector<StoredEvent> events, std::int64_t received,
+                  std::optional<NonceClaim> claim, std::function<void(Result<int>)> done) override {
+    // The report and its claim live with their pending write until it is done.
+    struct Job {
+      std::vector<StoredEvent> events;
+      std::optional<NonceClaim> claim;
+      PendingReport p;
+    };
+    auto job = std::make_shared<Job>();
+    job->events = std::move(events);
+    job->claim = std::move(claim);
+    job->p.events = &job->events;
+    job->p.time = received;
+    if (job->claim) {
+      job->p.nonce = &job->claim->key;
+      job->p.forget_before = job->claim->forget_before;
+    }
+    group_.SubmitAsync(&job->p, [job, done = std::move(done)] { done(job->p.Stored()); });
+  }
+
+  void Flush() override { group_.Flush(); }
 
   Result<std::map<std::string, std::map<std::string, int>>> DeviceCounts() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -270,13 +275,14 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
 
   Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(
       const std::string& id) override {
+    auto parsed = contract::ImprovementId::Parse(id);
+    if (!parsed.ok()) return std::vector<std::pair<std::int64_t, int>>();
     std::lock_guard<std::mutex> lock(mu_);
-    QP_ASSIGN_OR_RETURN(auto r,
-                        Exec("SELECT MIN(e.time) FROM events e JOIN fleet_devices f ON "
-                             "f.install_id = e.install_id WHERE f.status = 'accepted' AND "
-                             "e.component || '/' || e.base || '/' || e.improvement = $1 AND "
-                             "e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
-                             {id}));
+    QP_ASSIGN_OR_RETURN(auto r, Exec("SELECT MIN(e.time) FROM events e JOIN fleet_devices f ON "
+                                     "f.install_id = e.install_id WHERE f.status = 'accepted' AND "
+                                     "e.component = $1 AND e.base = $2 AND e.improvement = $3 AND "
+                                     "e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
+                                     {parsed->component, parsed->base, parsed->label}));
     std::vector<std::pair<std::int64_t, int>> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       out.emplace_back(std::atoll(PQgetvalue(r.get(), i, 0)), i + 1);
@@ -296,7 +302,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
 
   Result<bool> ClaimNonce(const std::string& key, std::int64_t now,
                           std::int64_t forget_before) override {
-    Pending p;
+    PendingReport p;
     p.nonce = &key;
     p.time = now;
     p.forget_before = forget_before;
@@ -335,142 +341,16 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   }
 
  private:
-  // One group commit's batch: one transaction; when it fails, each request alone.
-  void Write(const std::vector<Pending*>& batch) {
+  // One group commit's batch (postgres_report_batch.h), on the connection.
+  void Write(const std::vector<PendingReport*>& batch) {
     std::lock_guard<std::mutex> lock(mu_);
-    Status all = WriteTransaction(batch);
-    if (all.ok() || batch.size() == 1) {
-      for (Pending* p : batch) p->status = all;
-      return;
-    }
-    for (Pending* p : batch) p->status = WriteTransaction({p});
-  }
-
-  // One batch in one statement (one round trip, its own transaction): the nonces claimed,
-  // the events inserted, each device's latest state per improvement upserted (its highest
-  // new seq) and its event count raised, all from the rows that were new. What comes back
-  // says which nonces were fresh, which events were new, and which devices are past their
-  // history; their oldest events are pruned after, on their own.
-  Status WriteTransaction(const std::vector<Pending*>& batch) {
-    for (Pending* p : batch) p->stored = 0, p->fresh = false;
-    // In key order, as every instance writes them: concurrent batches do not deadlock. A
-    // nonce twice in the batch is inserted once and fresh for the first claim only; the
-    // first request with an (install id, seq) owns it, a copy in a later one is not new.
-    std::map<std::string, std::int64_t> claims;
-    std::int64_t forget_before = INT64_MAX;
-    std::map<std::pair<std::string, std::int64_t>, std::pair<const StoredEvent*, Pending*>> rows;
-    for (Pending* p : batch) {
-      // A report whose nonce another request of the batch claims first is a replay.
-      bool first_claim = true;
-      if (p->nonce != nullptr) {
-        first_claim = claims.emplace(*p->nonce, p->time).second;
-        forget_before = std::min(forget_before, p->forget_before);
-      }
-      if (p->events == nullptr || !first_claim) continue;
-      for (const auto& e : *p->events)
-        rows.emplace(std::make_pair(e.install_id, e.seq), std::make_pair(&e, p));
-    }
-    if (claims.empty() && rows.empty()) return OkStatus();
-    if (!claims.empty() && claims_ / kPruneEvery != (claims_ + claims.size()) / kPruneEvery) {
-      QP_RETURN_IF_ERROR(
-          Exec("DELETE FROM nonces WHERE time < $1", {std::to_string(forget_before)}));
-    }
-    std::vector<std::string> keys;
-    std::vector<std::int64_t> claimed_at;
-    for (const auto& [key, time] : claims) keys.push_back(key), claimed_at.push_back(time);
-    std::vector<std::string> cols[9];  // install_id, component, platform, base, improvement,
-                                       // state, error, restart_needed, agent_version
-    std::vector<std::int64_t> seqs, times, received;
-    std::vector<std::string> nonces;  // the row's request's, stored only if fresh; or ""
-    for (const auto& [key, row] : rows) {
-      const StoredEvent& e = *row.first;
-      nonces.push_back(row.second->nonce != nullptr ? *row.second->nonce : "");
-      int c = 0;
-      for (const std::string* v :
-           {&e.install_id, &e.component, &e.platform, &e.base, &e.improvement, &e.state, &e.error,
-            &e.restart_needed, &e.agent_version}) {
-        cols[c++].push_back(*v);
-      }
-      seqs.push_back(e.seq);
-      times.push_back(e.time);
-      received.push_back(row.second->time);
-    }
-    QP_ASSIGN_OR_RETURN(
-        auto r,
-        Exec("WITH n AS (INSERT INTO nonces (key, time) SELECT * FROM unnest($1::text[], "
-             "$2::bigint[]) ON CONFLICT DO NOTHING RETURNING key), "
-             "e AS (INSERT INTO events SELECT install_id, seq, time, component, platform, base, "
-             "improvement, state, error, restart_needed, agent_version, received FROM "
-             "unnest($3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], "
-             "$9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bigint[], "
-             "$15::text[]) AS u(install_id, seq, time, component, platform, base, improvement, "
-             "state, error, restart_needed, agent_version, received, nonce) WHERE u.nonce = '' "
-             "OR u.nonce IN (SELECT key FROM n) ON CONFLICT (install_id, seq) DO NOTHING "
-             "RETURNING install_id, seq, time, component, base, improvement, state, error), "
-             "d AS (INSERT INTO devices SELECT DISTINCT ON (install_id, id) install_id, id, state, "
-             "error, seq, time FROM (SELECT *, component || '/' || base || '/' || improvement AS "
-             "id FROM e WHERE improvement <> '') x ORDER BY install_id, id, seq DESC "
-             "ON CONFLICT (install_id, improvement_id) DO UPDATE SET state=excluded.state, "
-             "error=excluded.error, seq=excluded.seq, updated=excluded.updated WHERE "
-             "excluded.seq > devices.seq), "
-             "c AS (INSERT INTO event_counts SELECT install_id, COUNT(*) FROM e GROUP BY "
-             "install_id ORDER BY install_id ON CONFLICT (install_id) DO UPDATE SET n = "
-             "event_counts.n + excluded.n RETURNING install_id, n) "
-             "SELECT 'n', key, 0 FROM n UNION ALL SELECT 'e', install_id, seq FROM e UNION ALL "
-             "SELECT 'c', install_id, n FROM c WHERE n > " +
-                 std::to_string(kHistoryPerDevice),
-             {TextArray(keys), IntArray(claimed_at), TextArray(cols[0]), IntArray(seqs),
-              IntArray(times), TextArray(cols[1]), TextArray(cols[2]), TextArray(cols[3]),
-              TextArray(cols[4]), TextArray(cols[5]), TextArray(cols[6]), TextArray(cols[7]),
-              TextArray(cols[8]), IntArray(received), TextArray(nonces)}));
-    claims_ += keys.size();
-    std::set<std::string> fresh;
-    std::vector<std::string> over;
-    for (int i = 0; i < PQntuples(r.get()); ++i) {
-      const char kind = PQgetvalue(r.get(), i, 0)[0];
-      const char* id = PQgetvalue(r.get(), i, 1);
-      if (kind == 'n') {
-        fresh.insert(id);
-      } else if (kind == 'c') {
-        over.emplace_back(id);
-      } else {
-        auto it = rows.find({id, std::atoll(PQgetvalue(r.get(), i, 2))});
-        if (it == rows.end())
-          return Error(ErrorCode::kInternal, "postgresql: an unknown row came back");
-        ++it->second.second->stored;
-      }
-    }
-    for (Pending* p : batch) {
-      if (p->nonce != nullptr) p->fresh = fresh.erase(*p->nonce) > 0;
-    }
-    PruneHistories(over);
-    return OkStatus();
-  }
-
-  // A bounded history per device: event_counts counts each device's events (from when the
-  // table was made: a database from before counts from 0, so its devices are pruned a
-  // little later); a device past kHistoryPerDevice loses its oldest. The events are stored
-  // already: a prune that fails is tried again at the device's next report.
-  void PruneHistories(std::vector<std::string> over) {
-    if (over.empty()) return;
-    std::sort(over.begin(), over.end());
-    const std::string keep = std::to_string(kHistoryPerDevice);
-    auto pruned = Exec(
-        "WITH k AS (SELECT id, (SELECT seq FROM events WHERE install_id = id ORDER BY seq DESC "
-        "OFFSET " +
-            std::to_string(kHistoryPerDevice - 1) +
-            " LIMIT 1) AS oldest FROM unnest($1::text[]) AS id), "
-            "p AS (DELETE FROM events e USING k WHERE e.install_id = k.id AND e.seq < k.oldest) "
-            "UPDATE event_counts SET n = " +
-            keep + " WHERE install_id = ANY($1::text[])",
-        {TextArray(over)});
-    if (!pruned.ok()) spdlog::warn("reports: pruning old events: {}", pruned.error().ToString());
+    batch_writer_.Write(batch);
   }
 
   std::unique_ptr<PgConnection> conn_;
   std::mutex mu_;  // the connection
-  std::uint64_t claims_ = 0;
-  GroupCommit<Pending> group_;
+  ReportBatchWriter batch_writer_{conn_.get()};
+  GroupCommit<PendingReport> group_;
 };
 
 }  // namespace

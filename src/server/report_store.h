@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -105,6 +106,17 @@ class ReportStore {
     (void)events, (void)received, (void)claim;
     return Error(ErrorCode::kUnsupported, "this database keeps no nonces");
   }
+
+  // Store(), or StoreClaimed() with a claim, without waiting: `done` gets what they would
+  // return, on the database's writer thread (it must not wait for this store) or, here, on
+  // this one before the call returns. A request's thread is then free for the next while
+  // its report waits for a batch.
+  virtual void StoreAsync(std::vector<StoredEvent> events, std::int64_t received,
+                          std::optional<NonceClaim> claim, std::function<void(Result<int>)> done) {
+    done(claim ? StoreClaimed(events, received, *claim) : Store(events, received));
+  }
+  // Returns once every StoreAsync() called before has called its `done`.
+  virtual void Flush() {}
 
   virtual Status AddEnrollment(const Enrollment& enrollment) = 0;
   virtual Result<std::optional<Enrollment>> FindEnrollment(const std::string& id) = 0;

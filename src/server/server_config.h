@@ -13,7 +13,7 @@
 //   dashboard_dir = "/usr/share/quietpatch/dashboard"
 //   tls_cert = ""  tls_key = ""                   # both set: HTTPS
 //   threads = 2                                   # I/O threads
-//   worker_threads = 64                           # handlers that wait on the database
+//   worker_threads = 16                           # handlers that wait on the database
 //   report_rate_per_minute = 60                   # per install id
 //   timestamp_resign_hours = 6                    # re-sign when it expires sooner
 //   watch_per_address = 256                       # open anonymous watches per client address
@@ -46,7 +46,7 @@ struct ServerConfig {
   int threads = 2;
   // Requests that wait on the database (reports, enrollment, admin) run on these, so that
   // many of them can be in one group commit (PostgreSQL) while the I/O threads go on.
-  int worker_threads = 64;
+  int worker_threads = 16;
   int report_rate_per_minute = 60;
   int timestamp_resign_hours = 6;
   int request_timeout_seconds = 10;  // to send a whole request (slow clients are cut)

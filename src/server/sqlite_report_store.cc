@@ -5,6 +5,7 @@
 #include <mutex>
 #include <set>
 
+#include "contract/improvement_id.h"
 #include "server/report_store.h"
 
 namespace qp::server {
@@ -21,7 +22,9 @@ CREATE TABLE IF NOT EXISTS devices (
   install_id TEXT NOT NULL, improvement_id TEXT NOT NULL, state TEXT NOT NULL,
   error TEXT NOT NULL, seq INTEGER NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY (install_id, improvement_id));
-CREATE INDEX IF NOT EXISTS events_protected ON events (component, base, improvement, state);
+DROP INDEX IF EXISTS events_protected;
+CREATE INDEX IF NOT EXISTS events_protected_at ON events (component, base, improvement,
+  install_id, time) WHERE state = 'protected';
 CREATE TABLE IF NOT EXISTS enrollments (
   id TEXT PRIMARY KEY, secret_sha256 TEXT NOT NULL, max_uses INTEGER NOT NULL,
   used INTEGER NOT NULL, created INTEGER NOT NULL, expires INTEGER NOT NULL,
@@ -305,12 +308,15 @@ class SqliteReportStore final : public ReportStore {
 
   Result<std::vector<std::pair<std::int64_t, int>>> ProtectedSeries(
       const std::string& id) override {
+    auto parsed = contract::ImprovementId::Parse(id);
+    if (!parsed.ok()) return std::vector<std::pair<std::int64_t, int>>();
     std::vector<std::int64_t> times;
     QP_RETURN_IF_ERROR(Query(
         "SELECT MIN(e.time) FROM events e JOIN fleet_devices f ON f.install_id = e.install_id "
-        "WHERE f.status = 'accepted' AND e.component || '/' || e.base || '/' || e.improvement "
-        "= ? AND e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
-        {id}, [&](sqlite3_stmt* st) { times.push_back(sqlite3_column_int64(st, 0)); }));
+        "WHERE f.status = 'accepted' AND e.component = ? AND e.base = ? AND e.improvement = ? "
+        "AND e.state = 'protected' GROUP BY e.install_id ORDER BY 1",
+        {parsed->component, parsed->base, parsed->label},
+        [&](sqlite3_stmt* st) { times.push_back(sqlite3_column_int64(st, 0)); }));
     std::vector<std::pair<std::int64_t, int>> out;
     for (std::size_t i = 0; i < times.size(); ++i)
       out.emplace_back(times[i], static_cast<int>(i + 1));
