@@ -22,6 +22,17 @@ struct PendingReport {
   int stored = 0;      // a report: events new to the database
   bool fresh = false;  // a claim: the nonce was not claimed before
 
+  // A report received at `received` (unix seconds), with its request's nonce claim if any;
+  // `events` and `claim` must outlive the write.
+  static PendingReport Of(const std::vector<StoredEvent>& events, std::int64_t received,
+                          const NonceClaim* claim) {
+    PendingReport p;
+    p.events = &events;
+    p.time = received;
+    if (claim != nullptr) p.nonce = &claim->key, p.forget_before = claim->forget_before;
+    return p;
+  }
+
   // A report's outcome: its new events, or why none were stored.
   Result<int> Stored() const {
     if (!status.ok()) return status.error();

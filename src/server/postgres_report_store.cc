@@ -202,20 +202,14 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
   Status Init() { return conn_->CreateSchema(kSchema); }
 
   Result<int> Store(const std::vector<StoredEvent>& events, std::int64_t received) override {
-    PendingReport p;
-    p.events = &events;
-    p.time = received;
+    PendingReport p = PendingReport::Of(events, received, nullptr);
     group_.Submit(&p);
     return p.Stored();
   }
 
   Result<int> StoreClaimed(const std::vector<StoredEvent>& events, std::int64_t received,
                            const NonceClaim& claim) override {
-    PendingReport p;
-    p.events = &events;
-    p.nonce = &claim.key;
-    p.time = received;
-    p.forget_before = claim.forget_before;
+    PendingReport p = PendingReport::Of(events, received, &claim);
     group_.Submit(&p);
     return p.Stored();
   }
@@ -231,12 +225,7 @@ class PostgresReportStore final : public ReportStore, public AuditTable {
     auto job = std::make_shared<Job>();
     job->events = std::move(events);
     job->claim = std::move(claim);
-    job->p.events = &job->events;
-    job->p.time = received;
-    if (job->claim) {
-      job->p.nonce = &job->claim->key;
-      job->p.forget_before = job->claim->forget_before;
-    }
+    job->p = PendingReport::Of(job->events, received, job->claim ? &*job->claim : nullptr);
     group_.SubmitAsync(&job->p, [job, done = std::move(done)] { done(job->p.Stored()); });
   }
 
