@@ -34,6 +34,14 @@ class RandomAccessFile {
   // reads happen only at end of file.
   virtual Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buf) = 0;
   virtual std::uint64_t Size() const = 0;
+  // The whole file (Size() bytes) in memory, read-only, valid while this object lives:
+  // mapped where the file allows it (no copy, and no fresh memory: the page cache's
+  // pages), kUnsupported otherwise. A mapping is not a snapshot: what another process
+  // writes into the file shows through, and touching it after the file was truncated
+  // kills the process (SIGBUS). Only for files that nothing else writes meanwhile.
+  virtual Result<std::span<const std::uint8_t>> Map() {
+    return Error(ErrorCode::kUnsupported, "this file cannot be mapped");
+  }
 };
 
 enum class FileType { kRegular, kDirectory, kSymlink, kOther };

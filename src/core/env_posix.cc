@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -58,7 +59,10 @@ class PosixRandomAccessFile final : public RandomAccessFile {
  public:
   PosixRandomAccessFile(int fd, std::string path, std::uint64_t size)
       : fd_(fd), path_(std::move(path)), size_(size) {}
-  ~PosixRandomAccessFile() override { ::close(fd_); }
+  ~PosixRandomAccessFile() override {
+    if (map_ != nullptr) ::munmap(map_, static_cast<std::size_t>(size_));
+    ::close(fd_);
+  }
 
   Result<std::size_t> ReadAt(std::uint64_t offset, std::span<std::uint8_t> buf) override {
     std::size_t done = 0;
@@ -75,11 +79,32 @@ class PosixRandomAccessFile final : public RandomAccessFile {
     return done;
   }
   std::uint64_t Size() const override { return size_; }
+  Result<std::span<const std::uint8_t>> Map() override {
+    if (map_ == nullptr && size_ > 0) {
+      if (size_ > SIZE_MAX) return Error(ErrorCode::kTooLarge, "map " + path_ + ": too large");
+      // Populated at once: one call instead of a fault per page, and the file is about to
+      // be read whole anyway.
+      void* p = ::mmap(nullptr, static_cast<std::size_t>(size_), PROT_READ,
+                       MAP_PRIVATE | MAP_POPULATE, fd_, 0);
+      if (p == MAP_FAILED) return ErrnoError(errno, "map " + path_);
+      map_ = p;
+      // Shrunk since it was opened: its end is not there to read.
+      struct stat st {};
+      if (::fstat(fd_, &st) != 0 || static_cast<std::uint64_t>(st.st_size) < size_) {
+        ::munmap(map_, static_cast<std::size_t>(size_));
+        map_ = nullptr;
+        return Error(ErrorCode::kIo, "map " + path_ + ": the file shrank while it was opened");
+      }
+    }
+    return std::span<const std::uint8_t>(static_cast<const std::uint8_t*>(map_),
+                                         static_cast<std::size_t>(size_));
+  }
 
  private:
   int fd_;
   std::string path_;
   std::uint64_t size_;
+  void* map_ = nullptr;
 };
 
 class PosixEnv final : public Env {

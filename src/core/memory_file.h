@@ -21,6 +21,7 @@ class MemoryFile final : public RandomAccessFile {
     return n;
   }
   std::uint64_t Size() const override { return data_.size(); }
+  Result<std::span<const std::uint8_t>> Map() override { return data_; }
 
  private:
   std::span<const std::uint8_t> data_;

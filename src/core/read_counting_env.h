@@ -1,8 +1,10 @@
 // Test helper: an Env that forwards everything to another and counts the bytes read from
 // each path through NewRandomAccessFile, to pin how often an operation reads (hashes,
-// applies) each file. Not thread-safe.
+// applies) each file. Opening is not thread-safe; a file opened may be read from two
+// threads (the patch, by the applier and its gzip lane).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -62,7 +64,7 @@ class ReadCountingEnv final : public Env {
 
  private:
   Env* base_;
-  std::map<std::string, std::uint64_t> read_;
+  std::map<std::string, std::atomic<std::uint64_t>> read_;
 };
 
 }  // namespace qp

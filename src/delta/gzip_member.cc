@@ -34,17 +34,26 @@ Result<std::vector<std::uint8_t>> Gunzip(std::span<const std::uint8_t> data, std
   if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
     return Error(ErrorCode::kInternal, "zlib init failed");
   std::vector<std::uint8_t> out;
+  // The trailer's ISIZE (the content's length modulo 2^32) sizes the buffer once; a wrong
+  // one (it is not trusted) only costs a regrowth.
+  const std::size_t tail = data.size() - 4;
+  const std::uint64_t isize = std::uint64_t{data[tail]} | std::uint64_t{data[tail + 1]} << 8 |
+                              std::uint64_t{data[tail + 2]} << 16 |
+                              std::uint64_t{data[tail + 3]} << 24;
+  out.reserve(static_cast<std::size_t>(std::min(isize, limit) + 1));
   z.next_in = const_cast<Bytef*>(data.data());  // zlib's API is not const-correct
   z.avail_in = static_cast<uInt>(std::min<std::size_t>(data.size(), UINT32_MAX));
   int rc = Z_OK;
   while (rc == Z_OK) {
     std::size_t used = out.size();
     if (used >= limit + 1) break;
-    out.resize(used + kBuffer);
+    const std::size_t room =
+        out.capacity() > used ? std::min(kBuffer, out.capacity() - used) : kBuffer;
+    out.resize(used + room);
     z.next_out = out.data() + used;
-    z.avail_out = kBuffer;
+    z.avail_out = static_cast<uInt>(room);
     rc = inflate(&z, Z_NO_FLUSH);
-    out.resize(used + kBuffer - z.avail_out);
+    out.resize(used + room - z.avail_out);
     if (rc == Z_BUF_ERROR && z.avail_in == 0) break;  // input ended inside the member
   }
   const std::size_t consumed = data.size() - z.avail_in;
@@ -79,6 +88,21 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   return std::vector<std::uint8_t>(run.output.begin(), run.output.end());
 }
 
+Result<std::vector<std::uint8_t>> RecompressGzipDelta(std::span<const std::uint8_t> old_gz,
+                                                      RandomAccessFile& patch, std::uint64_t offset,
+                                                      std::uint64_t length) {
+  auto old_raw = Gunzip(old_gz, kMaxGzipContent);
+  if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
+  std::vector<std::uint8_t> new_raw;
+  MemoryFile old_file(*old_raw);
+  VectorSink sink(&new_raw, kMaxGzipContent);
+  QP_ASSIGN_OR_RETURN(FileApplyResult applied,
+                      ApplyFileDelta(old_file, patch, offset, length, sink));
+  (void)applied;  // the recompressed file is what the manifest checks
+  std::vector<std::uint8_t>().swap(*old_raw);
+  return GzipBest(new_raw);
+}
+
 Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::uint64_t offset,
                       std::uint64_t length, WritableFile& out) {
   if (old_gz.Size() > kMaxGzipContent) {
@@ -88,15 +112,7 @@ Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::ui
   std::vector<std::uint8_t> old_data(static_cast<std::size_t>(old_gz.Size()));
   QP_ASSIGN_OR_RETURN(std::size_t n, old_gz.ReadAt(0, old_data));
   if (n != old_data.size()) return Error(ErrorCode::kIo, "gzip delta source changed while read");
-  auto old_raw = Gunzip(old_data, kMaxGzipContent);
-  if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
-  std::vector<std::uint8_t> new_raw;
-  MemoryFile old_file(*old_raw);
-  VectorSink sink(&new_raw, kMaxGzipContent);
-  QP_ASSIGN_OR_RETURN(FileApplyResult applied,
-                      ApplyFileDelta(old_file, patch, offset, length, sink));
-  (void)applied;  // the recompressed file is what the manifest checks
-  QP_ASSIGN_OR_RETURN(auto gz, GzipBest(new_raw));
+  QP_ASSIGN_OR_RETURN(auto gz, RecompressGzipDelta(old_data, patch, offset, length));
   return out.Append(gz);
 }
 

@@ -39,6 +39,13 @@ Result<std::vector<std::uint8_t>> DiffGzipped(std::span<const std::uint8_t> old_
                                               std::span<const std::uint8_t> new_gz,
                                               const FileDiffOptions& options);
 
+// The new gzip file such a payload ([offset, offset + length) of `patch`) makes of the
+// gzip file `old_gz`. Memory: the two contents (each at most kMaxGzipContent) and the
+// result.
+Result<std::vector<std::uint8_t>> RecompressGzipDelta(std::span<const std::uint8_t> old_gz,
+                                                      RandomAccessFile& patch, std::uint64_t offset,
+                                                      std::uint64_t length);
+
 // Applies such a payload ([offset, offset + length) of `patch`) to the gzip file `old_gz`,
 // appending the recompressed new file to `out`. Memory: the two contents (each at most
 // kMaxGzipContent).

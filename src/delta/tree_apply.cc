@@ -1,12 +1,14 @@
 // Applying .qpatch files (see tree_patch.h): the old tree is read through the Env, the new
 // one is written only through the caller's TreeSink.
 #include <map>
+#include <optional>
 
 #include "core/durable_file.h"
 #include "core/memory_file.h"
 #include "core/tree_writer.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
+#include "delta/gzip_ahead.h"
 #include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
@@ -15,12 +17,13 @@ namespace {
 
 constexpr std::size_t kCopyChunk = 256 * 1024;
 
-// Hashes what passes through to the destination file.
+// Hashes what passes through to the destination file (unless the producer hashes it
+// itself, as a file delta does: each new file is hashed once).
 class HashingSink final : public WritableFile {
  public:
-  explicit HashingSink(WritableFile* out) : out_(out) {}
+  HashingSink(WritableFile* out, bool hash) : out_(out), hash_(hash) {}
   Status Append(std::span<const std::uint8_t> data) override {
-    hasher_.Update(data);
+    if (hash_) hasher_.Update(data);
     size_ += data.size();
     return out_->Append(data);
   }
@@ -31,6 +34,7 @@ class HashingSink final : public WritableFile {
 
  private:
   WritableFile* out_;
+  bool hash_;
   Sha256 hasher_;
   std::uint64_t size_ = 0;
 };
@@ -44,8 +48,25 @@ class Applier {
         header_(header),
         locate_(source.locate),
         held_(source.held),
-        sink_(sink) {
+        sink_(sink),
+        ahead_(patch) {
     for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
+  }
+
+  // The gzip delta records whose source is held in memory are made ahead, on the lane's
+  // thread (gzip_ahead.h), in manifest order: the order Produce takes them.
+  void StartAhead() {
+    if (held_ == nullptr) return;
+    for (const auto& e : header_.manifest) {
+      auto it = by_path_.find(e.path);
+      if (e.type != EntryType::kFile || it == by_path_.end()) continue;
+      const PatchRecord& r = header_.records[it->second];
+      if (r.op != RecordOp::kGzipDelta || !OldFile(r.source, "delta source").ok()) continue;
+      auto bytes = held_->Find(r.source);
+      if (!bytes) continue;  // read and made in turn, by MakeFile
+      ahead_.Add(e.path, *bytes, header_.payload_start + r.payload_offset, r.payload_length);
+    }
+    ahead_.Start();
   }
 
   Status IndexRecords() {
@@ -105,8 +126,11 @@ class Applier {
 
   // An old file's bytes: those held while it was hashed, else the file.
   Result<std::unique_ptr<RandomAccessFile>> OpenOld(const std::string& path) {
-    const std::vector<std::uint8_t>* bytes = held_ != nullptr ? held_->Find(path) : nullptr;
-    if (bytes != nullptr) return std::unique_ptr<RandomAccessFile>(new MemoryFile(*bytes));
+    if (held_ != nullptr) {
+      if (auto bytes = held_->Find(path)) {
+        return std::unique_ptr<RandomAccessFile>(new MemoryFile(*bytes));
+      }
+    }
     return env_->NewRandomAccessFile(locate_(path));
   }
 
@@ -189,7 +213,9 @@ class Applier {
       if (linked) return OkStatus();
     }
     QP_ASSIGN_OR_RETURN(auto file, sink_->NewFile(dest));
-    HashingSink sink(file.get());
+    const bool delta = rec != nullptr && rec->op == RecordOp::kDelta && copy_from == nullptr;
+    HashingSink sink(file.get(), !delta);
+    std::optional<Sha256Digest> hashed;  // by the producer
     Status s;
     if (copy_from != nullptr) {
       auto src = OpenOld(copy_from->path);
@@ -199,15 +225,18 @@ class Applier {
     } else if (rec->op == RecordOp::kDelta || rec->op == RecordOp::kGzipDelta) {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
-      auto src = OpenOld(rec->source);
       const std::uint64_t at = header_.payload_start + rec->payload_offset;
-      if (!src.ok()) {
+      if (rec->op == RecordOp::kGzipDelta && ahead_.Has(e.path)) {
+        auto made = ahead_.Take(e.path);
+        s = made.ok() ? sink.Append(*made) : Status(made.error());
+      } else if (auto src = OpenOld(rec->source); !src.ok()) {
         s = src.error();
       } else if (rec->op == RecordOp::kGzipDelta) {
         s = ApplyGzipDelta(**src, *patch_, at, rec->payload_length, sink);
       } else {
         auto r = ApplyFileDelta(**src, *patch_, at, rec->payload_length, sink);
-        if (!r.ok()) s = r.error();
+        if (r.ok()) hashed = r->sha256;
+        s = r.ok() ? OkStatus() : Status(r.error());
       }
     } else {
       s = Error(ErrorCode::kCorrupt, "operation does not produce a file");
@@ -217,7 +246,7 @@ class Applier {
                                                     " bytes, manifest says " +
                                                     std::to_string(e.size));
     }
-    if (s.ok() && sink.Finish() != e.sha256) {
+    if (s.ok() && (hashed ? *hashed : sink.Finish()) != e.sha256) {
       s = Error(ErrorCode::kVerificationFailed, "result SHA-256 does not match the manifest");
     }
     if (s.ok()) s = file->Sync();
@@ -235,6 +264,7 @@ class Applier {
   TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
+  GzipAhead ahead_;  // last: stopped before the rest goes
 };
 
 }  // namespace
@@ -255,6 +285,7 @@ Status ApplyPatchFrom(Env* env, const SourceTree& source, RandomAccessFile& patc
   }
   Applier applier(env, &patch, header, source, &sink);
   QP_RETURN_IF_ERROR(applier.IndexRecords());
+  applier.StartAhead();
   if (file_kind) return applier.Produce(header.manifest[0], "");
   for (const auto& e : header.manifest) QP_RETURN_IF_ERROR(applier.Produce(e, e.path));
   return OkStatus();
@@ -293,7 +324,7 @@ Status ApplyPatch(Env* env, const std::string& old_path, const std::string& patc
   tree.single_file = header.kind == PatchKind::kFile;
   tree.link_files = options.link_unchanged;
   return WriteNewTree(env, new_path, tree, [&](TreeSink& sink) {
-    return ApplyPatchTo(env, old_path, *patch, header, sink);
+    return ApplyPatchTo(env, old_path, *patch, header, sink, options.hold_bytes);
   });
 }
 

@@ -77,19 +77,36 @@ Result<std::pair<std::uint64_t, Sha256Digest>> HashFile(Env* env, const std::str
 Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
                                                                  const std::string& entry_path,
                                                                  const std::string& file) {
+  if (wanted_.count(entry_path) == 0) return HashFile(env, file);
+  QP_ASSIGN_OR_RETURN(auto opened, env->NewRandomAccessFile(file));
+  if (opened->Size() <= budget_ - used_) {
+    if (auto mapped = opened->Map(); mapped.ok()) {
+      const std::span<const std::uint8_t> bytes = *mapped;
+      used_ += bytes.size();
+      Sha256 h;
+      h.Update(bytes);
+      held_[entry_path] = Held{std::move(opened), {}, bytes};
+      return std::make_pair(std::uint64_t{bytes.size()}, h.Finish());
+    }
+  }
+  opened.reset();
   std::vector<std::uint8_t> bytes;
-  std::vector<std::uint8_t>* keep = wanted_.count(entry_path) != 0 ? &bytes : nullptr;
+  std::vector<std::uint8_t>* keep = &bytes;
   QP_ASSIGN_OR_RETURN(auto hashed, HashStream(env, file, &keep, budget_ - used_));
   if (keep != nullptr) {
     used_ += bytes.size();
-    held_[entry_path] = std::move(bytes);
+    Held& h = held_[entry_path];
+    h.copy = std::move(bytes);
+    h.bytes = h.copy;
   }
   return hashed;
 }
 
-const std::vector<std::uint8_t>* HeldSources::Find(const std::string& entry_path) const {
+std::optional<std::span<const std::uint8_t>> HeldSources::Find(
+    const std::string& entry_path) const {
   auto it = held_.find(entry_path);
-  return it == held_.end() ? nullptr : &it->second;
+  if (it == held_.end()) return std::nullopt;
+  return it->second.bytes;
 }
 
 namespace {

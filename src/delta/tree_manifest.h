@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,9 +40,12 @@ inline constexpr std::size_t kMaxEntries = 1'000'000;
 Status ValidateRelativePath(const std::string& path);
 
 // Old files kept in memory as they are hashed, for a patch that reads them again as its
-// sources: each byte of a held file comes from disk once, and the patch reads exactly the
-// bytes that were hashed. Only the wanted entry paths are held, at most `budget` bytes in
-// all; any other file is hashed as a stream and read again from disk by the patch.
+// sources: each byte of a held file comes from disk once. Only the wanted entry paths are
+// held, at most `budget` bytes in all; any other file is hashed as a stream and read
+// again from disk by the patch. A held file is mapped where the Env allows it
+// (RandomAccessFile::Map: the page cache's pages, no copy; the store's live files, which
+// nothing else writes while it holds their lock), else copied, and then the patch reads
+// exactly the bytes that were hashed.
 class HeldSources {
  public:
   HeldSources() = default;  // holds nothing
@@ -49,14 +55,19 @@ class HeldSources {
   // and they fit what is left of the budget.
   Result<std::pair<std::uint64_t, Sha256Digest>> Hash(Env* env, const std::string& entry_path,
                                                       const std::string& file);
-  // The bytes held for `entry_path`, or nullptr.
-  const std::vector<std::uint8_t>* Find(const std::string& entry_path) const;
+  // The bytes held for `entry_path`, or nullopt.
+  std::optional<std::span<const std::uint8_t>> Find(const std::string& entry_path) const;
   std::uint64_t held_bytes() const { return used_; }
 
  private:
+  struct Held {
+    std::unique_ptr<RandomAccessFile> mapped;  // the bytes' owner, when mapped
+    std::vector<std::uint8_t> copy;            // else
+    std::span<const std::uint8_t> bytes;       // in one of them
+  };
   std::set<std::string> wanted_;
   std::uint64_t budget_ = 0, used_ = 0;
-  std::map<std::string, std::vector<std::uint8_t>, std::less<>> held_;
+  std::map<std::string, Held, std::less<>> held_;
 };
 
 // Scans the tree under `root` (files, directories, symlinks; anything else is an error),

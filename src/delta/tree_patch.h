@@ -49,6 +49,9 @@ struct ApplyOptions {
   // Unchanged files are hard-linked from the old tree instead of copied (same file system
   // only; falls back to copying). The store uses this; the CLI copies.
   bool link_unchanged = false;
+  // Bytes of old files kept in memory between their hashing and the patch that reads them
+  // (mapped where possible: see ApplyPatchTo).
+  std::uint64_t hold_bytes = 32u << 20;
 };
 
 // Applies a patch whose header the caller decoded (once) from `patch` to the tree (or
@@ -57,7 +60,8 @@ struct ApplyOptions {
 // it is written. kVerificationFailed if the old tree is not the one the patch was made
 // from; kCorrupt naming the record for a bad patch.
 // Up to `hold_bytes` of the old files the patch reads are kept in memory as they are
-// hashed, so that they come from disk once (HeldSources); 0 reads them again.
+// hashed, so that they come from disk once (HeldSources); 0 reads them again. Held
+// sources also let gzip delta records be made ahead, on a second thread (gzip_ahead.h).
 Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
                     const PatchHeader& header, TreeSink& sink, std::uint64_t hold_bytes = 0);
 

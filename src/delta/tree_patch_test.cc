@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -175,25 +176,39 @@ TEST(TreePatchTest, HeldSourcesAreTheBytesThePatchReads) {
   source.held = &small;
   auto manifest = ScanTree(env, d.Sub("old"), &small);
   ASSERT_TRUE(manifest.ok());
-  EXPECT_EQ(small.Find("lib/libfoo.so.1.2"), nullptr);
-  ASSERT_NE(small.Find("lib/moved"), nullptr);
-  EXPECT_EQ(*small.Find("lib/moved"), Bytes(RandomText(3000, 3)));
-  EXPECT_EQ(small.Find("lib/engines/same.so"), nullptr) << "not a source: never held";
+  EXPECT_FALSE(small.Find("lib/libfoo.so.1.2").has_value());
+  ASSERT_TRUE(small.Find("lib/moved").has_value());
+  const std::span<const std::uint8_t> moved = *small.Find("lib/moved");
+  EXPECT_EQ(std::vector<std::uint8_t>(moved.begin(), moved.end()), Bytes(RandomText(3000, 3)));
+  EXPECT_FALSE(small.Find("lib/engines/same.so").has_value()) << "not a source: never held";
   EXPECT_EQ(small.held_bytes(), 3000u + 10u);
 
-  // Everything held: the patch reads the hashed bytes, not the files. Damage on disk after
-  // the scan goes unseen; what the patch produces is still checked against the manifest.
+  // Everything held: the patch reads the held files, not the paths. A file replaced after
+  // the scan (a new file renamed over it, as packaging tools do) goes unseen.
   HeldSources all(sources, 1 << 20);
   source.held = &all;
   auto scanned = ScanTree(env, d.Sub("old"), &all);
   ASSERT_TRUE(scanned.ok());
   source.manifest = *scanned;
   EXPECT_EQ(ManifestDigest(*scanned), ManifestDigest(*manifest));
-  WriteTestFile(d.Sub("old/lib/libfoo.so.1.2"), RandomText(100000, 9));
+  const std::string original = ReadTestFile(d.Sub("old/lib/libfoo.so.1.2"));
+  WriteTestFile(d.Sub("old/lib/replacement"), RandomText(100000, 9));
+  ASSERT_EQ(::rename(d.Sub("old/lib/replacement").c_str(), d.Sub("old/lib/libfoo.so.1.2").c_str()),
+            0);
   MemoryTreeSink sink;
   Status s = ApplyPatchFrom(env, source, **patch, *header, sink);
   ASSERT_TRUE(s.ok()) << s.error().ToString();
   EXPECT_EQ(sink.files["lib/libfoo.so.1.3"], Bytes(ReadTestFile(d.Sub("new/lib/libfoo.so.1.3"))));
+
+  // Written in place instead, the damage shows through the mapping of a held file: what the
+  // patch produces is refused by the manifest, nothing is taken on trust.
+  WriteTestFile(d.Sub("old/lib/libfoo.so.1.2"), original);
+  HeldSources mapped(sources, 1 << 20);
+  source.held = &mapped;
+  ASSERT_TRUE(ScanTree(env, d.Sub("old"), &mapped).ok());
+  WriteTestFile(d.Sub("old/lib/libfoo.so.1.2"), RandomText(100000, 9));
+  MemoryTreeSink damaged;
+  EXPECT_FALSE(ApplyPatchFrom(env, source, **patch, *header, damaged).ok());
 
   // Not held: the same damage is read from disk and refused.
   source.held = nullptr;
