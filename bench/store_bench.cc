@@ -102,7 +102,7 @@ int main(int argc, char** argv) {
   double install_mb = static_cast<double>(used1 - used0) / 1e6;
   double copy_mb = static_cast<double>(used2 - used1) / 1e6;
   std::printf(
-      "install (stage, verify, swap, keep rollback copy, fsync): %.2f s (%.2f s CPU), %.1f MB "
+      "install (stage, verify, swap, keep rollback copy, fsync): %.3f s (%.3f s CPU), %.1f MB "
       "extra "
       "disk\n",
       install_s, install_cpu_s, install_mb);

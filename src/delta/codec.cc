@@ -203,7 +203,11 @@ namespace {
 class InputWindow {
  public:
   InputWindow(RandomAccessFile* src, std::uint64_t offset, std::uint64_t len)
-      : src_(src), next_(offset), left_(len), buf_(kInputChunk) {}
+      : src_(src),
+        next_(offset),
+        left_(len),
+        buf_(static_cast<std::size_t>(
+            std::min<std::uint64_t>(std::max<std::uint64_t>(len, 1), kInputChunk))) {}
 
   // Refills when empty. Returns false at the end of the stream's input.
   Result<bool> Fill() {

@@ -314,12 +314,15 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   QP_ASSIGN_OR_RETURN(auto extra, open(nstreams - 1));
 
   Sha256 hasher;
-  std::vector<std::uint8_t> old_buf(kDeltaChunk), diff_buf(kDeltaChunk);
+  // No chunk is longer than the file (small files take small buffers).
+  const auto chunk = static_cast<std::size_t>(
+      std::min<std::uint64_t>(kDeltaChunk, std::max<std::uint64_t>(new_size, 1)));
+  std::vector<std::uint8_t> old_buf(chunk), diff_buf(chunk);
   std::uint64_t new_pos = 0, index = 0;
   auto apply = [&](const Control& c, std::uint64_t) -> Status {
     std::uint64_t done = 0;
     while (done < c.add) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.add - done));
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, c.add - done));
       std::uint64_t at = static_cast<std::uint64_t>(c.old_pos) + done;
       std::span<std::uint8_t> ob(old_buf.data(), n);
       QP_ASSIGN_OR_RETURN(std::size_t read, old_file.ReadAt(at, ob));
@@ -338,7 +341,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     new_pos += c.add;
     done = 0;
     while (done < c.copy) {
-      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kDeltaChunk, c.copy - done));
+      std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, c.copy - done));
       std::span<std::uint8_t> eb(diff_buf.data(), n);
       QP_RETURN_IF_ERROR(extra->Read(eb));
       hasher.Update(eb);

@@ -94,6 +94,13 @@ Result<std::vector<std::uint8_t>> RecompressGzipDelta(std::span<const std::uint8
   auto old_raw = Gunzip(old_gz, kMaxGzipContent);
   if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
   std::vector<std::uint8_t> new_raw;
+  // Sized once from the delta's header (checked again by ApplyFileDelta): no regrowth.
+  QP_ASSIGN_OR_RETURN(FileDeltaHeader h, ReadFileDeltaHeader(patch, offset, length));
+  if (h.new_size > kMaxGzipContent) {
+    return Error(ErrorCode::kCorrupt, "gzip delta makes more than " +
+                                          std::to_string(kMaxGzipContent) + " bytes of content");
+  }
+  new_raw.reserve(static_cast<std::size_t>(h.new_size));
   MemoryFile old_file(*old_raw);
   VectorSink sink(&new_raw, kMaxGzipContent);
   QP_ASSIGN_OR_RETURN(FileApplyResult applied,

@@ -8,7 +8,7 @@
 #include "core/tree_writer.h"
 #include "delta/byte_io.h"
 #include "delta/codec.h"
-#include "delta/gzip_ahead.h"
+#include "delta/files_ahead.h"
 #include "delta/gzip_member.h"
 #include "delta/tree_patch.h"
 
@@ -16,6 +16,8 @@ namespace qp::delta {
 namespace {
 
 constexpr std::size_t kCopyChunk = 256 * 1024;
+// Files up to this size may be made ahead in memory (FilesAhead); larger ones stream.
+constexpr std::uint64_t kAheadFileBytes = 8u << 20;
 
 // Hashes what passes through to the destination file (unless the producer hashes it
 // itself, as a file delta does: each new file is hashed once).
@@ -48,23 +50,44 @@ class Applier {
         header_(header),
         locate_(source.locate),
         held_(source.held),
-        sink_(sink),
-        ahead_(patch) {
+        sink_(sink) {
     for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
   }
 
-  // The gzip delta records whose source is held in memory are made ahead, on the lane's
-  // thread (gzip_ahead.h), in manifest order: the order Produce takes them.
+  // The delta records whose source is held in memory and whose file is not large may be
+  // made ahead, on the lane's thread (files_ahead.h); gzip deltas first.
   void StartAhead() {
     if (held_ == nullptr) return;
     for (const auto& e : header_.manifest) {
       auto it = by_path_.find(e.path);
-      if (e.type != EntryType::kFile || it == by_path_.end()) continue;
+      if (e.type != EntryType::kFile || it == by_path_.end() || e.size > kAheadFileBytes) continue;
       const PatchRecord& r = header_.records[it->second];
-      if (r.op != RecordOp::kGzipDelta || !OldFile(r.source, "delta source").ok()) continue;
-      auto bytes = held_->Find(r.source);
+      const bool gzip = r.op == RecordOp::kGzipDelta;
+      if ((!gzip && r.op != RecordOp::kDelta) || !OldFile(r.source, "delta source").ok()) continue;
+      const auto bytes = held_->Find(r.source);
       if (!bytes) continue;  // read and made in turn, by MakeFile
-      ahead_.Add(e.path, *bytes, header_.payload_start + r.payload_offset, r.payload_length);
+      const std::uint64_t at = header_.payload_start + r.payload_offset, length = r.payload_length;
+      const std::uint64_t size = e.size;
+      RandomAccessFile* patch = patch_;
+      const std::span<const std::uint8_t> old = *bytes;
+      if (gzip) {
+        ahead_.Add(e.path, size, true, [=]() -> Result<MadeFile> {
+          MadeFile made;
+          QP_ASSIGN_OR_RETURN(made.bytes, RecompressGzipDelta(old, *patch, at, length));
+          return made;
+        });
+      } else {
+        ahead_.Add(e.path, size, false, [=]() -> Result<MadeFile> {
+          MadeFile made;
+          made.bytes.reserve(static_cast<std::size_t>(size));
+          MemoryFile source(old);
+          VectorSink out(&made.bytes, size);  // no more than the manifest's size
+          QP_ASSIGN_OR_RETURN(FileApplyResult applied,
+                              ApplyFileDelta(source, *patch, at, length, out));
+          made.sha256 = applied.sha256;
+          return made;
+        });
+      }
     }
     ahead_.Start();
   }
@@ -212,12 +235,20 @@ class Applier {
       QP_ASSIGN_OR_RETURN(bool linked, sink_->LinkFile(dest, locate_(copy_from->path)));
       if (linked) return OkStatus();
     }
+    // Made ahead by the lane, or by this thread now.
+    std::optional<Result<MadeFile>> made;
+    if (copy_from == nullptr) made = ahead_.Claim(e.path);
+    if (made && !made->ok()) return made->error();
     QP_ASSIGN_OR_RETURN(auto file, sink_->NewFile(dest));
-    const bool delta = rec != nullptr && rec->op == RecordOp::kDelta && copy_from == nullptr;
-    HashingSink sink(file.get(), !delta);
+    // Each new file is hashed once: by a delta as it makes it, else as it is written here.
+    const bool delta = copy_from == nullptr && rec->op == RecordOp::kDelta;
+    HashingSink sink(file.get(), made ? !(*made)->sha256.has_value() : !delta);
     std::optional<Sha256Digest> hashed;  // by the producer
     Status s;
-    if (copy_from != nullptr) {
+    if (made) {
+      hashed = (*made)->sha256;
+      s = sink.Append((*made)->bytes);
+    } else if (copy_from != nullptr) {
       auto src = OpenOld(copy_from->path);
       s = src.ok() ? CopyFrom(**src, sink) : Status(src.error());
     } else if (rec->op == RecordOp::kFull) {
@@ -226,10 +257,7 @@ class Applier {
       auto source = OldFile(rec->source, "delta source");
       if (!source.ok()) return source.error();
       const std::uint64_t at = header_.payload_start + rec->payload_offset;
-      if (rec->op == RecordOp::kGzipDelta && ahead_.Has(e.path)) {
-        auto made = ahead_.Take(e.path);
-        s = made.ok() ? sink.Append(*made) : Status(made.error());
-      } else if (auto src = OpenOld(rec->source); !src.ok()) {
+      if (auto src = OpenOld(rec->source); !src.ok()) {
         s = src.error();
       } else if (rec->op == RecordOp::kGzipDelta) {
         s = ApplyGzipDelta(**src, *patch_, at, rec->payload_length, sink);
@@ -264,7 +292,7 @@ class Applier {
   TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
-  GzipAhead ahead_;  // last: stopped before the rest goes
+  FilesAhead ahead_;  // last: stopped before the rest goes
 };
 
 }  // namespace

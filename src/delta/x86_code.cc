@@ -12,7 +12,7 @@ namespace {
 
 // Immediate bytes after the displacement of a one-byte-opcode instruction with a ModRM
 // operand, or -1 for opcodes not predicted. `reg` is the ModRM reg field (groups F6/F7).
-int OneByteImmediate(std::uint8_t op, int reg) {
+constexpr int OneByteImmediate(std::uint8_t op, int reg) {
   if (op < 0x40 && (op & 7) < 4) return 0;  // ALU r/m,r and r,r/m forms (add ... cmp)
   switch (op) {
     case 0x63:
@@ -50,7 +50,7 @@ int OneByteImmediate(std::uint8_t op, int reg) {
 }
 
 // The same for two-byte opcodes 0F xx (SSE moves and arithmetic, cmov, movzx/movsx, imul).
-int TwoByteImmediate(std::uint8_t op) {
+constexpr int TwoByteImmediate(std::uint8_t op) {
   if ((op >= 0x10 && op <= 0x17) || op == 0x28 || op == 0x29 || op == 0x2A ||
       (op >= 0x2C && op <= 0x2F) || (op >= 0x40 && op <= 0x4F) || (op >= 0x51 && op <= 0x6F) ||
       (op >= 0x74 && op <= 0x76) || op == 0x7E || op == 0x7F || op == 0xAF || op == 0xB6 ||
@@ -61,23 +61,43 @@ int TwoByteImmediate(std::uint8_t op) {
   return -1;
 }
 
+// The two functions above as tables (the walk asks at most bytes), and whether a byte can
+// begin such an instruction at all (a prefix, REX, 0F, or a one-byte opcode of the table).
+// F6 and F7 depend on ModRM's reg field: kOne holds -2 for them.
+struct OpcodeTables {
+  std::int8_t one[256] = {}, two[256] = {};
+  bool first[256] = {};
+  constexpr OpcodeTables() {
+    for (int b = 0; b < 256; ++b) {
+      const auto op = static_cast<std::uint8_t>(b);
+      one[b] = static_cast<std::int8_t>(op == 0xF6 || op == 0xF7 ? -2 : OneByteImmediate(op, 0));
+      two[b] = static_cast<std::int8_t>(TwoByteImmediate(op));
+      first[b] = op == 0x66 || op == 0xF2 || op == 0xF3 || (op & 0xF0) == 0x40 || op == 0x0F ||
+                 one[b] != -1;
+    }
+  }
+};
+constexpr OpcodeTables kOpcodes;
+
 // An instruction with a RIP-relative operand starting at d[i]: an optional 66/F2/F3
 // prefix, an optional REX prefix, a one- or two-byte opcode from the tables, ModRM with
 // mod=00 rm=101, disp32, immediate. Sets the displacement's position and the instruction's
 // end; false if none, or if it does not end inside [0, n).
 bool MatchRipRelative(const std::uint8_t* d, std::size_t i, std::size_t n, std::size_t* disp_at,
                       std::size_t* end) {
+  if (i >= n || !kOpcodes.first[d[i]]) return false;
   std::size_t j = i;
   if (j < n && (d[j] == 0x66 || d[j] == 0xF2 || d[j] == 0xF3)) ++j;
   if (j < n && (d[j] & 0xF0) == 0x40) ++j;
   if (j + 2 > n) return false;
   int imm;
   if (d[j] == 0x0F) {
-    imm = TwoByteImmediate(d[j + 1]);
+    imm = kOpcodes.two[d[j + 1]];
     j += 2;
   } else {
     if (j + 1 >= n) return false;
-    imm = OneByteImmediate(d[j], (d[j + 1] >> 3) & 7);
+    imm = kOpcodes.one[d[j]];
+    if (imm == -2) imm = OneByteImmediate(d[j], (d[j + 1] >> 3) & 7);
     j += 1;
   }
   if (imm < 0 || j >= n || (d[j] & 0xC7) != 0x05) return false;

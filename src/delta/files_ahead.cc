@@ -1,0 +1,83 @@
+#include "delta/files_ahead.h"
+
+namespace qp::delta {
+
+FilesAhead::~FilesAhead() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void FilesAhead::Add(const std::string& path, std::uint64_t size, bool first, Make make) {
+  index_.emplace(path, jobs_.size());
+  Job job;
+  job.path = path;
+  job.size = size;
+  job.first = first;
+  job.make = std::move(make);
+  jobs_.push_back(std::move(job));
+}
+
+void FilesAhead::Start() {
+  if (!jobs_.empty()) thread_ = std::thread([this] { Run(); });
+}
+
+std::size_t FilesAhead::NextForLane() const {
+  for (std::size_t i = 0; i < jobs_.size(); ++i) {
+    if (jobs_[i].first && jobs_[i].owner == Owner::kNone) return i;
+  }
+  for (std::size_t i = jobs_.size(); i-- > 0;) {
+    if (jobs_[i].owner == Owner::kNone) return i;
+  }
+  return SIZE_MAX;
+}
+
+void FilesAhead::Run() {
+  for (;;) {
+    std::size_t i = SIZE_MAX;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        if (stop_) return true;
+        i = NextForLane();
+        return i == SIZE_MAX || held_ == 0 || held_ + jobs_[i].size <= kBudget;
+      });
+      if (stop_ || i == SIZE_MAX) return;
+      jobs_[i].owner = Owner::kLane;
+      held_ += jobs_[i].size;
+    }
+    Result<MadeFile> made = jobs_[i].make();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_[i].made.emplace(std::move(made));
+    }
+    cv_.notify_all();
+  }
+}
+
+std::optional<Result<MadeFile>> FilesAhead::Claim(const std::string& path) {
+  auto it = index_.find(path);
+  if (it == index_.end()) return std::nullopt;
+  Job& job = jobs_[it->second];
+  std::unique_lock<std::mutex> lock(mu_);
+  if (job.owner == Owner::kNone) {
+    job.owner = Owner::kApplier;
+    cv_.notify_all();  // the lane may be waiting to know what is left
+    return std::nullopt;
+  }
+  if (job.owner == Owner::kApplier) {
+    return Result<MadeFile>(Error(ErrorCode::kInternal, path + " claimed twice"));
+  }
+  cv_.wait(lock, [&] { return job.made.has_value(); });
+  std::optional<Result<MadeFile>> made = std::move(job.made);
+  job.made.reset();
+  job.owner = Owner::kApplier;  // taken: a second claim is an error
+  held_ -= job.size;
+  cv_.notify_all();
+  return made;
+}
+
+}  // namespace qp::delta

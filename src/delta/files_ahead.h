@@ -1,0 +1,82 @@
+// New files of a tree patch made ahead, in memory, on a second thread, while the applier
+// writes the others: the two work from opposite ends of the manifest. The applier takes
+// files in manifest order from the front; the lane takes the eligible ones from the back,
+// a gzip delta first wherever it is (recompressing, gzip -9n in a child process, is the
+// slowest step of most package patches: a Debian changelog.gz of 250 KB takes 70 ms). A
+// file is made by whichever side claims it first, so neither waits for work the other
+// could have done, and a file the lane has not begun is the applier's.
+//
+// The lane only computes bytes: it opens, creates and renames nothing (the applier writes
+// every file through its sink, in manifest order, as before) and it calls no Env, so an
+// Env that numbers operations (FaultInjectionEnv) sees the same sequence as without it.
+// Its jobs read held source bytes (memory) and the patch (ReadAt, which every
+// RandomAccessFile here allows from two threads). What it makes is checked like any other
+// file: against the manifest's size and SHA-256, as the applier writes it.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/hash.h"
+#include "core/result.h"
+
+namespace qp::delta {
+
+// A file made ahead: its bytes, and their SHA-256 when the maker computed it already.
+struct MadeFile {
+  std::vector<std::uint8_t> bytes;
+  std::optional<Sha256Digest> sha256;
+};
+
+class FilesAhead {
+ public:
+  using Make = std::function<Result<MadeFile>()>;
+  // Bytes the lane may hold at once (made and not yet taken, or being made): it begins a
+  // file only while that holds, so memory stays bounded however many files a patch has.
+  static constexpr std::uint64_t kBudget = 32u << 20;
+
+  FilesAhead() = default;
+  FilesAhead(const FilesAhead&) = delete;
+  FilesAhead& operator=(const FilesAhead&) = delete;
+  // Stops: files not begun are dropped, the one being made is awaited.
+  ~FilesAhead();
+
+  // A file the lane may make: entry `path`, `size` bytes (the manifest's). `first`: taken
+  // before the others (gzip deltas). Before Start only, in manifest order.
+  void Add(const std::string& path, std::uint64_t size, bool first, Make make);
+  void Start();
+  // The applier's turn for `path`: nullopt if the lane has not begun it (it is the
+  // applier's now, the lane will not touch it), else what the lane made, waiting for it.
+  std::optional<Result<MadeFile>> Claim(const std::string& path);
+
+ private:
+  enum class Owner { kNone, kLane, kApplier };
+  struct Job {
+    std::string path;
+    std::uint64_t size = 0;
+    bool first = false;
+    Make make;
+    Owner owner = Owner::kNone;
+    std::optional<Result<MadeFile>> made;
+  };
+  // The next job for the lane (a first one, else the last unclaimed), or SIZE_MAX.
+  std::size_t NextForLane() const;
+  void Run();
+
+  std::vector<Job> jobs_;
+  std::map<std::string, std::size_t> index_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::uint64_t held_ = 0;  // bytes of jobs begun by the lane and not yet taken
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace qp::delta

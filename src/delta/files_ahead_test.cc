@@ -1,0 +1,130 @@
+#include "delta/files_ahead.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace qp::delta {
+namespace {
+
+// Jobs that make "<path>" as their bytes and record the order the lane ran them in.
+struct Recorder {
+  std::mutex mu;
+  std::vector<std::string> ran;
+  FilesAhead::Make MakeOf(const std::string& path) {
+    return [this, path]() -> Result<MadeFile> {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ran.push_back(path);
+      }
+      return MadeFile{std::vector<std::uint8_t>(path.begin(), path.end()), std::nullopt};
+    };
+  }
+  std::vector<std::string> Ran() {
+    std::lock_guard<std::mutex> lock(mu);
+    return ran;
+  }
+};
+
+std::string Text(const MadeFile& m) { return std::string(m.bytes.begin(), m.bytes.end()); }
+
+TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
+  Recorder rec;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  FilesAhead ahead;
+  ahead.Add("a", 10, false, rec.MakeOf("a"));
+  ahead.Add("b", 10, false, rec.MakeOf("b"));
+  ahead.Add("c.gz", 10, true, [&]() -> Result<MadeFile> {
+    released.wait();  // held until the applier has claimed "a"
+    return rec.MakeOf("c.gz")();
+  });
+  ahead.Add("d", 10, false, rec.MakeOf("d"));
+  ahead.Start();
+  EXPECT_FALSE(ahead.Claim("a").has_value()) << "not begun by the lane: the applier's";
+  release.set_value();
+  while (rec.Ran().size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  for (const char* path : {"b", "c.gz", "d"}) {
+    auto made = ahead.Claim(path);
+    ASSERT_TRUE(made.has_value()) << path;
+    ASSERT_TRUE(made->ok()) << made->error().ToString();
+    EXPECT_EQ(Text(**made), path);
+  }
+  EXPECT_EQ(rec.Ran(), (std::vector<std::string>{"c.gz", "d", "b"}));
+  EXPECT_FALSE(ahead.Claim("not a job").has_value());
+  auto again = ahead.Claim("b");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->error().code(), ErrorCode::kInternal) << "taken twice";
+  again = ahead.Claim("a");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->error().code(), ErrorCode::kInternal) << "claimed twice";
+}
+
+TEST(FilesAheadTest, TheLaneBeginsNoFilePastItsBudget) {
+  Recorder rec;
+  const std::uint64_t big = FilesAhead::kBudget / 2 + 1;  // two do not fit at once
+  std::promise<void> second_made;
+  std::atomic<bool> first_began{false};
+  FilesAhead ahead;
+  ahead.Add("x", big, false, [&]() -> Result<MadeFile> {
+    first_began = true;
+    return rec.MakeOf("x")();
+  });
+  ahead.Add("y", big, false, [&]() -> Result<MadeFile> {
+    auto made = rec.MakeOf("y")();
+    second_made.set_value();
+    return made;
+  });
+  ahead.Start();
+  second_made.get_future().wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(first_began) << "began while \"y\" was held";
+  // The applier's turn comes for "x" first: not begun, so it is the applier's.
+  EXPECT_FALSE(ahead.Claim("x").has_value());
+  auto y = ahead.Claim("y");
+  ASSERT_TRUE(y.has_value() && y->ok());
+  EXPECT_EQ(Text(**y), "y");
+  EXPECT_EQ(rec.Ran(), (std::vector<std::string>{"y"}));
+}
+
+TEST(FilesAheadTest, AFailedJobIsTheErrorOfItsOwnFile) {
+  FilesAhead ahead;
+  Recorder rec;
+  ahead.Add("ok", 10, false, rec.MakeOf("ok"));
+  std::promise<void> began;
+  ahead.Add("bad", 10, true, [&]() -> Result<MadeFile> {
+    began.set_value();
+    return Error(ErrorCode::kCorrupt, "damaged payload");
+  });
+  ahead.Start();
+  began.get_future().wait();
+  auto bad = ahead.Claim("bad");
+  ASSERT_TRUE(bad.has_value()) << "begun by the lane";
+  EXPECT_EQ(bad->error().code(), ErrorCode::kCorrupt);
+  auto ok = ahead.Claim("ok");
+  if (ok.has_value()) {
+    ASSERT_TRUE(ok->ok());
+    EXPECT_EQ(Text(**ok), "ok");
+  }
+}
+
+TEST(FilesAheadTest, StopsWithFilesNotTaken) {
+  Recorder rec;
+  {
+    FilesAhead ahead;
+    for (int i = 0; i < 20; ++i) ahead.Add(std::to_string(i), 10, false, rec.MakeOf("f"));
+    ahead.Start();
+  }  // an applier that failed early: the lane stops, waiting only for the file it makes
+  FilesAhead never_started;
+  never_started.Add("a", 10, false, rec.MakeOf("a"));
+  EXPECT_LE(rec.Ran().size(), 20u);
+}
+
+}  // namespace
+}  // namespace qp::delta
