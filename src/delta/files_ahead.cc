@@ -11,24 +11,38 @@ FilesAhead::~FilesAhead() {
   if (thread_.joinable()) thread_.join();
 }
 
-void FilesAhead::Add(const std::string& path, std::uint64_t size, bool first, Make make) {
-  index_.emplace(path, jobs_.size());
-  Job job;
-  job.path = path;
-  job.size = size;
-  job.first = first;
-  job.make = std::move(make);
-  jobs_.push_back(std::move(job));
+bool FilesAhead::Add(const std::string& path, std::uint64_t size, bool first, Make make) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!index_.emplace(path, jobs_.size()).second) return false;
+    Job job;
+    job.path = path;
+    job.size = size;
+    job.first = first;
+    job.make = std::move(make);
+    jobs_.push_back(std::move(job));
+  }
+  cv_.notify_all();
+  return true;
 }
 
 void FilesAhead::Start() {
-  if (!jobs_.empty()) thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+void FilesAhead::Seal() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    sealed_ = true;
+  }
+  cv_.notify_all();
 }
 
 std::size_t FilesAhead::NextForLane() const {
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
     if (jobs_[i].first && jobs_[i].owner == Owner::kNone) return i;
   }
+  if (!sealed_) return SIZE_MAX;
   for (std::size_t i = jobs_.size(); i-- > 0;) {
     if (jobs_[i].owner == Owner::kNone) return i;
   }
@@ -38,31 +52,34 @@ std::size_t FilesAhead::NextForLane() const {
 void FilesAhead::Run() {
   for (;;) {
     std::size_t i = SIZE_MAX;
+    Job* job = nullptr;  // a deque's elements stay where they are as it grows
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
         if (stop_) return true;
         i = NextForLane();
-        return i == SIZE_MAX || held_ == 0 || held_ + jobs_[i].size <= kBudget;
+        if (i == SIZE_MAX) return sealed_;  // else more may come
+        return held_ == 0 || held_ + jobs_[i].size <= kBudget;
       });
       if (stop_ || i == SIZE_MAX) return;
-      jobs_[i].owner = Owner::kLane;
-      held_ += jobs_[i].size;
+      job = &jobs_[i];
+      job->owner = Owner::kLane;
+      held_ += job->size;
     }
-    Result<MadeFile> made = jobs_[i].make();
+    Result<MadeFile> made = job->make();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      jobs_[i].made.emplace(std::move(made));
+      job->made.emplace(std::move(made));
     }
     cv_.notify_all();
   }
 }
 
 std::optional<Result<MadeFile>> FilesAhead::Claim(const std::string& path) {
+  std::unique_lock<std::mutex> lock(mu_);
   auto it = index_.find(path);
   if (it == index_.end()) return std::nullopt;
   Job& job = jobs_[it->second];
-  std::unique_lock<std::mutex> lock(mu_);
   if (job.owner == Owner::kNone) {
     job.owner = Owner::kApplier;
     cv_.notify_all();  // the lane may be waiting to know what is left

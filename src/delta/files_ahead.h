@@ -16,6 +16,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -49,9 +50,14 @@ class FilesAhead {
   ~FilesAhead();
 
   // A file the lane may make: entry `path`, `size` bytes (the manifest's). `first`: taken
-  // before the others (gzip deltas). Before Start only, in manifest order.
-  void Add(const std::string& path, std::uint64_t size, bool first, Make make);
+  // before the others (gzip deltas). Files are added in manifest order, except that
+  // first ones may come earlier (before the old tree is scanned: they need little of it);
+  // false if `path` was added already.
+  bool Add(const std::string& path, std::uint64_t size, bool first, Make make);
+  // Starts the lane (Add may go on); Seal says nothing more comes, and the lane ends when
+  // no file is left.
   void Start();
+  void Seal();
   // The applier's turn for `path`: nullopt if the lane has not begun it (it is the
   // applier's now, the lane will not touch it), else what the lane made, waiting for it.
   std::optional<Result<MadeFile>> Claim(const std::string& path);
@@ -66,13 +72,15 @@ class FilesAhead {
     Owner owner = Owner::kNone;
     std::optional<Result<MadeFile>> made;
   };
-  // The next job for the lane (a first one, else the last unclaimed), or SIZE_MAX.
+  // The next job for the lane (a first one, else the last unclaimed, once sealed: the
+  // back of the manifest is known then), or SIZE_MAX.
   std::size_t NextForLane() const;
   void Run();
 
-  std::vector<Job> jobs_;
+  std::mutex mu_;         // guards everything below but `thread_`
+  std::deque<Job> jobs_;  // stable: a job is made outside the lock
   std::map<std::string, std::size_t> index_;
-  std::mutex mu_;
+  bool sealed_ = false;
   std::condition_variable cv_;
   std::uint64_t held_ = 0;  // bytes of jobs begun by the lane and not yet taken
   bool stop_ = false;

@@ -47,6 +47,7 @@ TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
   });
   ahead.Add("d", 10, false, rec.MakeOf("d"));
   ahead.Start();
+  ahead.Seal();
   EXPECT_FALSE(ahead.Claim("a").has_value()) << "not begun by the lane: the applier's";
   release.set_value();
   while (rec.Ran().size() < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -66,6 +67,31 @@ TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
   EXPECT_EQ(again->error().code(), ErrorCode::kInternal) << "claimed twice";
 }
 
+TEST(FilesAheadTest, BeforeItIsSealedTheLaneTakesOnlyFirstFiles) {
+  Recorder rec;
+  FilesAhead ahead;
+  ahead.Start();  // begun before the scan, with the gzip deltas
+  std::promise<void> gz_made;
+  ahead.Add("z.gz", 10, true, [&]() -> Result<MadeFile> {
+    auto made = rec.MakeOf("z.gz")();
+    gz_made.set_value();
+    return made;
+  });
+  gz_made.get_future().wait();
+  ahead.Add("a", 10, false, rec.MakeOf("a"));  // the rest, after the scan
+  EXPECT_FALSE(ahead.Add("z.gz", 10, true, rec.MakeOf("again"))) << "added once";
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(rec.Ran(), (std::vector<std::string>{"z.gz"})) << "the back is not known yet";
+  ahead.Seal();
+  while (rec.Ran().size() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto a = ahead.Claim("a");
+  ASSERT_TRUE(a.has_value() && a->ok());
+  EXPECT_EQ(Text(**a), "a");
+  auto z = ahead.Claim("z.gz");
+  ASSERT_TRUE(z.has_value() && z->ok());
+  EXPECT_EQ(Text(**z), "z.gz");
+}
+
 TEST(FilesAheadTest, TheLaneBeginsNoFilePastItsBudget) {
   Recorder rec;
   const std::uint64_t big = FilesAhead::kBudget / 2 + 1;  // two do not fit at once
@@ -82,6 +108,7 @@ TEST(FilesAheadTest, TheLaneBeginsNoFilePastItsBudget) {
     return made;
   });
   ahead.Start();
+  ahead.Seal();
   second_made.get_future().wait();
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(first_began) << "began while \"y\" was held";
@@ -103,6 +130,7 @@ TEST(FilesAheadTest, AFailedJobIsTheErrorOfItsOwnFile) {
     return Error(ErrorCode::kCorrupt, "damaged payload");
   });
   ahead.Start();
+  ahead.Seal();
   began.get_future().wait();
   auto bad = ahead.Claim("bad");
   ASSERT_TRUE(bad.has_value()) << "begun by the lane";
@@ -120,6 +148,7 @@ TEST(FilesAheadTest, StopsWithFilesNotTaken) {
     FilesAhead ahead;
     for (int i = 0; i < 20; ++i) ahead.Add(std::to_string(i), 10, false, rec.MakeOf("f"));
     ahead.Start();
+    ahead.Seal();
   }  // an applier that failed early: the lane stops, waiting only for the file it makes
   FilesAhead never_started;
   never_started.Add("a", 10, false, rec.MakeOf("a"));

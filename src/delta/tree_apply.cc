@@ -41,6 +41,30 @@ class HashingSink final : public WritableFile {
   std::uint64_t size_ = 0;
 };
 
+// The lane's jobs (files_ahead.h): a gzip delta's or a delta's new file, from the held
+// bytes of its source and its payload [at, at + length) of the patch.
+FilesAhead::Make GzipJob(std::span<const std::uint8_t> old, RandomAccessFile* patch,
+                         std::uint64_t at, std::uint64_t length) {
+  return [=]() -> Result<MadeFile> {
+    MadeFile made;
+    QP_ASSIGN_OR_RETURN(made.bytes, RecompressGzipDelta(old, *patch, at, length));
+    return made;
+  };
+}
+
+FilesAhead::Make DeltaJob(std::span<const std::uint8_t> old, RandomAccessFile* patch,
+                          std::uint64_t at, std::uint64_t length, std::uint64_t size) {
+  return [=]() -> Result<MadeFile> {
+    MadeFile made;
+    made.bytes.reserve(static_cast<std::size_t>(size));
+    MemoryFile source(old);
+    VectorSink out(&made.bytes, size);  // no more than the manifest's size
+    QP_ASSIGN_OR_RETURN(FileApplyResult applied, ApplyFileDelta(source, *patch, at, length, out));
+    made.sha256 = applied.sha256;
+    return made;
+  };
+}
+
 class Applier {
  public:
   Applier(Env* env, RandomAccessFile* patch, const PatchHeader& header, const SourceTree& source,
@@ -50,12 +74,15 @@ class Applier {
         header_(header),
         locate_(source.locate),
         held_(source.held),
-        sink_(sink) {
+        sink_(sink),
+        ahead_(source.ahead != nullptr ? *source.ahead : own_ahead_),
+        started_(source.ahead != nullptr) {
     for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
   }
 
   // The delta records whose source is held in memory and whose file is not large may be
-  // made ahead, on the lane's thread (files_ahead.h); gzip deltas first.
+  // made ahead, on the lane's thread (files_ahead.h); gzip deltas first. The lane may have
+  // begun before the scan (SourceTree::ahead) with some of them.
   void StartAhead() {
     if (held_ == nullptr) return;
     for (const auto& e : header_.manifest) {
@@ -66,30 +93,13 @@ class Applier {
       if ((!gzip && r.op != RecordOp::kDelta) || !OldFile(r.source, "delta source").ok()) continue;
       const auto bytes = held_->Find(r.source);
       if (!bytes) continue;  // read and made in turn, by MakeFile
-      const std::uint64_t at = header_.payload_start + r.payload_offset, length = r.payload_length;
-      const std::uint64_t size = e.size;
-      RandomAccessFile* patch = patch_;
-      const std::span<const std::uint8_t> old = *bytes;
-      if (gzip) {
-        ahead_.Add(e.path, size, true, [=]() -> Result<MadeFile> {
-          MadeFile made;
-          QP_ASSIGN_OR_RETURN(made.bytes, RecompressGzipDelta(old, *patch, at, length));
-          return made;
-        });
-      } else {
-        ahead_.Add(e.path, size, false, [=]() -> Result<MadeFile> {
-          MadeFile made;
-          made.bytes.reserve(static_cast<std::size_t>(size));
-          MemoryFile source(old);
-          VectorSink out(&made.bytes, size);  // no more than the manifest's size
-          QP_ASSIGN_OR_RETURN(FileApplyResult applied,
-                              ApplyFileDelta(source, *patch, at, length, out));
-          made.sha256 = applied.sha256;
-          return made;
-        });
-      }
+      const std::uint64_t at = header_.payload_start + r.payload_offset;
+      ahead_.Add(e.path, e.size, gzip,
+                 gzip ? GzipJob(*bytes, patch_, at, r.payload_length)
+                      : DeltaJob(*bytes, patch_, at, r.payload_length, e.size));
     }
-    ahead_.Start();
+    if (!started_) ahead_.Start();
+    ahead_.Seal();
   }
 
   Status IndexRecords() {
@@ -292,7 +302,9 @@ class Applier {
   TreeSink* sink_;
   std::map<std::string, const ManifestEntry*> old_by_path_;
   std::map<std::string, std::size_t> by_path_;
-  FilesAhead ahead_;  // last: stopped before the rest goes
+  FilesAhead own_ahead_;  // last: stopped before the rest goes
+  FilesAhead& ahead_;     // own_ahead_, or the caller's
+  bool started_;
 };
 
 }  // namespace
@@ -338,6 +350,29 @@ Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& pat
   SourceTree source;
   source.name = old_path;
   source.held = &held;
+  // Recompressing takes longest and needs only its own source: the gzip deltas' sources are
+  // held first and the lane begins them while the rest of the tree is scanned. If the
+  // tree then turns out not to be the patch's, what they made is never written.
+  FilesAhead ahead;
+  if (hold_bytes > 0 && !file_kind) {
+    std::map<std::string, std::uint64_t> gzip_sizes;
+    for (const auto& r : header.records) {
+      if (r.op == RecordOp::kGzipDelta) gzip_sizes[r.path] = UINT64_MAX;
+    }
+    for (const auto& e : header.manifest) {
+      if (auto it = gzip_sizes.find(e.path); it != gzip_sizes.end()) it->second = e.size;
+    }
+    for (const auto& r : header.records) {
+      if (r.op != RecordOp::kGzipDelta || gzip_sizes[r.path] > kAheadFileBytes) continue;
+      if (!held.HoldEarly(env, old_path, r.source).ok()) continue;  // the scan will say why
+      const auto bytes = held.Find(r.source);
+      if (!bytes) continue;
+      ahead.Add(r.path, gzip_sizes[r.path], true,
+                GzipJob(*bytes, &patch, header.payload_start + r.payload_offset, r.payload_length));
+    }
+    ahead.Start();
+    source.ahead = &ahead;
+  }
   QP_ASSIGN_OR_RETURN(source.manifest, file_kind ? ScanSingleFile(env, old_path, &held)
                                                  : ScanTree(env, old_path, &held));
   source.locate = [&old_path](const std::string& path) { return ResolveEntryPath(old_path, path); };

@@ -78,6 +78,9 @@ Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
                                                                  const std::string& entry_path,
                                                                  const std::string& file) {
   if (wanted_.count(entry_path) == 0) return HashFile(env, file);
+  if (auto it = held_.find(entry_path); it != held_.end()) {  // held early
+    return std::make_pair(std::uint64_t{it->second.bytes.size()}, it->second.sha256);
+  }
   QP_ASSIGN_OR_RETURN(auto opened, env->NewRandomAccessFile(file));
   if (opened->Size() <= budget_ - used_) {
     if (auto mapped = opened->Map(); mapped.ok()) {
@@ -85,8 +88,9 @@ Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
       used_ += bytes.size();
       Sha256 h;
       h.Update(bytes);
-      held_[entry_path] = Held{std::move(opened), {}, bytes};
-      return std::make_pair(std::uint64_t{bytes.size()}, h.Finish());
+      const Sha256Digest digest = h.Finish();
+      held_[entry_path] = Held{std::move(opened), {}, bytes, digest};
+      return std::make_pair(std::uint64_t{bytes.size()}, digest);
     }
   }
   opened.reset();
@@ -98,8 +102,28 @@ Result<std::pair<std::uint64_t, Sha256Digest>> HeldSources::Hash(Env* env,
     Held& h = held_[entry_path];
     h.copy = std::move(bytes);
     h.bytes = h.copy;
+    h.sha256 = hashed.second;
   }
   return hashed;
+}
+
+Status HeldSources::HoldEarly(Env* env, const std::string& root, const std::string& entry_path) {
+  QP_RETURN_IF_ERROR(ValidateRelativePath(entry_path));
+  for (std::size_t slash = entry_path.find('/'); slash != std::string::npos;
+       slash = entry_path.find('/', slash + 1)) {
+    QP_ASSIGN_OR_RETURN(FileInfo dir, env->Stat(JoinPath(root, entry_path.substr(0, slash))));
+    if (dir.type != FileType::kDirectory) {
+      return Error(ErrorCode::kNotFound, entry_path + ": a parent is not a directory");
+    }
+  }
+  const std::string file = JoinPath(root, entry_path);
+  QP_ASSIGN_OR_RETURN(FileInfo info, env->Stat(file));
+  if (info.type != FileType::kRegular) {
+    return Error(ErrorCode::kNotFound, entry_path + ": not a regular file");
+  }
+  auto hashed = Hash(env, entry_path, file);
+  if (!hashed.ok()) return hashed.error();
+  return OkStatus();
 }
 
 std::optional<std::span<const std::uint8_t>> HeldSources::Find(

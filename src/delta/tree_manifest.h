@@ -55,6 +55,10 @@ class HeldSources {
   // and they fit what is left of the budget.
   Result<std::pair<std::uint64_t, Sha256Digest>> Hash(Env* env, const std::string& entry_path,
                                                       const std::string& file);
+  // Holds the file `entry_path` of the tree under `root` now, before ScanTree reaches it
+  // (which then takes what is held): each parent must be a directory and the entry a
+  // regular file, as the scan would find them. For work that can begin before the scan.
+  Status HoldEarly(Env* env, const std::string& root, const std::string& entry_path);
   // The bytes held for `entry_path`, or nullopt.
   std::optional<std::span<const std::uint8_t>> Find(const std::string& entry_path) const;
   std::uint64_t held_bytes() const { return used_; }
@@ -64,6 +68,7 @@ class HeldSources {
     std::unique_ptr<RandomAccessFile> mapped;  // the bytes' owner, when mapped
     std::vector<std::uint8_t> copy;            // else
     std::span<const std::uint8_t> bytes;       // in one of them
+    Sha256Digest sha256{};
   };
   std::set<std::string> wanted_;
   std::uint64_t budget_ = 0, used_ = 0;

@@ -20,6 +20,7 @@
 #include "core/result.h"
 #include "core/tree_writer.h"
 #include "delta/file_delta.h"
+#include "delta/files_ahead.h"
 #include "delta/qpatch_format.h"
 
 namespace qp::delta {
@@ -61,7 +62,7 @@ struct ApplyOptions {
 // from; kCorrupt naming the record for a bad patch.
 // Up to `hold_bytes` of the old files the patch reads are kept in memory as they are
 // hashed, so that they come from disk once (HeldSources); 0 reads them again. Held
-// sources also let gzip delta records be made ahead, on a second thread (gzip_ahead.h).
+// sources also let delta records be made ahead, on a second thread (files_ahead.h).
 Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& patch,
                     const PatchHeader& header, TreeSink& sink, std::uint64_t hold_bytes = 0);
 
@@ -75,6 +76,9 @@ struct SourceTree {
   // Old files read into memory while the manifest was hashed: the patch reads these bytes
   // instead of the files (their hashes are the manifest's).
   const HeldSources* held = nullptr;
+  // A lane already started (with the jobs that could begin before the scan), which the
+  // applier completes and seals; else the applier starts its own.
+  FilesAhead* ahead = nullptr;
 };
 
 // The old tree's entry paths that applying `header` reads: the sources of its delta, copy

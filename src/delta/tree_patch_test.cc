@@ -13,6 +13,7 @@
 #include "core/fault_env.h"
 #include "core/hash.h"
 #include "core/memory_file.h"
+#include "core/read_counting_env.h"
 #include "core/test_dir.h"
 #include "delta/byte_io.h"
 
@@ -214,6 +215,31 @@ TEST(TreePatchTest, HeldSourcesAreTheBytesThePatchReads) {
   source.held = nullptr;
   MemoryTreeSink refused;
   EXPECT_FALSE(ApplyPatchFrom(env, source, **patch, *header, refused).ok());
+}
+
+TEST(TreePatchTest, SourcesHeldEarlyAreWhatTheScanFindsAndOnlyInsideTheTree) {
+  TestDir d;
+  MakeTrees(d);
+  Env* env = Env::Default();
+  const std::set<std::string> wanted = {"lib/moved",   "lib/eng/same.so", "lib/libfoo.so",
+                                        "lib/engines", "nowhere",         "../old/lib/moved"};
+  HeldSources early(wanted, 1 << 20);
+  ASSERT_TRUE(early.HoldEarly(env, d.Sub("old"), "lib/moved").ok());
+  // A symlinked parent, a symlink, a directory, nothing, a path leaving the tree: the scan
+  // would not hash these as files, so neither is anything held early.
+  EXPECT_FALSE(early.HoldEarly(env, d.Sub("old"), "lib/eng/same.so").ok());
+  EXPECT_FALSE(early.HoldEarly(env, d.Sub("old"), "lib/libfoo.so").ok());
+  EXPECT_FALSE(early.HoldEarly(env, d.Sub("old"), "lib/engines").ok());
+  EXPECT_FALSE(early.HoldEarly(env, d.Sub("old"), "nowhere").ok());
+  EXPECT_FALSE(early.HoldEarly(env, d.Sub("old"), "../old/lib/moved").ok());
+  EXPECT_EQ(early.held_bytes(), 3000u);
+  // The scan takes the early bytes (the file is not read again) and finds the same tree.
+  ReadCountingEnv counting(env);
+  auto scanned = ScanTree(&counting, d.Sub("old"), &early);
+  ASSERT_TRUE(scanned.ok());
+  EXPECT_EQ(counting.BytesRead(d.Sub("old/lib/moved")), 0u);
+  EXPECT_EQ(ManifestDigest(*scanned), ManifestDigest(*ScanTree(env, d.Sub("old"))));
+  EXPECT_EQ(early.held_bytes(), 3000u);
 }
 
 TEST(TreePatchTest, LinkedUnchangedFilesShareInodes) {
