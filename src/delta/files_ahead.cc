@@ -59,7 +59,7 @@ void FilesAhead::Run() {
         if (stop_) return true;
         i = NextForLane();
         if (i == SIZE_MAX) return sealed_;  // else more may come
-        return held_ == 0 || held_ + jobs_[i].size <= kBudget;
+        return held_ == 0 || held_ + jobs_[i].size <= budget_;
       });
       if (stop_ || i == SIZE_MAX) return;
       job = &jobs_[i];

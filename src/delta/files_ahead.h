@@ -39,11 +39,11 @@ struct MadeFile {
 class FilesAhead {
  public:
   using Make = std::function<Result<MadeFile>()>;
-  // Bytes the lane may hold at once (made and not yet taken, or being made): it begins a
-  // file only while that holds, so memory stays bounded however many files a patch has.
-  static constexpr std::uint64_t kBudget = 32u << 20;
-
-  FilesAhead() = default;
+  // `budget`: bytes the lane may hold at once (made and not yet taken, or being made): it
+  // begins a file only while they fit (or nothing is held), so memory stays bounded however
+  // many files a patch has. The applier gives it the held sources' budget
+  // (install_cache_bytes on a device).
+  explicit FilesAhead(std::uint64_t budget) : budget_(budget) {}
   FilesAhead(const FilesAhead&) = delete;
   FilesAhead& operator=(const FilesAhead&) = delete;
   // Stops: files not begun are dropped, the one being made is awaited.
@@ -77,6 +77,7 @@ class FilesAhead {
   std::size_t NextForLane() const;
   void Run();
 
+  const std::uint64_t budget_;
   std::mutex mu_;         // guards everything below but `thread_`
   std::deque<Job> jobs_;  // stable: a job is made outside the lock
   std::map<std::string, std::size_t> index_;

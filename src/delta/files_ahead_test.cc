@@ -13,6 +13,8 @@
 namespace qp::delta {
 namespace {
 
+constexpr std::uint64_t kBudget = 32u << 20;
+
 // Jobs that make "<path>" as their bytes and record the order the lane ran them in.
 struct Recorder {
   std::mutex mu;
@@ -38,7 +40,7 @@ TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
   Recorder rec;
   std::promise<void> release;
   std::shared_future<void> released = release.get_future().share();
-  FilesAhead ahead;
+  FilesAhead ahead(kBudget);
   ahead.Add("a", 10, false, rec.MakeOf("a"));
   ahead.Add("b", 10, false, rec.MakeOf("b"));
   ahead.Add("c.gz", 10, true, [&]() -> Result<MadeFile> {
@@ -69,7 +71,7 @@ TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
 
 TEST(FilesAheadTest, BeforeItIsSealedTheLaneTakesOnlyFirstFiles) {
   Recorder rec;
-  FilesAhead ahead;
+  FilesAhead ahead(kBudget);
   ahead.Start();  // begun before the scan, with the gzip deltas
   std::promise<void> gz_made;
   ahead.Add("z.gz", 10, true, [&]() -> Result<MadeFile> {
@@ -94,10 +96,10 @@ TEST(FilesAheadTest, BeforeItIsSealedTheLaneTakesOnlyFirstFiles) {
 
 TEST(FilesAheadTest, TheLaneBeginsNoFilePastItsBudget) {
   Recorder rec;
-  const std::uint64_t big = FilesAhead::kBudget / 2 + 1;  // two do not fit at once
+  const std::uint64_t big = kBudget / 2 + 1;  // two do not fit at once
   std::promise<void> second_made;
   std::atomic<bool> first_began{false};
-  FilesAhead ahead;
+  FilesAhead ahead(kBudget);
   ahead.Add("x", big, false, [&]() -> Result<MadeFile> {
     first_began = true;
     return rec.MakeOf("x")();
@@ -121,7 +123,7 @@ TEST(FilesAheadTest, TheLaneBeginsNoFilePastItsBudget) {
 }
 
 TEST(FilesAheadTest, AFailedJobIsTheErrorOfItsOwnFile) {
-  FilesAhead ahead;
+  FilesAhead ahead(kBudget);
   Recorder rec;
   ahead.Add("ok", 10, false, rec.MakeOf("ok"));
   std::promise<void> began;
@@ -145,12 +147,12 @@ TEST(FilesAheadTest, AFailedJobIsTheErrorOfItsOwnFile) {
 TEST(FilesAheadTest, StopsWithFilesNotTaken) {
   Recorder rec;
   {
-    FilesAhead ahead;
+    FilesAhead ahead(kBudget);
     for (int i = 0; i < 20; ++i) ahead.Add(std::to_string(i), 10, false, rec.MakeOf("f"));
     ahead.Start();
     ahead.Seal();
   }  // an applier that failed early: the lane stops, waiting only for the file it makes
-  FilesAhead never_started;
+  FilesAhead never_started(kBudget);
   never_started.Add("a", 10, false, rec.MakeOf("a"));
   EXPECT_LE(rec.Ran().size(), 20u);
 }

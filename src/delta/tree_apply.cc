@@ -75,6 +75,7 @@ class Applier {
         locate_(source.locate),
         held_(source.held),
         sink_(sink),
+        own_ahead_(source.held != nullptr ? source.held->budget() : 0),
         ahead_(source.ahead != nullptr ? *source.ahead : own_ahead_),
         started_(source.ahead != nullptr) {
     for (const auto& e : source.manifest) old_by_path_[e.path] = &e;
@@ -353,7 +354,7 @@ Status ApplyPatchTo(Env* env, const std::string& old_path, RandomAccessFile& pat
   // Recompressing takes longest and needs only its own source: the gzip deltas' sources are
   // held first and the lane begins them while the rest of the tree is scanned. If the
   // tree then turns out not to be the patch's, what they made is never written.
-  FilesAhead ahead;
+  FilesAhead ahead(hold_bytes);
   if (hold_bytes > 0 && !file_kind) {
     std::map<std::string, std::uint64_t> gzip_sizes;
     for (const auto& r : header.records) {

@@ -62,6 +62,7 @@ class HeldSources {
   // The bytes held for `entry_path`, or nullopt.
   std::optional<std::span<const std::uint8_t>> Find(const std::string& entry_path) const;
   std::uint64_t held_bytes() const { return used_; }
+  std::uint64_t budget() const { return budget_; }
 
  private:
   struct Held {
