@@ -206,7 +206,8 @@ std::uint64_t ApplyMemoryNeeded(const FileDeltaHeader& h, std::uint64_t blocks) 
   }
   const bool learning = HasTableMask(h.transform);
   if (h.transform != kTransformNone) {
-    need += blocks * (sizeof(Predictor::Block) + (learning ? sizeof(std::uint32_t) : 0));
+    need += blocks * (sizeof(Predictor::Block) + (learning ? sizeof(std::uint32_t) : 0)) +
+            Predictor::IndexBytes(h.old_size);
   }
   if (learning) need += TargetTable::Bytes(h.old_size);
   return need;

@@ -15,6 +15,7 @@
 #include "delta/predictor.h"
 #include "delta/predictor_testing.h"
 #include "delta/suffix_index.h"
+#include "delta/target_table.h"
 
 namespace qp::delta {
 namespace {
@@ -377,6 +378,71 @@ TEST(X86PredictorTest, RipRelativeOperandsFollowMovedData) {
   EXPECT_TRUE(*rebuilt == new_data);
   // The operands are predicted: the patch is far smaller than with branches alone.
   EXPECT_LT(p2->size() * 2, p1->size()) << p2->size() << " vs " << p1->size();
+}
+
+TEST(X86PredictorTest, TheWalkFindsEveryInstructionWhereverItSits) {
+  // Instructions of each pattern at every gap from 0 to 22 bytes of filler (NOPs, which
+  // begin nothing), so that each lands at every position of the walk's 16-byte groups,
+  // and a call ends on the last byte of a file whose size is not a multiple of 16.
+  // The ModRM byte sits 1 to 4 bytes after the instruction's start.
+  const std::vector<std::vector<std::uint8_t>> forms = {
+      {0xE8},                          // call rel32
+      {0x0F, 0x85},                    // jne rel32
+      {0x8B, 0x05},                    // mov eax, [rip+d32]
+      {0x48, 0x8D, 0x3D},              // lea rdi, [rip+d32]
+      {0xF3, 0x48, 0x8B, 0x05},        // prefix, REX, opcode, ModRM
+      {0x66, 0x48, 0x0F, 0x10, 0x05},  // prefix, REX, two-byte opcode, ModRM
+      {0x83, 0x3D},                    // cmp dword [rip+d32], imm8 (one immediate byte)
+  };
+  constexpr std::size_t kCodeAt = 0x1000;
+  Bytes code;
+  std::size_t branches = 0, rips = 0;
+  for (std::size_t k = 0; k < 23 * forms.size(); ++k) {
+    code.insert(code.end(), k % 23, 0x90);
+    const auto& form = forms[k % forms.size()];
+    code.insert(code.end(), form.begin(), form.end());
+    const std::size_t end = kCodeAt + code.size() + 4 + (form == forms.back() ? 1 : 0);
+    const auto disp = static_cast<std::uint32_t>(0x200 + k - end);  // a target in the file
+    for (int b = 0; b < 4; ++b) code.push_back(static_cast<std::uint8_t>(disp >> (8 * b)));
+    if (form == forms.back()) code.push_back(0x01);
+    (form[0] == 0xE8 || form[0] == 0x0F ? branches : rips) += 1;
+  }
+  // A call last (a RIP-relative operand there would end outside the segment's addresses).
+  code.insert(code.end(), 16 - (kCodeAt + code.size() + 5) % 16 + 3, 0x90);
+  const auto back = static_cast<std::uint32_t>(0x200 - (kCodeAt + code.size() + 5));
+  code.push_back(0xE8);
+  for (int b = 0; b < 4; ++b) code.push_back(static_cast<std::uint8_t>(back >> (8 * b)));
+  ++branches;
+  Bytes old_data(kCodeAt, 0);
+  old_data.insert(old_data.end(), code.begin(), code.end());
+  ASSERT_NE(old_data.size() % 16, 0u);
+  WriteElfHeader(old_data, {{0, 0, old_data.size()}});
+  PredictionStats stats;
+  std::vector<Control> identity = {Control{old_data.size(), 0, 0}};
+  PredictedDifferences(Transform::kX86Learned, old_data, old_data, identity, &stats);
+  auto seen = [&](RefKind kind) {
+    return stats.hit[static_cast<int>(kind)] + stats.miss[static_cast<int>(kind)];
+  };
+  EXPECT_EQ(seen(RefKind::kX86Branch), branches);
+  EXPECT_EQ(seen(RefKind::kX86Rip), rips);
+}
+
+TEST(TargetTableTest, KeysSharingAHomeSlotAreFoundAndOthersAreNot) {
+  TargetTable table(0);  // the smallest table: 4,096 slots
+  std::uint32_t key = 0;
+  // Enough keys that many share a home slot or run into another's probe.
+  for (std::int64_t t = 0; t < 2000; ++t) {
+    ASSERT_TRUE(TargetTable::Key(t * 4096, false, &key));
+    table.Put(key, static_cast<std::uint32_t>(t));
+  }
+  for (std::int64_t t = 0; t < 2000; ++t) {
+    std::uint32_t value = 0;
+    ASSERT_TRUE(TargetTable::Key(t * 4096, false, &key));
+    ASSERT_TRUE(table.Find(key, &value)) << t;
+    EXPECT_EQ(value, static_cast<std::uint32_t>(t));
+    ASSERT_TRUE(TargetTable::Key(t * 4096, true, &key));  // the other address space
+    EXPECT_FALSE(table.Find(key, &value)) << t;
+  }
 }
 
 TEST(FileDeltaTest, RejectsWrongSourceAndCorruptPayloads) {

@@ -39,10 +39,15 @@ void FilesAhead::Seal() {
 }
 
 std::size_t FilesAhead::NextForLane() const {
+  // The largest first job: the longest to make, so it begins soonest.
+  std::size_t best = SIZE_MAX;
   for (std::size_t i = 0; i < jobs_.size(); ++i) {
-    if (jobs_[i].first && jobs_[i].owner == Owner::kNone) return i;
+    if (jobs_[i].first && jobs_[i].owner == Owner::kNone &&
+        (best == SIZE_MAX || jobs_[i].size > jobs_[best].size)) {
+      best = i;
+    }
   }
-  if (!sealed_) return SIZE_MAX;
+  if (best != SIZE_MAX || !sealed_) return best;
   for (std::size_t i = jobs_.size(); i-- > 0;) {
     if (jobs_[i].owner == Owner::kNone) return i;
   }

@@ -50,9 +50,9 @@ class FilesAhead {
   ~FilesAhead();
 
   // A file the lane may make: entry `path`, `size` bytes (the manifest's). `first`: taken
-  // before the others (gzip deltas). Files are added in manifest order, except that
-  // first ones may come earlier (before the old tree is scanned: they need little of it);
-  // false if `path` was added already.
+  // before the others, the largest first (gzip deltas: the larger, the longer gzip runs). Files are
+  // added in manifest order, except that first ones may come earlier (before the old tree is
+  // scanned: they need little of it); false if `path` was added already.
   bool Add(const std::string& path, std::uint64_t size, bool first, Make make);
   // Starts the lane (Add may go on); Seal says nothing more comes, and the lane ends when
   // no file is left.
@@ -72,8 +72,8 @@ class FilesAhead {
     Owner owner = Owner::kNone;
     std::optional<Result<MadeFile>> made;
   };
-  // The next job for the lane (a first one, else the last unclaimed, once sealed: the
-  // back of the manifest is known then), or SIZE_MAX.
+  // The next job for the lane (the largest first one, else the last unclaimed, once
+  // sealed: the back of the manifest is known then), or SIZE_MAX.
   std::size_t NextForLane() const;
   void Run();
 

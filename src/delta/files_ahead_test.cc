@@ -69,6 +69,19 @@ TEST(FilesAheadTest, TheLaneTakesFirstJobsThenWorksFromTheBack) {
   EXPECT_EQ(again->error().code(), ErrorCode::kInternal) << "claimed twice";
 }
 
+TEST(FilesAheadTest, TheLargestFirstJobIsBegunFirst) {
+  Recorder rec;
+  FilesAhead ahead(kBudget);
+  ahead.Add("small.gz", 10, true, rec.MakeOf("small.gz"));
+  ahead.Add("large.gz", 30, true, rec.MakeOf("large.gz"));
+  ahead.Add("middle.gz", 20, true, rec.MakeOf("middle.gz"));
+  ahead.Add("plain", 40, false, rec.MakeOf("plain"));
+  ahead.Start();
+  ahead.Seal();
+  while (rec.Ran().size() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(rec.Ran(), (std::vector<std::string>{"large.gz", "middle.gz", "small.gz", "plain"}));
+}
+
 TEST(FilesAheadTest, BeforeItIsSealedTheLaneTakesOnlyFirstFiles) {
   Recorder rec;
   FilesAhead ahead(kBudget);

@@ -36,6 +36,12 @@ Predictor::Predictor(Transform transform, std::uint64_t old_size, ElfLayout layo
       blocks_(std::move(blocks)) {
   std::stable_sort(blocks_.begin(), blocks_.end(),
                    [](const Block& a, const Block& b) { return a.old_begin < b.old_begin; });
+  page_first_.resize(static_cast<std::size_t>((old_size >> kPageBits) + 2));
+  std::size_t first = 0;
+  for (std::size_t page = 0; page < page_first_.size(); ++page) {
+    while (first < blocks_.size() && (blocks_[first].old_begin >> kPageBits) < page) ++first;
+    page_first_[page] = static_cast<std::uint32_t>(first);
+  }
   if (transform_ != Transform::kX86Branches) {
     learned_ = std::make_unique<TargetTable>(old_size);
     max_end_.resize(blocks_.size());
@@ -116,7 +122,14 @@ Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
 }
 
 bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const {
-  auto it = std::upper_bound(blocks_.begin(), blocks_.end(), old_offset,
+  // The first block starting past the offset lies between the first blocks of its page and
+  // of the next.
+  auto lo = blocks_.begin(), hi = blocks_.end();
+  if (const std::uint64_t page = old_offset >> kPageBits; page + 1 < page_first_.size()) {
+    lo += page_first_[page];
+    hi = blocks_.begin() + page_first_[page + 1];
+  }
+  auto it = std::upper_bound(lo, hi, old_offset,
                              [](std::uint64_t v, const Block& b) { return v < b.old_begin; });
   if (it == blocks_.begin()) return false;
   std::size_t found = static_cast<std::size_t>(it - blocks_.begin()) - 1;

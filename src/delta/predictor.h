@@ -95,6 +95,11 @@ class Predictor {
   };
   // Short blocks are usually accidental matches; their offsets predict nothing reliable.
   static constexpr std::uint64_t kMinBlock = 16;
+  // The memory a predictor takes beyond its blocks: its index of them by old offset.
+  static constexpr int kPageBits = 12;
+  static std::uint64_t IndexBytes(std::uint64_t old_size) {
+    return ((old_size >> kPageBits) + 2) * sizeof(std::uint32_t);
+  }
   // Appends the block of a control (one with an `add` run of at least kMinBlock bytes)
   // written at new offset `new_pos`.
   static void AddBlock(const Control& c, std::uint64_t new_pos, std::vector<Block>* blocks);
@@ -177,6 +182,9 @@ class Predictor {
   ElfLayout layout_;
   std::vector<Block> blocks_;           // sorted by old_begin
   std::vector<std::uint32_t> max_end_;  // learning: the greatest old_end of blocks_[0..k]
+  // For each page (2^kPageBits bytes) of the old file, the first block starting in it or
+  // later.
+  std::vector<std::uint32_t> page_first_;
   std::unique_ptr<TargetTable> learned_;
   std::int64_t addend_shift_ = 0, pointer_shift_ = 0, search_shift_ = 0;
   std::vector<std::uint8_t> original_;  // the current chunk's old bytes, unpredicted

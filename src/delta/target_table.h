@@ -15,6 +15,7 @@ class TargetTable {
   explicit TargetTable(std::uint64_t old_size) {
     const std::size_t cap = Capacity(old_size);
     slots_.assign(cap, 0);
+    used_bits_.assign(cap / 64, 0);
     mask_ = cap - 1;
     limit_ = cap / 4 * 3;
   }
@@ -25,7 +26,11 @@ class TargetTable {
     return true;
   }
   bool Find(std::uint32_t key, std::uint32_t* value) const {
-    for (std::size_t s = Hash(key);; s = (s + 1) & mask_) {
+    const std::size_t home = Hash(key);
+    // Most keys were never learnt and their home slot is empty: the bits say so from a
+    // table small enough to stay in the first-level cache.
+    if ((used_bits_[home / 64] >> (home % 64) & 1) == 0) return false;
+    for (std::size_t s = home;; s = (s + 1) & mask_) {
       std::uint32_t k = static_cast<std::uint32_t>(slots_[s] >> 32);
       if (k == 0) return false;
       if (k == key) {
@@ -40,6 +45,7 @@ class TargetTable {
       if (k == key || (k == 0 && used_ < limit_)) {
         if (k == 0) ++used_;
         slots_[s] = static_cast<std::uint64_t>(key) << 32 | value;
+        used_bits_[s / 64] |= std::uint64_t{1} << (s % 64);
         return;
       }
       if (k == 0) return;  // full: new keys are not learned
@@ -52,13 +58,16 @@ class TargetTable {
     while (cap < (1u << 19) && cap < old_size / 128) cap <<= 1;
     return cap;
   }
-  static std::uint64_t Bytes(std::uint64_t old_size) { return Capacity(old_size) * 8; }
+  static std::uint64_t Bytes(std::uint64_t old_size) {
+    return Capacity(old_size) * 8 + Capacity(old_size) / 8;
+  }
 
  private:
   std::size_t Hash(std::uint32_t key) const {
     return static_cast<std::size_t>((key * std::uint64_t{0x9E3779B97F4A7C15}) >> 32) & mask_;
   }
   std::vector<std::uint64_t> slots_;
+  std::vector<std::uint64_t> used_bits_;  // a bit per slot: not empty
   std::size_t mask_ = 0, limit_ = 0, used_ = 0;
 };
 

@@ -1,6 +1,10 @@
 // The x86-64 plug-in of the predictor: relative calls and jumps (E8, E9, 0F 80..8F), and
 // instructions with a RIP-relative memory operand, recognised by byte patterns (no full
 // decoder). docs/patch-format.md ("Transform 2") has the exact tables.
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 
 #include "core/memory_file.h"
@@ -108,6 +112,58 @@ bool MatchRipRelative(const std::uint8_t* d, std::size_t i, std::size_t n, std::
   return true;
 }
 
+// What the walk looks for, by byte: one that begins a branch (E8, E9, 0F), and a ModRM byte
+// with mod=00 rm=101 (a RIP-relative operand's, which sits 1 to 4 bytes after the start of
+// its instruction).
+constexpr std::uint8_t kBranchStart = 1, kRipModrm = 2;
+struct ScanTable {
+  std::uint8_t kind[256] = {};
+  constexpr ScanTable() {
+    kind[0xE8] = kind[0xE9] = kind[0x0F] = kBranchStart;
+    for (int b = 0; b < 256; ++b) {
+      if ((b & 0xC7) == 0x05) kind[b] |= kRipModrm;
+    }
+  }
+};
+constexpr ScanTable kScan;
+
+// The first position p >= i (with p + 5 <= to) where the walk could find an instruction:
+// d[p] begins a branch, or (`rip`) one of d[p+1..p+4] is a RIP-relative ModRM byte. Every
+// position before it fails every test of the walk, so skipping them changes nothing.
+std::size_t NextCandidate(const std::uint8_t* d, std::size_t i, std::size_t to, bool rip) {
+  if (i + 5 > to) return to;
+  if (rip && ((kScan.kind[d[i + 1]] | kScan.kind[d[i + 2]] | kScan.kind[d[i + 3]]) & kRipModrm)) {
+    return i;
+  }
+  // Past i, only d[p+4] is new in p's window: the older bytes were in p-1's, which held none.
+  std::size_t p = i;
+#if defined(__SSE2__)
+  // Sixteen positions at a time (p + 15 + 5 <= to).
+  const __m128i e8 = _mm_set1_epi8(static_cast<char>(0xE8));
+  const __m128i e9 = _mm_set1_epi8(static_cast<char>(0xE9));
+  const __m128i of = _mm_set1_epi8(0x0F);
+  const __m128i c7 = _mm_set1_epi8(static_cast<char>(0xC7));
+  const __m128i five = _mm_set1_epi8(0x05);
+  for (; p + 20 <= to; p += 16) {
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + p));
+    __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, e8), _mm_cmpeq_epi8(x, e9)),
+                             _mm_cmpeq_epi8(x, of));
+    if (rip) {
+      const __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + p + 4));
+      m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_and_si128(y, c7), five));
+    }
+    if (const int bits = _mm_movemask_epi8(m); bits != 0) {
+      return p + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(bits)));
+    }
+  }
+#endif
+  for (; p + 5 <= to; ++p) {
+    if ((kScan.kind[d[p]] & kBranchStart) != 0) return p;
+    if (rip && (kScan.kind[d[p + 4]] & kRipModrm) != 0) return p;
+  }
+  return to;
+}
+
 }  // namespace
 
 void WalkX86Code(Predictor& p, const CodeSpan& span) {
@@ -116,7 +172,10 @@ void WalkX86Code(Predictor& p, const CodeSpan& span) {
   const std::uint64_t old_at = span.old_at, new_at = span.new_at;
   const std::size_t to = span.to;
   std::uint8_t* d = span.chunk.data();
+  const bool rip_operands = learn && !layout.segments().empty();
   for (std::size_t i = span.from; i + 5 <= to;) {
+    i = NextCandidate(d, i, to, rip_operands);
+    if (i + 5 > to) break;
     std::size_t disp_at = 0, end = 0;
     bool rip = false;
     if (d[i] == 0xE8 || d[i] == 0xE9) {
@@ -125,7 +184,7 @@ void WalkX86Code(Predictor& p, const CodeSpan& span) {
     } else if (d[i] == 0x0F && i + 6 <= to && (d[i + 1] & 0xF0) == 0x80) {
       disp_at = i + 2;
       end = i + 6;
-    } else if (learn && !layout.segments().empty() && MatchRipRelative(d, i, to, &disp_at, &end)) {
+    } else if (rip_operands && MatchRipRelative(d, i, to, &disp_at, &end)) {
       rip = true;
     } else {
       ++i;
