@@ -18,6 +18,14 @@ mkdir -p "$work/v0" "$work/v1" "$work/v2"
 head -c 300000 /dev/urandom > "$work/v0/lib.so"; cp "$work/v0/lib.so" "$work/v1/lib.so"; cp "$work/v0/lib.so" "$work/v2/lib.so"
 echo fix1 >> "$work/v1/lib.so"; echo fix2 >> "$work/v2/lib.so"
 (umask 077; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin.token")
+# The server runs from its own copies of its shared libraries. Deployed, it is on another
+# machine; here, the pages of OpenSSL (or libstdc++) it maps would be shared with the agent,
+# and the agent's release of memory after work frees only pages no other process maps.
+mkdir -p "$work/server-libs"
+for lib in $(ldd "$B/quietpatch-server" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
+  cp "$lib" "$work/server-libs/"
+done
+LD_LIBRARY_PATH="$work/server-libs" \
 "$B/quietpatch-server" --listen 127.0.0.1:0 --repo "$work/repo" --keys "$work/keys" \
   --database "sqlite:$work/reports.db" --admin-token-file "$work/admin.token" --log-level warn \
   > "$work/server.out" 2>&1 &
@@ -97,7 +105,7 @@ switches() { cat "/proc/$idle_pid"/task/*/status | awk '/^voluntary_ctxt_switche
 s0=$(switches); t0=$(awk '{print $14 + $15}' "/proc/$idle_pid/stat")
 sleep 20
 s1=$(switches); t1=$(awk '{print $14 + $15}' "/proc/$idle_pid/stat")
-echo "  idle for 20 s: $(awk -v s=$((s1 - s0)) 'BEGIN{printf "%.1f", s/20}') wake-ups a second (all threads' voluntary context switches), $(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.1f", t*1000/hz*3}') ms CPU a minute"
+echo "  idle for 20 s: $(awk -v s=$((s1 - s0)) 'BEGIN{printf "%.1f", s/20}') wake-ups a second (all threads' voluntary context switches), $(awk -v t=$((t1 - t0)) -v hz="$hz" 'BEGIN{printf "%.1f", t*1000/hz*3}') ms CPU a minute, RSS then $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' /proc/$idle_pid/status)"
 
 # 3. Publication to installation, with watch and with polling every 10 s.
 device watching true 3600

@@ -9,6 +9,7 @@
 #include "core/durable_file.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/memory_release.h"
 #include "tuf/bundle.h"
 
 namespace qp::agent {
@@ -245,6 +246,7 @@ Status Agent::CheckLocked(const Request& request) {
     auto probe = transport_.probe->Probe(RepositoryUrl() + "/metadata/timestamp.json", idle_.etag);
     if (probe.ok() && probe->status == 304 && IdleCheck(request, now)) return OkStatus();
   }
+  BeginWork();
   tuf::UpdaterConfig uc;
   uc.metadata_dir = MetadataDir();
   uc.root_max_length = config_.limits.root;
@@ -453,6 +455,7 @@ Status Agent::RemoveNow(const std::string& component) {
   const store::ComponentConfig* c = store_->Find(component);
   if (c == nullptr) return Error(ErrorCode::kNotFound, "no component " + component);
   auto before = store_->GetStatus(component);
+  BeginWork();
   QP_RETURN_IF_ERROR(store_->Remove(component, "removed on request"));
   auto after = store_->GetStatus(component);
   state_.installed.erase(component);
@@ -561,6 +564,7 @@ Status Agent::FlushReports(long* retry_after) {
     return OkStatus();
   }
   QP_RETURN_IF_ERROR(EnsureEnrolled());
+  BeginWork();
   const std::string url = ServerUrl() + "/v1/reports";
   auto sent = reports_->Flush(
       *transport_.reports, [&](const std::string& body) { return Sign("POST", url, body); }, url,
@@ -576,6 +580,25 @@ Status Agent::FlushReports(long* retry_after) {
     return sent.error();
   }
   return OkStatus();
+}
+
+void Agent::BeginWork() {
+  if (worked_) return;
+  worked_ = true;
+  ResumeReadahead();
+}
+
+void Agent::Rest() {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  if (!worked_) return;
+  worked_ = false;
+  auto released = ReleaseIdleMemory();
+  if (!released.ok()) {
+    spdlog::debug("agent: memory not given back: {}", released.error().ToString());
+    return;
+  }
+  spdlog::debug("agent: gave back memory after work ({} read-only file mappings, {} KB mapped)",
+                released->mappings, released->bytes >> 10);
 }
 
 std::size_t Agent::PendingReports() {

@@ -74,6 +74,9 @@ class Agent final : public CheckTarget {
   // newer metadata is published, false at the timeout; kUnsupported when the server has
   // no watch endpoint; kIo otherwise (or when `cancel` was set).
   Result<bool> Watch(const std::atomic<bool>* cancel) override;
+  // After work (a full check, an install or removal, reports sent): gives back the memory
+  // it used (core/memory_release.h), so that an idle agent holds little.
+  void Rest() override;
 
   // The daemon's loop until `stop` (run_loop.h).
   void Run(const std::atomic<bool>& stop);
@@ -107,6 +110,9 @@ class Agent final : public CheckTarget {
               const std::string& state, const std::string& error,
               const std::vector<store::ProcessRef>& restart = {});
   bool EffectiveAutoInstall() const;
+  // Work begins (a full check, a removal, reports to send): what Rest() gave back is read
+  // ahead again as usual.
+  void BeginWork();
   Status SaveState();
   // Enrolls this device's key with the operator's token, once; kFailedPrecondition while
   // there is no token or the operator has not accepted the device yet.
@@ -151,6 +157,7 @@ class Agent final : public CheckTarget {
   RunLoop loop_;
   tuf::Fetcher* bundle_ = nullptr;  // set while installing from a bundle
   std::atomic<std::size_t> repository_at_{0}, server_at_{0};
+  bool worked_ = true;  // since the last Rest(); starting is work
 };
 
 }  // namespace qp::agent

@@ -33,6 +33,7 @@ RunLoop::Duration RunLoop::Step() {
     }
     schedule_.CheckFinished(s.ok(), std::chrono::seconds(retry_after));
   }
+  target_->Rest();
   // While checks fail, a wake-up could only bring forward a check the backoff put off:
   // the loop waits for the backoff instead of watching.
   if (watch_supported_ && schedule_.failures() == 0) {

@@ -9,7 +9,8 @@
 //     never overrides a backoff: while checks fail the loop does not watch, it waits;
 //   - an unreachable watch is retried after kWatchRetryDelay; a server without one makes
 //     the loop poll;
-//   - undelivered reports are retried on every turn.
+//   - undelivered reports are retried on every turn;
+//   - between a turn's work and its watch or wait, the target rests (CheckTarget::Rest).
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,9 @@ class CheckTarget {
   // kUnsupported when the server has no watch endpoint; kIo otherwise (or when `cancel`
   // was set).
   virtual Result<bool> Watch(const std::atomic<bool>* cancel) = 0;
+  // At the end of a turn's work, before the loop watches or waits: the target may give
+  // back memory its work used.
+  virtual void Rest() {}
 };
 
 class RunLoop {

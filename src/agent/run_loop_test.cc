@@ -35,6 +35,7 @@ class FakeTarget : public CheckTarget {
     return OkStatus();
   }
   std::size_t PendingReports() override { return pending; }
+  void Rest() override { rested_at.emplace_back(check_times.size(), watches); }
   Result<bool> Watch(const std::atomic<bool>*) override {
     ++watches;
     if (!watch_error.ok()) return watch_error.error();
@@ -54,6 +55,7 @@ class FakeTarget : public CheckTarget {
   std::vector<std::chrono::steady_clock::time_point> check_times;
   int watches = 0;
   int flushes = 0;
+  std::vector<std::pair<std::size_t, int>> rested_at;  // (checks, watches) at each rest
 };
 
 class RunLoopTest : public ::testing::Test {
@@ -103,6 +105,17 @@ TEST_F(RunLoopTest, ChecksAtStartThenOnEveryWakeUpAndOtherwiseAtTheInterval) {
   auto gap = std::chrono::duration_cast<seconds>(target_.check_times[2] - woken);
   EXPECT_GE(gap, seconds(3600));
   EXPECT_LE(gap, seconds(3660));  // within one watch timeout of the interval
+}
+
+TEST_F(RunLoopTest, TheTargetRestsAfterEachTurnsWorkBeforeItWatches) {
+  RunLoop loop = Make();
+  loop.Step();  // the first check, then its rest, then a watch
+  ASSERT_EQ(target_.rested_at.size(), 1u);
+  EXPECT_EQ(target_.rested_at[0], (std::pair<std::size_t, int>{1, 0}));
+  EXPECT_EQ(target_.watches, 1);
+  loop.Step();  // a watch that timed out: no check, still a rest before watching again
+  ASSERT_EQ(target_.rested_at.size(), 2u);
+  EXPECT_EQ(target_.rested_at[1], (std::pair<std::size_t, int>{1, 1}));
 }
 
 TEST_F(RunLoopTest, AWakeUpDuringBackoffDoesNotBringTheCheckForward) {
