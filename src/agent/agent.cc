@@ -597,8 +597,10 @@ void Agent::Rest() {
     spdlog::debug("agent: memory not given back: {}", released.error().ToString());
     return;
   }
-  spdlog::debug("agent: gave back memory after work ({} read-only file mappings, {} KB mapped)",
-                released->mappings, released->bytes >> 10);
+  spdlog::debug(
+      "agent: gave back memory after work ({} read-only file mappings, {} KB mapped, {} "
+      "unmapped)",
+      released->mappings, released->bytes >> 10, released->unmapped);
 }
 
 std::size_t Agent::PendingReports() {
@@ -633,7 +635,13 @@ Result<bool> Agent::Watch(const std::atomic<bool>* cancel) {
       QP_ASSIGN_OR_RETURN(headers, Sign("GET", url, ""));
     }
   }
-  auto r = transport_.watch->Watch(url, headers, timeout + kWatchGraceSeconds, cancel);
+  // While the server holds the answer the agent idles: what the watch's request touched (its
+  // signature, the HTTP client) is unmapped again, kept in the page cache. Under the lock,
+  // as Rest(): no work maps or unmaps a file meanwhile.
+  auto r = transport_.watch->Watch(url, headers, timeout + kWatchGraceSeconds, cancel, [this] {
+    std::lock_guard<std::recursive_mutex> lock(mu_);
+    (void)UnmapIdlePages();
+  });
   if (!r.ok() || r->status >= 500) NextServer();
   if (!r.ok()) return r.error();
   if (r->status == 204) return false;

@@ -158,7 +158,7 @@ class FakeServer final : public tuf::Fetcher,
   }
 
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers, long,
-                           const std::atomic<bool>*) override {
+                           const std::atomic<bool>*, std::function<void()> waiting) override {
     watch_urls.push_back(url);
     QP_RETURN_IF_ERROR(Reachable(url));
     if (!headers.empty()) {
@@ -171,6 +171,11 @@ class FakeServer final : public tuf::Fetcher,
         return HttpAnswer{401, "unknown device", "", ""};
       }
       signed_watches.push_back(sig.device);
+    }
+    // Held until the timeout: the client waits meanwhile.
+    if (waiting) {
+      waiting();
+      ++waited_watches;
     }
     return HttpAnswer{204, "", "", ""};
   }
@@ -189,6 +194,7 @@ class FakeServer final : public tuf::Fetcher,
   std::vector<std::string> report_states;
   std::vector<Json> report_events;  // the events whose states are above
   std::vector<std::string> watch_urls;
+  int waited_watches = 0;                 // watches whose client was told it waits
   std::vector<std::string> fetched_urls;  // metadata and targets read through Fetch
 
  private:
@@ -560,6 +566,8 @@ TEST_F(AgentTest, AWatchAsksForMetadataNewerThanWhatTheDeviceTrusts) {
   EXPECT_EQ(server_.watch_urls[1].find("/v1/watch?timestamp=0&"), std::string::npos)
       << "after a check the device asks for a newer version than the one it verified";
   EXPECT_TRUE(server_.signed_watches.empty()) << "not enrolled yet: the watch is anonymous";
+  // Each held watch let the agent idle (it unmaps what the request touched meanwhile).
+  EXPECT_EQ(server_.waited_watches, 2);
 }
 
 TEST_F(AgentTest, AnEnrolledDeviceSignsItsWatchAndEnrollsAgainWhenItIsRefused) {

@@ -53,9 +53,10 @@ Result<HttpAnswer> HttpTransport::Send(const std::string& url, const std::string
 
 Result<HttpAnswer> HttpTransport::Watch(const std::string& url,
                                         const std::vector<std::string>& headers,
-                                        long timeout_seconds, const std::atomic<bool>* cancel) {
-  QP_ASSIGN_OR_RETURN(
-      auto r, watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel, headers));
+                                        long timeout_seconds, const std::atomic<bool>* cancel,
+                                        std::function<void()> waiting) {
+  QP_ASSIGN_OR_RETURN(auto r, watch_http_.Get(url, timeout_seconds, kMaxWatchResponseBytes, cancel,
+                                              headers, std::move(waiting)));
   return Answer(std::move(r));
 }
 

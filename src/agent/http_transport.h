@@ -24,7 +24,8 @@ class HttpTransport final : public tuf::Fetcher,
   Result<HttpAnswer> Send(const std::string& url, const std::string& body,
                           const std::vector<std::string>& headers) override;
   Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
-                           long timeout_seconds, const std::atomic<bool>* cancel) override;
+                           long timeout_seconds, const std::atomic<bool>* cancel,
+                           std::function<void()> waiting) override;
   Result<HttpAnswer> Probe(const std::string& url, const std::string& etag) override;
   std::string FetchedEtag(const std::string& url) override;
   // Metadata, over the same connection; the ETag of each timestamp.json is kept.

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,8 +55,11 @@ class WatchClient {
   virtual ~WatchClient() = default;
   // GET of a long-poll URL with extra header lines (the device's signature), abandoned
   // after `timeout_seconds` or within a second of `cancel` becoming true (kIo "cancelled").
+  // `waiting` is called once if the server holds the answer (about a second after the
+  // request went), never if the answer comes at once.
   virtual Result<HttpAnswer> Watch(const std::string& url, const std::vector<std::string>& headers,
-                                   long timeout_seconds, const std::atomic<bool>* cancel) = 0;
+                                   long timeout_seconds, const std::atomic<bool>* cancel,
+                                   std::function<void()> waiting) = 0;
 };
 
 class MetadataProbe {

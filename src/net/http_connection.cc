@@ -38,6 +38,7 @@ void IoRunner::Begin(const TransferLimits& limits, std::function<void()> abort) 
   limits_ = limits;
   abort_ = std::move(abort);
   failure_.clear();
+  waited_ = false;
   active_ = true;
   SetPhase(Phase::kConnect);
   Arm();
@@ -73,6 +74,11 @@ void IoRunner::Arm() {
       active_ = false;
       if (abort_) abort_();
       return;
+    }
+    if (phase_ == Phase::kAwaitAnswer && limits_.long_poll && limits_.waiting && !waited_ &&
+        Clock::Real()->Monotonic() - window_start_ >= kLongPollTick) {
+      waited_ = true;
+      limits_.waiting();
     }
     Arm();
   });

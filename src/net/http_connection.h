@@ -40,6 +40,10 @@ struct TransferLimits {
   long low_speed_seconds = 30;
   bool long_poll = false;  // the server may hold the answer until the deadline (a watch)
   const std::atomic<bool>* cancel = nullptr;  // set: abandoned within a second
+  // A long poll whose answer has not come a second after its request went calls this, once,
+  // on the exchange's thread: the caller may rest for as long as the server holds the
+  // answer. An answer that comes within the second (news, an error) never calls it.
+  std::function<void()> waiting;
 };
 
 class IoRunner {
@@ -90,6 +94,7 @@ class IoRunner {
   Phase phase_ = Phase::kConnect;
   std::chrono::steady_clock::time_point connect_deadline_, window_start_;
   std::uint64_t window_bytes_ = 0;
+  bool waited_ = false;  // limits_.waiting was called
   std::string failure_;
 };
 

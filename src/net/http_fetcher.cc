@@ -230,7 +230,8 @@ Result<HttpFetcher::Response> HttpFetcher::Ask(const std::string& url,
                                                std::optional<std::string> post_body,
                                                const std::vector<std::string>& extra_headers,
                                                long timeout_seconds, std::size_t max_response,
-                                               const std::atomic<bool>* cancel) {
+                                               const std::atomic<bool>* cancel,
+                                               std::function<void()> waiting) {
   Response out;
   Call call;
   call.request.method = post_body ? http::verb::post : http::verb::get;
@@ -239,6 +240,7 @@ Result<HttpFetcher::Response> HttpFetcher::Ask(const std::string& url,
   call.limits = Limits(options_, timeout_seconds);
   call.limits.long_poll = !call.request.json_body.has_value();
   call.limits.cancel = cancel;
+  call.limits.waiting = std::move(waiting);
   call.on_head = [&out](const AnswerHead& head) -> Result<bool> {
     out.retry_after = head.retry_after;
     out.etag = head.etag;
@@ -263,8 +265,9 @@ Result<HttpFetcher::Response> HttpFetcher::PostJson(const std::string& url, cons
 Result<HttpFetcher::Response> HttpFetcher::Get(const std::string& url, long timeout_seconds,
                                                std::size_t max_response,
                                                const std::atomic<bool>* cancel,
-                                               const std::vector<std::string>& headers) {
-  return Ask(url, std::nullopt, headers, timeout_seconds, max_response, cancel);
+                                               const std::vector<std::string>& headers,
+                                               std::function<void()> waiting) {
+  return Ask(url, std::nullopt, headers, timeout_seconds, max_response, cancel, std::move(waiting));
 }
 
 }  // namespace qp::net

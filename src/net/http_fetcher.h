@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,11 +70,13 @@ class HttpFetcher final : public tuf::Fetcher {
   // GET for small answers (the watch, a conditional probe), with a per-request timeout in
   // seconds and extra header lines. The server may hold the answer until the timeout (a
   // long poll): only its body must keep flowing. When `cancel` becomes true the request is
-  // abandoned (kIo "cancelled") within a second.
+  // abandoned (kIo "cancelled") within a second. `waiting`, if set, is called once if the
+  // server holds the answer (see TransferLimits::waiting).
   Result<Response> Get(const std::string& url, long timeout_seconds,
                        std::size_t max_response = 1 << 20,
                        const std::atomic<bool>* cancel = nullptr,
-                       const std::vector<std::string>& headers = {});
+                       const std::vector<std::string>& headers = {},
+                       std::function<void()> waiting = nullptr);
 
   // Requests made so far (for tests and benchmarks).
   std::uint64_t request_count() const { return request_count_; }
@@ -91,7 +94,8 @@ class HttpFetcher final : public tuf::Fetcher {
   Result<long> Perform(const std::string& url, Call& call);
   Result<Response> Ask(const std::string& url, std::optional<std::string> post_body,
                        const std::vector<std::string>& extra_headers, long timeout_seconds,
-                       std::size_t max_response, const std::atomic<bool>* cancel);
+                       std::size_t max_response, const std::atomic<bool>* cancel,
+                       std::function<void()> waiting = nullptr);
   std::unique_ptr<Impl> impl_;
   HttpOptions options_;
   std::uint64_t request_count_ = 0;

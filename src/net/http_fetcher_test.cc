@@ -141,6 +141,29 @@ TEST(HttpFetcherTest, ACancelledWatchEndsAtOnce) {
       << watched.error().ToString();
 }
 
+TEST(HttpFetcherTest, AWatchTheServerHoldsSaysOnceThatItWaitsAndOneAnsweredAtOnceDoesNot) {
+  TestHttpPeer peer([](PeerConnection& c) {
+    for (std::string r; !(r = c.ReadRequest()).empty();) {
+      if (r.starts_with("GET /v1/watch?held")) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+        c.Write(Answer(204, ""));
+      } else {
+        c.Write(Answer(200, "news"));
+      }
+    }
+  });
+  HttpFetcher fetcher(Direct());
+  int waits = 0;
+  auto held = fetcher.Get(UrlOf(peer, "/v1/watch?held"), 60, 4096, nullptr, {}, [&] { ++waits; });
+  ASSERT_TRUE(held.ok()) << held.error().ToString();
+  EXPECT_EQ(held->status, 204);
+  EXPECT_EQ(waits, 1) << "once, however long the server holds it";
+  auto news = fetcher.Get(UrlOf(peer, "/v1/watch?now"), 60, 4096, nullptr, {}, [&] { ++waits; });
+  ASSERT_TRUE(news.ok()) << news.error().ToString();
+  EXPECT_EQ(news->body, "news");
+  EXPECT_EQ(waits, 1) << "an answer that came at once";
+}
+
 TEST(HttpFetcherTest, StatusesMapToErrorsAndBodiesOfOtherAnswersAreKept) {
   TestHttpPeer peer([](PeerConnection& c) {
     for (std::string r; !(r = c.ReadRequest()).empty();) {
