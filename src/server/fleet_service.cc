@@ -229,11 +229,36 @@ void FleetService::SignerTick() {
       if (n > 0 && state && contract::IsFailureState(*state)) ids.insert(id);
     }
   }
-  if (!ids.empty()) CheckAutoHalt(ids);
+  if (!ids.empty()) CheckAutoHalt(std::move(ids));
 }
 
-void FleetService::CheckAutoHalt(const std::set<std::string>& ids) {
+void FleetService::CheckAutoHalt(std::set<std::string> ids) {
   if (!host_->MaySign()) return;  // the signer's sweep (SignerTick) halts
+  {
+    std::lock_guard<std::mutex> lock(halt_mu_);
+    halt_pending_.merge(ids);
+    if (halt_running_) return;  // the running look takes them in its next round
+    halt_running_ = true;
+  }
+  for (;;) {
+    std::set<std::string> round;
+    {
+      std::lock_guard<std::mutex> lock(halt_mu_);
+      if (halt_pending_.empty()) {
+        halt_running_ = false;
+        return;
+      }
+      round.swap(halt_pending_);
+    }
+    CheckAutoHaltRound(round);
+  }
+}
+
+void FleetService::CheckAutoHaltRound(const std::set<std::string>& ids) {
+  {
+    std::lock_guard<std::mutex> mlock(metrics_mu_);
+    ++auto_halt_rounds_;
+  }
   auto counts = store_->DeviceCounts();
   if (!counts.ok()) return;
   for (const auto& id : ids) {
@@ -460,6 +485,8 @@ std::string FleetService::Metrics(std::size_t watchers) {
          std::to_string(reports_rejected_) + "\n";
   out += "# TYPE qp_auto_halts_total counter\nqp_auto_halts_total " + std::to_string(auto_halts_) +
          "\n";
+  out += "# TYPE qp_auto_halt_rounds_total counter\nqp_auto_halt_rounds_total " +
+         std::to_string(auto_halt_rounds_) + "\n";
   if (auto rollout = online::ReadRollout(env_, clock_, paths_); rollout.ok()) {
     out +=
         "# HELP qp_rollout_percent Rollout percentage per improvement.\n# TYPE qp_rollout_percent "

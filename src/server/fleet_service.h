@@ -105,7 +105,13 @@ class FleetService {
  private:
   void Audit(const std::string& action, const std::string& peer, const nlohmann::json& details,
              const std::string& result);
-  void CheckAutoHalt(const std::set<std::string>& improvement_ids);
+  // The auto-halt rule for these improvements: one look at the fleet's counts (a query over
+  // every device) at a time. Ids named while a look runs wait for its next round, so a burst
+  // of failure reports (a bad rollout, or a flood from enrolled devices) costs the database
+  // one query per round, not one per report.
+  void CheckAutoHalt(std::set<std::string> improvement_ids);
+  // One round: the counts, then each improvement against the rule.
+  void CheckAutoHaltRound(const std::set<std::string>& improvement_ids);
   bool RateLimited(const std::string& install_id, long* retry_after);
 
   ServerConfig config_;
@@ -132,6 +138,10 @@ class FleetService {
   std::map<std::string, std::uint64_t> reports_by_state_;
   std::uint64_t reports_rejected_ = 0;
   std::uint64_t auto_halts_ = 0;
+  std::uint64_t auto_halt_rounds_ = 0;
+  std::mutex halt_mu_;
+  std::set<std::string> halt_pending_;  // named since the running round began
+  bool halt_running_ = false;
 };
 
 }  // namespace qp::server
