@@ -70,6 +70,13 @@ bool ForEachReadOnlyFileMapping(const char* listing,
   return true;
 }
 
+// Unmaps the mapping's pages from this process (MADV_DONTNEED); they stay in the page cache
+// and come back from it, without a read, if the process touches them again. Only where every
+// page is the file's: a page the process wrote would be lost. True if it was unmapped.
+bool UnmapIfUnwritten(const FileMapping& m) {
+  return m.own_kb == 0 && ::madvise(m.start, m.length, MADV_DONTNEED) == 0;
+}
+
 }  // namespace
 
 Result<ReleasedMemory> ReleaseIdleMemory() {
@@ -92,13 +99,8 @@ Result<ReleasedMemory> ReleaseIdleMemory() {
     (void)::madvise(m.start, m.length, MADV_RANDOM);
     ++released.mappings;
     released.bytes += m.length;
-    // The pages the kernel kept (other processes map them too: the C library's, for one) are
-    // unmapped from this process; they stay in the page cache for the others, and come back
-    // from it, without a read, if this process touches them again. Only where every page is
-    // the file's: a page the process wrote would be lost.
-    if (m.own_kb == 0 && ::madvise(m.start, m.length, MADV_DONTNEED) == 0) {
-      ++released.unmapped;
-    }
+    // The pages the kernel kept (other processes map them too: the C library's, for one).
+    if (UnmapIfUnwritten(m)) ++released.unmapped;
   });
   if (!listed) return Error(ErrorCode::kIo, "cannot read /proc/self/smaps");
   if (released.mappings == 0 && refused > 0) {
@@ -111,7 +113,7 @@ Result<ReleasedMemory> ReleaseIdleMemory() {
 Result<std::uint64_t> UnmapIdlePages() {
   std::uint64_t unmapped = 0;
   const bool listed = ForEachReadOnlyFileMapping("/proc/self/smaps", [&](const FileMapping& m) {
-    if (m.own_kb == 0 && ::madvise(m.start, m.length, MADV_DONTNEED) == 0) ++unmapped;
+    if (UnmapIfUnwritten(m)) ++unmapped;
   });
   if (!listed) return Error(ErrorCode::kIo, "cannot read /proc/self/smaps");
   return unmapped;

@@ -30,7 +30,7 @@ struct ReleasedMemory {
 
 // Also marks those mappings for random access (MADV_RANDOM), so that what the idle process
 // touches again comes back a page at a time. kUnsupported on a kernel without MADV_PAGEOUT
-// (before Linux 5.4; the heap is still trimmed); kIo if /proc/self/maps cannot be read.
+// (before Linux 5.4; the heap is still trimmed); kIo if /proc/self/smaps cannot be read.
 Result<ReleasedMemory> ReleaseIdleMemory();
 
 // While the process waits without working (a watch the server holds): unmaps the pages of
