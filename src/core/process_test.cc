@@ -5,7 +5,12 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cerrno>
+#include <fstream>
 #include <string>
+#include <thread>
+
+#include "core/test_dir.h"
 
 namespace qp {
 namespace {
@@ -104,6 +109,76 @@ TEST(ProcessTest, EnvironmentIsAddedToOrReplaced) {
   spec.clean_env = true;
   EXPECT_EQ(RunProcess(spec)->output, "/2\n");
   ::unsetenv("QP_PROCESS_TEST_INHERITED");
+}
+
+// RunningProcess: input written in pieces while the program runs (delta's gzip records).
+TEST(RunningProcessTest, InputFedInPiecesMeetsOutputReadMeanwhile) {
+  // 4 MiB in 1,024 pieces through cat: more than the pipes hold, so output must be read
+  // between the pieces.
+  std::string data(4 << 20, '\0');
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 131 % 251);
+  ProcessSpec spec;
+  spec.argv = {"cat"};
+  spec.max_output = data.size();
+  spec.overflow = ProcessSpec::Overflow::kFail;
+  auto run = RunningProcess::Start(spec);
+  ASSERT_TRUE(run.ok()) << run.error().ToString();
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(data.data());
+  for (std::size_t at = 0; at < data.size(); at += 4096) {
+    ASSERT_TRUE((*run)->Write(std::span(bytes + at, 4096)).ok());
+  }
+  auto r = (*run)->Finish();
+  ASSERT_TRUE(r.ok()) << r.error().ToString();
+  ASSERT_TRUE(r->ok()) << r->Describe();
+  EXPECT_TRUE(r->output == data);
+}
+
+TEST(RunningProcessTest, InputAProgramNoLongerReadsIsDroppedAndItsExitTells) {
+  ProcessSpec spec = Shell("head -c 10 >/dev/null; echo read; exit 4");
+  auto run = RunningProcess::Start(spec);
+  ASSERT_TRUE(run.ok());
+  const std::string piece(1 << 20, 'x');
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(piece.data());
+  for (int i = 0; i < 8; ++i) EXPECT_TRUE((*run)->Write(std::span(bytes, piece.size())).ok());
+  auto r = (*run)->Finish();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 4);
+  EXPECT_EQ(r->output, "read\n");
+}
+
+TEST(RunningProcessTest, WritesFailOnceTimeIsUpAndFinishSaysSo) {
+  ProcessSpec spec = Shell("sleep 30");  // never reads its input
+  spec.timeout = milliseconds(200);
+  auto run = RunningProcess::Start(spec);
+  ASSERT_TRUE(run.ok());
+  const std::string piece(1 << 20, 'x');
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(piece.data());
+  Status s = OkStatus();
+  for (int i = 0; i < 16 && s.ok(); ++i) s = (*run)->Write(std::span(bytes, piece.size()));
+  ASSERT_FALSE(s.ok());  // 16 MiB do not fit in a socket's buffer
+  EXPECT_FALSE((*run)->Write(std::span(bytes, 1)).ok());
+  auto r = (*run)->Finish();
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->timed_out);
+}
+
+TEST(RunningProcessTest, OneDroppedUnfinishedIsKilledAndReaped) {
+  TestDir dir;
+  const std::string pid_file = dir.path() + "/pid";
+  pid_t pid = 0;
+  {
+    auto run = RunningProcess::Start(Shell("echo $$ > " + pid_file + "; exec sleep 30"));
+    ASSERT_TRUE(run.ok());
+    for (int i = 0; i < 1000 && pid == 0; ++i) {
+      std::ifstream in(pid_file);
+      if (!(in >> pid)) pid = 0;
+      if (pid == 0) std::this_thread::sleep_for(milliseconds(10));
+    }
+    ASSERT_GT(pid, 0) << "the program did not start";
+  }
+  // Gone, not a zombie: no process has its pid any more.
+  EXPECT_NE(::kill(pid, 0), 0);
+  EXPECT_EQ(errno, ESRCH);
 }
 
 }  // namespace

@@ -318,7 +318,21 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   // No chunk is longer than the file (small files take small buffers).
   const auto chunk = static_cast<std::size_t>(
       std::min<std::uint64_t>(kDeltaChunk, std::max<std::uint64_t>(new_size, 1)));
-  std::vector<std::uint8_t> old_buf(chunk), diff_buf(chunk);
+  std::vector<std::uint8_t> old_buf(chunk), diff_buf(chunk), out_buf;
+  // Most controls make a few bytes: they are gathered into chunks before they are hashed
+  // and handed on, since each Append may be a system call (a file) or more.
+  out_buf.reserve(chunk);
+  auto flush = [&]() -> Status {
+    hasher.Update(out_buf);
+    Status s = out.Append(out_buf);
+    out_buf.clear();
+    return s;
+  };
+  auto emit = [&](std::span<const std::uint8_t> bytes) -> Status {
+    if (out_buf.size() + bytes.size() > chunk) QP_RETURN_IF_ERROR(flush());
+    out_buf.insert(out_buf.end(), bytes.begin(), bytes.end());  // bytes: at most a chunk
+    return OkStatus();
+  };
   std::uint64_t new_pos = 0, index = 0;
   auto apply = [&](const Control& c, std::uint64_t) -> Status {
     std::uint64_t done = 0;
@@ -335,8 +349,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       } else {
         for (std::size_t k = 0; k < n; ++k) ob[k] = static_cast<std::uint8_t>(ob[k] + db[k]);
       }
-      hasher.Update(ob);
-      QP_RETURN_IF_ERROR(out.Append(ob));
+      QP_RETURN_IF_ERROR(emit(ob));
       done += n;
     }
     new_pos += c.add;
@@ -345,8 +358,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, c.copy - done));
       std::span<std::uint8_t> eb(diff_buf.data(), n);
       QP_RETURN_IF_ERROR(extra->Read(eb));
-      hasher.Update(eb);
-      QP_RETURN_IF_ERROR(out.Append(eb));
+      QP_RETURN_IF_ERROR(emit(eb));
       done += n;
     }
     new_pos += c.copy;
@@ -355,6 +367,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   };
   const Status applied = read_controls(apply);
   QP_RETURN_IF_ERROR(applied);
+  if (!out_buf.empty()) QP_RETURN_IF_ERROR(flush());
   QP_RETURN_IF_ERROR(diff->Finish());
   QP_RETURN_IF_ERROR(extra->Finish());
   FileApplyResult result{new_pos, hasher.Finish(), {}};

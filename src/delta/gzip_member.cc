@@ -67,7 +67,10 @@ Result<std::vector<std::uint8_t>> Gunzip(std::span<const std::uint8_t> data, std
   return out;
 }
 
-Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content) {
+namespace {
+
+// gzip -9n, started for content of at most `content_size` bytes, to be fed by the caller.
+Result<std::unique_ptr<RunningProcess>> StartGzip(std::uint64_t content_size) {
   const char* gzip = FindGzip();
   if (gzip == nullptr) {
     return Error(ErrorCode::kNotFound, "gzip is not installed (/usr/bin/gzip or /bin/gzip)");
@@ -77,37 +80,70 @@ Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content
   // A fixed, minimal environment: GZIP= options in ours must not change the output.
   spec.env = {"PATH=/usr/bin:/bin", "LC_ALL=C"};
   spec.clean_env = true;
-  spec.input = content;
   spec.capture_stderr = false;
   spec.timeout = kGzipTimeout;
   // Deflate never grows data by more than a little; more than this is not gzip's output.
-  spec.max_output = content.size() + content.size() / 8 + 1024;
+  spec.max_output = static_cast<std::size_t>(content_size + content_size / 8 + 1024);
   spec.overflow = ProcessSpec::Overflow::kFail;
-  QP_ASSIGN_OR_RETURN(ProcessResult run, RunProcess(spec));
+  return RunningProcess::Start(spec);
+}
+
+Result<std::vector<std::uint8_t>> GzipOutput(RunningProcess& gzip) {
+  QP_ASSIGN_OR_RETURN(ProcessResult run, gzip.Finish());
   if (!run.ok()) return Error(ErrorCode::kIo, "gzip -9n failed: " + run.Describe());
   return std::vector<std::uint8_t>(run.output.begin(), run.output.end());
+}
+
+// A file delta's output, fed to gzip as it is made (no more than `limit` bytes): in the
+// delta's chunks, not its controls' many small pieces (ApplyFileDelta gathers them).
+class GzipInput final : public WritableFile {
+ public:
+  GzipInput(RunningProcess* gzip, std::uint64_t limit) : gzip_(gzip), limit_(limit) {}
+  Status Append(std::span<const std::uint8_t> data) override {
+    if (data.size() > limit_ - written_) {
+      return Error(ErrorCode::kTooLarge, "more than " + std::to_string(limit_) + " bytes");
+    }
+    written_ += data.size();
+    return gzip_->Write(data);
+  }
+  Status Sync() override { return OkStatus(); }
+  Status Close() override { return OkStatus(); }
+
+ private:
+  RunningProcess* gzip_;
+  std::uint64_t limit_;
+  std::uint64_t written_ = 0;
+};
+
+}  // namespace
+
+Result<std::vector<std::uint8_t>> GzipBest(std::span<const std::uint8_t> content) {
+  QP_ASSIGN_OR_RETURN(auto gzip, StartGzip(content.size()));
+  // A run that failed while fed says why from GzipOutput.
+  (void)gzip->Write(content);
+  return GzipOutput(*gzip);
 }
 
 Result<std::vector<std::uint8_t>> RecompressGzipDelta(std::span<const std::uint8_t> old_gz,
                                                       RandomAccessFile& patch, std::uint64_t offset,
                                                       std::uint64_t length) {
-  auto old_raw = Gunzip(old_gz, kMaxGzipContent);
-  if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
-  std::vector<std::uint8_t> new_raw;
-  // Sized once from the delta's header (checked again by ApplyFileDelta): no regrowth.
   QP_ASSIGN_OR_RETURN(FileDeltaHeader h, ReadFileDeltaHeader(patch, offset, length));
   if (h.new_size > kMaxGzipContent) {
     return Error(ErrorCode::kCorrupt, "gzip delta makes more than " +
                                           std::to_string(kMaxGzipContent) + " bytes of content");
   }
-  new_raw.reserve(static_cast<std::size_t>(h.new_size));
+  // gzip starts while the old content is decompressed, and compresses the new content as
+  // the delta makes it: recompressing is most of an install's time when a changelog changed.
+  QP_ASSIGN_OR_RETURN(auto gzip, StartGzip(h.new_size));
+  auto old_raw = Gunzip(old_gz, kMaxGzipContent);
+  if (!old_raw.ok()) return old_raw.error().WithContext("gzip delta source");
   MemoryFile old_file(*old_raw);
-  VectorSink sink(&new_raw, kMaxGzipContent);
-  QP_ASSIGN_OR_RETURN(FileApplyResult applied,
-                      ApplyFileDelta(old_file, patch, offset, length, sink));
-  (void)applied;  // the recompressed file is what the manifest checks
-  std::vector<std::uint8_t>().swap(*old_raw);
-  return GzipBest(new_raw);
+  // Checked against the header's size by ApplyFileDelta; the recompressed file is what the
+  // manifest checks.
+  GzipInput input(gzip.get(), h.new_size);
+  auto applied = ApplyFileDelta(old_file, patch, offset, length, input);
+  if (!applied.ok()) return applied.error().WithContext("gzip delta");
+  return GzipOutput(*gzip);
 }
 
 Status ApplyGzipDelta(RandomAccessFile& old_gz, RandomAccessFile& patch, std::uint64_t offset,
