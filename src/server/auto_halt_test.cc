@@ -1,7 +1,6 @@
 // The auto-halt rule under a burst of failure reports: one look at the fleet's counts at a
 // time, the reports that arrive meanwhile taken together in the next round.
 #include <gtest/gtest.h>
-#include <sys/stat.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -12,6 +11,7 @@
 #include "online/online_repository.h"
 #include "publish/test_repository.h"
 #include "server/fleet_service.h"
+#include "server/test_config.h"
 #include "server/test_device.h"
 
 namespace qp::server {
@@ -101,13 +101,9 @@ TEST(AutoHaltTest, FailureReportsThatArriveWhileTheFleetIsCountedShareTheNextCou
   TestDir dir;
   publish::RepoPaths paths{dir.Sub("repo"), dir.Sub("keys")};
   ASSERT_TRUE(publish::MakeTestRepository(dir, paths).ok());
-  WriteTestFile(dir.Sub("token"), "0123456789abcdef0123456789abcdef\n");
-  ASSERT_EQ(::chmod(dir.Sub("token").c_str(), 0600), 0);
-  ServerConfig config;
-  config.repo_dir = paths.repo_dir;
-  config.keys_dir = paths.keys_dir;
-  config.admin_token_file = dir.Sub("token");
-  config.audit_log = dir.Sub("audit.log");
+  auto configured = TestServerConfig(dir, paths);
+  ASSERT_TRUE(configured.ok()) << configured.error().ToString();
+  ServerConfig config = *configured;
   config.auto_halt_min_reports = 4;
   config.auto_halt_max_failure_percent = 25;
   auto sqlite = OpenReportStore("sqlite:" + dir.Sub("reports.db"));

@@ -15,6 +15,7 @@
 #include "publish/publisher.h"
 #include "publish/test_repository.h"
 #include "server/server.h"
+#include "server/test_config.h"
 #include "server/test_device.h"
 #include "server/test_http.h"
 #include "server/test_postgres.h"
@@ -24,7 +25,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr const char* kAdmin = "Authorization: Bearer 0123456789abcdef0123456789abcdef";
+const std::string kAdmin = std::string("Authorization: Bearer ") + kTestAdminToken;
 
 class ServerTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -32,15 +33,9 @@ class ServerTest : public ::testing::TestWithParam<std::string> {
     paths_ = {dir_.Sub("repo"), dir_.Sub("keys")};
     // A small improvement to report about.
     ASSERT_TRUE(publish::MakeTestRepository(dir_, paths_).ok());
-    WriteTestFile(dir_.Sub("token"), "0123456789abcdef0123456789abcdef\n");
-    ::chmod(dir_.Sub("token").c_str(), 0600);
-
-    config_.listen_address = "127.0.0.1";
-    config_.listen_port = 0;
-    config_.repo_dir = paths_.repo_dir;
-    config_.keys_dir = paths_.keys_dir;
-    config_.admin_token_file = dir_.Sub("token");
-    config_.audit_log = dir_.Sub("audit.log");
+    auto made = TestServerConfig(dir_, paths_);
+    ASSERT_TRUE(made.ok()) << made.error().ToString();
+    config_ = *made;
     config_.report_rate_per_minute = 20;
     config_.auto_halt_min_reports = 4;
     config_.auto_halt_max_failure_percent = 25;
