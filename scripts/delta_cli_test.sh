@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # quietpatch-delta's command line on a real arm64 library (ctest delta_cli): `diff` makes a
-# compact (format 4) file patch with an AArch64 delta, `apply` rebuilds the new file exactly, and
+# format 5 file patch with an AArch64 delta (transform 4, controls by column), `apply` rebuilds the new file exactly, and
 # `info --old` replays the delta and prints its predictions by kind; `info --old` with a
 # missing source says so instead of failing silently.
 set -euo pipefail
@@ -22,10 +22,12 @@ done
 cmp -s "$work/out" "$work/3.0.20/$lib" || fail "apply did not rebuild libssl.so.3"
 
 "$qp" info "$work/p.qpatch" --old "$work/3.0.17/$lib" > "$work/info"
-grep -q '^format version   4$' "$work/info" || fail "not a format 4 file patch: $(cat "$work/info")"
-grep -q 'transform aarch64 learned (tables 0x1f)' "$work/info" || fail "no AArch64 transform"
+grep -q '^format version   5$' "$work/info" || fail "not a format 5 file patch: $(cat "$work/info")"
+grep -q 'transform aarch64 learned, frames (tables 0x1f), [0-9]* controls (by column)' "$work/info" ||
+  fail "no AArch64 transform 4 with controls by column: $(cat "$work/info")"
 # Every kind of reference the library has is replayed, most of them foreseen.
-for kind in 'a64 b/bl' 'a64 b.cond/cbz/tbz' 'a64 adrp pair' 'relocation' '.eh_frame'; do
+for kind in 'a64 b/bl' 'a64 b.cond/cbz/tbz' 'a64 adrp pair' 'a64 frame offset' 'relocation' \
+  '.eh_frame'; do
   line=$(grep -F "      $kind " "$work/info") || fail "no '$kind' predictions: $(cat "$work/info")"
   read -r hit miss <<<"$(awk '{print $(NF-1), $NF}' <<<"$line")"
   [ "$hit" -gt $((10 * miss)) ] || fail "$kind: $hit hits, $miss misses"

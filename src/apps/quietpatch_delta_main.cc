@@ -14,6 +14,7 @@
 
 #include "core/env.h"
 #include "core/hash.h"
+#include "delta/file_delta_format.h"
 #include "delta/tree_patch.h"
 
 namespace {
@@ -151,8 +152,9 @@ int Info(const std::string& patch_path, const std::string& old_path) {
     static const char* kCodecs[] = {"raw", "zstd", "lzma2"};
     std::printf("      transform %s", qp::delta::TransformName(d->transform));
     if (qp::delta::HasTableMask(d->transform)) std::printf(" (tables %#x)", d->tables);
-    std::printf(", %llu controls, %s differences\n", static_cast<unsigned long long>(d->controls),
-                d->layout == 0 ? "dense" : "sparse");
+    std::printf(", %llu controls%s, %s differences\n", static_cast<unsigned long long>(d->controls),
+                (d->layout & qp::delta::kLayoutColumns) != 0 ? " (by column)" : "",
+                qp::delta::IsDense(d->layout) ? "dense" : "sparse");
     for (const auto& st : d->streams) {
       auto codec = static_cast<unsigned>(st.codec);
       std::printf("      %-13s %10llu of %10llu bytes (%s)\n", st.name,

@@ -132,6 +132,7 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
   const ElfLayout& layout = p.layout();
   if (!p.learning() || layout.segments().empty()) return;
   std::uint8_t* d = span.chunk.data();
+  const bool frames = p.transform() == Transform::kArm64Frames;
   PageRegister regs[32];
   auto clear = [&] {
     for (PageRegister& r : regs) r.valid = false;
@@ -157,7 +158,9 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
       // A low half using a page register: its target is the page plus its 12 bits.
       PageRegister& r = regs[(w >> 5) & 31];
       int scale = 0;
-      if (r.valid && i < r.expires && LowHalf(w, (w >> 5) & 31, &scale)) {
+      const bool low_half = r.valid && i < r.expires && LowHalf(w, (w >> 5) & 31, &scale);
+      if (!low_half && frames) PredictArm64Frame(p, span.chunk, i, old_offset, w);
+      if (low_half) {
         const std::int64_t target = r.old_page + (static_cast<std::int64_t>(Imm12(w)) << scale);
         Predictor::Choice choice;
         bool predicted = false;
@@ -224,13 +227,52 @@ void WalkArm64Code(Predictor& p, const CodeSpan& span) {
     const std::int64_t target = pc + Decode(w, *imm);
     if (!layout.InImage(target)) continue;
     Predictor::Choice choice;
-    if (p.ChooseVaddr(target, &choice) && Encode(&w, choice.prediction - new_pc, *imm)) {
+    // A local branch into code that matched nowhere keeps its distance: the code between
+    // it and its target changed, by an unknown amount.
+    if (p.ChooseVaddr(target, &choice, /*ahead=*/kind != RefKind::kA64CondBranch) &&
+        Encode(&w, choice.prediction - new_pc, *imm)) {
       StoreLe(d + i, w, 4);
     }
     const auto now = static_cast<std::uint32_t>(p.Actual(i, 4));
     p.Learn(kind, choice, static_cast<std::uint32_t>(new_pc + Decode(now, *imm)),
             /*remember=*/kind != RefKind::kA64CondBranch);
     if ((w & 31) != 31 && kind == RefKind::kA64Adr) regs[w & 31].valid = false;
+  }
+}
+
+void Arm64Literals(const ElfLayout& layout, std::uint64_t new_at, std::span<std::uint8_t> bytes,
+                   bool to_stored) {
+  std::uint64_t code_end = 0;
+  bool in_code = false;
+  const std::uint64_t end = new_at + bytes.size();
+  for (std::uint64_t at = (new_at + 3) & ~std::uint64_t{3}; at + 4 <= end; at += 4) {
+    if (at >= code_end) in_code = layout.CodeAt(at, &code_end);
+    std::int64_t pc = 0;
+    if (!in_code || at + 4 > code_end || !layout.OffsetToVaddr(at, &pc)) continue;
+    std::uint8_t* q = bytes.data() + (at - new_at);
+    auto w = static_cast<std::uint32_t>(LoadLe(q, 4));
+    // A branch's target in units of 4 bytes, or a page's number: the same wherever the
+    // same function or page is referred to from.
+    std::uint32_t base = 0, mask = 0, field = 0;
+    if ((w & 0x7C000000) == 0x14000000) {  // B, BL
+      base = static_cast<std::uint32_t>(pc >> 2);
+      mask = 0x3FFFFFF;
+      field = w & mask;
+    } else if ((w & 0x9F000000) == 0x90000000) {  // ADRP
+      base = static_cast<std::uint32_t>(pc >> 12);
+      mask = 0x1FFFFF;
+      field = ((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3);
+    } else {
+      continue;
+    }
+    field = (to_stored ? field + base : field - base) & mask;
+    if (mask == 0x3FFFFFF) {
+      w = (w & ~mask) | field;
+    } else {
+      w = (w & ~((std::uint32_t{3} << 29) | (std::uint32_t{0x7FFFF} << 5))) | (field & 3) << 29 |
+          (field >> 2) << 5;
+    }
+    StoreLe(q, w, 4);
   }
 }
 
@@ -252,7 +294,10 @@ std::vector<std::uint8_t> NormalizeArm64Code(std::span<const std::uint8_t> data,
     auto w = static_cast<std::uint32_t>(LoadLe(&data[at], 4));
     RefKind kind{};
     const Immediate* imm = nullptr;
-    if (!Classify(w, &kind, &imm)) continue;
+    if (!Classify(w, &kind, &imm)) {
+      if (NormalizeArm64Frame(&w)) StoreLe(&out[at - begin], w, 4);
+      continue;
+    }
     std::int64_t pc = 0;
     std::uint64_t callee = 0;
     if (kind == RefKind::kA64Branch && layout->OffsetToVaddr(at, &pc) &&

@@ -130,7 +130,7 @@ TEST(Arm64PredictorTest, ReferencesFollowInsertedCodeAndMovedData) {
   Bytes old_data = Assemble(prog.slots, n, 0, data_off, data_off + 0x10000, size);
   Bytes new_data =
       Assemble(prog.slots, n / 3, 512, data_off + 0x800, data_off + 0x10800, size + 0x800);
-  ASSERT_EQ(TransformFor(old_data), Transform::kArm64);
+  ASSERT_EQ(TransformFor(old_data), Transform::kArm64Frames);
 
   // The matcher's blocks: the text before and after the insertion, then the rest.
   const std::uint64_t cut = kTextOffset + 4 * (n / 3 + 1);
@@ -153,19 +153,28 @@ TEST(Arm64PredictorTest, ReferencesFollowInsertedCodeAndMovedData) {
   EXPECT_GT(before, 3000u);  // the references the move changed
   EXPECT_LT(left, 16u) << "of " << before;
 
-  // The whole engine: transform 3, and far smaller than without prediction.
-  FileDiffOptions with, without;
+  // The whole engine: transform 4, and far smaller than without prediction; transform 3
+  // (what format 3 and 4 patches hold) can still be made, and applies.
+  FileDiffOptions with, without, level3;
   with.compress.lzma_extreme = without.compress.lzma_extreme = false;
   without.executable_transform = false;
-  auto p3 = DiffFile(old_data, new_data, with);
+  level3 = with;
+  level3.arm64_level = kTransformArm64;
+  auto p4 = DiffFile(old_data, new_data, with);
+  auto p3 = DiffFile(old_data, new_data, level3);
   auto p0 = DiffFile(old_data, new_data, without);
-  ASSERT_TRUE(p3.ok() && p0.ok());
+  ASSERT_TRUE(p4.ok() && p3.ok() && p0.ok());
+  EXPECT_EQ((*p4)[0], kTransformArm64Frames);
   EXPECT_EQ((*p3)[0], kTransformArm64);
   EXPECT_EQ((*p0)[0], kTransformNone);
-  auto rebuilt = ApplyFileDeltaToMemory(old_data, *p3);
-  ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().ToString();
-  EXPECT_TRUE(*rebuilt == new_data);
-  EXPECT_LT(p3->size() * 4, p0->size()) << p3->size() << " vs " << p0->size();
+  for (const auto* p : {&*p4, &*p3}) {
+    auto rebuilt = ApplyFileDeltaToMemory(old_data, *p);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.error().ToString();
+    EXPECT_TRUE(*rebuilt == new_data);
+    EXPECT_LT(p->size() * 4, p0->size()) << p->size() << " vs " << p0->size();
+  }
+  level3.arm64_level = 5;
+  EXPECT_EQ(DiffFile(old_data, new_data, level3).error().code(), ErrorCode::kInvalidArgument);
 }
 
 TEST(Arm64PredictorTest, ImmediatesThatCannotHoldThePredictionAreLeftAlone) {

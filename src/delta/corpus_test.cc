@@ -11,6 +11,7 @@
 #include "core/test_dir.h"
 #include "delta/elf_layout.h"
 #include "delta/file_delta.h"
+#include "delta/file_delta_format.h"
 #include "delta/function_pairs.h"
 #include "delta/predictor.h"
 #include "delta/qpatch_format.h"
@@ -214,7 +215,7 @@ TEST(CorpusSymbolTest, PairedFunctionsMakeASmallerPatch) {
   EXPECT_LT(p1->size(), p0->size());
 }
 
-// AArch64 prediction on a real arm64 library: transform 3 in a format 3 patch, at most
+// AArch64 prediction on a real arm64 library: transform 4 in a format 5 patch, at most
 // half the size of the same patch without prediction, and every kind of reference seen.
 TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
   TestDir dir;
@@ -226,23 +227,23 @@ TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
   auto p3 = DiffFile(old_data, new_data, with);
   auto p0 = DiffFile(old_data, new_data, without);
   ASSERT_TRUE(p3.ok() && p0.ok());
-  EXPECT_EQ((*p3)[0], static_cast<std::uint8_t>(Transform::kArm64));
+  EXPECT_EQ((*p3)[0], static_cast<std::uint8_t>(Transform::kArm64Frames));
   MemoryFile old_file(old_data), patch(*p3);
   std::vector<std::uint8_t> rebuilt;
   VectorSink sink(&rebuilt);
   auto applied = ApplyFileDelta(old_file, patch, 0, p3->size(), sink);
   ASSERT_TRUE(applied.ok()) << applied.error().ToString();
   EXPECT_TRUE(rebuilt == new_data);
-  for (RefKind k :
-       {RefKind::kA64Branch, RefKind::kA64CondBranch, RefKind::kA64Adr, RefKind::kA64AdrpPair,
-        RefKind::kRela, RefKind::kPointers, RefKind::kEhFrameHdr, RefKind::kEhFrame}) {
+  for (RefKind k : {RefKind::kA64Branch, RefKind::kA64CondBranch, RefKind::kA64Adr,
+                    RefKind::kA64AdrpPair, RefKind::kA64Frame, RefKind::kRela, RefKind::kPointers,
+                    RefKind::kEhFrameHdr, RefKind::kEhFrame}) {
     const auto i = static_cast<std::size_t>(k);
     EXPECT_GT(applied->prediction.hit[i], 10 * applied->prediction.miss[i]) << RefKindName(k);
   }
   EXPECT_LT(p3->size() * 2, p0->size()) << p3->size() << " vs " << p0->size();
 
-  // A tree patch holding it says version 3, which only readers of AArch64 deltas accept
-  // (an amd64 tree patch stays at version 2); a file patch has the compact header, 4.
+  // A tree patch holding it says version 5, which only readers of transform 4 accept (an
+  // amd64 tree patch stays at version 2, one with transform 3 at 3); so does a file patch.
   Env* env = Env::Default();
   for (const char* tree : {"ta", "tb"}) ASSERT_TRUE(MakeDirs(env, dir.Sub(tree)).ok());
   WriteTestFile(dir.Sub("ta/libssl.so.3"), std::string(old_data.begin(), old_data.end()));
@@ -250,10 +251,15 @@ TEST(CorpusArm64Test, PredictionHalvesARealPatch) {
   ASSERT_TRUE(
       BuildTreePatch(env, dir.Sub("ta"), dir.Sub("tb"), dir.Sub("arm64.qpatch"), TestOptions())
           .ok());
+  auto level3 = TestOptions();
+  level3.diff.arm64_level = kTransformArm64;
+  ASSERT_TRUE(
+      BuildTreePatch(env, dir.Sub("ta"), dir.Sub("tb"), dir.Sub("arm64-3.qpatch"), level3).ok());
   ASSERT_TRUE(BuildFilePatch(env, pair.old_tree + pair.lib, pair.new_tree + pair.lib,
                              dir.Sub("file.qpatch"), TestOptions())
                   .ok());
-  for (const auto& [name, version] : {std::pair{"arm64.qpatch", 3}, {"file.qpatch", 4}}) {
+  for (const auto& [name, version] :
+       {std::pair{"arm64.qpatch", 5}, {"arm64-3.qpatch", 3}, {"file.qpatch", 5}}) {
     auto file = env->NewRandomAccessFile(dir.Sub(name));
     ASSERT_TRUE(file.ok());
     auto header = DecodePatchHeader(**file);

@@ -74,14 +74,18 @@ void WriteStreamHeader(ByteWriter& w, const EncodedStream& s, std::uint64_t raw_
   w.Varint(s.bytes.size());
 }
 
-std::vector<std::uint8_t> EncodeControls(const std::vector<Control>& controls) {
-  ByteWriter w;
+std::vector<std::uint8_t> EncodeControls(const std::vector<Control>& controls, bool columns) {
+  ByteWriter w, adds, copies;
   std::int64_t old_pos = 0;
   for (const Control& c : controls) {
     w.SignedVarint(c.old_pos - old_pos);
-    w.Varint(c.add);
-    w.Varint(c.copy);
+    (columns ? adds : w).Varint(c.add);
+    (columns ? copies : w).Varint(c.copy);
     old_pos = c.old_pos + static_cast<std::int64_t>(c.add);
+  }
+  if (columns) {
+    w.Bytes(adds.Take());
+    w.Bytes(copies.Take());
   }
   return w.Take();
 }
@@ -144,15 +148,27 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
                                    splitter.Add(d);
                                    if (try_dense) diff.insert(diff.end(), d.begin(), d.end());
                                  }));
+  // Transform 4 stores AArch64 literals with absolute branch and page immediates.
+  ElfLayout literal_layout;
+  const bool literals = transform == kTransformArm64Frames;
+  if (literals) {
+    MemoryFile old_file(old_data);
+    QP_ASSIGN_OR_RETURN(literal_layout, ElfLayout::Read(old_file, 0, /*code=*/true));
+  }
   std::uint64_t new_pos = 0;
   for (const Control& c : controls) {
     new_pos += c.add;
+    const std::size_t at = extra.size();
     extra.insert(extra.end(), new_data.begin() + static_cast<std::ptrdiff_t>(new_pos),
                  new_data.begin() + static_cast<std::ptrdiff_t>(new_pos + c.copy));
+    if (literals) {
+      Arm64Literals(literal_layout, new_pos, std::span(extra).subspan(at), /*to_stored=*/true);
+    }
     new_pos += c.copy;
   }
 
-  std::vector<std::uint8_t> ctrl_raw = EncodeControls(controls);
+  const bool columns = transform == kTransformArm64Frames;
+  std::vector<std::uint8_t> ctrl_raw = EncodeControls(controls, columns);
   SparseDiff sparse = splitter.Finish();
   // Every stream is compressed at once, `threads` at a time, largest first.
   std::vector<const std::vector<std::uint8_t>*> inputs = {&ctrl_raw, &sparse.gaps, &sparse.runs,
@@ -204,7 +220,7 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
   w.Varint(old_data.size());
   w.Varint(new_data.size());
   w.Varint(controls.size());
-  w.U8(layout);
+  w.U8(static_cast<std::uint8_t>(layout | (columns ? kLayoutColumns : 0)));
   w.Varint(add_total);
   for (const auto& [stream, raw_len] : streams) WriteStreamHeader(w, stream, raw_len);
   for (const auto& st : streams) w.Bytes(st.first.bytes);
@@ -288,6 +304,11 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
       return Error(ErrorCode::kInvalidArgument, "unknown x86 prediction level");
     }
     transform = options.x86_level;
+  } else if (IsArm64(suits)) {
+    if (options.arm64_level != kTransformArm64 && options.arm64_level != kTransformArm64Frames) {
+      return Error(ErrorCode::kInvalidArgument, "unknown AArch64 prediction level");
+    }
+    transform = options.arm64_level;
   } else {
     transform = static_cast<std::uint8_t>(suits);
   }
@@ -301,7 +322,7 @@ Result<std::vector<std::uint8_t>> DiffFile(std::span<const std::uint8_t> old_dat
   if (transform == kTransformX86Learned && options.normalized_matching &&
       new_data.size() >= kNormalizedX86 && TransformFor(new_data) == Transform::kX86Learned) {
     normalize = NormalizeX86Code;
-  } else if (transform == kTransformArm64 && TransformFor(new_data) == Transform::kArm64) {
+  } else if (IsArm64(static_cast<Transform>(transform)) && IsArm64(TransformFor(new_data))) {
     normalize = NormalizeArm64Code;
   }
   std::vector<Control> controls;

@@ -50,6 +50,9 @@ struct FileDiffOptions {
   // x86-64: 2 (learned targets and RIP-relative operands, patch format 2) or 1 (branches
   // only, what format 1 patches carry; kept so that such patches can be made).
   std::uint8_t x86_level = 2;
+  // AArch64: 4 (also stack-frame offsets, patch format 5) or 3 (what format 3 and 4
+  // patches carry; kept so that such patches can be made).
+  std::uint8_t arm64_level = 4;
   // The learned transforms: which kinds of ELF address table have their fields predicted
   // (a mask of 1 << ElfLayout::TableKind; all five by default).
   std::uint8_t tables = 0x1f;

@@ -151,12 +151,12 @@ Result<FileDeltaHeader> ReadFileDeltaHeader(RandomAccessFile& patch, std::uint64
   QP_ASSIGN_OR_RETURN(h.new_size, r.BoundedVarint("new size", kMaxFileSize));
   QP_ASSIGN_OR_RETURN(h.controls, r.BoundedVarint("control count", kMaxControls));
   QP_ASSIGN_OR_RETURN(h.layout, r.U8("difference layout"));
-  if (h.layout != kLayoutDense && h.layout != kLayoutSparse) {
+  if ((h.layout & ~(kLayoutSparse | kLayoutColumns)) != 0) {
     return Error(ErrorCode::kUnsupported, "unknown difference layout " + std::to_string(h.layout));
   }
   QP_ASSIGN_OR_RETURN(h.diff_len, r.BoundedVarint("difference length", h.new_size));
   // ctrl, then the difference stream(s), then literals.
-  const bool dense = h.layout == kLayoutDense;
+  const bool dense = IsDense(h.layout);
   const char* const names[5] = {"control", dense ? "difference" : "zero-run",
                                 dense ? "literal" : "non-zero-run", "difference", "literal"};
   h.streams.resize(dense ? 3 : 5);
@@ -196,13 +196,16 @@ std::uint64_t ApplyMemoryNeeded(const FileDeltaHeader& h, std::uint64_t blocks) 
   constexpr std::uint64_t kDecoderState = 256 << 10;  // zstd's context, LZMA's, buffers
   constexpr std::uint64_t kFixed = 1 << 20;           // chunk buffers, varint buffers
   std::uint64_t need = kFixed;
-  for (const auto& st : h.streams) {
-    need += kDecoderState;
+  for (std::size_t i = 0; i < h.streams.size(); ++i) {
+    const auto& st = h.streams[i];
+    std::uint64_t one = kDecoderState;
     if (st.codec == Codec::kLzma2 && st.params.size() == 2 && st.params[1] <= kMaxWindowLog) {
-      need += std::uint64_t{1} << st.params[1];
+      one += std::uint64_t{1} << st.params[1];
     } else if (st.codec != Codec::kRaw) {
-      need += std::uint64_t{1} << kMaxWindowLog;
+      one += std::uint64_t{1} << kMaxWindowLog;
     }
+    // Controls by column are read by three decoders at once.
+    need += i == 0 && (h.layout & kLayoutColumns) != 0 ? 3 * one : one;
   }
   const bool learning = HasTableMask(h.transform);
   if (h.transform != kTransformNone) {
@@ -242,12 +245,26 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       [&](const std::function<Status(const Control&, std::uint64_t)>& fn) -> Status {
     QP_ASSIGN_OR_RETURN(auto dec, open(0));
     VarintStream cr(std::move(dec), ctrl_info.raw_len);
+    // By column: the adds and the copies are read by decoders of their own, moved past the
+    // columns before theirs.
+    std::unique_ptr<VarintStream> columns[2];
+    if ((layout & kLayoutColumns) != 0) {
+      for (int k = 0; k < 2; ++k) {
+        QP_ASSIGN_OR_RETURN(auto d, open(0));
+        columns[k] = std::make_unique<VarintStream>(std::move(d), ctrl_info.raw_len);
+        for (std::uint64_t i = 0; i < count * static_cast<std::uint64_t>(k + 1); ++i) {
+          if (!columns[k]->Next("control").ok()) return ControlError(i % count, "truncated");
+        }
+      }
+    }
+    VarintStream& adds = columns[0] ? *columns[0] : cr;
+    VarintStream& copies = columns[1] ? *columns[1] : cr;
     std::int64_t old_pos = 0;
     std::uint64_t add_total = 0, copy_total = 0;
     for (std::uint64_t i = 0; i < count; ++i) {
       auto seek = cr.Next("control");
-      auto add = cr.Next("control");
-      auto copy = cr.Next("control");
+      auto add = adds.Next("control");
+      auto copy = copies.Next("control");
       if (!seek.ok() || !add.ok() || !copy.ok() || *add > new_size || *copy > new_size) {
         return ControlError(i, "truncated or malformed");
       }
@@ -266,8 +283,8 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
       copy_total += *copy;
       old_pos += static_cast<std::int64_t>(*add);
     }
-    if (!cr.exhausted()) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
-    QP_RETURN_IF_ERROR(cr.Finish());
+    if (!copies.exhausted()) return Error(ErrorCode::kCorrupt, "trailing bytes after controls");
+    QP_RETURN_IF_ERROR(copies.Finish());
     if (add_total != diff_len || copy_total != extra_info.raw_len) {
       return Error(ErrorCode::kCorrupt, "controls do not cover the new file");
     }
@@ -299,7 +316,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
   }
 
   std::unique_ptr<DiffReader> diff;
-  if (layout == kLayoutDense) {
+  if (IsDense(layout)) {
     QP_ASSIGN_OR_RETURN(auto dense, open(1));
     QP_ASSIGN_OR_RETURN(diff, DiffReader::Dense(std::move(dense)));
   } else {
@@ -334,6 +351,7 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     return OkStatus();
   };
   std::uint64_t new_pos = 0, index = 0;
+  const bool literals = transform == kTransformArm64Frames;
   auto apply = [&](const Control& c, std::uint64_t) -> Status {
     std::uint64_t done = 0;
     while (done < c.add) {
@@ -356,8 +374,12 @@ Result<FileApplyResult> ApplyFileDelta(RandomAccessFile& old_file, RandomAccessF
     done = 0;
     while (done < c.copy) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, c.copy - done));
+      // Literal words are whole in a piece (a chunk is at least 4 bytes where a run is
+      // longer than it).
+      if (literals && n < c.copy - done) n -= static_cast<std::size_t>((new_pos + done + n) % 4);
       std::span<std::uint8_t> eb(diff_buf.data(), n);
       QP_RETURN_IF_ERROR(extra->Read(eb));
+      if (literals) Arm64Literals(predictor->layout(), new_pos + done, eb, /*to_stored=*/false);
       QP_RETURN_IF_ERROR(emit(eb));
       done += n;
     }

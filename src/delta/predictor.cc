@@ -62,7 +62,7 @@ Transform TransformFor(std::span<const std::uint8_t> old_data) {
     case 62:                           // EM_X86_64
       return Transform::kX86Learned;
     case 183:  // EM_AARCH64
-      return Transform::kArm64;
+      return Transform::kArm64Frames;
     default:
       return Transform::kNone;
   }
@@ -78,15 +78,17 @@ const char* TransformName(std::uint8_t transform) {
       return "x86-64 learned";
     case Transform::kArm64:
       return "aarch64 learned";
+    case Transform::kArm64Frames:
+      return "aarch64 learned, frames";
   }
   return "unknown";
 }
 
 const char* RefKindName(RefKind kind) {
   static const char* const kNames[kRefKinds] = {
-      "x86 branch", "x86 rip-relative", "a64 b/bl",      "a64 b.cond/cbz/tbz",
-      "a64 adr",    "a64 adrp pair",    "a64 literal",   "relocation",
-      "symbol",     "pointer",          ".eh_frame_hdr", ".eh_frame"};
+      "x86 branch",    "x86 rip-relative", "a64 b/bl",         "a64 b.cond/cbz/tbz", "a64 adr",
+      "a64 adrp pair", "a64 literal",      "a64 frame offset", "relocation",         "symbol",
+      "pointer",       ".eh_frame_hdr",    ".eh_frame"};
   return kNames[static_cast<int>(kind)];
 }
 
@@ -114,16 +116,15 @@ Result<std::unique_ptr<Predictor>> Predictor::Create(Transform transform,
   if (transform != Transform::kX86Branches) {
     // AArch64 code is scanned only in the sections of instructions (text and data share
     // a segment, and a data word looks like an instruction more often than on x86).
-    QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables, transform == Transform::kArm64));
-    if (transform == Transform::kArm64) layout.SetSearchTableArrays();
+    QP_ASSIGN_OR_RETURN(layout, ElfLayout::Read(old_file, tables, IsArm64(transform)));
+    if (IsArm64(transform)) layout.SetSearchTableArrays();
   }
   return std::make_unique<Predictor>(transform, old_file.Size(), std::move(layout),
                                      std::move(blocks));
 }
 
-bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const {
-  // The first block starting past the offset lies between the first blocks of its page and
-  // of the next.
+std::size_t Predictor::FirstBlockAfter(std::uint64_t old_offset) const {
+  // It lies between the first blocks of the offset's page and of the next.
   auto lo = blocks_.begin(), hi = blocks_.end();
   if (const std::uint64_t page = old_offset >> kPageBits; page + 1 < page_first_.size()) {
     lo += page_first_[page];
@@ -131,8 +132,13 @@ bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::si
   }
   auto it = std::upper_bound(lo, hi, old_offset,
                              [](std::uint64_t v, const Block& b) { return v < b.old_begin; });
-  if (it == blocks_.begin()) return false;
-  std::size_t found = static_cast<std::size_t>(it - blocks_.begin()) - 1;
+  return static_cast<std::size_t>(it - blocks_.begin());
+}
+
+bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const {
+  const std::size_t after = FirstBlockAfter(old_offset);
+  if (after == 0) return false;
+  std::size_t found = after - 1;
   if (learning()) {
     // Blocks overlap in the old file (a region can be copied twice, and short accidental
     // matches sit inside long ones): take the longest block that holds the offset, among
@@ -159,9 +165,26 @@ bool Predictor::Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::si
   return true;
 }
 
-bool Predictor::MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const {
+bool Predictor::MapAhead(std::uint64_t old_offset, std::uint64_t* new_offset,
+                         std::size_t* index) const {
+  const std::size_t after = FirstBlockAfter(old_offset);
+  if (after == blocks_.size()) return false;
+  const Block& b = blocks_[after];
+  const std::uint64_t gap = b.old_begin - old_offset;
+  if (b.new_begin < gap) return false;
+  *new_offset = b.new_begin - gap;
+  if (index != nullptr) *index = after;
+  return true;
+}
+
+bool Predictor::MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index,
+                         bool ahead) const {
   std::uint64_t offset = 0, new_offset = 0;
-  if (!layout_.VaddrToOffset(target, &offset) || !Map(offset, &new_offset, index)) return false;
+  if (!layout_.VaddrToOffset(target, &offset)) return false;
+  if (!Map(offset, &new_offset, index) &&
+      !(ahead && transform_ == Transform::kArm64Frames && MapAhead(offset, &new_offset, index))) {
+    return false;
+  }
   *mapped = static_cast<std::int64_t>(new_offset) + (target - static_cast<std::int64_t>(offset));
   return true;
 }
@@ -181,10 +204,10 @@ bool Predictor::Choose(std::int64_t target, bool vaddr_space, bool have_block, s
   return choice->predicted;
 }
 
-bool Predictor::ChooseVaddr(std::int64_t target, Choice* choice) const {
+bool Predictor::ChooseVaddr(std::int64_t target, Choice* choice, bool ahead) const {
   std::int64_t block = 0;
   std::size_t index = 0;
-  const bool have_block = MapVaddr(target, &block, &index);
+  const bool have_block = MapVaddr(target, &block, &index, ahead);
   return Choose(target, true, have_block, block, index, choice);
 }
 
@@ -231,7 +254,7 @@ Status Predictor::Walk(std::uint64_t old_at, std::uint64_t new_at, std::span<std
 void Predictor::WalkCode(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
                          std::size_t from, std::size_t to) {
   const CodeSpan span{old_at, new_at, chunk, from, to};
-  if (transform_ == Transform::kArm64) {
+  if (IsArm64(transform_)) {
     WalkArm64Code(*this, span);
   } else {
     WalkX86Code(*this, span);

@@ -23,7 +23,10 @@
 //    learning;
 //  - kX86Learned (format 2): also RIP-relative operands, tables and learned targets;
 //  - kArm64 (format 3): AArch64 B/BL, conditional branches, ADR, ADRP pairs and literal
-//    loads, with tables and learned targets.
+//    loads, with tables and learned targets;
+//  - kArm64Frames (format 5): also the offsets of stack-frame accesses (sp and x29 based
+//    loads, stores and address arithmetic), which move together when a compiler lays a
+//    function's frame out anew.
 //
 // Prediction works on chunks of at most kPredictChunk bytes, counted from the start of each
 // matched block, and only touches references that lie wholly inside a chunk; the differ
@@ -48,16 +51,26 @@ struct Control;
 inline constexpr std::size_t kPredictChunk = 64 * 1024;
 
 // A file delta's transform (its payload's first byte).
-enum class Transform : std::uint8_t { kNone = 0, kX86Branches = 1, kX86Learned = 2, kArm64 = 3 };
+enum class Transform : std::uint8_t {
+  kNone = 0,
+  kX86Branches = 1,
+  kX86Learned = 2,
+  kArm64 = 3,
+  kArm64Frames = 4,
+};
 
 // The strongest transform for an old file, from its ELF header: kX86Learned for an x86-64
-// ELF64 little-endian file, kArm64 for an AArch64 one, else kNone.
+// ELF64 little-endian file, kArm64Frames for an AArch64 one, else kNone.
 Transform TransformFor(std::span<const std::uint8_t> old_data);
 const char* TransformName(std::uint8_t transform);
 // True for the transforms that predict address tables (their payload names which).
 inline constexpr bool HasTableMask(std::uint8_t transform) {
   return transform == static_cast<std::uint8_t>(Transform::kX86Learned) ||
-         transform == static_cast<std::uint8_t>(Transform::kArm64);
+         transform == static_cast<std::uint8_t>(Transform::kArm64) ||
+         transform == static_cast<std::uint8_t>(Transform::kArm64Frames);
+}
+inline constexpr bool IsArm64(Transform transform) {
+  return transform == Transform::kArm64 || transform == Transform::kArm64Frames;
 }
 
 // The kinds of reference a predictor visits, for its counts of hits and misses.
@@ -69,14 +82,31 @@ enum class RefKind : std::uint8_t {
   kA64Adr,         // ADR (imm21)
   kA64AdrpPair,    // ADRP + ADD / LDR / STR (page + low 12 bits)
   kA64Literal,     // LDR (literal), PRFM (literal)
+  kA64Frame,       // sp / x29 based LDR/STR, LDUR/STUR, LDP/STP, ADD/SUB (transform 4)
   kRela,           // table fields, by ElfLayout::TableKind
   kSymbols,
   kPointers,
   kEhFrameHdr,
   kEhFrame,
 };
-inline constexpr int kRefKinds = 12;
+inline constexpr int kRefKinds = 13;
 const char* RefKindName(RefKind kind);
+
+// What transform 4's walk has learned of the stack frame of the function it is in: how
+// the offsets of its accesses moved, by base register and class, and by old offset. Kept
+// across chunks (functions run on from one block into the next); arm64_code.cc uses it.
+struct FrameLearning {
+  static constexpr int kSlots = 64;
+  struct Slot {
+    std::uint32_t epoch = 0;
+    std::uint8_t key = 0;
+    std::int32_t old_offset = 0, shift = 0;
+  };
+  std::array<std::int32_t, 4> shift{};  // by key: base (sp 0, x29 2) + saved register (1)
+  std::array<Slot, kSlots> slots{};
+  std::uint32_t epoch = 1;  // slots of other epochs are empty
+  std::uint64_t last = 0;   // the old offset of the last frame access
+};
 
 struct PredictionStats {
   std::array<std::uint64_t, kRefKinds> hit{}, miss{};
@@ -129,6 +159,7 @@ class Predictor {
                      std::span<const std::uint8_t> diff);
 
   const PredictionStats& stats() const { return stats_; }
+  Transform transform() const { return transform_; }
 
   // --- What the instruction-set plug-ins use. ---
 
@@ -146,14 +177,21 @@ class Predictor {
   std::uint64_t old_size() const { return old_size_; }
   // Maps an old offset to the new one through the block that contains it; false if none.
   bool Map(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index = nullptr) const;
-  // An old virtual address mapped through the blocks; false where no block holds it.
-  bool MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index) const;
+  // Transform 4, for an offset that no block holds: mapped through the first block that
+  // starts after it, as if it moved with that block (code just before a block was often
+  // rewritten in place: a function whose prologue changed); false if none, or if that
+  // block's new start is nearer the file's start than the gap.
+  bool MapAhead(std::uint64_t old_offset, std::uint64_t* new_offset, std::size_t* index) const;
+  // An old virtual address mapped through the blocks; false where no block holds it (with
+  // `ahead`, transform 4 then tries MapAhead).
+  bool MapVaddr(std::int64_t target, std::int64_t* mapped, std::size_t* index,
+                bool ahead = true) const;
   // The prediction for a reference to `target` (learning transforms): learned, else the
   // block's; false if none.
   bool Choose(std::int64_t target, bool vaddr_space, bool have_block, std::int64_t block,
               std::size_t index, Choice* choice) const;
-  // The same for a virtual address, mapped through the blocks first.
-  bool ChooseVaddr(std::int64_t target, Choice* choice) const;
+  // The same for a virtual address, mapped through the blocks first (MapVaddr).
+  bool ChooseVaddr(std::int64_t target, Choice* choice, bool ahead = true) const;
   // After a reference: counts it, and (`remember`) puts a mispredicted target in the
   // learned table; the target's block always takes the miss as its correction.
   void Learn(RefKind kind, const Choice& choice, std::uint32_t actual_target, bool remember);
@@ -161,6 +199,9 @@ class Predictor {
   // differ; rebuilt by the applier from the prediction already written there plus the
   // difference. A plug-in reads a position only after its last write there.
   std::uint64_t Actual(std::size_t k, int width) const;
+  // Counts a reference that has no target (a frame access).
+  void Count(RefKind kind, bool hit) { ++(hit ? stats_.hit : stats_.miss)[static_cast<int>(kind)]; }
+  FrameLearning& frames() { return frames_; }
 
  private:
   // The walk over one chunk: address tables field by field, the rest as code.
@@ -170,6 +211,9 @@ class Predictor {
   void WalkFields(std::uint64_t old_at, std::uint64_t new_at, std::span<std::uint8_t> chunk,
                   std::size_t from, std::size_t to);
 
+  // The index of the first block (by old_begin) that starts past `old_offset`, or the
+  // number of blocks.
+  std::size_t FirstBlockAfter(std::uint64_t old_offset) const;
   // Arrays (relocation addends, pointer arrays) whose entries shifted: each field is
   // predicted from the old entry this many entries away, re-found after every miss.
   std::int64_t& ArrayShift(const ElfLayout::Field& f);
@@ -192,6 +236,7 @@ class Predictor {
   // differ) or `chunk_` + `source_` (the applier).
   std::span<const std::uint8_t> chunk_, source_;
   bool rebuilding_ = false;
+  FrameLearning frames_;
   PredictionStats stats_;
 };
 
@@ -205,6 +250,22 @@ struct CodeSpan {
 };
 void WalkX86Code(Predictor& p, const CodeSpan& span);
 void WalkArm64Code(Predictor& p, const CodeSpan& span);
+// Transform 4 (arm64_frames.cc): the word `w` at chunk position i (old offset
+// `old_offset`), which is no PC-relative reference nor the low half of an ADRP pair, as a
+// stack-frame access.
+void PredictArm64Frame(Predictor& p, std::span<std::uint8_t> chunk, std::size_t i,
+                       std::uint64_t old_offset, std::uint32_t w);
+// Transform 4: literal bytes of the new file (those of a control's `copy` run) at new
+// offset `new_at`, with the immediates of B/BL and ADRP made absolute (`to_stored`: a
+// call's target and a page's number, which repeat where the same function or page is
+// referred to, and compress) or relative again. Words at new offsets that are multiples of
+// 4, wholly inside `bytes`, where `layout` (the old file's) has code: the new file's code
+// lies about where the old file's did.
+void Arm64Literals(const ElfLayout& layout, std::uint64_t new_at, std::span<std::uint8_t> bytes,
+                   bool to_stored);
+// For the differ's matcher (NormalizeArm64Code): `w` with a frame access's offset and form
+// cleared, for loads and stores of one register; false for any other word.
+bool NormalizeArm64Frame(std::uint32_t* w);
 
 // For the differ's matcher only (the patch format does not depend on it): a copy of an
 // AArch64 file in which the PC-relative immediates the predictor re-aims are replaced

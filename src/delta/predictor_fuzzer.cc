@@ -1,8 +1,9 @@
 // Fuzzes the predictors' agreement: the input is taken as an old file, and the new file is
 // the input with every seventh byte changed. For every transform (x86-64 branches, x86-64
-// learned, AArch64), whatever the input's e_machine, a differ predicting the new file must
-// be undone exactly by the applier's predictor, chunk by chunk: the two sides agree on
-// every input, however malformed its headers, tables and instructions.
+// learned, AArch64, AArch64 with frame offsets), whatever the input's e_machine, a differ
+// predicting the new file must be undone exactly by the applier's predictor, chunk by
+// chunk: the two sides agree on every input, however malformed its headers, tables and
+// instructions. Transform 4's literal form is undone too, from any starting offset.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -30,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::uint64_t half = size / 2, back = std::min<std::uint64_t>(half, 8);
   std::vector<Control> controls = {Control{half, 0, 0},
                                    Control{size - half, 0, static_cast<std::int64_t>(half - back)}};
-  for (Transform t : {Transform::kX86Branches, Transform::kX86Learned, Transform::kArm64}) {
+  for (Transform t : {Transform::kX86Branches, Transform::kX86Learned, Transform::kArm64,
+                      Transform::kArm64Frames}) {
     auto differ = Predictor::Create(t, old_file, controls, ElfLayout::kAllTables);
     auto applier = Predictor::Create(t, old_file, controls, ElfLayout::kAllTables);
     if (!differ.ok() || !applier.ok()) abort();
@@ -55,6 +57,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if ((*differ)->stats().hit != (*applier)->stats().hit ||
         (*differ)->stats().miss != (*applier)->stats().miss) {
       abort();
+    }
+    if (t == Transform::kArm64Frames) {
+      const std::uint64_t at = size > 0 ? data[0] % 8 : 0;
+      std::vector<std::uint8_t> stored = new_data;
+      qp::delta::Arm64Literals((*applier)->layout(), at, stored, /*to_stored=*/true);
+      qp::delta::Arm64Literals((*applier)->layout(), at, stored, /*to_stored=*/false);
+      if (stored != new_data) abort();
     }
   }
   return 0;

@@ -28,7 +28,10 @@ inline constexpr char kQpatchMagic[8] = {'Q', 'P', 'A', 'T', 'C', 'H', '\r', '\n
 // Version 4 is the compact header: no stored result digest (it is the manifest's), an 8-byte
 // header check, and a file patch's single entry and records without paths. The differ writes
 // it for file patches, which agents never take (they install tree patches only).
-inline constexpr std::uint16_t kQpatchVersion = 4;
+// Version 5 added transform 4 (AArch64 frame offsets); the differ writes it only for a patch
+// that holds such a delta.
+inline constexpr std::uint16_t kQpatchVersion = 5;
+inline constexpr std::uint16_t kQpatchVersionArm64Frames = 5;
 inline constexpr std::uint16_t kQpatchVersionCompact = 4;
 inline constexpr std::uint16_t kQpatchVersionArm64 = 3;
 inline constexpr std::uint16_t kQpatchVersionX86 = 2;

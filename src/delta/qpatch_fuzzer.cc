@@ -39,7 +39,7 @@ void Setup() {
   WriteFile(g_root + "/old/README", "hello\n");
   (void)env->Symlink("libfoo.so.1", g_root + "/old/lib/libfoo.so");
   // An x86-64 ELF (header, one PT_LOAD, calls and RIP-relative loads) for transform 2, its
-  // AArch64 twin for transform 3, and
+  // AArch64 twin for transform 4, and
   // a gzip -9n file for gzip-delta records. src/delta/fuzz_corpus/make_qpatch_seeds.py
   // builds the same tree to make the seeds.
   std::string bar(8192, '\0');
@@ -67,7 +67,7 @@ void Setup() {
     put(at + 43, static_cast<std::uint32_t>(6000 + k * 8 - (at + 47)), 4);
   }
   WriteFile(g_root + "/old/lib/libbar.so", bar);
-  // The same bytes as an AArch64 ELF (e_machine 183) for transform 3: its words are read as
+  // The same bytes as an AArch64 ELF (e_machine 183) for transform 4: its words are read as
   // instructions, some of which are branches and ADRP pairs.
   put(18, 183, 2);
   WriteFile(g_root + "/old/lib/libbaz.so", bar);

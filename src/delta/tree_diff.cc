@@ -93,9 +93,12 @@ Result<BuildStats> Build(Env* env, PatchKind kind, const std::string& old_root,
   auto add_record = [&](RecordOp op, const std::string& path, const std::string& source,
                         std::span<const std::uint8_t> payload) {
     header.records.push_back(PatchRecord{op, path, source, payloads.size(), payload.size()});
-    if ((op == RecordOp::kDelta || op == RecordOp::kGzipDelta) && !payload.empty() &&
-        payload[0] == kTransformArm64) {
-      header.version = std::max(header.version, kQpatchVersionArm64);
+    if ((op == RecordOp::kDelta || op == RecordOp::kGzipDelta) && !payload.empty()) {
+      if (payload[0] == kTransformArm64) {
+        header.version = std::max(header.version, kQpatchVersionArm64);
+      } else if (payload[0] == kTransformArm64Frames) {
+        header.version = std::max(header.version, kQpatchVersionArm64Frames);
+      }
     }
     payloads.insert(payloads.end(), payload.begin(), payload.end());
   };

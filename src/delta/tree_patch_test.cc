@@ -351,11 +351,11 @@ TEST(TreePatchTest, UnknownVersionIsUnsupported) {
   TestDir d;
   Env* env = Env::Default();
   std::string p = BuildTestPatch(d);
-  p[8] = 5;
+  p[8] = 6;
   WriteTestFile(d.Sub("p2"), p);
   Status s = ApplyPatch(env, d.Sub("old"), d.Sub("p2"), d.Sub("out"), {});
   EXPECT_EQ(s.error().code(), ErrorCode::kUnsupported);
-  EXPECT_NE(s.error().message().find("version 5"), std::string::npos);
+  EXPECT_NE(s.error().message().find("version 6"), std::string::npos);
 }
 
 // Tree patches stay at version 2 (agents that read 2 take them); the compact version 4 header

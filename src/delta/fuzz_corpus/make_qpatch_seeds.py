@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Builds the qpatch_fuzzer seeds: the fuzzer's fixed old tree (as its Setup() writes it)
 and a new tree with every kind of change (renamed and changed library, transform-2 ELF
-delta, its transform-3 AArch64 twin, gzip-delta, symlink, mode, added and deleted files),
-patched with quietpatch-delta; and a file patch of the library (the compact header of
-format 4).
+delta, its transform-4 AArch64 twin with controls by column, gzip-delta, symlink, mode,
+added and deleted files), patched with quietpatch-delta; and a file patch of the library (the compact header of
+format 4). tree-format3.qpatch is what an earlier build made of the same trees (transform
+3, format 3), kept so that the fuzzer starts from both.
 
     src/delta/fuzz_corpus/make_qpatch_seeds.py build/release/src/apps/quietpatch-delta
 """
@@ -28,7 +29,7 @@ def old_tree(root):
         put(at + 40, 0x058d48, 3); put(at + 43, 6000 + k * 8 - (at + 47), 4)
     open(f"{root}/lib/libbar.so", "wb").write(bar)
     put(18, 183, 2)
-    open(f"{root}/lib/libbaz.so", "wb").write(bar)  # the AArch64 twin (transform 3)
+    open(f"{root}/lib/libbaz.so", "wb").write(bar)  # the AArch64 twin (transform 4)
     put(18, 62, 2)
     os.makedirs(f"{root}/doc")
     text = "".join(f"entry {k}: fixed a bug in the parser\n" for k in range(200)).encode()
