@@ -179,7 +179,8 @@ printf "total: quietpatch %d bytes, best public %d bytes, ratio %.3f (target <= 
   "$sum_qp" "$sum_best" "$(awk -v a=$sum_qp -v b=$sum_best 'BEGIN{print a/b}')" "$worst_ratio"
 amd64_qp=$sum_qp
 
-# The same Debian updates built for arm64, patched with AArch64 prediction (transform 3).
+# The same Debian updates built for arm64, patched with AArch64 prediction (transform 4:
+# branches, ADRP pairs, literal loads, address tables and stack-frame offsets).
 mapfile -t arm64_pairs < <(file_pairs arm64 aarch64-linux-gnu)
 echo
 echo "== arm64 (AArch64 prediction)"
