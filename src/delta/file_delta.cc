@@ -148,7 +148,9 @@ Result<std::vector<std::uint8_t>> EncodePayload(std::span<const std::uint8_t> ol
                                    splitter.Add(d);
                                    if (try_dense) diff.insert(diff.end(), d.begin(), d.end());
                                  }));
-  // Transform 4 stores AArch64 literals with absolute branch and page immediates.
+  // Transform 4 stores AArch64 literals with absolute branch and page immediates. Only the
+  // old file's segments and code runs are used, which do not depend on the table mask (the
+  // applier takes its predictor's layout, read with the payload's mask).
   ElfLayout literal_layout;
   const bool literals = transform == kTransformArm64Frames;
   if (literals) {
