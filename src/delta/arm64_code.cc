@@ -31,18 +31,23 @@ constexpr Immediate kImm14{5, 14, 2, false};
 constexpr Immediate kAdr{5, 21, 0, true};
 constexpr Immediate kAdrp{5, 21, 12, true};
 
-std::int64_t SignExtend(std::uint64_t v, int bits) {
-  return static_cast<std::int64_t>(v << (64 - bits)) >> (64 - bits);
+// The field's bits as stored (`bits` wide, unsigned), and w with them replaced.
+std::uint32_t RawField(std::uint32_t w, const Immediate& f) {
+  if (f.split) return ((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3);
+  return (w >> f.lsb) & ((std::uint32_t{1} << f.bits) - 1);
+}
+std::uint32_t WithRawField(std::uint32_t w, const Immediate& f, std::uint32_t raw) {
+  raw &= (std::uint32_t{1} << f.bits) - 1;
+  if (f.split) {
+    return (w & ~((std::uint32_t{3} << 29) | (std::uint32_t{0x7FFFF} << 5))) | (raw & 3) << 29 |
+           (raw >> 2) << 5;
+  }
+  const std::uint32_t mask = ((std::uint32_t{1} << f.bits) - 1) << f.lsb;
+  return (w & ~mask) | raw << f.lsb;
 }
 
 std::int64_t Decode(std::uint32_t w, const Immediate& f) {
-  std::uint64_t raw = 0;
-  if (f.split) {
-    raw = static_cast<std::uint64_t>((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3);
-  } else {
-    raw = (w >> f.lsb) & ((std::uint32_t{1} << f.bits) - 1);
-  }
-  return SignExtend(raw, f.bits) * (std::int64_t{1} << f.scale);
+  return SignExtend(RawField(w, f), f.bits) * (std::int64_t{1} << f.scale);
 }
 
 // Writes `value` into w's field; false (w unchanged) if it is not a whole number of units
@@ -53,15 +58,7 @@ bool Encode(std::uint32_t* w, std::int64_t value, const Immediate& f) {
   const std::int64_t units = value / unit;
   const std::int64_t limit = std::int64_t{1} << (f.bits - 1);
   if (units < -limit || units >= limit) return false;
-  const auto raw = static_cast<std::uint32_t>(static_cast<std::uint64_t>(units)) &
-                   ((std::uint32_t{1} << f.bits) - 1);
-  if (f.split) {
-    *w = (*w & ~((std::uint32_t{3} << 29) | (std::uint32_t{0x7FFFF} << 5))) | (raw & 3) << 29 |
-         (raw >> 2) << 5;
-  } else {
-    const std::uint32_t mask = ((std::uint32_t{1} << f.bits) - 1) << f.lsb;
-    *w = (*w & ~mask) | raw << f.lsb;
-  }
+  *w = WithRawField(*w, f, static_cast<std::uint32_t>(static_cast<std::uint64_t>(units)));
   return true;
 }
 
@@ -250,29 +247,16 @@ void Arm64Literals(const ElfLayout& layout, std::uint64_t new_at, std::span<std:
     std::int64_t pc = 0;
     if (!in_code || at + 4 > code_end || !layout.OffsetToVaddr(at, &pc)) continue;
     std::uint8_t* q = bytes.data() + (at - new_at);
-    auto w = static_cast<std::uint32_t>(LoadLe(q, 4));
+    const auto w = static_cast<std::uint32_t>(LoadLe(q, 4));
     // A branch's target in units of 4 bytes, or a page's number: the same wherever the
     // same function or page is referred to from.
-    std::uint32_t base = 0, mask = 0, field = 0;
-    if ((w & 0x7C000000) == 0x14000000) {  // B, BL
-      base = static_cast<std::uint32_t>(pc >> 2);
-      mask = 0x3FFFFFF;
-      field = w & mask;
-    } else if ((w & 0x9F000000) == 0x90000000) {  // ADRP
-      base = static_cast<std::uint32_t>(pc >> 12);
-      mask = 0x1FFFFF;
-      field = ((w >> 5) & 0x7FFFF) << 2 | ((w >> 29) & 3);
-    } else {
-      continue;
-    }
-    field = (to_stored ? field + base : field - base) & mask;
-    if (mask == 0x3FFFFFF) {
-      w = (w & ~mask) | field;
-    } else {
-      w = (w & ~((std::uint32_t{3} << 29) | (std::uint32_t{0x7FFFF} << 5))) | (field & 3) << 29 |
-          (field >> 2) << 5;
-    }
-    StoreLe(q, w, 4);
+    const Immediate* f = (w & 0x7C000000) == 0x14000000   ? &kImm26  // B, BL
+                         : (w & 0x9F000000) == 0x90000000 ? &kAdrp   // ADRP
+                                                          : nullptr;
+    if (f == nullptr) continue;
+    const auto base = static_cast<std::uint32_t>(pc >> f->scale);
+    const std::uint32_t raw = RawField(w, *f);
+    StoreLe(q, WithRawField(w, *f, to_stored ? raw + base : raw - base), 4);
   }
 }
 

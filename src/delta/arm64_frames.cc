@@ -19,10 +19,6 @@
 namespace qp::delta {
 namespace {
 
-std::int64_t SignExtend(std::uint32_t v, int bits) {
-  return static_cast<std::int64_t>(static_cast<std::uint64_t>(v) << (64 - bits)) >> (64 - bits);
-}
-
 // A load, store or address computation on sp or x29 with an immediate offset.
 struct FrameAccess {
   enum Kind : std::uint8_t { kSingle, kPair, kArith };

@@ -16,6 +16,11 @@ inline std::int64_t ZigZagDecode(std::uint64_t u) {
   return static_cast<std::int64_t>(u >> 1) ^ -static_cast<std::int64_t>(u & 1);
 }
 
+// The `bits`-bit two's complement value in the low bits of v (1 <= bits <= 64).
+inline std::int64_t SignExtend(std::uint64_t v, int bits) {
+  return static_cast<std::int64_t>(v << (64 - bits)) >> (64 - bits);
+}
+
 // Fixed-width little-endian access to bytes already in memory (1 to 8 bytes; the caller
 // has checked the bounds).
 inline std::uint64_t LoadLe(const std::uint8_t* p, int bytes) {
