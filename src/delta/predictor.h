@@ -200,7 +200,9 @@ class Predictor {
   // difference. A plug-in reads a position only after its last write there.
   std::uint64_t Actual(std::size_t k, int width) const;
   // Counts a reference that has no target (a frame access).
-  void Count(RefKind kind, bool hit) { ++(hit ? stats_.hit : stats_.miss)[static_cast<int>(kind)]; }
+  void Count(RefKind kind, bool hit) {
+    ++(hit ? stats_.hit : stats_.miss)[static_cast<std::size_t>(kind)];
+  }
   FrameLearning& frames() { return frames_; }
 
  private:
